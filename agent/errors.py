@@ -1,0 +1,45 @@
+"""The agent's own errors. Adapters wrap SDK exceptions in these, cause chained."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class ConfigError(AgentError):
+    """The configuration is invalid. Holds every problem found, each with its key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class RegistryError(AgentError):
+    """A registry or ACR API call failed.
+
+    `code` is ACR's own error code where one was given (REPO_NOT_EXIST, SignatureDoesNotMatch, ...).
+    `temporary` says whether a later try may succeed (network, 5xx, throttling).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, temporary: bool = False) -> None:
+        self.code = code
+        self.temporary = temporary
+        super().__init__(f"{message} [{code}]" if code else message)
+
+
+class RuntimeFault(AgentError):
+    """The container runtime (Docker) refused or failed an operation."""
+
+
+class DeployError(AgentError):
+    """A replacement failed. `rolled_back` says whether the old container was restored."""
+
+    def __init__(self, message: str, *, rolled_back: bool = False, logs: str | None = None) -> None:
+        self.rolled_back = rolled_back
+        self.logs = logs
+        super().__init__(message)
+
+
+class LockBusy(AgentError):
+    """Another pass holds the run lock."""

@@ -1,0 +1,175 @@
+"""Value types shared by every layer. No I/O here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# Docker reference grammar, lower-case path components.
+_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_HOST = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+
+
+def normalize_digest(value: str) -> str:
+    """Return `sha256:<hex>` for a bare or prefixed sha256 digest; raise ValueError otherwise."""
+    v = value.strip().lower()
+    if v.startswith("sha256:"):
+        v = v[len("sha256:") :]
+    if not _HEX64.match(v):
+        raise ValueError(f"not a sha256 digest: {value!r}")
+    return "sha256:" + v
+
+
+@dataclass(frozen=True, order=True)
+class RepoKey:
+    """One repository on one registry: `<host>/<namespace>/<name>`."""
+
+    host: str
+    namespace: str
+    name: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.path}"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A watched image: `host/namespace/name:tag`. ACR paths have exactly two components."""
+
+    host: str
+    namespace: str
+    name: str
+    tag: str
+
+    @classmethod
+    def parse(cls, text: str) -> ImageRef:
+        """Parse `host/namespace/name[:tag]`; raise ValueError naming what is wrong."""
+        if not text or text != text.strip():
+            raise ValueError("image reference is empty or has surrounding spaces")
+        if "@" in text:
+            raise ValueError("give a tag to follow, not a digest (remove '@sha256:...')")
+        host, _, rest = text.partition("/")
+        if not rest or not ("." in host or ":" in host or host == "localhost"):
+            raise ValueError("image must start with a registry host, e.g. registry.cn-hangzhou.aliyuncs.com/ns/repo:tag")
+        if not _HOST.match(host):
+            raise ValueError(f"invalid registry host {host!r}")
+        path, tag = rest, "latest"
+        last = rest.rsplit("/", 1)[-1]
+        if ":" in last:
+            path, tag = rest.rsplit(":", 1)
+        parts = path.split("/")
+        if len(parts) != 2:
+            raise ValueError(f"repository path must be <namespace>/<repository>, got {path!r}")
+        for part in parts:
+            if part != part.lower():
+                raise ValueError(f"upper-case letters are not allowed in a repository name ({part!r})")
+            if not _COMPONENT.match(part):
+                raise ValueError(f"invalid repository path component {part!r}")
+        if not _TAG.match(tag):
+            raise ValueError(f"invalid tag {tag!r}")
+        return cls(host, parts[0], parts[1], tag)
+
+    @property
+    def repo(self) -> RepoKey:
+        return RepoKey(self.host, self.namespace, self.name)
+
+    @property
+    def repository(self) -> str:
+        """`host/namespace/name`, without the tag."""
+        return f"{self.host}/{self.namespace}/{self.name}"
+
+    def at(self, digest: str) -> str:
+        """The pull reference for a digest: `host/namespace/name@sha256:...`."""
+        return f"{self.repository}@{digest}"
+
+    def __str__(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+def digest_for_repo(repo_digests: list[str], repo: RepoKey) -> list[str]:
+    """The digests in `RepoDigests` entries that name `repo`'s path, whatever the host."""
+    found = []
+    for entry in repo_digests:
+        name, sep, digest = entry.partition("@")
+        if not sep:
+            continue
+        path = name.split("/", 1)[1] if "/" in name else name
+        if path == repo.path:
+            try:
+                found.append(normalize_digest(digest))
+            except ValueError:
+                continue
+    return found
+
+
+class Status(str, Enum):
+    UP_TO_DATE = "up_to_date"
+    UPDATED = "updated"
+    WOULD_UPDATE = "would_update"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def ok(self) -> bool:
+        return self not in (Status.FAILED, Status.ROLLED_BACK)
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """What the runtime says about one container, reduced to what planning needs."""
+
+    id: str
+    name: str
+    image_id: str
+    repo_digests: tuple[str, ...]
+    running: bool
+    host_ports: bool = False
+    static_ip: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome for one watch entry in one pass."""
+
+    container: str
+    image: str
+    status: Status
+    current_digest: str | None = None
+    latest_digest: str | None = None
+    error: str | None = None
+    detail: dict[str, object] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "container": self.container,
+            "image": self.image,
+            "status": self.status.value,
+            "current_digest": self.current_digest,
+            "latest_digest": self.latest_digest,
+            "error": self.error,
+        }
+        out.update(self.detail)
+        return out
+
+
+@dataclass(frozen=True)
+class Report:
+    results: tuple[Result, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status.ok for r in self.results)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    def as_json(self) -> dict[str, object]:
+        return {"results": [r.as_json() for r in self.results]}

@@ -1,0 +1,22 @@
+"""The Registry port: where the latest digest of a tag comes from."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Protocol
+
+from agent.model import RepoKey
+
+
+class Registry(Protocol):
+    def latest(self, repo: RepoKey, tags: Collection[str]) -> dict[str, str]:
+        """Return `{tag: "sha256:<hex>"}` for each of `tags` that exists in `repo`.
+
+        Tags the repository does not have are left out. Makes as few API requests as it
+        can (one, when every wanted tag is on the first page). Raises RegistryError.
+        """
+        ...
+
+    def credentials(self, host: str) -> tuple[str, str] | None:
+        """A (username, password) for pulling from `host`, if this registry can issue one."""
+        ...

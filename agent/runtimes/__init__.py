@@ -1,0 +1,55 @@
+"""The Runtime port: what the agent asks of a container engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent.model import ContainerInfo
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    status: str  # created, running, restarting, exited, paused, dead, removing
+    running: bool
+    restarting: bool
+    exit_code: int
+    restart_count: int
+    health: str | None  # starting, healthy, unhealthy; None without a HEALTHCHECK
+    started_at: str
+    image_id: str
+
+
+class Runtime(Protocol):
+    def inspect(self, name: str) -> ContainerInfo | None:
+        """The container called (or with id) `name`, or None when there is none."""
+        ...
+
+    def state(self, name: str) -> ContainerState | None: ...
+
+    def pull(self, reference: str, auth: tuple[str, str] | None = None) -> str:
+        """Pull `host/ns/repo@sha256:...`; return the image id. Raises RuntimeFault."""
+        ...
+
+    def tag(self, image: str, repository: str, tag: str) -> None: ...
+
+    def rename(self, container: str, new_name: str) -> None: ...
+
+    def clone(self, source: str, name: str, image: str) -> str:
+        """Create (not start) container `name` with `source`'s whole configuration and `image`.
+
+        Anonymous volumes of `source` are re-attached, never recreated empty. Returns the new id.
+        """
+        ...
+
+    def start(self, container: str) -> None: ...
+
+    def stop(self, container: str) -> None:
+        """Stop honouring the container's own stop signal and stop timeout."""
+        ...
+
+    def remove(self, container: str) -> None:
+        """Force-remove the container. Never removes its volumes."""
+        ...
+
+    def logs(self, container: str, tail: int = 50) -> str: ...
