@@ -1,0 +1,233 @@
+"""Command line: parses arguments, builds the objects, and is the only place that picks exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from agent import __version__, logs
+from agent.config import Config, describe, find_config, load
+from agent.errors import AgentError, ConfigError, LockBusy
+from agent.model import Report, normalize_digest
+from agent.runlock import RunLock
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", metavar="PATH", help="config file (default ./agent.toml, then /etc/cr-agent/agent.toml)")
+    common.add_argument("--log-level", default="INFO", type=str.upper,
+                        choices=["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"])  # fmt: skip
+    common.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    p = argparse.ArgumentParser(prog="agent", description="Keep Docker containers on the latest ACR image, safely.")
+    p.add_argument("--version", action="version", version=f"cr-agent {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    once = sub.add_parser("once", parents=[common], help="one reconcile pass (for cron)")
+    once.add_argument("--dry-run", action="store_true", help="change nothing; report what would be done")
+    once.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    sub.add_parser("run", parents=[common], help="the daemon: reconcile on a schedule (and on webhooks)")
+    sub.add_parser("check", parents=[common], help="validate the config and list every problem")
+    status = sub.add_parser("status", parents=[common], help="running and latest digests, quarantine, history")
+    status.add_argument("--json", action="store_true")
+    rb = sub.add_parser("rollback", parents=[common], help="redeploy the previous (or a given) digest and pin it")
+    rb.add_argument("container")
+    rb.add_argument("--to", metavar="DIGEST", help="sha256:... to go back to (default: the one before the current)")
+    rb.add_argument("--json", action="store_true")
+    for name, text in (("unpin", "follow the tag again after a rollback"), ("retry", "lift the quarantine of bad digests")):
+        sub.add_parser(name, parents=[common], help=text).add_argument("container")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.log_level, args.log_json)
+    try:
+        cfg = load(find_config(args.config))
+    except ConfigError as e:
+        print(f"agent: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.add_secrets(cfg.secrets)
+    try:
+        if args.command == "check":
+            print(describe(cfg))
+            print("config OK")
+            return EXIT_OK
+        if args.command == "once":
+            return _once(cfg, dry_run=args.dry_run, as_json=args.json)
+        if args.command == "run":
+            from agent.daemon import run_daemon
+
+            return run_daemon(cfg)
+        if args.command == "status":
+            return _status(cfg, as_json=args.json)
+        if args.command == "rollback":
+            return _rollback(cfg, args.container, args.to, as_json=args.json)
+        return _unpin_or_retry(cfg, args.command, args.container)
+    except LockBusy as e:
+        logger.error("{}", e)
+        return EXIT_BUSY
+    except ConfigError as e:
+        print(f"agent: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except AgentError as e:
+        logger.error("{}", e)
+        return EXIT_FAILED
+
+
+def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any = None) -> Any:
+    """Construct the adapters. Only here (and in daemon.py) are SDK clients made."""
+    from agent.deploy import Deployer
+    from agent.reconcile import Context
+    from agent.registries.oci import OciRegistry
+    from agent.runtimes.docker import DockerRuntime
+    from agent.state import State
+
+    def configured_auth(host: str) -> tuple[str, str] | None:
+        a = cfg.registry_auth.get(host)
+        return (a.username, a.password) if a else None
+
+    registries: dict[str, Any] = {"registry": OciRegistry(auth=configured_auth)}
+    if any(w.source == "aliyun" for w in cfg.watches):
+        from agent.registries.aliyun import AliyunRegistry
+
+        a = cfg.aliyun
+        registries["aliyun"] = AliyunRegistry(
+            access_key_id=a.access_key_id, access_key_secret=a.access_key_secret, region=a.region,
+            edition=a.edition, instance_id=a.instance_id, endpoint=a.endpoint, security_token=a.security_token,
+            read_timeout=a.timeout, retries=a.retries,
+            on_request=metrics.record_api if metrics is not None else None,
+        )  # fmt: skip
+    runtime = DockerRuntime()
+    state = State(cfg.agent.state_dir)
+    deployer = Deployer(runtime, state, stop=stop)
+    on_pass = metrics.record_pass if metrics is not None else None
+    return Context(cfg, registries, runtime, state, deployer, on_pass)
+
+
+def _once(cfg: Config, *, dry_run: bool, as_json: bool) -> int:
+    from agent.reconcile import reconcile
+
+    if dry_run:
+        report = reconcile(build_context(cfg), dry_run=True)
+    else:
+        with RunLock(cfg.agent.state_dir / "agent.lock"):
+            report = reconcile(build_context(cfg))
+    _print_report(report, as_json)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_report(report: Report, as_json: bool) -> None:
+    if as_json:
+        print(logs.redact(json.dumps(report.as_json(), indent=2)))
+        return
+    for r in report.results:
+        line = f"{r.container:<24} {r.status.value:<12} {_short(r.current_digest)} → {_short(r.latest_digest)}"
+        if r.error:
+            line += f"  {r.error}"
+        print(logs.redact(line))
+
+
+def _short(digest: str | None) -> str:
+    return digest[7:19] if digest else "-"
+
+
+def _watch_names(cfg: Config) -> list[str]:
+    return [w.container for w in cfg.watches]
+
+
+def _require_watched(cfg: Config, container: str) -> None:
+    if container not in _watch_names(cfg):
+        raise ConfigError([f"{container!r} is not a watched container (watched: {', '.join(_watch_names(cfg))})"])
+
+
+def _status(cfg: Config, *, as_json: bool) -> int:
+    from agent.model import digest_for_repo
+    from agent.runtimes.docker import DockerRuntime
+    from agent.state import State
+
+    state = State(cfg.agent.state_dir)
+    runtime = DockerRuntime()
+    out = []
+    for w in cfg.watches:
+        info = runtime.inspect(w.container)
+        running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
+        hist = state.history(w.container, limit=10)
+        last_deploy = next((h.as_json() for h in hist), None)
+        out.append({
+            "container": w.container, "image": str(w.image), "exists": info is not None,
+            "running": bool(info and info.running), "running_digest": running[0] if running else None,
+            "last_check": state.last_check(w.container), "last_deploy": last_deploy,
+            "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
+            "history": [h.as_json() for h in hist],
+        })  # fmt: skip
+    if as_json:
+        print(json.dumps({"containers": out}, indent=2))
+        return EXIT_OK
+    for c in out:
+        check = c["last_check"] or {}
+        print(f"{c['container']}  ({c['image']})")
+        print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
+        print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
+        if c["pinned"]:
+            print(f"  pinned    {c['pinned']}  (`agent unpin {c['container']}` to follow the tag again)")
+        for d, why in c["quarantined"].items():
+            print(f"  quarantined {d}: {why}")
+        for h in c["history"][:5]:
+            print(f"  {_when(h['started'])}  {h['outcome']:<12} {_short(h['from_digest'])} → {_short(h['to_digest'])}"
+                  f"  {h['duration']:.1f}s{'  ' + h['error'] if h['error'] else ''}")  # fmt: skip
+    return EXIT_OK
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "never"
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _rollback(cfg: Config, container: str, to: str | None, *, as_json: bool) -> int:
+    from agent.reconcile import reconcile
+    from agent.state import State
+
+    _require_watched(cfg, container)
+    if to:
+        try:
+            target = normalize_digest(to)
+        except ValueError as e:
+            raise ConfigError([f"--to: {e}"]) from None
+    else:
+        previous = [h.from_digest for h in State(cfg.agent.state_dir).history(container, 50)
+                    if h.outcome == "updated" and h.from_digest]  # fmt: skip
+        if not previous:
+            raise ConfigError([f"{container}: no earlier deployment in the history; give --to sha256:..."])
+        target = previous[0]
+    with RunLock(cfg.agent.state_dir / "agent.lock"):
+        ctx = build_context(cfg)
+        ctx.state.pin(container, target)
+        logger.info("{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container)
+        report = reconcile(ctx, only=frozenset({container}))
+    _print_report(report, as_json)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _unpin_or_retry(cfg: Config, command: str, container: str) -> int:
+    from agent.state import State
+
+    _require_watched(cfg, container)
+    state = State(Path(cfg.agent.state_dir))
+    if command == "unpin":
+        had = state.unpin(container)
+        print(f"{container}: {'unpinned, following the tag again' if had else 'was not pinned'}")
+    else:
+        n = state.lift_quarantine(container)
+        print(f"{container}: {n} quarantined digest(s) released; the next pass may deploy them again")
+    return EXIT_OK

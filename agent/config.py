@@ -1,0 +1,437 @@
+"""agent.toml → frozen dataclasses. Validated whole: one ConfigError lists every problem."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.durations import parse_duration
+from agent.errors import ConfigError
+from agent.model import ImageRef
+
+DEFAULT_PATHS = (Path("agent.toml"), Path("/etc/cr-agent/agent.toml"))
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_REGION = re.compile(r"^[a-z]{2}-[a-z0-9-]+$")
+ENV_KEY_ID = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIYUN_ACCESS_KEY_ID")
+ENV_KEY_SECRET = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIYUN_ACCESS_KEY_SECRET")
+ENV_STS_TOKEN = ("ALIBABA_CLOUD_SECURITY_TOKEN",)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    interval: float | None = 300.0
+    cron: str | None = None
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    schedule: Schedule = field(default_factory=Schedule)
+    state_dir: Path = Path("/var/lib/cr-agent")
+    parallel_pulls: int = 4
+    keep_images: int = 3
+
+
+@dataclass(frozen=True)
+class AliyunSettings:
+    region: str = "cn-hangzhou"
+    edition: str = "personal"
+    instance_id: str | None = None
+    access_key_id: str | None = None
+    access_key_secret: str | None = field(default=None, repr=False)
+    security_token: str | None = field(default=None, repr=False)
+    endpoint: str | None = None
+    timeout: float = 10.0
+    retries: int = 3
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    http: str | None = None
+    expect_status: int = 200
+    tcp: str | None = None
+    timeout: float = 5.0
+    interval: float = 1.0
+
+
+@dataclass(frozen=True)
+class Watch:
+    container: str
+    image: ImageRef
+    source: str  # "aliyun" or "registry"
+    strategy: str = "stop-first"  # or start-first (opt-in: two instances overlap)
+    health: HealthSpec | None = None
+    min_uptime: float = 10.0
+    health_timeout: float = 120.0
+    start_stopped: bool = False
+    pre_update: str | None = None
+    post_update: str | None = None
+    hook_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    listen: str
+    token: str = field(repr=False)
+    match: str = "any"  # any tag of a watched repo, or only the watched tag
+    debounce: float = 2.0
+
+
+@dataclass(frozen=True)
+class Config:
+    agent: AgentSettings
+    aliyun: AliyunSettings
+    watches: tuple[Watch, ...]
+    registry_auth: Mapping[str, RegistryAuth] = field(default_factory=dict)
+    webhook: WebhookSettings | None = None
+    path: Path | None = None
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction."""
+        out = [self.aliyun.access_key_secret, self.aliyun.security_token]
+        out += [a.password for a in self.registry_auth.values()]
+        if self.webhook:
+            out.append(self.webhook.token)
+        return [s for s in out if s]
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, path: str, msg: str) -> None:
+        self.items.append(f"{path}: {msg}")
+
+
+def find_config(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    for p in DEFAULT_PATHS:
+        if p.is_file():
+            return p
+    raise ConfigError([f"no config file: tried {', '.join(str(p) for p in DEFAULT_PATHS)} (give one with -c PATH)"])
+
+
+def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate `path`; raise ConfigError listing every problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{path}: cannot read: {e}"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
+    cfg = parse(raw, os.environ if env is None else env)
+    return Config(cfg.agent, cfg.aliyun, cfg.watches, cfg.registry_auth, cfg.webhook, path)
+
+
+def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
+    p = _Problems()
+    _unknown(p, "", raw, {"agent", "aliyun", "watch", "registry_auth", "webhook"})
+    agent = _agent(p, _table(p, "agent", raw.get("agent", {})))
+    watches = _watches(p, raw.get("watch", []))
+    needs_aliyun = any(w.source == "aliyun" for w in watches)
+    aliyun = _aliyun(p, _table(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
+    auth = _registry_auth(p, _table(p, "registry_auth", raw.get("registry_auth", {})), env)
+    webhook = _webhook(p, raw.get("webhook"), env)
+    if p.items:
+        raise ConfigError(p.items)
+    return Config(agent, aliyun, watches, auth, webhook)
+
+
+def _table(p: _Problems, path: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    p.add(path, "must be a table")
+    return {}
+
+
+def _unknown(p: _Problems, path: str, table: Mapping[str, Any], known: set[str]) -> None:
+    for key in table:
+        if key not in known:
+            where = f"{path}.{key}" if path else key
+            p.add(where, f"unknown key (known: {', '.join(sorted(known))})")
+
+
+def _get(
+    p: _Problems, path: str, table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any
+) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if isinstance(value, bool) and kind is not bool:
+        p.add(f"{path}.{key}", f"expected {_kind_name(kind)}, got a boolean")
+        return default
+    if not isinstance(value, kind):
+        p.add(f"{path}.{key}", f"expected {_kind_name(kind)}, got {type(value).__name__} {value!r}")
+        return default
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false", dict: "a table", float: "a number"}
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)
+
+
+def _duration(p: _Problems, path: str, table: Mapping[str, Any], key: str, default: float) -> float:
+    value = _get(p, path, table, key, str, None)
+    if value is None:
+        return default
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        p.add(f"{path}.{key}", str(e))
+        return default
+
+
+def _secret(
+    p: _Problems, path: str, table: Mapping[str, Any], key: str, env: Mapping[str, str]
+) -> str | None:
+    """`key` inline, or `key_env` naming an environment variable."""
+    inline = _get(p, path, table, key, str, None)
+    env_name = _get(p, path, table, f"{key}_env", str, None)
+    if inline and env_name:
+        p.add(f"{path}.{key}", f"give {key} or {key}_env, not both")
+    if env_name:
+        value = env.get(env_name)
+        if not value:
+            p.add(f"{path}.{key}_env", f"environment variable {env_name} is not set")
+        return value or None
+    return inline or None
+
+
+def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
+    _unknown(p, "agent", t, {"interval", "cron", "jitter", "state_dir", "parallel_pulls", "keep_images"})
+    cron = _get(p, "agent", t, "cron", str, None)
+    interval: float | None = None
+    if "interval" in t and cron is not None:
+        p.add("agent.cron", "give interval or cron, not both")
+    if cron is not None:
+        _check_cron(p, "agent.cron", cron)
+    else:
+        interval = _duration(p, "agent", t, "interval", 300.0)
+        if interval < 1:
+            p.add("agent.interval", "must be at least 1s")
+    jitter = _duration(p, "agent", t, "jitter", 0.0)
+    state_dir = _get(p, "agent", t, "state_dir", str, "/var/lib/cr-agent")
+    parallel = _get(p, "agent", t, "parallel_pulls", int, 4)
+    if not 1 <= parallel <= 32:
+        p.add("agent.parallel_pulls", "must be between 1 and 32")
+    keep = _get(p, "agent", t, "keep_images", int, 3)
+    if not 0 <= keep <= 100:
+        p.add("agent.keep_images", "must be between 0 and 100")
+    return AgentSettings(Schedule(interval, cron, jitter), Path(state_dir), parallel, keep)
+
+
+def _check_cron(p: _Problems, path: str, expr: str) -> None:
+    fields = expr.split()
+    if len(fields) != 5:
+        p.add(path, f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}: {expr!r}")
+        return
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expr)
+    except ValueError as e:
+        p.add(path, f"invalid cron expression {expr!r}: {e}")
+
+
+def _aliyun(p: _Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool) -> AliyunSettings:
+    known = {"region", "edition", "instance_id", "access_key_id", "access_key_secret", "security_token"}
+    known |= {"access_key_id_env", "access_key_secret_env", "security_token_env", "endpoint", "timeout", "retries"}
+    _unknown(p, "aliyun", t, known)
+    region = _get(p, "aliyun", t, "region", str, "cn-hangzhou")
+    if not _REGION.match(region):
+        p.add("aliyun.region", f"not a region id: {region!r} (e.g. 'cn-hangzhou')")
+    edition = _get(p, "aliyun", t, "edition", str, "personal")
+    if edition not in ("personal", "enterprise"):
+        p.add("aliyun.edition", f"must be 'personal' or 'enterprise', got {edition!r}")
+    instance_id = _get(p, "aliyun", t, "instance_id", str, None)
+    if edition == "enterprise" and not instance_id:
+        p.add("aliyun.instance_id", "required for the enterprise edition (the 'cri-...' instance id)")
+    if edition == "personal" and instance_id:
+        p.add("aliyun.instance_id", "only the enterprise edition has an instance id")
+    key_id = _secret(p, "aliyun", t, "access_key_id", env) or _first_env(env, ENV_KEY_ID)
+    key_secret = _secret(p, "aliyun", t, "access_key_secret", env) or _first_env(env, ENV_KEY_SECRET)
+    token = _secret(p, "aliyun", t, "security_token", env) or _first_env(env, ENV_STS_TOKEN)
+    if needed and not (key_id and key_secret):
+        p.add(
+            "aliyun.access_key_id",
+            "missing credentials: set access_key_id and access_key_secret (or _env), "
+            "or the environment variables ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        )
+    endpoint = _get(p, "aliyun", t, "endpoint", str, None)
+    if endpoint is not None and not re.match(r"^(https?://)?[A-Za-z0-9.\-\[\]:]+/?$", endpoint):
+        p.add("aliyun.endpoint", f"expected a host[:port] or http(s)://host[:port], got {endpoint!r}")
+    timeout = _duration(p, "aliyun", t, "timeout", 10.0)
+    retries = _get(p, "aliyun", t, "retries", int, 3)
+    if not 0 <= retries <= 10:
+        p.add("aliyun.retries", "must be between 0 and 10")
+    return AliyunSettings(region, edition, instance_id, key_id, key_secret, token, endpoint, timeout, retries)
+
+
+def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    return next((env[n] for n in names if env.get(n)), None)
+
+
+def _registry_auth(p: _Problems, t: dict[str, Any], env: Mapping[str, str]) -> dict[str, RegistryAuth]:
+    out = {}
+    for host, entry in t.items():
+        path = f'registry_auth."{host}"'
+        if not isinstance(entry, dict):
+            p.add(path, "must be a table with username and password or password_env")
+            continue
+        _unknown(p, path, entry, {"username", "password", "password_env"})
+        user = _get(p, path, entry, "username", str, None)
+        password = _secret(p, path, entry, "password", env)
+        if not user:
+            p.add(f"{path}.username", "required")
+        if not password and "password_env" not in entry:
+            p.add(f"{path}.password", "required (or password_env)")
+        if user and password:
+            out[host] = RegistryAuth(user, password)
+    return out
+
+
+def _webhook(p: _Problems, value: Any, env: Mapping[str, str]) -> WebhookSettings | None:
+    if value is None:
+        return None
+    t = _table(p, "webhook", value)
+    _unknown(p, "webhook", t, {"listen", "token", "token_env", "match", "debounce"})
+    listen = _get(p, "webhook", t, "listen", str, None)
+    if listen is None:
+        p.add("webhook.listen", 'required, e.g. "0.0.0.0:7023"')
+    elif not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):\d{1,5}$", listen) or int(listen.rsplit(":", 1)[1]) > 65535:
+        p.add("webhook.listen", f"expected host:port, got {listen!r}")
+    token = _secret(p, "webhook", t, "token", env)
+    if not token and "token_env" not in t:
+        p.add("webhook.token", "required (or token_env): the secret part of the hook URL")
+    elif token and len(token) < 16:
+        p.add("webhook.token", "too short: use at least 16 random characters (e.g. `openssl rand -hex 16`)")
+    match = _get(p, "webhook", t, "match", str, "any")
+    if match not in ("any", "tag"):
+        p.add("webhook.match", f"must be 'any' or 'tag', got {match!r}")
+    debounce = _duration(p, "webhook", t, "debounce", 2.0)
+    if listen is None or not token:
+        return None
+    return WebhookSettings(listen, token, match, debounce)
+
+
+def _watches(p: _Problems, value: Any) -> tuple[Watch, ...]:
+    if not isinstance(value, list):
+        p.add("watch", "must be an array of tables ([[watch]])")
+        return ()
+    if not value:
+        p.add("watch", "no [[watch]] entries: nothing to keep updated")
+    out: list[Watch] = []
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(value):
+        path = f"watch[{i}]"
+        if not isinstance(entry, dict):
+            p.add(path, "must be a table")
+            continue
+        w = _watch(p, path, entry)
+        if w is None:
+            continue
+        if w.container in seen:
+            p.add(f"{path}.container", f"{w.container!r} is already watched by watch[{seen[w.container]}]")
+        seen[w.container] = i
+        out.append(w)
+    return tuple(out)
+
+
+_WATCH_KEYS = {
+    "container", "image", "source", "strategy", "health", "min_uptime", "health_timeout",
+    "start_stopped", "pre_update", "post_update", "hook_timeout",
+}  # fmt: skip
+
+
+def _watch(p: _Problems, path: str, t: dict[str, Any]) -> Watch | None:
+    _unknown(p, path, t, _WATCH_KEYS)
+    ok = True
+    container = _get(p, path, t, "container", str, None)
+    if container is None:
+        p.add(f"{path}.container", "required: the name of the container to keep updated")
+        ok = False
+    elif not _CONTAINER_NAME.match(container):
+        p.add(f"{path}.container", f"not a valid container name: {container!r}")
+        ok = False
+    image_text = _get(p, path, t, "image", str, None)
+    image = None
+    if image_text is None:
+        p.add(f"{path}.image", "required, e.g. registry.cn-hangzhou.aliyuncs.com/ns/repo:latest")
+    else:
+        try:
+            image = ImageRef.parse(image_text)
+        except ValueError as e:
+            p.add(f"{path}.image", str(e))
+    source = _get(p, path, t, "source", str, None)
+    if source is not None and source not in ("aliyun", "registry"):
+        p.add(f"{path}.source", f"must be 'aliyun' or 'registry', got {source!r}")
+        source = None
+    if source is None:
+        source = "aliyun" if image is None or image.host.endswith(".aliyuncs.com") else "registry"
+    strategy = _get(p, path, t, "strategy", str, "stop-first")
+    if strategy not in ("stop-first", "start-first"):
+        p.add(f"{path}.strategy", f"must be 'stop-first' or 'start-first', got {strategy!r}")
+    health = _health(p, f"{path}.health", t.get("health"))
+    min_uptime = _duration(p, path, t, "min_uptime", 10.0)
+    health_timeout = _duration(p, path, t, "health_timeout", 120.0)
+    if health_timeout < 1:
+        p.add(f"{path}.health_timeout", "must be at least 1s")
+    start_stopped = _get(p, path, t, "start_stopped", bool, False)
+    pre = _get(p, path, t, "pre_update", str, None)
+    post = _get(p, path, t, "post_update", str, None)
+    hook_timeout = _duration(p, path, t, "hook_timeout", 60.0)
+    if not ok or image is None or container is None:
+        return None
+    return Watch(
+        container, image, source, strategy, health, min_uptime, health_timeout,
+        start_stopped, pre, post, hook_timeout,
+    )  # fmt: skip
+
+
+def _health(p: _Problems, path: str, value: Any) -> HealthSpec | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        p.add(path, 'must be a table, e.g. { http = "http://127.0.0.1:8080/healthz" }')
+        return None
+    _unknown(p, path, value, {"http", "expect_status", "tcp", "timeout", "interval"})
+    http = _get(p, path, value, "http", str, None)
+    tcp = _get(p, path, value, "tcp", str, None)
+    if bool(http) == bool(tcp):
+        p.add(path, "give exactly one of http or tcp")
+    if http and not re.match(r"^https?://[^/\s]+", http):
+        p.add(f"{path}.http", f"expected an http:// or https:// URL, got {http!r}")
+    if tcp and not re.match(r"^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$", tcp):
+        p.add(f"{path}.tcp", f"expected host:port, got {tcp!r}")
+    status = _get(p, path, value, "expect_status", int, 200)
+    if not 100 <= status <= 599:
+        p.add(f"{path}.expect_status", "must be an HTTP status code")
+    timeout = _duration(p, path, value, "timeout", 5.0)
+    interval = _duration(p, path, value, "interval", 1.0)
+    return HealthSpec(http, status, tcp, timeout, interval)
+
+
+def describe(cfg: Config, redact: Callable[[str], str] = lambda s: s) -> str:
+    """A short human summary for `agent check`."""
+    lines = [f"config {cfg.path}: {len(cfg.watches)} watch entr{'y' if len(cfg.watches) == 1 else 'ies'}"]
+    for w in cfg.watches:
+        lines.append(f"  {w.container} ← {w.image} (source {w.source}, strategy {w.strategy})")
+    return redact("\n".join(lines))

@@ -1,0 +1,212 @@
+"""`agent run`: APScheduler triggers, webhook wake-ups, one run lock, graceful stop."""
+
+from __future__ import annotations
+
+import datetime
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from agent.config import Config, Schedule
+from agent.errors import LockBusy
+from agent.model import Report
+from agent.runlock import RunLock
+
+_CRON_DOW = {"0": "sun", "1": "mon", "2": "tue", "3": "wed", "4": "thu", "5": "fri", "6": "sat", "7": "sun"}
+
+
+class Coordinator:
+    """Runs passes one at a time. Wake-ups during a pass are queued and merged; bursts are debounced."""
+
+    def __init__(
+        self,
+        run: Callable[[frozenset[str] | None], Report],
+        lock: RunLock,
+        *,
+        debounce: float = 2.0,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self._run = run
+        self._lock = lock
+        self._debounce = debounce
+        self.stop = stop or threading.Event()
+        self._cv = threading.Condition()
+        self._pending: set[str] | None = None
+        self._pending_all = False
+        self._last_wake = 0.0
+        self._worker: threading.Thread | None = None
+        self.passes = 0
+        self.running = False
+        self.last: dict[str, Any] = {}
+        self.started = time.time()
+
+    # wake-ups (webhook): never block
+    def wake(self, containers: frozenset[str] | None, reason: str) -> None:
+        with self._cv:
+            if containers is None:
+                self._pending_all = True
+            else:
+                self._pending = (self._pending or set()) | set(containers)
+            self._last_wake = time.monotonic()
+            self._cv.notify_all()
+        logger.info("wake-up queued ({}): {}", reason, "all" if containers is None else ", ".join(sorted(containers)))
+
+    def start_worker(self) -> None:
+        self._worker = threading.Thread(target=self._work, name="wake-worker", daemon=True)
+        self._worker.start()
+
+    def join(self) -> None:
+        if self._worker is not None:
+            self._worker.join()
+
+    def _take(self) -> frozenset[str] | None | bool:
+        """Wait for queued wake-ups, then a quiet debounce window; return the merged targets."""
+        with self._cv:
+            while not self._pending_all and not self._pending:
+                if self.stop.is_set():
+                    return False
+                self._cv.wait(0.5)
+            first = time.monotonic()
+            while True:
+                quiet_until = self._last_wake + self._debounce
+                now = time.monotonic()
+                if now >= quiet_until or now - first >= 5 * self._debounce or self.stop.is_set():
+                    break
+                self._cv.wait(quiet_until - now)
+            targets = None if self._pending_all else frozenset(self._pending or ())
+            self._pending, self._pending_all = None, False
+            return targets
+
+    def _work(self) -> None:
+        while not self.stop.is_set():
+            targets = self._take()
+            if targets is False:
+                return
+            assert targets is None or isinstance(targets, frozenset)
+            self.run_pass(targets, "wake-up")
+
+    # passes (scheduler and worker)
+    def run_pass(self, only: frozenset[str] | None, reason: str) -> Report | None:
+        while not self.stop.is_set():
+            try:
+                self._lock.acquire(blocking=True, timeout=1.0)
+                break
+            except LockBusy as e:
+                if "this process" not in str(e):
+                    logger.info("waiting for the run lock: {}", e)
+                    self.stop.wait(1.0)
+        else:
+            return None
+        try:
+            self.running = True
+            logger.info("pass started ({})", reason)
+            t0 = time.time()
+            try:
+                report = self._run(only)
+            except Exception as e:  # a pass must never kill the daemon
+                logger.exception("pass crashed: {}", e)
+                self.last = {"time": t0, "ok": False, "error": str(e), "reason": reason}
+                return None
+            self.passes += 1
+            self.last = {
+                "time": t0, "duration": round(time.time() - t0, 3), "ok": report.ok, "reason": reason,
+                "results": {r.container: r.status.value for r in report.results},
+            }  # fmt: skip
+            return report
+        finally:
+            self.running = False
+            self._lock.release()
+
+    def health(self) -> dict[str, object]:
+        return {
+            "uptime": round(time.time() - self.started, 1),
+            "passes": self.passes,
+            "pass_running": self.running,
+            "last_pass": self.last or None,
+        }
+
+
+def make_trigger(schedule: Schedule) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    jitter = int(schedule.jitter) or None
+    if schedule.cron:
+        minute, hour, day, month, dow = schedule.cron.split()
+        dow = "".join(_CRON_DOW.get(ch, ch) for ch in _split_keep(dow))
+        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=dow, jitter=jitter)
+    assert schedule.interval is not None
+    return IntervalTrigger(seconds=schedule.interval, jitter=jitter)
+
+
+def _split_keep(field: str) -> list[str]:
+    """Split a cron field into number and separator tokens, so weekday numbers can be renamed."""
+    import re
+
+    return re.findall(r"\d+|[^\d]+", field)
+
+
+def run_daemon(cfg: Config) -> int:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from agent.cli import build_context
+    from agent.metrics import Metrics
+    from agent.reconcile import reconcile
+
+    stop = threading.Event()
+    metrics = Metrics()
+    ctx = build_context(cfg, stop=stop, metrics=metrics)
+    lock = RunLock(cfg.agent.state_dir / "agent.lock")
+    debounce = cfg.webhook.debounce if cfg.webhook else 2.0
+    coord = Coordinator(lambda only: reconcile(ctx, only=only), lock, debounce=debounce, stop=stop)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if not stop.is_set():
+            logger.info("{} received: finishing the current step, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    scheduler = BackgroundScheduler(timezone=datetime.UTC)
+    scheduler.add_job(
+        coord.run_pass, make_trigger(cfg.agent.schedule), args=(None, "schedule"), id="reconcile",
+        max_instances=1, coalesce=True, misfire_grace_time=None,
+        next_run_time=datetime.datetime.now(datetime.UTC),
+    )  # fmt: skip
+    server = None
+    if cfg.webhook:
+        from agent.webhook import WatchTarget, WebhookServer
+
+        targets = [WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag) for w in cfg.watches]
+        server = WebhookServer(
+            cfg.webhook.listen, token=cfg.webhook.token, targets=targets, waker=coord,
+            health=coord.health, metrics=metrics, match_tag=cfg.webhook.match == "tag",
+        )  # fmt: skip
+        server.start()
+        host, port = server.address
+        logger.info("webhook listening on {}:{}", host, port)
+    coord.start_worker()
+    scheduler.start()
+    logger.info("agent running: {} watch entries, schedule {}", len(cfg.watches), _describe(cfg.agent.schedule))
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        logger.info("stopping: waiting for the current pass to finish")
+        if server:
+            server.stop()
+        scheduler.shutdown(wait=True)
+        coord.join()
+        ctx.state.close()
+        logger.info("stopped")
+    return 0
+
+
+def _describe(s: Schedule) -> str:
+    base = f"cron {s.cron!r}" if s.cron else f"every {s.interval:g}s"
+    return base + (f" (jitter {s.jitter:g}s)" if s.jitter else "")

@@ -1,0 +1,204 @@
+"""observe → plan → apply → report. The one reconcile every trigger runs."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+
+from loguru import logger
+
+from agent.config import Config, Watch
+from agent.deploy import Deployer, Job
+from agent.errors import AgentError
+from agent.model import ContainerInfo, RepoKey, Report, Result, Status, digest_for_repo
+from agent.registries import Registry
+from agent.runtimes import Runtime
+from agent.state import State
+
+
+@dataclass(frozen=True)
+class Observation:
+    watch: Watch
+    container: ContainerInfo | None
+    latest: str | None = None
+    error: str | None = None
+    pinned: str | None = None
+    quarantined: Mapping[str, str] = field(default_factory=dict)
+
+
+class Action(Enum):
+    NOTHING = "nothing"
+    UPDATE = "update"
+    SKIP = "skip"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Step:
+    watch: Watch
+    action: Action
+    current: str | None
+    target: str | None
+    reason: str | None = None
+    container: ContainerInfo | None = None
+
+
+def plan(observations: Iterable[Observation]) -> list[Step]:
+    """Pure: what to do for each observation."""
+    return [_plan_one(o) for o in observations]
+
+
+def _plan_one(o: Observation) -> Step:
+    w = o.watch
+    target = o.pinned or o.latest
+    if o.container is None:
+        return Step(w, Action.SKIP, None, o.latest, f"container {w.container!r} not found")
+    running = digest_for_repo(list(o.container.repo_digests), w.image.repo)
+    current = target if target in running else (running[0] if running else None)
+    if o.pinned is None and o.error is not None:
+        return Step(w, Action.FAIL, current, None, o.error, o.container)
+    if target is None:
+        return Step(w, Action.FAIL, current, None, f"tag {w.image.tag!r} not found in {w.image.repo.path}", o.container)
+    if target in running:
+        return Step(w, Action.NOTHING, current, target, None, o.container)
+    if o.pinned is None and target in o.quarantined:
+        reason = f"{target} is quarantined ({o.quarantined[target]}); push a new image or run `agent retry {w.container}`"
+        return Step(w, Action.SKIP, current, target, reason, o.container)
+    return Step(w, Action.UPDATE, current, target, None, o.container)
+
+
+@dataclass
+class Context:
+    config: Config
+    registries: Mapping[str, Registry]  # by watch source: "aliyun", "registry"
+    runtime: Runtime
+    state: State
+    deployer: Deployer
+    on_pass: Callable[[Report, float], None] | None = None
+
+
+def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
+    """One registry request per distinct repository; one inspect per container."""
+    watches = list(watches)
+    wanted: dict[tuple[str, RepoKey], set[str]] = defaultdict(set)
+    for w in watches:
+        wanted[(w.source, w.image.repo)].add(w.image.tag)
+    found: dict[tuple[str, RepoKey], dict[str, str] | str] = {}
+    for (source, repo), tags in sorted(wanted.items()):
+        try:
+            found[(source, repo)] = ctx.registries[source].latest(repo, sorted(tags))
+        except AgentError as e:
+            logger.error("{}: registry lookup failed: {}", repo, e)
+            found[(source, repo)] = str(e)
+    out = []
+    for w in watches:
+        answer = found[(w.source, w.image.repo)]
+        try:
+            info = ctx.runtime.inspect(w.container)
+        except AgentError as e:
+            out.append(Observation(w, None, error=f"docker: {e}"))
+            continue
+        common = {"pinned": ctx.state.pinned(w.container), "quarantined": ctx.state.quarantined(w.container)}
+        if isinstance(answer, str):
+            out.append(Observation(w, info, error=answer, **common))
+        else:
+            out.append(Observation(w, info, latest=answer.get(w.image.tag), **common))
+    return out
+
+
+def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = False) -> Report:
+    """One pass. The caller holds the run lock."""
+    t0 = time.monotonic()
+    recovered = [] if dry_run else ctx.deployer.recover()
+    watches = [w for w in ctx.config.watches if only is None or w.container in only]
+    steps = plan(observe(ctx, watches))
+    results = apply(ctx, steps, dry_run=dry_run)
+    report = Report(tuple(_merge(recovered, results)))
+    seconds = time.monotonic() - t0
+    if not dry_run:
+        for r in report.results:
+            ctx.state.record_check(r.container, r.current_digest, r.latest_digest, r.status.value, r.error)
+    logger.info(
+        "pass done: checked={} updated={} rolled_back={} failed={} skipped={} up_to_date={} in {:.2f}s",
+        len(report.results), report.count(Status.UPDATED), report.count(Status.ROLLED_BACK),
+        report.count(Status.FAILED), report.count(Status.SKIPPED), report.count(Status.UP_TO_DATE), seconds,
+    )  # fmt: skip
+    if ctx.on_pass:
+        ctx.on_pass(report, seconds)
+    return report
+
+
+def _merge(recovered: list[Result], results: list[Result]) -> list[Result]:
+    """A recovery result stands in for a container's pass only when the pass itself did nothing."""
+    by_name = {r.container: r for r in recovered}
+    out = []
+    for r in results:
+        rec = by_name.pop(r.container, None)
+        if rec is not None and r.status is Status.UP_TO_DATE and rec.status is Status.FAILED:
+            r = Result(r.container, r.image, r.status, r.current_digest, r.latest_digest, None,
+                       {"recovered": rec.error})  # fmt: skip
+        out.append(r)
+    return out + list(by_name.values())
+
+
+def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Result]:
+    results: dict[str, Result] = {}
+    updates: list[Job] = []
+    for s in steps:
+        name, image = s.watch.container, str(s.watch.image)
+        if s.action is Action.NOTHING:
+            logger.info("{}: up to date at {}", name, s.current)
+            results[name] = Result(name, image, Status.UP_TO_DATE, s.current, s.target)
+        elif s.action is Action.SKIP:
+            logger.warning("{}: skipped: {}", name, s.reason)
+            results[name] = Result(name, image, Status.SKIPPED, s.current, s.target, s.reason)
+        elif s.action is Action.FAIL:
+            logger.error("{}: failed: {}", name, s.reason)
+            results[name] = Result(name, image, Status.FAILED, s.current, s.target, s.reason)
+        elif dry_run:
+            logger.info("{}: would update {} → {}", name, s.current, s.target)
+            results[name] = Result(name, image, Status.WOULD_UPDATE, s.current, s.target)
+        else:
+            assert s.container is not None and s.target is not None
+            updates.append(Job(s.watch, s.container, s.target, s.current, _auth_for(ctx, s.watch)))
+    for job, pulled in _pull_all(ctx, updates):
+        name = job.watch.container
+        if isinstance(pulled, Exception):
+            logger.error("{}: pull of {} failed, nothing changed: {}", name, job.digest, pulled)
+            results[name] = Result(name, str(job.watch.image), Status.FAILED, job.from_digest, job.digest,
+                                   f"pull failed: {pulled}")  # fmt: skip
+            continue
+        logger.info("{}: replacing {} → {}", name, job.from_digest, job.digest)
+        results[name] = ctx.deployer.replace(job, pulled)
+    return [results[s.watch.container] for s in steps]
+
+
+def _pull_all(ctx: Context, jobs: list[Job]) -> list[tuple[Job, str | Exception]]:
+    """Pull every new image first, a few at a time, before any container is touched."""
+
+    def pull(job: Job) -> tuple[Job, str | Exception]:
+        try:
+            return job, ctx.deployer.pull(job)
+        except AgentError as e:
+            return job, e
+
+    if len(jobs) <= 1:
+        return [pull(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=ctx.config.agent.parallel_pulls) as pool:
+        return list(pool.map(pull, jobs))
+
+
+def _auth_for(ctx: Context, w: Watch) -> tuple[str, str] | None:
+    """Registry credentials: [registry_auth.host], else a temporary ACR token, else docker's own config."""
+    configured = ctx.config.registry_auth.get(w.image.host)
+    if configured:
+        return configured.username, configured.password
+    try:
+        return ctx.registries[w.source].credentials(w.image.host)
+    except AgentError as e:
+        logger.warning("{}: no temporary registry token ({}); using docker's own credentials", w.container, e)
+        return None

@@ -1,0 +1,158 @@
+"""On-disk state under state_dir: the replacement journal, history, quarantine, pins, last checks.
+
+One sqlite3 file. Each write is its own transaction, committed before the step it announces.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal (
+  container TEXT PRIMARY KEY, step TEXT NOT NULL, data TEXT NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, container TEXT NOT NULL, started REAL NOT NULL,
+  finished REAL NOT NULL, from_digest TEXT, to_digest TEXT, outcome TEXT NOT NULL, error TEXT,
+  image_id TEXT, old_image_id TEXT);
+CREATE INDEX IF NOT EXISTS history_container ON history (container, id);
+CREATE TABLE IF NOT EXISTS quarantine (
+  container TEXT NOT NULL, digest TEXT NOT NULL, reason TEXT, since REAL NOT NULL,
+  PRIMARY KEY (container, digest));
+CREATE TABLE IF NOT EXISTS pins (container TEXT PRIMARY KEY, digest TEXT NOT NULL, since REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS checks (
+  container TEXT PRIMARY KEY, checked REAL NOT NULL, running_digest TEXT, latest_digest TEXT,
+  status TEXT, error TEXT);
+"""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    container: str
+    step: str
+    data: dict[str, Any]
+    updated: float
+
+
+@dataclass(frozen=True)
+class Deployment:
+    container: str
+    started: float
+    finished: float
+    from_digest: str | None
+    to_digest: str | None
+    outcome: str
+    error: str | None
+    image_id: str | None
+    old_image_id: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "started": self.started,
+            "finished": self.finished,
+            "duration": round(self.finished - self.started, 3),
+            "from_digest": self.from_digest,
+            "to_digest": self.to_digest,
+            "outcome": self.outcome,
+            "error": self.error,
+        }
+
+
+class State:
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.dir = state_dir
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(state_dir / "state.db", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # journal
+    def journal_write(self, container: str, step: str, data: dict[str, Any]) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?)",
+            (container, step, json.dumps(data, sort_keys=True), time.time()),
+        )
+
+    def journal_clear(self, container: str) -> None:
+        self._exec("DELETE FROM journal WHERE container = ?", (container,))
+
+    def journal(self) -> list[JournalEntry]:
+        rows = self._exec("SELECT container, step, data, updated FROM journal ORDER BY container")
+        return [JournalEntry(c, s, json.loads(d), u) for c, s, d, u in rows]
+
+    # history
+    def record(self, d: Deployment) -> None:
+        self._exec(
+            "INSERT INTO history (container, started, finished, from_digest, to_digest, outcome, error,"
+            " image_id, old_image_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (d.container, d.started, d.finished, d.from_digest, d.to_digest, d.outcome, d.error,
+             d.image_id, d.old_image_id),
+        )  # fmt: skip
+
+    def history(self, container: str, limit: int = 20) -> list[Deployment]:
+        rows = self._exec(
+            "SELECT container, started, finished, from_digest, to_digest, outcome, error, image_id,"
+            " old_image_id FROM history WHERE container = ? ORDER BY id DESC LIMIT ?",
+            (container, limit),
+        )
+        return [Deployment(*r) for r in rows]
+
+    # quarantine
+    def quarantine(self, container: str, digest: str, reason: str) -> None:
+        self._exec("INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?)", (container, digest, reason, time.time()))
+
+    def quarantined(self, container: str) -> dict[str, str]:
+        rows = self._exec("SELECT digest, reason FROM quarantine WHERE container = ?", (container,))
+        return {d: r for d, r in rows}
+
+    def lift_quarantine(self, container: str) -> int:
+        before = len(self.quarantined(container))
+        self._exec("DELETE FROM quarantine WHERE container = ?", (container,))
+        return before
+
+    # pins
+    def pin(self, container: str, digest: str) -> None:
+        self._exec("INSERT OR REPLACE INTO pins VALUES (?, ?, ?)", (container, digest, time.time()))
+
+    def unpin(self, container: str) -> bool:
+        had = self.pinned(container) is not None
+        self._exec("DELETE FROM pins WHERE container = ?", (container,))
+        return had
+
+    def pinned(self, container: str) -> str | None:
+        rows = self._exec("SELECT digest FROM pins WHERE container = ?", (container,))
+        return rows[0][0] if rows else None
+
+    # last checks
+    def record_check(
+        self, container: str, running: str | None, latest: str | None, status: str, error: str | None
+    ) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?, ?, ?)",
+            (container, time.time(), running, latest, status, error),
+        )
+
+    def last_check(self, container: str) -> dict[str, Any] | None:
+        rows = self._exec(
+            "SELECT checked, running_digest, latest_digest, status, error FROM checks WHERE container = ?",
+            (container,),
+        )
+        if not rows:
+            return None
+        checked, running, latest, status, error = rows[0]
+        return {"time": checked, "running_digest": running, "latest_digest": latest, "status": status, "error": error}

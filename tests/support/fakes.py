@@ -1,0 +1,161 @@
+"""Small hand-written fakes for the ports. They count calls and fail on request."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
+
+from agent.errors import RegistryError, RuntimeFault
+from agent.model import ContainerInfo, RepoKey
+from agent.runtimes import ContainerState
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    name: str
+    image: str
+    image_id: str
+    running: bool = False
+    exit_code: int = 0
+    restart_count: int = 0
+    health: str | None = None
+    host_ports: bool = False
+    cloned_from: str | None = None
+
+
+@dataclass
+class FakeRuntime:
+    """Containers in a dict. `images` maps a pull reference's digest to (image_id, repo_digests)."""
+
+    containers: dict[str, FakeContainer] = field(default_factory=dict)
+    images: dict[str, tuple[str, ...]] = field(default_factory=dict)  # image_id -> RepoDigests
+    fail: dict[str, Exception] = field(default_factory=dict)  # method -> error raised once
+    on_start: dict[str, str] = field(default_factory=dict)  # image ref -> behaviour: crash|unhealthy|healthy
+    calls: Counter[str] = field(default_factory=Counter)
+    log: list[str] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def add(self, name: str, image_id: str, repo_digests: tuple[str, ...], running: bool = True, **kw: object) -> str:
+        cid = f"{next(self._ids):064x}"
+        self.images[image_id] = repo_digests
+        self.containers[cid] = FakeContainer(cid, name, "img", image_id, running, **kw)  # type: ignore[arg-type]
+        return cid
+
+    def _maybe_fail(self, method: str) -> None:
+        self.calls[method] += 1
+        if method in self.fail:
+            raise self.fail.pop(method)
+
+    def _get(self, name: str) -> FakeContainer:
+        for c in self.containers.values():
+            if name in (c.id, c.name):
+                return c
+        raise RuntimeFault(f"no such container: {name}")
+
+    def find(self, name: str) -> FakeContainer | None:
+        try:
+            return self._get(name)
+        except RuntimeFault:
+            return None
+
+    def by_name(self) -> dict[str, FakeContainer]:
+        return {c.name: c for c in self.containers.values()}
+
+    # the Runtime port
+    def inspect(self, name: str) -> ContainerInfo | None:
+        c = self.find(name)
+        if c is None:
+            return None
+        return ContainerInfo(c.id, c.name, c.image_id, self.images.get(c.image_id, ()), c.running, c.host_ports)
+
+    def state(self, name: str) -> ContainerState | None:
+        if "state" in self.fail:
+            self._maybe_fail("state")
+        c = self.find(name)
+        if c is None:
+            return None
+        status = "running" if c.running else "exited"
+        return ContainerState(status, c.running, False, c.exit_code, c.restart_count, c.health, "", c.image_id)
+
+    def pull(self, reference: str, auth: tuple[str, str] | None = None) -> str:
+        self._maybe_fail("pull")
+        self.log.append(f"pull {reference}")
+        repo, _, digest = reference.partition("@")
+        image_id = "sha256:" + digest[7:15] * 8
+        self.images[image_id] = (f"{repo}@{digest}",)
+        return image_id
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self._maybe_fail("tag")
+        self.log.append(f"tag {image[:15]} {repository}:{tag}")
+        self.tags = getattr(self, "tags", {})
+        self.tags[f"{repository}:{tag}"] = image
+
+    def rename(self, container: str, new_name: str) -> None:
+        self._maybe_fail("rename")
+        c = self._get(container)
+        if self.find(new_name) is not None:
+            raise RuntimeFault(f"name {new_name} in use")
+        self.log.append(f"rename {c.name} {new_name}")
+        c.name = new_name
+
+    def clone(self, source: str, name: str, image: str) -> str:
+        self._maybe_fail("clone")
+        src = self._get(source)
+        if self.find(name) is not None:
+            raise RuntimeFault(f"name {name} in use")
+        cid = f"{next(self._ids):064x}"
+        image_id = getattr(self, "tags", {}).get(image, "sha256:" + "0" * 64)
+        self.containers[cid] = replace(src, id=cid, name=name, image=image, image_id=image_id, running=False,
+                                       restart_count=0, health=None, cloned_from=src.id)  # fmt: skip
+        self.log.append(f"clone {src.name} {name}")
+        return cid
+
+    def start(self, container: str) -> None:
+        self._maybe_fail("start")
+        c = self._get(container)
+        self.log.append(f"start {c.name}")
+        behaviour = self.on_start.get(c.image, "running") if c.cloned_from else "running"
+        if behaviour == "crash":
+            c.running, c.exit_code = False, 1
+            return
+        c.running = True
+        c.health = {"healthy": "healthy", "unhealthy": "unhealthy", "starting": "starting"}.get(behaviour)
+
+    def stop(self, container: str) -> None:
+        self._maybe_fail("stop")
+        c = self._get(container)
+        self.log.append(f"stop {c.name}")
+        c.running = False
+
+    def remove(self, container: str) -> None:
+        self._maybe_fail("remove")
+        c = self._get(container)
+        self.log.append(f"remove {c.name}")
+        del self.containers[c.id]
+
+    def logs(self, container: str, tail: int = 50) -> str:
+        return f"last words of {self._get(container).name}"
+
+
+@dataclass
+class FakeRegistry:
+    tags: dict[str, dict[str, str]]  # "ns/name" -> {tag: digest}
+    error: dict[str, Exception] = field(default_factory=dict)
+    calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    creds: tuple[str, str] | None = ("cr_temp_user", "tok")
+
+    def latest(self, repo: RepoKey, tags: Collection[str]) -> dict[str, str]:
+        self.calls.append((repo.path, tuple(tags)))
+        if repo.path in self.error:
+            raise self.error[repo.path]
+        known = self.tags.get(repo.path)
+        if known is None:
+            raise RegistryError(f"repository {repo.path} not found", code="REPO_NOT_EXIST")
+        return {t: d for t, d in known.items() if t in tags}
+
+    def credentials(self, host: str) -> tuple[str, str] | None:
+        return self.creds

@@ -1,0 +1,119 @@
+"""plan() is pure: a table of observations → steps. reconcile() makes one registry call per repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import Watch, parse
+from agent.deploy import Deployer
+from agent.errors import RegistryError
+from agent.model import ContainerInfo, ImageRef, Status
+from agent.reconcile import Action, Context, Observation, plan, reconcile
+from agent.state import State
+from tests.support.fakes import FakeRegistry, FakeRuntime
+
+A, B, C = ("sha256:" + c * 64 for c in "abc")
+REF = ImageRef.parse("registry.cn-hangzhou.aliyuncs.com/ns/web:latest")
+W = Watch("web", REF, "aliyun")
+
+
+def info(*digests: str, repo: str = "ns/web", host: str = "registry-vpc.cn-hangzhou.aliyuncs.com") -> ContainerInfo:
+    return ContainerInfo("id1", "web", "sha256:" + "f" * 64, tuple(f"{host}/{repo}@{d}" for d in digests), True)
+
+
+@pytest.mark.parametrize(
+    ("obs", "action", "current", "target", "reason"),
+    [
+        (Observation(W, info(A), latest=A), Action.NOTHING, A, A, None),
+        (Observation(W, info(A), latest=B), Action.UPDATE, A, B, None),
+        (Observation(W, info(A, B), latest=B), Action.NOTHING, B, B, None),
+        (Observation(W, info(), latest=B), Action.UPDATE, None, B, None),  # built locally: no RepoDigest
+        (Observation(W, info(A, repo="other/web"), latest=A), Action.UPDATE, None, A, None),  # other repo path
+        (Observation(W, None, latest=A), Action.SKIP, None, A, "container 'web' not found"),
+        (Observation(W, info(A), error="boom [REPO_NOT_EXIST]"), Action.FAIL, A, None, "REPO_NOT_EXIST"),
+        (Observation(W, info(A), latest=None), Action.FAIL, A, None, "tag 'latest' not found in ns/web"),
+        (Observation(W, info(A), latest=B, quarantined={B: "crashed"}), Action.SKIP, A, B, "quarantined"),
+        (Observation(W, info(A), latest=C, quarantined={B: "crashed"}), Action.UPDATE, A, C, None),
+        (Observation(W, info(B), latest=B, pinned=A), Action.UPDATE, B, A, None),
+        (Observation(W, info(A), latest=B, pinned=A), Action.NOTHING, A, A, None),
+        (Observation(W, info(A), error="API down", pinned=A), Action.NOTHING, A, A, None),
+    ],
+)
+def test_plan_table(obs: Observation, action: Action, current: str | None, target: str | None, reason: str | None) -> None:
+    (step,) = plan([obs])
+    assert (step.action, step.current, step.target) == (action, current, target)
+    if reason:
+        assert step.reason is not None and reason in step.reason
+    else:
+        assert step.reason is None
+
+
+def test_host_is_ignored_when_matching_repo_digests() -> None:
+    (step,) = plan([Observation(W, info(A, host="registry.cn-hangzhou.aliyuncs.com"), latest=A)])
+    assert step.action is Action.NOTHING
+
+
+def make_ctx(tmp_path: Path, watches: list[dict], registry: FakeRegistry, runtime: FakeRuntime) -> Context:
+    cfg = parse({"agent": {"state_dir": str(tmp_path)}, "watch": watches}, {"ALIYUN_ACCESS_KEY_ID": "i", "ALIYUN_ACCESS_KEY_SECRET": "s"})
+    state = State(tmp_path)
+    return Context(cfg, {"aliyun": registry, "registry": registry}, runtime, state, Deployer(runtime, state))
+
+
+def test_one_registry_request_per_repository_per_pass(tmp_path: Path) -> None:
+    rt = FakeRuntime()
+    for name in ("a", "b", "c"):
+        rt.add(name, f"sha256:{name * 64}", (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
+    rt.add("d", "sha256:" + "d" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/api@{A}",))
+    reg = FakeRegistry({"ns/web": {"latest": A, "v2": A}, "ns/api": {"latest": A}})
+    watches = [{"container": n, "image": f"registry.cn-hangzhou.aliyuncs.com/ns/web:{t}"} for n, t in
+               (("a", "latest"), ("b", "latest"), ("c", "v2"))]  # fmt: skip
+    watches.append({"container": "d", "image": "registry.cn-hangzhou.aliyuncs.com/ns/api:latest"})
+    report = reconcile(make_ctx(tmp_path, watches, reg, rt))
+    assert sorted(reg.calls) == [("ns/api", ("latest",)), ("ns/web", ("latest", "v2"))]
+    assert [r.status for r in report.results] == [Status.UP_TO_DATE] * 4
+    assert rt.calls["pull"] == 0
+
+
+def test_registry_failure_fails_that_entry_only_and_touches_nothing(tmp_path: Path) -> None:
+    rt = FakeRuntime()
+    rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
+    rt.add("b", "sha256:" + "2" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/api@{A}",))
+    reg = FakeRegistry({"ns/api": {"latest": B}}, error={"ns/web": RegistryError("ACR said no", code="SignatureDoesNotMatch")})
+    report = reconcile(make_ctx(tmp_path, [
+        {"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"},
+        {"container": "b", "image": "registry.cn-hangzhou.aliyuncs.com/ns/api:latest", "min_uptime": "0s"},
+    ], reg, rt))  # fmt: skip
+    a, b = report.results
+    assert a.status is Status.FAILED and "SignatureDoesNotMatch" in (a.error or "")
+    assert b.status is Status.UPDATED
+    assert not report.ok
+    assert [line for line in rt.log if " a" in line] == []
+
+
+def test_dry_run_reports_would_update_and_changes_nothing(tmp_path: Path) -> None:
+    rt = FakeRuntime()
+    rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
+    reg = FakeRegistry({"ns/web": {"latest": B}})
+    report = reconcile(make_ctx(tmp_path, [{"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}], reg, rt), dry_run=True)
+    assert report.results[0].status is Status.WOULD_UPDATE and report.ok
+    assert rt.log == []
+
+
+def test_missing_container_is_skipped_and_report_stays_ok(tmp_path: Path) -> None:
+    reg = FakeRegistry({"ns/web": {"latest": B}})
+    report = reconcile(make_ctx(tmp_path, [{"container": "ghost", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}], reg, FakeRuntime()))
+    assert report.results[0].status is Status.SKIPPED and report.ok
+
+
+def test_pull_failure_fails_entry_before_any_container_is_touched(tmp_path: Path) -> None:
+    from agent.errors import RuntimeFault
+
+    rt = FakeRuntime(fail={"pull": RuntimeFault("manifest unknown")})
+    rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
+    reg = FakeRegistry({"ns/web": {"latest": B}})
+    report = reconcile(make_ctx(tmp_path, [{"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}], reg, rt))
+    r = report.results[0]
+    assert r.status is Status.FAILED and "pull failed: manifest unknown" in (r.error or "")
+    assert rt.calls["rename"] == 0 and rt.by_name()["a"].running
