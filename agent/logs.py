@@ -30,7 +30,11 @@ def _patch(record: Any) -> None:
     if record["exception"] is not None:
         etype, value, tb = record["exception"]
         if value is not None and any(s in str(value) for s in _secrets):
-            record["exception"] = record["exception"]._replace(value=type(value)(redact(str(value))))
+            try:
+                clean = type(value)(redact(str(value)))
+            except Exception:
+                clean = RuntimeError(redact(str(value)))
+            record["exception"] = record["exception"]._replace(type=type(clean), value=clean)
 
 
 def setup(level: str = "INFO", json: bool = False) -> None:
