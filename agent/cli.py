@@ -80,13 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgentError as e:
         logger.error("{}", e)
         return EXIT_FAILED
+    except Exception as e:  # a bug: say so plainly, exit non-zero
+        logger.opt(exception=e).error("unexpected error: {}", e)
+        return EXIT_FAILED
 
 
 def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any = None) -> Any:
     """Construct the adapters. Only here (and in daemon.py) are SDK clients made."""
     from agent.deploy import Deployer
     from agent.reconcile import Context
-    from agent.registries.oci import OciRegistry
     from agent.runtimes.docker import DockerRuntime
     from agent.state import State
 
@@ -94,7 +96,11 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
         a = cfg.registry_auth.get(host)
         return (a.username, a.password) if a else None
 
-    registries: dict[str, Any] = {"registry": OciRegistry(auth=configured_auth)}
+    registries: dict[str, Any] = {}
+    if any(w.source == "registry" for w in cfg.watches):
+        from agent.registries.oci import OciRegistry
+
+        registries["registry"] = OciRegistry(auth=configured_auth)
     if any(w.source == "aliyun" for w in cfg.watches):
         from agent.registries.aliyun import AliyunRegistry
 
@@ -103,6 +109,7 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
             access_key_id=a.access_key_id, access_key_secret=a.access_key_secret, region=a.region,
             edition=a.edition, instance_id=a.instance_id, endpoint=a.endpoint, security_token=a.security_token,
             read_timeout=a.timeout, retries=a.retries,
+            registry_hosts=sorted({w.image.host for w in cfg.watches if w.source == "aliyun"}),
             on_request=metrics.record_api if metrics is not None else None,
         )  # fmt: skip
     runtime = DockerRuntime()

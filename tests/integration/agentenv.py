@@ -1,0 +1,140 @@
+"""A small world for end-to-end tests: the fake ACR, a config file, and the agent run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from tests.fake_acr import DEFAULT_KEYS, FakeAcr
+from tests.support import env, images
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY_ID, KEY_SECRET = next(iter(DEFAULT_KEYS.items()))
+
+
+@dataclass
+class World:
+    prefix: str
+    tmp: Path
+    fake: FakeAcr
+    client: docker.DockerClient
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @property
+    def ns(self) -> str:
+        return self.prefix + "ns"  # carries the prefix, so the conftest purge removes its images
+
+    def image(self, repo: str = "web", tag: str = "latest") -> str:
+        return f"{env.REGISTRY}/{self.ns}/{repo}:{tag}"
+
+    def push_http(self, marker: str, repo: str = "web", tag: str = "latest", **kw: Any) -> str:
+        ref = self.image(repo, tag)
+        images.build_http_image(ref, marker, docker_client=self.client, **kw)
+        return images.push(ref, self.client)
+
+    def push_image(self, marker: str, repo: str = "web", tag: str = "latest", **kw: Any) -> str:
+        ref = self.image(repo, tag)
+        images.build_image(ref, marker=marker, docker_client=self.client, **kw)
+        return images.push(ref, self.client)
+
+    def run(self, name: str, repo: str = "web", tag: str = "latest", **kw: Any) -> Any:
+        """Start a container from the pushed image (pulled the way a user would: by tag)."""
+        ref = self.image(repo, tag)
+        self.client.images.pull(ref, auth_config=images.auth_config())
+        return self.client.containers.run(ref, name=self.prefix + name, detach=True, **kw)
+
+    def config(self, watches: list[dict[str, Any]], extra: str = "", agent: str = "") -> Path:
+        lines = [
+            "[agent]",
+            'interval = "1h"',
+            f'state_dir = "{self.tmp / "state"}"',
+            agent,
+            "[aliyun]",
+            'region = "cn-hangzhou"',
+            f'endpoint = "{self.fake.url}"',
+            'timeout = "3s"',
+            "retries = 1",
+            extra,
+        ]
+        for w in watches:
+            lines.append("[[watch]]")
+            w = {"source": "aliyun", "min_uptime": "1s", **w}
+            w["container"] = self.prefix + w["container"]
+            for k, v in w.items():
+                lines.append(f"{k} = {json.dumps(v) if not isinstance(v, str) or not v.startswith('{') else v}")
+        path = self.tmp / "agent.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        e = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_"))}
+        e.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET, **extra})
+        e["DOCKER_CONFIG"] = str(self.tmp / "docker-config")  # no stored docker credentials
+        return e
+
+    def agent(self, *args: str, timeout: float = 120, **env_extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "agent", *args], cwd=self.tmp, env=self.env(**env_extra),
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+    def once(self, cfg: Path, *args: str, **env_extra: str) -> tuple[int, dict[str, Any], str]:
+        done = self.agent("once", "-c", str(cfg), "--json", *args, **env_extra)
+        try:
+            report = json.loads(done.stdout) if done.stdout.strip() else {}
+        except json.JSONDecodeError as e:
+            raise AssertionError(f"stdout is not JSON: {done.stdout!r}\n{done.stderr}") from e
+        return done.returncode, report, done.stderr
+
+    def spawn(self, *args: str, **env_extra: str) -> subprocess.Popen[str]:
+        log = open(self.tmp / f"agent-{len(self.procs)}.log", "w")  # noqa: SIM115 - closed with the world
+        p = subprocess.Popen(
+            [sys.executable, "-m", "agent", *args], cwd=self.tmp, env=self.env(**env_extra),
+            stdout=log, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.procs.append(p)
+        return p
+
+    def log_of(self, p: subprocess.Popen[str]) -> str:
+        return (self.tmp / f"agent-{self.procs.index(p)}.log").read_text()
+
+    def container(self, name: str) -> dict[str, Any]:
+        return self.client.api.inspect_container(self.prefix + name)
+
+    def containers(self) -> list[str]:
+        return sorted(
+            n.lstrip("/") for c in self.client.api.containers(all=True, filters={"name": self.prefix})
+            for n in c["Names"] if n.lstrip("/").startswith(self.prefix)
+        )  # fmt: skip
+
+    def running_digests(self, name: str) -> list[str]:
+        image = self.client.api.inspect_image(self.container(name)["Image"])
+        return [d.split("@", 1)[1] for d in image.get("RepoDigests") or []]
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                p.wait(10)
+
+
+def by_container(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["container"]: r for r in report["results"]}
+
+
+def world_fixture(prefix: str, tmp: Path, client: docker.DockerClient) -> Iterator[World]:
+    with FakeAcr(registry=env.REGISTRY) as fake:
+        w = World(prefix, tmp, fake, client)
+        try:
+            yield w
+        finally:
+            w.close()

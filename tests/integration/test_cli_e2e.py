@@ -1,0 +1,138 @@
+"""End to end: `agent once` / `agent run` as subprocesses, real Docker, real registry, the fake ACR via the SDK."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.integration.agentenv import KEY_SECRET, World, by_container, world_fixture
+from tests.support import images
+from tests.support.wait import wait_until
+
+
+@pytest.fixture
+def world(prefix: str, tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[World]:
+    yield from world_fixture(prefix, tmp_path, docker_client)
+
+
+def test_once_replaces_the_container_when_acr_has_a_new_digest_and_keeps_its_data(world: World) -> None:
+    d1 = world.push_http("v1")
+    port = images.free_port()
+    world.client.volumes.create(world.prefix + "data")
+    world.run("web", ports={"8080/tcp": ("127.0.0.1", port)}, environment={"GREETING": "hello"},
+              labels={"com.docker.compose.service": "web"}, volumes={world.prefix + "data": {"bind": "/data", "mode": "rw"}})  # fmt: skip
+    world.client.containers.get(world.prefix + "web").exec_run(["sh", "-c", "echo precious > /data/file"])
+    cfg = world.config([{"container": "web", "image": world.image()}])
+
+    code, report, err = world.once(cfg)
+    assert code == 0, err
+    assert by_container(report)[world.prefix + "web"]["status"] == "up_to_date"
+    assert by_container(report)[world.prefix + "web"]["current_digest"] == d1
+
+    d2 = world.push_http("v2")
+    world.fake.reset_stats()
+    code, report, err = world.once(cfg)
+    r = by_container(report)[world.prefix + "web"]
+    assert code == 0, err
+    assert (r["status"], r["current_digest"], r["latest_digest"], r["error"]) == ("updated", d1, d2, None)
+    assert world.fake.stats()["actions"] == {"GetRepoTags": 1, "GetAuthorizationToken": 1}, world.fake.stats()
+    assert wait_until(lambda: images.http_get(port).strip() == "v2", 20, "the new container serving v2")
+    assert d2 in world.running_digests("web")
+    inspect = world.container("web")
+    assert "GREETING=hello" in inspect["Config"]["Env"]
+    assert inspect["Config"]["Labels"]["com.docker.compose.service"] == "web"
+    out = world.client.containers.get(world.prefix + "web").exec_run(["cat", "/data/file"]).output
+    assert out.strip() == b"precious"
+    assert world.containers() == [world.prefix + "web"]
+    assert "checked=1 updated=1" in err
+
+    world.fake.reset_stats()
+    code, report, _ = world.once(cfg)
+    assert code == 0 and by_container(report)[world.prefix + "web"]["status"] == "up_to_date"
+    assert world.fake.stats()["total"] == 1  # a quiet pass: one ACR request, no pull
+
+
+def test_dry_run_reports_would_update_and_changes_nothing(world: World) -> None:
+    world.push_image("v1", cmd=["sleep", "300"])
+    c = world.run("app")
+    world.push_image("v2", cmd=["sleep", "300"])
+    cfg = world.config([{"container": "app", "image": world.image()}])
+    code, report, err = world.once(cfg, "--dry-run")
+    assert code == 0, err
+    assert by_container(report)[world.prefix + "app"]["status"] == "would_update"
+    assert world.container("app")["Id"] == c.id
+
+
+def test_exit_codes_failed_skipped_and_secrets_absent(world: World) -> None:
+    world.push_image("v1", cmd=["sleep", "300"])
+    world.run("app")
+    world.run("app2")
+    cfg = world.config([
+        {"container": "app", "image": world.image()},
+        {"container": "ghost", "image": world.image()},
+        {"container": "app2", "image": world.image("nothere")},
+    ])  # fmt: skip
+    code, report, err = world.once(cfg)
+    res = by_container(report)
+    assert code == 1
+    assert res[world.prefix + "app"]["status"] == "up_to_date"
+    assert res[world.prefix + "ghost"]["status"] == "skipped"
+    assert res[world.prefix + "app2"]["status"] == "failed" and "REPO_NOT_EXIST" in res[world.prefix + "app2"]["error"]
+
+    code, report, err = world.once(cfg, ALIBABA_CLOUD_ACCESS_KEY_SECRET="wrong-secret-value")
+    assert code == 1
+    assert "SignatureDoesNotMatch" in by_container(report)[world.prefix + "app"]["error"]
+    assert "wrong-secret-value" not in err + str(report) and KEY_SECRET not in err + str(report)
+
+
+def test_missing_container_alone_is_skipped_with_exit_0(world: World) -> None:
+    world.push_image("v1")
+    code, report, _ = world.once(world.config([{"container": "ghost", "image": world.image()}]))
+    assert code == 0 and by_container(report)[world.prefix + "ghost"]["status"] == "skipped"
+
+
+def test_config_errors_exit_2_and_check_lists_every_problem(world: World, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[agent]\ninterval = "soon"\n[[watch]]\nimage = "registry.cn-hangzhou.aliyuncs.com/NS/x:1"\n')
+    done = world.agent("check", "-c", str(bad))
+    assert done.returncode == 2
+    for needle in ("agent.interval", "watch[0].container: required", "watch[0].image: upper-case"):
+        assert needle in done.stderr
+    assert world.agent("once", "-c", str(bad)).returncode == 2
+    assert world.agent("once", "--bogus").returncode == 2
+    assert world.agent("once", "-c", str(tmp_path / "missing.toml")).returncode == 2
+
+
+def test_a_second_pass_while_one_holds_the_lock_exits_3(world: World) -> None:
+    world.push_image("v1")
+    cfg = world.config([{"container": "ghost", "image": world.image()}])
+    lock = world.tmp / "state" / "agent.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert world.once(cfg)[0] == 3
+    finally:
+        os.close(fd)
+
+
+def test_run_daemon_updates_on_schedule_and_stops_cleanly_on_sigterm(world: World) -> None:
+    world.push_image("v1", cmd=["sleep", "600"])
+    world.run("app")
+    cfg = world.config([{"container": "app", "image": world.image()}], agent="")
+    cfg.write_text(cfg.read_text().replace('interval = "1h"', 'interval = "2s"'))
+    p = world.spawn("run", "-c", str(cfg))
+    wait_until(lambda: "pass done" in world.log_of(p), 30, "the first pass at start")
+    d2 = world.push_image("v2", cmd=["sleep", "600"])
+    wait_until(lambda: d2 in world.running_digests("app"), 60, "the daemon to deploy v2")
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 0, world.log_of(p)
+    assert world.containers() == [world.prefix + "app"]
+    assert world.container("app")["State"]["Running"]
+    assert "stopped" in world.log_of(p)
