@@ -19,6 +19,7 @@ from tests.support import env, images
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_ID, KEY_SECRET = next(iter(DEFAULT_KEYS.items()))
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]  # stops at once on SIGTERM
 
 
 @dataclass
@@ -28,6 +29,7 @@ class World:
     fake: FakeAcr
     client: docker.DockerClient
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
+    _logs: list[Any] = field(default_factory=list)
 
     @property
     def ns(self) -> str:
@@ -43,6 +45,7 @@ class World:
 
     def push_image(self, marker: str, repo: str = "web", tag: str = "latest", **kw: Any) -> str:
         ref = self.image(repo, tag)
+        kw.setdefault("cmd", SLEEPER)
         images.build_image(ref, marker=marker, docker_client=self.client, **kw)
         return images.push(ref, self.client)
 
@@ -97,6 +100,7 @@ class World:
 
     def spawn(self, *args: str, **env_extra: str) -> subprocess.Popen[str]:
         log = open(self.tmp / f"agent-{len(self.procs)}.log", "w")  # noqa: SIM115 - closed with the world
+        self._logs.append(log)
         p = subprocess.Popen(
             [sys.executable, "-m", "agent", *args], cwd=self.tmp, env=self.env(**env_extra),
             stdout=log, stderr=subprocess.STDOUT, text=True,
@@ -125,6 +129,8 @@ class World:
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
                 p.wait(10)
+        for f in self._logs:
+            f.close()
 
 
 def by_container(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -59,9 +59,9 @@ def test_once_replaces_the_container_when_acr_has_a_new_digest_and_keeps_its_dat
 
 
 def test_dry_run_reports_would_update_and_changes_nothing(world: World) -> None:
-    world.push_image("v1", cmd=["sleep", "300"])
+    world.push_image("v1")
     c = world.run("app")
-    world.push_image("v2", cmd=["sleep", "300"])
+    world.push_image("v2")
     cfg = world.config([{"container": "app", "image": world.image()}])
     code, report, err = world.once(cfg, "--dry-run")
     assert code == 0, err
@@ -70,7 +70,7 @@ def test_dry_run_reports_would_update_and_changes_nothing(world: World) -> None:
 
 
 def test_exit_codes_failed_skipped_and_secrets_absent(world: World) -> None:
-    world.push_image("v1", cmd=["sleep", "300"])
+    world.push_image("v1")
     world.run("app")
     world.run("app2")
     cfg = world.config([
@@ -123,14 +123,15 @@ def test_a_second_pass_while_one_holds_the_lock_exits_3(world: World) -> None:
 
 
 def test_run_daemon_updates_on_schedule_and_stops_cleanly_on_sigterm(world: World) -> None:
-    world.push_image("v1", cmd=["sleep", "600"])
+    world.push_image("v1")
     world.run("app")
     cfg = world.config([{"container": "app", "image": world.image()}], agent="")
     cfg.write_text(cfg.read_text().replace('interval = "1h"', 'interval = "2s"'))
     p = world.spawn("run", "-c", str(cfg))
     wait_until(lambda: "pass done" in world.log_of(p), 30, "the first pass at start")
-    d2 = world.push_image("v2", cmd=["sleep", "600"])
-    wait_until(lambda: d2 in world.running_digests("app"), 60, "the daemon to deploy v2")
+    d2 = world.push_image("v2")
+    wait_until(lambda: "updated=1" in world.log_of(p), 60, "the daemon to deploy v2")
+    assert d2 in world.running_digests("app")
     p.send_signal(signal.SIGTERM)
     assert p.wait(30) == 0, world.log_of(p)
     assert world.containers() == [world.prefix + "app"]
