@@ -1,0 +1,383 @@
+"""The Runtime port on the Docker Engine API (docker-py 7). SDK exceptions never leave this module."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import requests
+from docker.errors import DockerException, NotFound
+
+from agent.errors import RuntimeFault
+from agent.model import ContainerInfo
+from agent.runtimes import ContainerState
+
+_ANON = re.compile(r"^[0-9a-f]{64}$")
+# Config keys an image provides; a container value equal to the old image's was inherited, not chosen.
+_INHERITED_SCALARS = ("Healthcheck", "WorkingDir", "User", "StopSignal")
+
+Json = dict[str, Any]
+
+
+def _why(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).strip()
+
+
+@contextmanager
+def _fault(action: str, secret: str | None = None) -> Iterator[None]:
+    """Turn SDK and transport errors into RuntimeFault naming `action`, never `secret`."""
+    try:
+        yield
+    except (DockerException, requests.RequestException) as exc:
+        message = f"{action}: {_why(exc)}"
+        if secret:
+            message = message.replace(secret, "***")
+        raise RuntimeFault(message) from exc
+
+
+@dataclass
+class CloneSpec:
+    """What `clone` posts: the create body and the networks to connect after create."""
+
+    config: Json
+    connect: list[tuple[str, Json]] = field(default_factory=list)
+
+
+def _bind_destination(bind: str) -> str:
+    parts = bind.split(":")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _drop_inherited(cfg: Json, old: Json, published: set[str]) -> None:
+    """Remove from container Config `cfg` what merely came from the old image's Config `old`."""
+    if cfg.get("Entrypoint") == old.get("Entrypoint"):
+        cfg.pop("Entrypoint", None)
+        # Docker inherits the image CMD only when no ENTRYPOINT was given on create.
+        if cfg.get("Cmd") == old.get("Cmd"):
+            cfg.pop("Cmd", None)
+            cfg.pop("ArgsEscaped", None)
+    old_env = set(old.get("Env") or [])
+    if cfg.get("Env"):
+        cfg["Env"] = [e for e in cfg["Env"] if e not in old_env]
+    old_labels = old.get("Labels") or {}
+    if cfg.get("Labels"):
+        cfg["Labels"] = {k: v for k, v in cfg["Labels"].items() if old_labels.get(k) != v}
+    old_ports = old.get("ExposedPorts") or {}
+    if cfg.get("ExposedPorts"):
+        cfg["ExposedPorts"] = {
+            p: v for p, v in cfg["ExposedPorts"].items() if p not in old_ports or p in published
+        }
+    old_volumes = old.get("Volumes") or {}
+    if cfg.get("Volumes"):
+        cfg["Volumes"] = {p: v for p, v in cfg["Volumes"].items() if p not in old_volumes}
+    for key in _INHERITED_SCALARS:
+        if key in cfg and cfg[key] == old.get(key):
+            cfg.pop(key)
+
+
+def _pin_anonymous_volumes(src: Json, host: Json, shared: set[str]) -> None:
+    """Mount the source's anonymous volumes by name so the new container re-uses their data.
+
+    `shared` holds destinations that come from VolumesFrom; those stay as they are.
+    """
+    mounts = host.get("Mounts") or []
+    covered = {_bind_destination(b) for b in host.get("Binds") or []} | shared
+    for m in src.get("Mounts") or []:
+        name, dest = m.get("Name") or "", m.get("Destination")
+        if m.get("Type") != "volume" or not _ANON.match(name) or dest in covered:
+            continue
+        given = next((s for s in mounts if s.get("Target") == dest), None)
+        if given is not None:  # --mount type=volume without a source; or pinned by an earlier clone
+            if given.get("Type") == "volume" and not given.get("Source"):
+                given["Source"] = name
+            continue
+        spec: Json = {"Type": "volume", "Source": name, "Target": dest, "ReadOnly": not m.get("RW", True)}
+        if m.get("Driver") and m["Driver"] != "local":
+            spec["VolumeOptions"] = {"DriverConfig": {"Name": m["Driver"]}}
+        mounts.append(spec)
+    host["Mounts"] = mounts or None
+
+
+def _endpoint(ep: Json, drop_aliases: set[str]) -> Json:
+    aliases = [a for a in ep.get("Aliases") or [] if a not in drop_aliases]
+    out: Json = {"IPAMConfig": ep.get("IPAMConfig") or None, "Links": ep.get("Links") or None}
+    out["Aliases"] = aliases or None
+    if ep.get("DriverOpts"):
+        out["DriverOpts"] = ep["DriverOpts"]
+    return out
+
+
+def _networks(src: Json, host: Json) -> tuple[Json | None, list[tuple[str, Json]]]:
+    """Split the source's networks into the one to create with and the ones to connect after."""
+    mode = host.get("NetworkMode") or "default"
+    nets: Json = (src.get("NetworkSettings") or {}).get("Networks") or {}
+    if mode in ("host", "none") or mode.startswith("container:") or not nets:
+        return None, []
+    cfg = src.get("Config") or {}
+    drop = {src["Id"][:12], cfg.get("Hostname") or ""}
+    wanted = "bridge" if mode == "default" else mode
+    first = next((n for n, ep in nets.items() if wanted in (n, ep.get("NetworkID"))), None)
+    if first is None:  # the network named by NetworkMode was disconnected
+        first = next(iter(nets))
+        host["NetworkMode"] = first
+    rest = [(n, _endpoint(ep, drop)) for n, ep in nets.items() if n != first]
+    return {"EndpointsConfig": {first: _endpoint(nets[first], drop)}}, rest
+
+
+def clone_spec(src: Json, old_image: Json, shared_destinations: set[str] | None = None) -> CloneSpec:
+    """The create body that recreates container `src` (an inspect result); pure, no I/O.
+
+    `old_image` is the inspect result of the image `src` runs ({} when it is gone).
+    """
+    cfg: Json = copy.deepcopy(src.get("Config") or {})
+    host: Json = copy.deepcopy(src.get("HostConfig") or {})
+    mode = host.get("NetworkMode") or ""
+    published = {p for p, b in (host.get("PortBindings") or {}).items() if b}
+    _drop_inherited(cfg, old_image.get("Config") or {}, published)
+    if mode.startswith("container:"):
+        # The hostname and ports belong to the other container; create refuses them.
+        for key in ("Hostname", "Domainname", "ExposedPorts"):
+            cfg.pop(key, None)
+    elif mode != "host" and cfg.get("Hostname") == src["Id"][:12]:
+        cfg.pop("Hostname", None)
+    _pin_anonymous_volumes(src, host, shared_destinations or set())
+    networking, connect = _networks(src, host)
+    cfg["HostConfig"] = host
+    if networking:
+        cfg["NetworkingConfig"] = networking
+    return CloneSpec(cfg, connect)
+
+
+def _links(links: list[str] | None) -> dict[str, str | None] | None:
+    if not links:
+        return None
+    out: dict[str, str | None] = {}
+    for link in links:
+        name, _, alias = link.partition(":")
+        out[name.lstrip("/")] = alias.rsplit("/", 1)[-1] or None
+    return out
+
+
+class DockerRuntime:
+    """Docker Engine adapter for the Runtime port."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: int = 120,
+    ) -> None:
+        if client is None:
+            with _fault("connect to the Docker Engine"):
+                if base_url:
+                    client = docker.DockerClient(base_url=base_url, timeout=timeout)
+                else:
+                    client = docker.from_env(timeout=timeout)
+        self.client = client
+        self.api = client.api
+
+    # -- reads ----------------------------------------------------------
+
+    def _inspect(self, name: str) -> Json | None:
+        try:
+            with _fault(f"inspect container {name}"):
+                return dict(self.api.inspect_container(name))
+        except RuntimeFault as fault:
+            if isinstance(fault.__cause__, NotFound):
+                return None
+            raise
+
+    def _must_inspect(self, name: str) -> Json:
+        data = self._inspect(name)
+        if data is None:
+            raise RuntimeFault(f"no such container: {name}")
+        return data
+
+    def _image(self, ref: str) -> Json | None:
+        try:
+            with _fault(f"inspect image {ref}"):
+                return dict(self.api.inspect_image(ref))
+        except RuntimeFault as fault:
+            if isinstance(fault.__cause__, NotFound):
+                return None
+            raise
+
+    def inspect(self, name: str) -> ContainerInfo | None:
+        data = self._inspect(name)
+        if data is None:
+            return None
+        host = data.get("HostConfig") or {}
+        image = self._image(data["Image"]) or {}
+        bindings = host.get("PortBindings") or {}
+        nets = ((data.get("NetworkSettings") or {}).get("Networks") or {}).values()
+        static = any(
+            (ep.get("IPAMConfig") or {}).get(k) for ep in nets for k in ("IPv4Address", "IPv6Address")
+        )
+        return ContainerInfo(
+            id=data["Id"],
+            name=data["Name"].lstrip("/"),
+            image_id=data["Image"],
+            repo_digests=tuple(image.get("RepoDigests") or ()),
+            running=bool(data["State"]["Running"]),
+            host_ports=any(bindings.values())
+            or bool(host.get("PublishAllPorts"))
+            or host.get("NetworkMode") == "host",
+            static_ip=static or bool((data.get("Config") or {}).get("MacAddress")),
+        )
+
+    def state(self, name: str) -> ContainerState | None:
+        data = self._inspect(name)
+        if data is None:
+            return None
+        st = data["State"]
+        return ContainerState(
+            status=st.get("Status", ""),
+            running=bool(st.get("Running")),
+            restarting=bool(st.get("Restarting")),
+            exit_code=int(st.get("ExitCode") or 0),
+            restart_count=int(data.get("RestartCount") or 0),
+            health=(st.get("Health") or {}).get("Status"),
+            started_at=st.get("StartedAt", ""),
+            image_id=data["Image"],
+        )
+
+    def list_names(self, prefix: str) -> list[str]:
+        """Names of containers in any state that start with `prefix`."""
+        with _fault(f"list containers named {prefix}*"):
+            found = self.api.containers(all=True, filters={"name": prefix})
+        names = {n.lstrip("/") for c in found for n in c.get("Names") or []}
+        return sorted(n for n in names if n.startswith(prefix) and "/" not in n)
+
+    def exists_image(self, ref: str) -> bool:
+        return self._image(ref) is not None
+
+    def image_in_use(self, image_id: str) -> bool:
+        """Whether any container, in any state, uses the image."""
+        image = self._image(image_id)
+        if image is None:
+            return False
+        with _fault("list containers"):
+            found = self.api.containers(all=True)
+        return any(c.get("ImageID") == image["Id"] for c in found)
+
+    def logs(self, container: str, tail: int = 50) -> str:
+        with _fault(f"read logs of {container}"):
+            raw = self.api.logs(container, stdout=True, stderr=True, tail=tail)
+        return bytes(raw).decode("utf-8", errors="replace")
+
+    # -- images ---------------------------------------------------------
+
+    def pull(self, reference: str, auth: tuple[str, str] | None = None) -> str:
+        secret = auth[1] if auth else None
+        config = {"username": auth[0], "password": auth[1]} if auth else None
+        with _fault(f"pull {reference}", secret):
+            for msg in self.api.pull(reference, auth_config=config, stream=True, decode=True):
+                if msg.get("error"):
+                    error = str(msg["error"]).replace(secret, "***") if secret else msg["error"]
+                    raise RuntimeFault(f"pull {reference}: {error}")
+        image = self._image(reference)
+        if image is None:
+            raise RuntimeFault(f"pull {reference}: the image is not present after the pull")
+        return str(image["Id"])
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        with _fault(f"tag {image} as {repository}:{tag}"):
+            ok = self.api.tag(image, repository, tag)
+        if not ok:
+            raise RuntimeFault(f"tag {image} as {repository}:{tag}: refused")
+
+    def remove_image(self, ref: str) -> None:
+        """Remove an image without force. Missing is fine; in use raises RuntimeFault."""
+        try:
+            with _fault(f"remove image {ref}"):
+                self.api.remove_image(ref, force=False)
+        except RuntimeFault as fault:
+            if not isinstance(fault.__cause__, NotFound):
+                raise
+
+    # -- containers -----------------------------------------------------
+
+    def rename(self, container: str, new_name: str) -> None:
+        with _fault(f"rename {container} to {new_name}"):
+            self.api.rename(container, new_name)
+
+    def start(self, container: str) -> None:
+        with _fault(f"start {container}"):
+            self.api.start(container)
+
+    def stop(self, container: str) -> None:
+        data = self._must_inspect(container)
+        timeout = (data.get("Config") or {}).get("StopTimeout")
+        with _fault(f"stop {container}"):
+            # Without `timeout` the engine applies the container's own StopTimeout (or 10 s);
+            # passing it also stretches the HTTP read timeout to cover the wait.
+            if timeout is not None and timeout >= 0:
+                self.api.stop(container, timeout=timeout)
+            else:
+                self.api.stop(container)
+
+    def remove(self, container: str) -> None:
+        """Force-remove; never the volumes. A container that is already gone is fine."""
+        try:
+            with _fault(f"remove {container}"):
+                self.api.remove_container(container, v=False, force=True)
+        except RuntimeFault as fault:
+            if not isinstance(fault.__cause__, NotFound):
+                raise
+
+    def _shared_destinations(self, src: Json) -> set[str]:
+        dests: set[str] = set()
+        for entry in (src.get("HostConfig") or {}).get("VolumesFrom") or []:
+            other = self._must_inspect(entry.split(":")[0])
+            dests.update(m["Destination"] for m in other.get("Mounts") or [])
+        return dests
+
+    def clone(self, source: str, name: str, image: str) -> str:
+        src = self._must_inspect(source)
+        old_image = self._image(src["Image"]) or {}
+        spec = clone_spec(src, old_image, self._shared_destinations(src))
+        spec.config["Image"] = image
+        with _fault(f"create {name} from {source} with {image}"):
+            new_id = str(self.api.create_container_from_config(spec.config, name)["Id"])
+        try:
+            for net, ep in spec.connect:
+                ipam = ep.get("IPAMConfig") or {}
+                with _fault(f"connect {name} to network {net}"):
+                    self.api.connect_container_to_network(
+                        new_id,
+                        net,
+                        ipv4_address=ipam.get("IPv4Address") or None,
+                        ipv6_address=ipam.get("IPv6Address") or None,
+                        link_local_ips=ipam.get("LinkLocalIPs") or None,
+                        aliases=ep.get("Aliases"),
+                        links=_links(ep.get("Links")),
+                        driver_opt=ep.get("DriverOpts"),
+                    )
+        except RuntimeFault:
+            self._discard(new_id, src)
+            raise
+        return new_id
+
+    def _discard(self, new_id: str, src: Json) -> None:
+        """Remove a half-made clone and the fresh anonymous volumes only it had."""
+        kept = {m.get("Name") for m in src.get("Mounts") or []}
+        made = self._inspect(new_id) or {}
+        fresh = [
+            m["Name"]
+            for m in made.get("Mounts") or []
+            if _ANON.match(m.get("Name") or "") and m["Name"] not in kept
+        ]
+        try:
+            self.remove(new_id)
+            for vol in fresh:
+                with _fault(f"remove volume {vol}"):
+                    self.api.remove_volume(vol)
+        except RuntimeFault:
+            pass  # the original error matters more; a stray here is reported by list_names
