@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import tempfile
+from typing import Any
 
 import docker
 import requests
@@ -127,12 +128,13 @@ def build_image(
     return str(image.id)
 
 
-def build_http_image(tag: str, marker: str, **kwargs: object) -> str:
+def build_http_image(tag: str, marker: str, *, files: dict[str, str] | None = None, **kwargs: Any) -> str:
     """A busybox httpd image serving /www/index.html (the marker) on port 8080."""
-    files = {"/www/index.html": marker + "\n", **dict(kwargs.pop("files", None) or {})}  # type: ignore[call-overload]
     kwargs.setdefault("cmd", HTTP_CMD)
     kwargs.setdefault("expose", ["8080"])
-    return build_image(tag, marker=marker, files=files, **kwargs)  # type: ignore[arg-type]
+    return build_image(
+        tag, marker=marker, files={"/www/index.html": marker + "\n", **(files or {})}, **kwargs
+    )
 
 
 def push(ref: str, docker_client: docker.DockerClient | None = None) -> str:
