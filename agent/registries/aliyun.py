@@ -1,0 +1,447 @@
+"""The ACR adapter: latest tag digests and temporary pull credentials from the ACR OpenAPI.
+
+Personal edition: ROA 2016-06-07 (GetRepoTags, GetAuthorizationToken).
+Enterprise edition: RPC 2018-12-01 (GetRepository -> RepoId, ListRepoTag, GetAuthorizationToken).
+SDK data never leaves this module; every failure becomes a RegistryError with secrets redacted.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import logging
+import random
+import re
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Collection
+from typing import Any
+
+from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
+from aliyunsdkcore.client import AcsClient
+from aliyunsdkcore.request import AcsRequest
+from aliyunsdkcr.request.v20160607 import GetAuthorizationTokenRequest as PersonalToken
+from aliyunsdkcr.request.v20160607 import GetRepoTagsRequest
+from aliyunsdkcr.request.v20181201 import GetAuthorizationTokenRequest as EnterpriseToken
+from aliyunsdkcr.request.v20181201 import GetRepositoryRequest, ListRepoTagRequest
+from loguru import logger
+
+from agent.errors import RegistryError
+from agent.model import RepoKey, normalize_digest
+
+MAX_PAGES = 200  # 20 000 tags at 100 a page: beyond that something is wrong
+TOKEN_MARGIN = 300.0  # renew a pull token this many seconds before it expires
+_TEMPORARY_CODES = {"InternalError", "ServiceUnavailable", "UnknownError", "SDK.HttpError"}
+_REGION = re.compile(r"^[a-z0-9-]+$")
+# What the SDK may log that carries a secret: STS tokens in URLs/headers, tokens in response bodies.
+_SENSITIVE = re.compile(
+    r"""(?i)(['"]?(?:SecurityToken|x-acs-security-token|authorizationToken)['"]?\s*[=:]\s*['"]?)[^&\s'",}]+"""
+)
+
+
+class TagDigestError(RegistryError):
+    """ACR listed a wanted tag with a digest that is not a sha256 digest.
+
+    `found` holds the wanted tags that were fine, so a caller may still use them; `bad` maps
+    each broken tag to what ACR sent.
+    """
+
+    def __init__(self, message: str, *, found: dict[str, str], bad: dict[str, str]) -> None:
+        super().__init__(message, code="InvalidDigest", temporary=False)
+        self.found = found
+        self.bad = bad
+
+
+class _SdkLogFilter(logging.Filter):
+    """Drops the SDK's own error lines (we raise better ones) and redacts tokens from the rest."""
+
+    _DUPLICATES = ("ServerException occurred", "HttpError occurred", "Failed to parse response")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text.startswith(self._DUPLICATES):
+            return False
+        record.msg, record.args = _SENSITIVE.sub(r"\1***", text), None
+        return True
+
+
+logging.getLogger("aliyunsdkcore.client").addFilter(_SdkLogFilter())
+
+
+def _is_loopback(host: str) -> bool:
+    name = urllib.parse.urlsplit("//" + host).hostname or host
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_endpoint(endpoint: str) -> tuple[str, str]:
+    """("http"|"https", "host[:port]") from a URL or a bare host; https unless it says http://."""
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep:
+        scheme, rest = "https", endpoint
+    scheme = scheme.lower()
+    host = rest.rstrip("/")
+    if scheme not in ("http", "https") or not host or "/" in host or "?" in host:
+        raise ValueError(f"ACR endpoint must be http(s)://host[:port] or a bare host, got {endpoint!r}")
+    return scheme, host
+
+
+def _field(obj: Any, *names: str) -> Any:
+    """obj[name] for the first name present, matching case-insensitively; None if absent."""
+    if not isinstance(obj, dict):
+        return None
+    lowered = {str(k).lower(): v for k, v in obj.items()}
+    for name in names:
+        if name.lower() in lowered:
+            return lowered[name.lower()]
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class AliyunRegistry:
+    """Registry port for ACR, through aliyun-python-sdk-core with our own retries."""
+
+    def __init__(
+        self,
+        *,
+        access_key_id: str,
+        access_key_secret: str,
+        region: str,
+        edition: str = "personal",
+        instance_id: str | None = None,
+        endpoint: str | None = None,
+        security_token: str | None = None,
+        connect_timeout: float = 5,
+        read_timeout: float = 10,
+        retries: int = 3,
+        backoff: float = 0.5,
+        backoff_max: float = 8.0,
+        total_timeout: float = 60.0,
+        page_size: int = 100,
+        registry_hosts: Collection[str] = (),
+        sleep: Callable[[float], None] = time.sleep,
+        on_request: Callable[[str, float, str], None] | None = None,
+    ) -> None:
+        if not access_key_id or not access_key_secret:
+            raise ValueError("access_key_id and access_key_secret are required")
+        if not _REGION.match(region or ""):
+            raise ValueError(f"invalid region {region!r}")
+        if edition not in ("personal", "enterprise"):
+            raise ValueError(f"edition must be 'personal' or 'enterprise', got {edition!r}")
+        if edition == "enterprise" and not instance_id:
+            raise ValueError("the enterprise edition needs instance_id (cri-...)")
+        self.region, self.edition, self.instance_id = region, edition, instance_id
+        self._scheme, self._host = _split_endpoint(endpoint or f"https://cr.{region}.aliyuncs.com")
+        self._token = security_token
+        self._retries, self._backoff, self._backoff_max = max(0, retries), backoff, backoff_max
+        self._total_timeout, self._page_size = total_timeout, page_size
+        self._sleep, self._on_request = sleep, on_request
+        self._secrets = {s for s in (access_key_secret, security_token) if s}
+        self._registry_hosts = {h.lower() for h in registry_hosts}
+        self._lock = threading.Lock()
+        self._repo_ids: dict[tuple[str, str], str] = {}
+        self._pull: tuple[str, str, float] | None = None  # user, password, expiry (epoch s)
+        # The SDK applies HTTP(S)_PROXY itself and ignores NO_PROXY: decide here.
+        no_proxy = _is_loopback(self._host) or bool(urllib.request.proxy_bypass(self._host))
+        # Explicit ak/secret win over env ALIYUN_ACCESS_KEY_*; an STS token is added per request.
+        self._client = AcsClient(
+            access_key_id,
+            access_key_secret,
+            region,
+            auto_retry=False,
+            connect_timeout=connect_timeout,
+            timeout=read_timeout,
+            proxy={"http": None, "https": None} if no_proxy else None,
+        )
+
+    def close(self) -> None:
+        """Close pooled connections to the API."""
+        self._client.session.close()
+
+    def __enter__(self) -> AliyunRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AliyunRegistry(edition={self.edition!r}, region={self.region!r}, endpoint={self._host!r})"
+
+    # -- the Registry port ------------------------------------------------------------------
+    def latest(self, repo: RepoKey, tags: Collection[str]) -> dict[str, str]:
+        wanted = set(tags)
+        if not wanted:
+            return {}
+        deadline = time.monotonic() + self._total_timeout
+        if self.edition == "personal":
+            raw = self._personal_tags(repo, wanted, deadline)
+        else:
+            raw = self._enterprise_tags(repo, wanted, deadline)
+        found, bad = {}, {}
+        for tag, value in raw.items():
+            try:
+                found[tag] = normalize_digest(str(value))
+            except ValueError:
+                bad[tag] = str(value)[:80]
+        if bad:
+            listed = ", ".join(f"{repo.path}:{t} ({v!r})" for t, v in sorted(bad.items()))
+            raise TagDigestError(f"ACR listed an invalid digest for {listed}", found=found, bad=bad)
+        return found
+
+    def credentials(self, host: str) -> tuple[str, str] | None:
+        """ACR's temporary pull login (user cr_temp_user, ~1 h) for this edition's registry hosts."""
+        if not self._serves(host):
+            return None
+        with self._lock:
+            if self._pull and self._pull[2] - TOKEN_MARGIN > time.time():
+                return self._pull[0], self._pull[1]
+        deadline = time.monotonic() + self._total_timeout
+        if self.edition == "personal":
+            body = self._call(
+                "GetAuthorizationToken",
+                "pull credentials",
+                PersonalToken.GetAuthorizationTokenRequest,
+                deadline,
+            )
+            data = _field(body, "data")
+            user, password, expiry_ms = (
+                _field(data, "tempUserName"),
+                _field(data, "authorizationToken"),
+                _field(data, "expireDate"),
+            )
+        else:
+
+            def make() -> AcsRequest:
+                req = EnterpriseToken.GetAuthorizationTokenRequest()
+                req.set_InstanceId(self.instance_id)
+                return req
+
+            body = self._call("GetAuthorizationToken", "pull credentials", make, deadline)
+            user, password = _field(body, "TempUsername"), _field(body, "AuthorizationToken")
+            expiry_ms = _field(body, "ExpireTime")
+        if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
+            raise RegistryError("unexpected answer from ACR GetAuthorizationToken: no user or token")
+        self._secrets.add(password)
+        expiry = _as_int(expiry_ms)
+        expires = expiry / 1000 if expiry else time.time() + 1800
+        with self._lock:
+            self._pull = (user, password, expires)
+        return user, password
+
+    def _serves(self, host: str) -> bool:
+        host = host.lower()
+        if host in self._registry_hosts:
+            return True
+        r = re.escape(self.region)
+        if self.edition == "personal":
+            pattern = rf"(registry(-vpc|-internal)?\.{r}\.aliyuncs\.com|crpi-[a-z0-9]+(-vpc)?\.{r}\.personal\.cr\.aliyuncs\.com)"
+        else:
+            pattern = rf"[a-z0-9-]+-registry(-vpc)?\.{r}\.cr\.aliyuncs\.com"
+        return re.fullmatch(pattern, host) is not None
+
+    # -- tag listing ------------------------------------------------------------------------
+    def _personal_tags(self, repo: RepoKey, wanted: set[str], deadline: float) -> dict[str, str]:
+        def page_request(page: int) -> AcsRequest:
+            req = GetRepoTagsRequest.GetRepoTagsRequest()
+            req.set_RepoNamespace(repo.namespace)
+            req.set_RepoName(repo.name)
+            req.set_Page(page)
+            req.set_PageSize(self._page_size)
+            return req
+
+        return self._scan("GetRepoTags", repo, wanted, deadline, page_request)
+
+    def _enterprise_tags(self, repo: RepoKey, wanted: set[str], deadline: float) -> dict[str, str]:
+        repo_id = self._repo_id(repo, deadline)
+
+        def page_request(page: int) -> AcsRequest:
+            req = ListRepoTagRequest.ListRepoTagRequest()
+            req.set_InstanceId(self.instance_id)
+            req.set_RepoId(repo_id)
+            req.set_PageNo(page)
+            req.set_PageSize(min(self._page_size, 100))
+            return req
+
+        try:
+            return self._scan("ListRepoTag", repo, wanted, deadline, page_request)
+        except RegistryError as e:
+            if e.code == "REPO_NOT_EXIST":  # deleted and maybe re-created: resolve again next time
+                with self._lock:
+                    self._repo_ids.pop((repo.namespace, repo.name), None)
+            raise
+
+    def _scan(
+        self,
+        action: str,
+        repo: RepoKey,
+        wanted: set[str],
+        deadline: float,
+        page_request: Callable[[int], AcsRequest],
+    ) -> dict[str, str]:
+        """Page through the tag list until every wanted tag is seen or the list ends.
+
+        Personal answers nest {tags, total} under data, enterprise ones have {Images, TotalCount};
+        keys are matched case-insensitively, and counts may be strings.
+        """
+        found: dict[str, str] = {}
+        seen = 0
+        for page in range(1, MAX_PAGES + 1):
+            body = self._call(action, repo.path, functools.partial(page_request, page), deadline)
+            if self.edition == "personal":
+                body = _field(body, "data")
+            items = _field(body, "tags", "Images")
+            if not isinstance(items, list):
+                raise RegistryError(f"unexpected answer from ACR {action} for {repo.path}: no tag list")
+            for item in items:
+                tag = _field(item, "tag")
+                if isinstance(tag, str) and tag in wanted:
+                    found[tag] = _field(item, "digest")
+            seen += len(items)
+            total = _as_int(_field(body, "total", "TotalCount"))
+            if found.keys() >= wanted or not items or (total is not None and seen >= total):
+                return found
+        raise RegistryError(f"ACR {action} for {repo.path}: gave up after {MAX_PAGES} pages")
+
+    def _repo_id(self, repo: RepoKey, deadline: float) -> str:
+        key = (repo.namespace, repo.name)
+        with self._lock:
+            if key in self._repo_ids:
+                return self._repo_ids[key]
+
+        def request() -> AcsRequest:
+            req = GetRepositoryRequest.GetRepositoryRequest()
+            req.set_InstanceId(self.instance_id)
+            req.set_RepoNamespaceName(repo.namespace)
+            req.set_RepoName(repo.name)
+            return req
+
+        repo_id = _field(self._call("GetRepository", repo.path, request, deadline), "RepoId")
+        if not isinstance(repo_id, str) or not repo_id:
+            raise RegistryError(f"unexpected answer from ACR GetRepository for {repo.path}: no RepoId")
+        with self._lock:
+            self._repo_ids[key] = repo_id
+        return repo_id
+
+    # -- one API call with retries ----------------------------------------------------------
+    def _call(
+        self, action: str, what: str, make: Callable[[], AcsRequest], deadline: float
+    ) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            start = time.monotonic()
+            try:
+                body = self._once(action, what, make)
+            except RegistryError as err:
+                self._report(action, time.monotonic() - start, err.code or "error")
+                delay = random.uniform(0, min(self._backoff_max, self._backoff * 2**attempt))
+                if not err.temporary or attempt >= self._retries or time.monotonic() + delay > deadline:
+                    raise
+                attempt += 1
+                logger.warning(
+                    "ACR {} for {} failed ({}); retry {}/{} in {:.2f}s",
+                    action,
+                    what,
+                    err,
+                    attempt,
+                    self._retries,
+                    delay,
+                )
+                self._sleep(delay)
+                continue
+            self._report(action, time.monotonic() - start, "ok")
+            return body
+
+    def _once(self, action: str, what: str, make: Callable[[], AcsRequest]) -> dict[str, Any]:
+        req = make()
+        req.set_endpoint(self._host)
+        req.set_protocol_type(self._scheme)
+        if self._token:  # what the SDK's StsTokenSigner would do, without its env-var surprise
+            if req.get_style() == "RPC":
+                req.add_query_param("SecurityToken", self._token)
+            else:
+                req.add_header("x-acs-security-token", self._token)
+        where = f"ACR {action} for {what}"
+        try:
+            raw = self._client.do_action_with_exception(req)
+        except ClientException as e:
+            code = e.get_error_code()
+            msg = re.sub(
+                r" with url: \S+", "", str(e.get_error_msg())
+            )  # the URL is long and may hold a token
+            raise self._error(f"{where}: {msg}", code, code in _TEMPORARY_CODES) from None
+        except ServerException as e:
+            raise self._server_error(where, e) from None
+        except Exception as e:  # the SDK itself can trip (e.g. IndexError on odd error bodies)
+            raise self._error(
+                f"{where}: unexpected failure in the ACR SDK ({type(e).__name__})", None, False
+            ) from None
+        try:
+            body = json.loads(raw)
+        except (TypeError, ValueError):
+            body = None
+        if not isinstance(body, dict):
+            raise self._error(f"unexpected answer from {where}: not a JSON object", None, False)
+        code = _field(body, "Code")
+        if _field(body, "IsSuccess") is False or (
+            isinstance(code, str) and code.lower() not in ("success", "")
+        ):
+            msg, request_id = _field(body, "Message"), _field(body, "RequestId")
+            raise self._build(
+                where, str(code or "UnknownError"), str(msg or "request failed"), None, request_id
+            )
+        return body
+
+    def _server_error(self, where: str, e: ServerException) -> RegistryError:
+        status, code, msg = e.get_http_status(), e.get_error_code(), e.get_error_msg() or ""
+        request_id = e.get_request_id()
+        if code == "SDK.UnknownServerError":  # lower-case body, or no JSON at all
+            raw = msg.removeprefix("ServerResponseBody: ")
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+            code, msg = _field(parsed, "code"), _field(parsed, "message")
+            request_id = _field(parsed, "requestId")
+            if not isinstance(code, str):
+                snippet = " ".join(raw.split())[:120]
+                temporary = (status or 0) >= 500
+                return self._error(
+                    f"unexpected answer from {where}: HTTP {status} {snippet!r}", None, temporary
+                )
+        return self._build(where, code, str(msg or ""), status, request_id)
+
+    def _build(self, where: str, code: str, msg: str, status: int | None, request_id: Any) -> RegistryError:
+        msg = re.split(r"\.? server string to sign is", msg, maxsplit=1)[0]  # long, and not for operators
+        temporary = (
+            code.startswith("Throttling") or code in _TEMPORARY_CODES or (status or 0) >= 500 or status == 429
+        )
+        text = f"{where}: " + (f"HTTP {status}: " if status else "") + (msg or "request failed")
+        if isinstance(request_id, str) and request_id:
+            text += f" (request id {request_id})"
+        return self._error(text, code, temporary)
+
+    def _error(self, message: str, code: str | None, temporary: bool) -> RegistryError:
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return RegistryError(_SENSITIVE.sub(r"\1***", message), code=code, temporary=temporary)
+
+    def _report(self, action: str, seconds: float, outcome: str) -> None:
+        if self._on_request is None:
+            return
+        try:
+            self._on_request(action, seconds, outcome)
+        except Exception:  # metrics must never break a pass
+            logger.exception("on_request callback failed")
