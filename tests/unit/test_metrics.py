@@ -1,0 +1,139 @@
+"""Metrics: recorded values show up as the right cr_agent_* series in the Prometheus text format."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.metrics import Metrics
+from agent.model import Report, Result, Status
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body, _ = metrics.render()
+    out = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return samples(metrics).get((name, tuple(sorted(labels.items()))))
+
+
+def report(*statuses: Status) -> Report:
+    return Report(
+        tuple(Result(f"c{i}", f"r.example.com/ns/app{i}:latest", s) for i, s in enumerate(statuses))
+    )
+
+
+def test_render_returns_prometheus_text_and_its_content_type() -> None:
+    """render() gives the text exposition format with prometheus_client's content type."""
+    body, content_type = Metrics().render()
+    assert content_type == CONTENT_TYPE_LATEST
+    assert b"# TYPE cr_agent_passes_total counter" in body
+
+
+def test_every_metric_name_is_prefixed_cr_agent() -> None:
+    """Every family in the output is named cr_agent_*."""
+    m = Metrics()
+    m.record_pass(report(Status.UPDATED), 1.0)
+    m.record_api("GetRepoTags", 0.1, "ok")
+    m.record_hook("aliyun", "accepted")
+    names = {f.name for f in text_string_to_metric_families(m.render()[0].decode())}
+    assert names and all(n.startswith("cr_agent_") for n in names), names
+
+
+def test_per_status_results_exist_at_zero_before_the_first_pass() -> None:
+    """A fresh Metrics already exposes cr_agent_results_total{status=...} 0 for every status."""
+    m = Metrics()
+    for status in Status:
+        assert value(m, "cr_agent_results_total", status=status.value) == 0.0
+    assert value(m, "cr_agent_passes_total") == 0.0
+
+
+def test_record_pass_counts_passes_results_updates_rollbacks_and_failures() -> None:
+    """record_pass adds to passes, per-status results and the update/rollback/failure counters."""
+    m = Metrics()
+    m.record_pass(report(Status.UPDATED, Status.UPDATED, Status.UP_TO_DATE, Status.SKIPPED), 2.0)
+    m.record_pass(report(Status.ROLLED_BACK, Status.FAILED, Status.UPDATED), 3.0)
+    assert value(m, "cr_agent_passes_total") == 2.0
+    assert value(m, "cr_agent_results_total", status="updated") == 3.0
+    assert value(m, "cr_agent_results_total", status="up_to_date") == 1.0
+    assert value(m, "cr_agent_results_total", status="skipped") == 1.0
+    assert value(m, "cr_agent_results_total", status="rolled_back") == 1.0
+    assert value(m, "cr_agent_results_total", status="failed") == 1.0
+    assert value(m, "cr_agent_results_total", status="would_update") == 0.0
+    assert value(m, "cr_agent_updates_total") == 3.0
+    assert value(m, "cr_agent_rollbacks_total") == 1.0
+    assert value(m, "cr_agent_failures_total") == 1.0
+
+
+def test_record_pass_observes_the_duration_histogram() -> None:
+    """Pass durations land in cr_agent_pass_duration_seconds with the right count, sum and buckets."""
+    m = Metrics()
+    m.record_pass(report(), 0.7)
+    m.record_pass(report(), 45.0)
+    assert value(m, "cr_agent_pass_duration_seconds_count") == 2.0
+    assert value(m, "cr_agent_pass_duration_seconds_sum") == pytest.approx(45.7)
+    assert value(m, "cr_agent_pass_duration_seconds_bucket", le="1.0") == 1.0
+    assert value(m, "cr_agent_pass_duration_seconds_bucket", le="60.0") == 2.0
+    assert value(m, "cr_agent_pass_duration_seconds_bucket", le="+Inf") == 2.0
+
+
+def test_last_success_time_moves_only_on_an_ok_pass() -> None:
+    """Last pass time is set by every pass; last success time only when report.ok; last_pass_ok follows."""
+    m = Metrics()
+    assert value(m, "cr_agent_last_success_timestamp_seconds") == 0.0
+    before = time.time()
+    m.record_pass(report(Status.UPDATED), 1.0)
+    after = time.time()
+    first_success = value(m, "cr_agent_last_success_timestamp_seconds")
+    assert first_success is not None and before <= first_success <= after
+    assert value(m, "cr_agent_last_pass_ok") == 1.0
+
+    m.record_pass(report(Status.FAILED), 1.0)
+    last_pass = value(m, "cr_agent_last_pass_timestamp_seconds")
+    assert last_pass is not None and last_pass >= first_success
+    assert value(m, "cr_agent_last_success_timestamp_seconds") == first_success
+    assert value(m, "cr_agent_last_pass_ok") == 0.0
+
+
+def test_record_api_counts_by_action_and_outcome_and_observes_latency_by_action() -> None:
+    """record_api feeds cr_agent_api_requests_total{action,outcome} and the latency histogram {action}."""
+    m = Metrics()
+    m.record_api("GetRepoTags", 0.2, "ok")
+    m.record_api("GetRepoTags", 0.3, "ok")
+    m.record_api("GetRepoTags", 5.0, "error")
+    m.record_api("ListRepoTag", 0.01, "ok")
+    assert value(m, "cr_agent_api_requests_total", action="GetRepoTags", outcome="ok") == 2.0
+    assert value(m, "cr_agent_api_requests_total", action="GetRepoTags", outcome="error") == 1.0
+    assert value(m, "cr_agent_api_requests_total", action="ListRepoTag", outcome="ok") == 1.0
+    assert value(m, "cr_agent_api_request_duration_seconds_count", action="GetRepoTags") == 3.0
+    assert value(m, "cr_agent_api_request_duration_seconds_sum", action="GetRepoTags") == pytest.approx(5.5)
+    assert value(m, "cr_agent_api_request_duration_seconds_bucket", action="GetRepoTags", le="0.25") == 1.0
+
+
+def test_record_hook_counts_by_kind_and_outcome() -> None:
+    """record_hook feeds cr_agent_webhook_requests_total{kind,outcome}."""
+    m = Metrics()
+    m.record_hook("aliyun", "accepted")
+    m.record_hook("aliyun", "accepted")
+    m.record_hook("aliyun", "unauthorized")
+    m.record_hook("generic", "too_large")
+    assert value(m, "cr_agent_webhook_requests_total", kind="aliyun", outcome="accepted") == 2.0
+    assert value(m, "cr_agent_webhook_requests_total", kind="aliyun", outcome="unauthorized") == 1.0
+    assert value(m, "cr_agent_webhook_requests_total", kind="generic", outcome="too_large") == 1.0
+
+
+def test_each_instance_has_its_own_registry_and_leaves_the_global_one_alone() -> None:
+    """Two Metrics objects do not share values, and nothing is registered in prometheus_client's REGISTRY."""
+    a, b = Metrics(), Metrics()
+    a.record_hook("generic", "accepted")
+    assert value(a, "cr_agent_webhook_requests_total", kind="generic", outcome="accepted") == 1.0
+    assert value(b, "cr_agent_webhook_requests_total", kind="generic", outcome="accepted") is None
+    assert REGISTRY.get_sample_value("cr_agent_passes_total") is None
