@@ -68,7 +68,8 @@ class _SdkLogFilter(logging.Filter):
         return True
 
 
-logging.getLogger("aliyunsdkcore.client").addFilter(_SdkLogFilter())
+for _name in ("aliyunsdkcore.client", "aliyunsdkcore.http.http_response"):
+    logging.getLogger(_name).addFilter(_SdkLogFilter())
 
 
 def _is_loopback(host: str) -> bool:
@@ -262,7 +263,16 @@ class AliyunRegistry:
             req.set_PageSize(self._page_size)
             return req
 
-        return self._scan("GetRepoTags", repo, wanted, deadline, page_request)
+        try:
+            return self._scan("GetRepoTags", repo, wanted, deadline, page_request)
+        except RegistryError as e:
+            # The personal edition's page-size limit is undocumented: if 100 is refused, use 30 from now on.
+            refused = not e.temporary and "page" in f"{e.code} {e}".lower() and self._page_size > 30
+            if not refused:
+                raise
+            logger.warning("ACR refused PageSize={} ({}); using 30", self._page_size, e)
+            self._page_size = 30
+            return self._scan("GetRepoTags", repo, wanted, deadline, page_request)
 
     def _enterprise_tags(self, repo: RepoKey, wanted: set[str], deadline: float) -> dict[str, str]:
         repo_id = self._repo_id(repo, deadline)

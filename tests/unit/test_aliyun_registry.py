@@ -104,6 +104,19 @@ def test_tags_on_page_one_of_a_long_list_cost_one_request():
         assert f.stats()["actions"] == {"GetRepoTags": 1}
 
 
+def test_refused_page_size_falls_back_to_30(fake):
+    """If the personal API rejects PageSize=100 (its limit is undocumented), the adapter uses 30 from then on."""
+    registry = make(fake)
+    fake.inject(
+        "status",
+        status=400,
+        code="PARAM_INVALID",
+        body='{"code": "PARAM_INVALID", "message": "pageSize too big"}',
+    )
+    assert registry.latest(APP, ["latest"]) == {"latest": "sha256:" + D1}
+    assert registry._page_size == 30 and fake.stats()["total"] == 2
+
+
 def test_missing_tag_is_left_out_after_reading_every_page():
     """A tag the repository does not have is absent from the result, not an error."""
     with FakeAcr(tags={"ns/app": {"latest": D1}}, extra_tags={"ns/app": 70}, personal_page_max=30) as f:
