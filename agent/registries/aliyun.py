@@ -388,9 +388,8 @@ class AliyunRegistry:
             raw = self._client.do_action_with_exception(req)
         except ClientException as e:
             code = e.get_error_code()
-            msg = re.sub(
-                r" with url: \S+", "", str(e.get_error_msg())
-            )  # the URL is long and may hold a token
+            # Drop the URL: it is long and may hold the STS token.
+            msg = re.sub(r" with url: \S+", "", str(e.get_error_msg()))
             raise self._error(f"{where}: {msg}", code, code in _TEMPORARY_CODES) from None
         except ServerException as e:
             raise self._server_error(where, e) from None
