@@ -1,0 +1,274 @@
+"""Scenario 4: footprint. Cold start of `agent once` with nothing to do, its imports, and `agent run` memory.
+
+* cold start: `agent once` for N = 10 up-to-date containers (what cron runs every minute), beside
+  `python -c pass` and `agent --version` to show where the time goes;
+* `python -X importtime` of that same `agent once`: the heaviest imports (median over the runs);
+* `agent run` resident memory (VmRSS) once idle after start;
+* 1,000 passes through the daemon: `agent run` with the webhook on loopback and debounce "0s", each
+  pass asked for by POST /v1/update and awaited on /healthz, RSS sampled every 100 passes;
+* 1,000 passes in-process (bench/reconcile_loop.py): reconcile(ctx) in a loop, RSS every 50.
+
+    python -m bench.footprint [--containers 10] [--passes 1000] [--reps 10] [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    ROOT,
+    World,
+    agent_cmd,
+    agent_pass_seconds,
+    free_port,
+    log,
+    parser,
+    rss_kib,
+    run_measured,
+    stats,
+    wait_port,
+    write_result,
+)
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--containers", type=int, default=10)
+    p.add_argument("--passes", type=int, default=1000, help="passes for the memory tests")
+    a = p.parse_args(argv)
+    reps = a.reps or (2 if a.quick else 10)
+    passes = 30 if a.quick else a.passes
+    n = a.containers
+    started = time.monotonic()
+    out: dict[str, Any] = {"containers": n, "reps": reps, "passes": passes}
+    with World("footprint", shared_registry=a.shared_registry, keep=a.keep) as w:
+        out["facts"] = w.facts
+        repos = [f"r{i}" for i in range((n + 4) // 5)]
+        for r in repos:
+            w.push(r, f"{r}-v1")
+        names = w.run_many([(f"f{i:03d}", repos[i // 5]) for i in range(n)])
+        watches = [{"container": c, "image": w.ref(repos[i // 5])} for i, c in enumerate(names)]
+        cfg = w.agent_config("footprint.toml", watches)
+        env = w.agent_env()
+        run_measured(agent_cmd("once", "-c", str(cfg)), env_vars=env, cwd=w.dir)  # warm the page cache
+
+        log("cold start")
+        rows: dict[str, list[Any]] = {"python -c pass": [], "agent --version": [], "agent once": []}
+        passes_in_once: list[float | None] = []
+        for _ in range(reps):
+            for label, cmd in (("python -c pass", [sys.executable, "-c", "pass"]),
+                               ("agent --version", agent_cmd("--version")),
+                               ("agent once", agent_cmd("once", "-c", str(cfg)))):  # fmt: skip
+                proc = run_measured(cmd, env_vars=env, cwd=w.dir)
+                if proc.rc != 0:
+                    raise SystemExit(f"{label} exited {proc.rc}: {proc.stderr[-1000:]}")
+                rows[label].append(proc)
+                if label == "agent once":
+                    passes_in_once.append(agent_pass_seconds(proc.stderr))
+        out["cold_start"] = {
+            k: {"wall": stats(p.wall for p in v), "cpu": stats(p.cpu for p in v)} for k, v in rows.items()
+        }
+        out["cold_start"]["agent once"]["pass"] = stats(passes_in_once)
+        # The same without any bytecode cache (PYTHONDONTWRITEBYTECODE=1, editable install): every module compiled.
+        raw = {k: v for k, v in env.items() if k != "PYTHONPYCACHEPREFIX"} | {"PYTHONDONTWRITEBYTECODE": "1"}
+        uncached = [
+            run_measured(agent_cmd("once", "-c", str(cfg)), env_vars=raw, cwd=w.dir)
+            for _ in range(max(2, reps // 2))
+        ]
+        out["cold_start"]["agent once, no bytecode cache"] = {"wall": stats(p.wall for p in uncached),
+                                                              "cpu": stats(p.cpu for p in uncached)}  # fmt: skip
+
+        log("import time")
+        out["imports"] = _importtime(cfg, env, w.dir, 3 if a.quick else 7)
+
+        log("agent run: idle memory")
+        out["daemon_idle"] = _daemon_idle(w, watches)
+        log(f"agent run: {passes} passes through the daemon")
+        out["daemon_passes"] = _daemon_passes(w, watches, passes, 10 if a.quick else 100)
+        log(f"in-process: {passes} passes")
+        loop = subprocess.run([sys.executable, "-m", "bench.reconcile_loop", "-c", str(cfg), "--passes", str(passes),
+                               "--every", "10" if a.quick else "50"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=3600)  # fmt: skip
+        if loop.returncode != 0:
+            raise SystemExit(f"reconcile_loop exited {loop.returncode}: {loop.stderr[-1500:]}")
+        out["in_process"] = json.loads(loop.stdout)
+        out["in_process"]["growth"] = _growth(out["in_process"]["samples"])
+    out["seconds"] = round(time.monotonic() - started, 1)
+    write_result("footprint", a.quick, out)
+    return 0
+
+
+# ---- imports -------------------------------------------------------------------------------------
+def _importtime(cfg: Path, env: dict[str, str], cwd: Path, runs: int) -> dict[str, Any]:
+    """Parse `python -X importtime` (post-order, indented by depth) of `agent once`."""
+    exe = agent_cmd("once", "-c", str(cfg))
+    cmd = (
+        [sys.executable, "-X", "importtime", *exe]
+        if exe[0] != sys.executable
+        else [sys.executable, "-X", "importtime", *exe[1:]]
+    )
+    per_run: list[dict[str, Any]] = []
+    for _ in range(runs):
+        proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+        per_run.append(_parse_importtime(proc.stderr))
+    total = stats(r["total_us"] / 1e6 for r in per_run)
+    heavy: dict[str, list[float]] = {}
+    packages: dict[str, list[float]] = {}
+    for r in per_run:
+        for name, us in r["direct"].items():
+            heavy.setdefault(name, []).append(us / 1e6)
+        for name, us in r["self_by_package"].items():
+            packages.setdefault(name, []).append(us / 1e6)
+    top = sorted(((k, stats(v)) for k, v in heavy.items()), key=lambda kv: -kv[1]["median"])[:15]
+    pk = sorted(((k, stats(v)) for k, v in packages.items()), key=lambda kv: -kv[1]["median"])[:15]
+    agent_self = {
+        m: stats(r["agent_self"].get(m, 0) / 1e6 for r in per_run) for m in per_run[-1]["agent_self"]
+    }
+    agent_top = sorted(agent_self.items(), key=lambda kv: -kv[1]["median"])[:8]
+    return {"runs": runs, "total": total, "agent_modules": stats(r["agent_us"] / 1e6 for r in per_run),
+            "agent_self": agent_top,
+            "heaviest_direct": top, "self_by_package": pk, "importers": per_run[-1]["importers"]}  # fmt: skip
+
+
+def _parse_importtime(text: str) -> dict[str, Any]:
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        parts = line[len("import time:") :].split("|")
+        self_us, cum_us, raw = int(parts[0]), int(parts[1]), parts[2]
+        depth = (len(raw) - len(raw.lstrip(" ")) - 1) // 2
+        rows.append((depth, raw.strip(), self_us, cum_us))
+    # post-order: a module's children are the lines just before it with depth + 1
+    parent: dict[int, str | None] = {}
+    stack: list[tuple[int, int]] = []  # (depth, row index) of modules waiting for their parent
+    for i, (depth, _name, _s, _c) in enumerate(rows):
+        while stack and stack[-1][0] > depth:
+            child_depth, child = stack.pop()
+            parent[child] = rows[i][1] if child_depth == depth + 1 else None
+        stack.append((depth, i))
+    direct: dict[str, int] = {}
+    importers: dict[str, str] = {}
+    by_pkg: dict[str, int] = {}
+    total = sum(c for d, _n, _s, c in rows if d == 0)
+    agent_us = sum(s for _d, n, s, _c in rows if n == "agent" or n.startswith("agent."))
+    for i, (depth, name, self_us, cum_us) in enumerate(rows):
+        top = name.split(".")[0]
+        by_pkg[top] = by_pkg.get(top, 0) + self_us
+        if top == "agent":
+            continue
+        up = parent.get(i)
+        if depth == 0 or (up and (up == "agent" or up.startswith("agent."))):
+            direct[name] = direct.get(name, 0) + cum_us
+            importers[name] = up or "(start-up)"
+    return {
+        "total_us": total,
+        "agent_us": agent_us,
+        "direct": direct,
+        "self_by_package": by_pkg,
+        "importers": importers,
+        "agent_self": {n: s for _d, n, s, _c in rows if n == "agent" or n.startswith("agent.")},
+    }
+
+
+# ---- the daemon ----------------------------------------------------------------------------------
+def _start_daemon(
+    w: World, watches: list[dict[str, Any]], name: str, extra: str = ""
+) -> tuple[subprocess.Popen[bytes], Path]:
+    cfg = w.agent_config(f"{name}.toml", watches, extra=extra, state=f"state-{name}")
+    logf = w.dir / f"{name}.log"
+    with open(logf, "wb") as fh:
+        proc = subprocess.Popen(agent_cmd("run", "-c", str(cfg)), stdout=fh, stderr=subprocess.STDOUT,
+                                env=w.agent_env(), cwd=w.dir)  # fmt: skip
+    return proc, logf
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def _wait_log(proc: subprocess.Popen[bytes], logf: Path, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in logf.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"agent run: no {text!r} in its log: {logf.read_text(errors='replace')[-1500:]}")
+        time.sleep(0.05)
+
+
+def _daemon_idle(w: World, watches: list[dict[str, Any]]) -> dict[str, Any]:
+    proc, logf = _start_daemon(w, watches, "idle")
+    try:
+        _wait_log(proc, logf, "pass done", 60)
+        first = rss_kib(proc.pid)
+        time.sleep(5)
+        idle = rss_kib(proc.pid)
+    finally:
+        _stop(proc)
+    return {"rss_after_first_pass_kib": first, "rss_idle_kib": idle}
+
+
+def _daemon_passes(w: World, watches: list[dict[str, Any]], passes: int, every: int) -> dict[str, Any]:
+    token, port = secrets.token_hex(16), free_port()
+    extra = f'[webhook]\nlisten = "127.0.0.1:{port}"\ntoken = "{token}"\ndebounce = "0s"\n'
+    proc, logf = _start_daemon(w, watches, "passes", extra)
+    samples: list[tuple[int, int]] = []
+    t0 = time.monotonic()
+    try:
+        wait_port(port, 30, "agent run's webhook")
+        _wait_log(proc, logf, "pass done", 60)
+        done = _health(port)["passes"]
+        samples.append((0, rss_kib(proc.pid)))
+        start_rss_idle = samples[0][1]
+        for i in range(1, passes + 1):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/update", data=b"", method="POST",
+                                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            with _OPENER.open(req, timeout=10) as resp:
+                if resp.status != 202:
+                    raise SystemExit(f"POST /v1/update answered {resp.status}")
+            deadline = time.monotonic() + 60
+            while _health(port)["passes"] < done + i:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"pass {i} did not finish: {logf.read_text(errors='replace')[-1500:]}")
+                time.sleep(0.005)
+            if i % every == 0:
+                samples.append((i, rss_kib(proc.pid)))
+    finally:
+        _stop(proc)
+    return {"samples": samples, "rss_start_kib": start_rss_idle, "seconds": round(time.monotonic() - t0, 1),
+            "growth": _growth(samples)}  # fmt: skip
+
+
+def _health(port: int) -> dict[str, Any]:
+    with _OPENER.open(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def _growth(samples: list[list[int] | tuple[int, int]]) -> dict[str, Any]:
+    """RSS change from the first pass (caches filled) to the last, and a least-squares slope per 1,000 passes."""
+    pts = [(float(i), float(r)) for i, r in samples if i >= 1]
+    if len(pts) < 2:
+        return {}
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in pts) / (sum((x - mx) ** 2 for x in xs) or 1)
+    return {"first_kib": ys[0], "last_kib": ys[-1], "max_kib": max(ys), "delta_kib": ys[-1] - ys[0],
+            "slope_kib_per_1000": round(slope * 1000, 1)}  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
