@@ -112,6 +112,7 @@ class Deployer:
         except Interrupted as e:
             self._undo(data)
             self._record(data, "interrupted", str(e))
+            logger.warning("{}: {}; old container restored", w.container, e)
             return result(Status.FAILED, str(e))
         except Exception as e:
             logs = self._logs(data.get("new_id"))
@@ -155,9 +156,7 @@ class Deployer:
             return self._commit(name, data)
         if data["strategy"] == "start-first":
             self._start_and_gate(w, name, new_id, data)
-            self._step(name, "stop_old", data)
-            rt.stop(old_id)
-            _test_kill_point("old_stopped")
+            return self._commit(name, data)  # the commit drains and stops the old one
         else:
             if data["was_running"]:
                 self._step(name, "stop_old", data)
@@ -177,9 +176,20 @@ class Deployer:
     def _commit(self, name: str, data: dict[str, object]) -> str:
         self._step(name, "healthy", data)  # the commit point: from here on, recovery finishes
         _test_kill_point("healthy")
-        self.runtime.remove(str(data["old_id"]))
+        self._retire_old(data)
         _test_kill_point("old_removed")
         return str(data["new_id"])
+
+    def _retire_old(self, data: dict[str, object]) -> None:
+        """Remove the old container; in start-first, first drain it from its networks, then stop it."""
+        old_id = str(data["old_id"])
+        if data["strategy"] == "start-first":
+            st = self.runtime.state(old_id)
+            if st is not None and st.running:
+                self.runtime.drain(old_id)
+                self.runtime.stop(old_id)
+                _test_kill_point("old_stopped")
+        self.runtime.remove(old_id)
 
     def _step(self, name: str, step: str, data: dict[str, object]) -> None:
         self.state.journal_write(name, step, data)
@@ -273,9 +283,8 @@ class Deployer:
 
     def _finish(self, data: dict[str, object]) -> None:
         rt, name = self.runtime, str(data["name"])
-        old = rt.inspect(str(data["old_id"]))
-        if old is not None:
-            rt.remove(old.id)
+        if rt.inspect(str(data["old_id"])) is not None:
+            self._retire_old(data)
         if data["start_new"]:
             st = rt.state(name)
             if st is not None and not st.running:

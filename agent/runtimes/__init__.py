@@ -48,6 +48,10 @@ class Runtime(Protocol):
         """Stop honouring the container's own stop signal and stop timeout."""
         ...
 
+    def drain(self, container: str) -> None:
+        """Take the container out of its user-defined networks (start-first, once the new one is proven)."""
+        ...
+
     def remove(self, container: str) -> None:
         """Force-remove the container. Never removes its volumes."""
         ...

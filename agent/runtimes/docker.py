@@ -323,6 +323,15 @@ class DockerRuntime:
             else:
                 self.api.stop(container)
 
+    def drain(self, container: str) -> None:
+        """Leave every user-defined network, so its DNS names and aliases point only at the others."""
+        data = self._must_inspect(container)
+        for net in (data.get("NetworkSettings") or {}).get("Networks") or {}:
+            if net in ("bridge", "host", "none") or net.startswith("container:"):
+                continue
+            with _fault(f"disconnect {container} from {net}"):
+                self.api.disconnect_container_from_network(container, net)
+
     def remove(self, container: str) -> None:
         """Force-remove; never the volumes. A container that is already gone is fine."""
         try:

@@ -131,6 +131,10 @@ class FakeRuntime:
         self.log.append(f"stop {c.name}")
         c.running = False
 
+    def drain(self, container: str) -> None:
+        self._maybe_fail("drain")
+        self.log.append(f"drain {self._get(container).name}")
+
     def remove(self, container: str) -> None:
         self._maybe_fail("remove")
         c = self._get(container)

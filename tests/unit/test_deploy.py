@@ -70,7 +70,7 @@ def test_start_first_starts_and_proves_new_before_stopping_old(tmp_path: Path) -
     rt, _, dep, job = setup(tmp_path, strategy="start-first")
     assert run(dep, job).status is Status.UPDATED
     ops = [line.split()[0] for line in rt.log]
-    assert ops.index("start") < ops.index("stop") < ops.index("remove")
+    assert ops.index("start") < ops.index("drain") < ops.index("stop") < ops.index("remove")
 
 
 def test_start_first_falls_back_to_stop_first_with_host_ports(tmp_path: Path) -> None:
