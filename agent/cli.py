@@ -114,7 +114,7 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
         )  # fmt: skip
     runtime = DockerRuntime()
     state = State(cfg.agent.state_dir)
-    deployer = Deployer(runtime, state, stop=stop)
+    deployer = Deployer(runtime, state, stop=stop, keep_images=cfg.agent.keep_images)
     on_pass = metrics.record_pass if metrics is not None else None
     return Context(cfg, registries, runtime, state, deployer, on_pass)
 

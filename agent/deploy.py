@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from agent.config import HealthSpec, Watch
-from agent.errors import AgentError, DeployError
+from agent.errors import AgentError, DeployError, RuntimeFault
 from agent.model import ContainerInfo, Result, Status
 from agent.probes import probe as run_probe
 from agent.runtimes import Runtime
@@ -60,8 +60,10 @@ class Deployer:
         probe: Callable[[HealthSpec], tuple[bool, str]] = run_probe,
         clock: Callable[[], float] = time.monotonic,
         poll: float = 0.5,
+        keep_images: int = 3,
     ) -> None:
         self.poll = poll
+        self.keep_images = keep_images
         self.runtime = runtime
         self.state = state
         self.stop = stop or threading.Event()
@@ -72,7 +74,13 @@ class Deployer:
     def pull(self, job: Job) -> str:
         """Pull by digest and tag it as the watched tag. Touches no container."""
         ref = job.watch.image
-        image_id = self.runtime.pull(ref.at(job.digest), job.auth)
+        try:
+            image_id = self.runtime.pull(ref.at(job.digest), job.auth)
+        except RuntimeFault:
+            if not self.runtime.exists_image(ref.at(job.digest)):
+                raise
+            logger.warning("{}: pull failed; using the local copy of {}", job.watch.container, job.digest)
+            image_id = ref.at(job.digest)
         self.runtime.tag(image_id, ref.repository, ref.tag)
         _test_kill_point("pulled")
         return image_id
@@ -126,6 +134,7 @@ class Deployer:
             logger.error("{}: update failed, old container restored: {}", w.container, e)
             return result(Status.FAILED, f"{e} (old container restored)", logs=logs)
         self._record(data, "updated", None)
+        self._prune(w.container, image_id)
         if w.post_update:
             ok, out = run_hook(w.post_update, w.hook_timeout, _hook_env(job))
             if not ok:
@@ -303,6 +312,20 @@ class Deployer:
         if outcome != "updated":
             return
         self.state.journal_clear(name)
+
+    def _prune(self, container: str, current: str) -> None:
+        """Keep the last `keep_images` previous images for rollback; remove older unused ones."""
+        seen: list[str] = []
+        for d in self.state.history(container, limit=100):
+            if d.outcome == "updated" and d.old_image_id and d.old_image_id not in seen and d.old_image_id != current:
+                seen.append(d.old_image_id)
+        for image_id in seen[self.keep_images :]:
+            try:
+                if self.runtime.exists_image(image_id) and not self.runtime.image_in_use(image_id):
+                    self.runtime.remove_image(image_id)
+                    logger.info("{}: removed old image {}", container, image_id[:19])
+            except AgentError as e:
+                logger.debug("{}: kept old image {}: {}", container, image_id[:19], e)
 
     def _logs(self, cid: object) -> str | None:
         if not cid:

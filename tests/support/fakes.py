@@ -141,6 +141,17 @@ class FakeRuntime:
         self.log.append(f"remove {c.name}")
         del self.containers[c.id]
 
+    def exists_image(self, ref: str) -> bool:
+        return any(ref in digests for digests in self.images.values()) or ref in self.images
+
+    def image_in_use(self, image_id: str) -> bool:
+        return any(c.image_id == image_id for c in self.containers.values())
+
+    def remove_image(self, ref: str) -> None:
+        self._maybe_fail("remove_image")
+        self.log.append(f"remove_image {ref[:15]}")
+        self.images.pop(ref, None)
+
     def logs(self, container: str, tail: int = 50) -> str:
         return f"last words of {self._get(container).name}"
 

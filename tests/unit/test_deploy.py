@@ -209,3 +209,30 @@ def test_recovery_is_idempotent(tmp_path: Path) -> None:
     Deployer(rt, state).recover()
     assert Deployer(rt, state).recover() == []
     assert only_web(rt) == ("old", True)
+
+
+def test_keeps_the_last_n_previous_images_and_removes_older_unused_ones(tmp_path: Path) -> None:
+    rt, state, dep, job = setup(tmp_path)
+    dep.keep_images = 2
+    digests = ["sha256:" + c * 64 for c in "bcdef"]
+    olds = []
+    for d in digests:
+        info = rt.inspect("web")
+        assert info is not None
+        olds.append(info.image_id)
+        r = dep.replace(Job(job.watch, info, d, None), dep.pull(Job(job.watch, info, d, None)))
+        assert r.status is Status.UPDATED
+    removed = [line.split()[1] for line in rt.log if line.startswith("remove_image")]
+    # five updates: the three oldest previous images go, the two most recent previous ones stay
+    assert removed == [olds[0][:15], olds[1][:15], olds[2][:15]]
+
+
+def test_pull_failure_falls_back_to_a_local_copy_of_the_digest(tmp_path: Path) -> None:
+    rt, _, dep, job = setup(tmp_path)
+    rt.images["sha256:local"] = (f"{REF.repository}@{NEW}",)
+    rt.fail["pull"] = RuntimeFault("registry unreachable")
+    assert dep.pull(job) == f"{REF.repository}@{NEW}"
+    rt.fail["pull"] = RuntimeFault("registry unreachable")
+    other = Job(job.watch, job.container, "sha256:" + "9" * 64, OLD)
+    with pytest.raises(RuntimeFault):
+        dep.pull(other)
