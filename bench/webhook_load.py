@@ -1,0 +1,618 @@
+"""Webhook load benchmark: a bounded load on a real `agent run`, and webhook push-to-running.
+
+Everything runs on loopback: the agent (`python -m agent run`, a subprocess), the fake ACR API as a
+process (`python -m tests.fake_acr --registry 127.0.0.1:5000`, which reads tags from the local
+registry), the local registry and the Docker engine, with a few real containers.
+
+Phases, each bounded by a duration and a request count, stopping by themselves:
+
+1. `GET /healthz`, sustained, from `--threads` client threads (one connection per request, as the
+   server closes every connection);
+2. `POST /hooks/aliyun/<token>` with ACR's payload for the watched repository, the same way. Every
+   hook is accepted (202) and queues a wake-up; the daemon's debounce must turn them into at most
+   one pass per debounce window (the tag does not change, so those passes are cheap checks);
+3. webhook push-to-running, `--reps` times per debounce value: push a new image (then drop the local
+   copy, so the agent really pulls it), POST the hook, and poll Docker until the new container runs.
+   The agent's own log timestamps split the time into: debounce wait, ACR API + pull, replace.
+
+Reported: requests/s, latency p50/p99/max, errors (and 503 "busy" answers), the agent's VmRSS and
+VmHWM from /proc before and after, passes run, push-to-running median/min/max, and machine facts.
+Everything created carries the prefix `crb-<hex>-` and is removed at the end (only that).
+
+    python -m bench.webhook_load            # the full run (about 1-2 minutes)
+    python -m bench.webhook_load --quick    # a CI smoke run: 1 s phases, one rep
+    python -m bench.webhook_load --json-out results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import functools
+import http.client
+import json
+import math
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fake_acr import DEFAULT_KEYS
+from tests.support import env, images
+
+ROOT = Path(__file__).resolve().parents[1]
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]  # stops at once on SIGTERM
+KEY_ID, KEY_SECRET = next(iter(DEFAULT_KEYS.items()))
+_PASS_START = re.compile(r"^(\S+ \S+) \| \w+ *\| pass started \(wake-up\)", re.M)
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \| \w+ *\| (.*)$")
+
+
+def log(msg: str) -> None:
+    print(f"[webhook-load {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- measurements ---------------------------------------------------------------------------------
+def percentile(xs: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of `xs`."""
+    if not xs:
+        return None
+    s = sorted(xs)
+    return s[max(0, math.ceil(q / 100 * len(s)) - 1)]
+
+
+def spread(xs: list[float]) -> dict[str, Any]:
+    if not xs:
+        return {"n": 0}
+    return {"n": len(xs), "median": round(statistics.median(xs), 3), "min": round(min(xs), 3),
+            "max": round(max(xs), 3), "values": [round(x, 3) for x in xs]}  # fmt: skip
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of `pid` in KiB (from /proc/<pid>/status)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def machine_facts(client: docker.DockerClient) -> dict[str, Any]:
+    mem_kb = 0
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        mem_kb = int(next(ln.split()[1] for ln in meminfo if ln.startswith("MemTotal")))
+    cpu = ""
+    with contextlib.suppress(OSError, StopIteration):
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name"))
+    version, info = client.version(), client.info()
+    return {
+        "nproc": len(os.sched_getaffinity(0)), "cpu": cpu, "memory_gib": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(), "python": platform.python_version(),
+        "docker": version.get("Version"), "docker_api": version.get("ApiVersion"),
+        "storage_driver": info.get("Driver"), "containers_running_on_host": info.get("ContainersRunning"),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+    }  # fmt: skip
+
+
+# ---- HTTP -----------------------------------------------------------------------------------------
+def call(port: int, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:  # fmt: skip
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class LoadResult:
+    name: str
+    threads: int
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def summary(self, ok_status: int) -> dict[str, Any]:
+        n = sum(self.statuses.values()) + sum(self.errors.values())
+        ms = [x * 1000 for x in self.latencies]
+        bad = sum(c for s, c in self.statuses.items() if s != ok_status) + sum(self.errors.values())
+        return {
+            "endpoint": self.name, "threads": self.threads, "requests": n, "seconds": round(self.seconds, 2),
+            "rps": round(n / self.seconds, 1) if self.seconds else None,
+            "p50_ms": round(percentile(ms, 50) or 0, 2), "p99_ms": round(percentile(ms, 99) or 0, 2),
+            "max_ms": round(max(ms, default=0), 2), "errors": bad, "busy_503": self.statuses.get(503, 0),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())}, "exceptions": dict(self.errors),
+        }  # fmt: skip
+
+
+def load(name: str, port: int, request: Callable[[], tuple[str, str, bytes | None, dict[str, str]]],
+         *, threads: int, seconds: float, max_requests: int) -> LoadResult:  # fmt: skip
+    """`threads` clients, each sending requests back to back until `seconds` pass or `max_requests` are sent."""
+    result = LoadResult(name, threads)
+    lock = threading.Lock()
+    sent = 0
+    deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        nonlocal sent
+        lat: list[float] = []
+        statuses: Counter[int] = Counter()
+        errors: Counter[str] = Counter()
+        while time.monotonic() < deadline:
+            with lock:
+                if sent >= max_requests:
+                    break
+                sent += 1
+            method, path, body, headers = request()
+            t0 = time.perf_counter()
+            try:
+                status, _ = call(port, method, path, body, headers)
+            except (OSError, http.client.HTTPException) as e:
+                errors[type(e).__name__] += 1
+                continue
+            lat.append(time.perf_counter() - t0)
+            statuses[status] += 1
+        with lock:
+            result.latencies += lat
+            result.statuses.update(statuses)
+            result.errors.update(errors)
+
+    workers = [threading.Thread(target=client, name=f"load-{i}") for i in range(threads)]
+    t0 = time.monotonic()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+# ---- the world: fake ACR, images, containers, the agent -------------------------------------------
+def acr_payload(namespace: str, name: str, tag: str = "latest") -> bytes:
+    return json.dumps({
+        "push_data": {"digest": "sha256:" + secrets.token_hex(32), "pushed_at": "2016-11-29 12:25:46", "tag": tag},
+        "repository": {"date_created": "2016-10-28 21:31:42", "name": name, "namespace": namespace,
+                       "region": "cn-hangzhou", "repo_authentication_type": "NO_CERTIFIED",
+                       "repo_full_name": f"{namespace}/{name}", "repo_origin_type": "NO_CERTIFIED",
+                       "repo_type": "PRIVATE"},
+    }).encode()  # fmt: skip
+
+
+def services_up() -> bool:
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        return False
+    host, port = env.REGISTRY.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def purge(client: docker.DockerClient, prefix: str) -> None:
+    """Remove our containers (forced) and image references; nothing without the prefix."""
+    api = client.api
+    for c in api.containers(all=True, filters={"name": prefix}):
+        if any(n.lstrip("/").startswith(prefix) for n in c["Names"]):
+            with contextlib.suppress(docker.errors.DockerException):
+                api.remove_container(c["Id"], force=True, v=True)
+    for image in api.images():
+        for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
+            if f"/{prefix}" in ref:
+                with contextlib.suppress(docker.errors.DockerException):
+                    api.remove_image(ref)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.prefix = f"crb-{secrets.token_hex(4)}-"
+        self.ns = self.prefix + "ns"
+        self.tmp = Path(tempfile.mkdtemp(prefix=self.prefix))
+        self.client = docker.from_env(timeout=120)
+        self.token = secrets.token_hex(24)
+        self.fake: subprocess.Popen[str] | None = None
+        self.fake_url = ""
+        self.agent: subprocess.Popen[str] | None = None
+        self.agent_log: Path | None = None
+        self.port = 0
+        self.runs = 0
+
+    # -- set-up --------------------------------------------------------------------------
+    def image(self, repo: str) -> str:
+        return f"{env.REGISTRY}/{self.ns}/{repo}:latest"
+
+    def push(self, repo: str, marker: str, layer_mb: int = 0) -> tuple[str, str]:
+        """Build and push a new image; return (image id, digest)."""
+        files = {"/data/blob": secrets.token_hex(layer_mb * 2**19)} if layer_mb else None
+        image_id = images.build_image(self.image(repo), marker=marker, cmd=SLEEPER, files=files,
+                                      docker_client=self.client)  # fmt: skip
+        return image_id, images.push(self.image(repo), self.client)
+
+    def start_fake(self) -> None:
+        self.fake = subprocess.Popen(
+            [sys.executable, "-m", "tests.fake_acr", "--port", "0", "--registry", env.REGISTRY],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env(),
+        )  # fmt: skip
+        assert self.fake.stdout is not None
+        line = self.fake.stdout.readline()
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if not m:
+            raise RuntimeError(f"fake ACR did not start: {line!r}")
+        self.fake_url = m.group(1)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        e = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_"))}
+        e.update(ALIBABA_CLOUD_ACCESS_KEY_ID=KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET=KEY_SECRET,
+                 DOCKER_CONFIG=str(self.tmp / "docker-config"), NO_PROXY="127.0.0.1,localhost",
+                 no_proxy="127.0.0.1,localhost", PYTHONPATH=str(ROOT), **extra)  # fmt: skip
+        return e
+
+    def config(self, debounce: str, containers: list[tuple[str, str]]) -> Path:
+        lines = [
+            "[agent]", 'interval = "1h"', f'state_dir = "{self.tmp / "state"}"',
+            "[aliyun]", 'region = "cn-hangzhou"', f'endpoint = "{self.fake_url}"', 'timeout = "5s"', "retries = 1",
+            "[webhook]", 'listen = "127.0.0.1:0"', 'token_env = "CR_AGENT_WEBHOOK_TOKEN"', f'debounce = "{debounce}"',
+        ]  # fmt: skip
+        for name, repo in containers:
+            lines += ["[[watch]]", f'container = "{name}"', f'image = "{self.image(repo)}"',
+                      'source = "aliyun"', 'min_uptime = "1s"']  # fmt: skip
+        path = self.tmp / f"agent-{debounce}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start_agent(self, cfg: Path) -> None:
+        self.runs += 1
+        self.agent_log = self.tmp / f"agent-{self.runs}.log"
+        with open(self.agent_log, "w") as out:
+            self.agent = subprocess.Popen(
+                [sys.executable, "-m", "agent", "run", "-c", str(cfg)], cwd=self.tmp,
+                env=self.env(CR_AGENT_WEBHOOK_TOKEN=self.token), stdout=out, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            text = self.log_text()
+            m = re.search(r"webhook: listening on 127\.0\.0\.1:(\d+)", text)
+            if m and "pass done" in text:
+                self.port = int(m.group(1))
+                return
+            if self.agent.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"agent did not start:\n{text[-3000:]}")
+            time.sleep(0.05)
+
+    def stop_agent(self) -> int | None:
+        if self.agent is None or self.agent.poll() is not None:
+            return self.agent.returncode if self.agent else None
+        self.agent.send_signal(signal.SIGTERM)
+        try:
+            return self.agent.wait(30)
+        except subprocess.TimeoutExpired:
+            self.agent.kill()
+            self.agent.wait(10)
+            return None
+
+    def log_text(self) -> str:
+        return self.agent_log.read_text() if self.agent_log else ""
+
+    def health(self) -> dict[str, Any]:
+        status, body = call(self.port, "GET", "/healthz")
+        if status != 200:
+            raise RuntimeError(f"/healthz answered {status}")
+        return dict(json.loads(body))
+
+    def api_seconds(self) -> float:
+        _, body = call(self.port, "GET", "/metrics")
+        total = 0.0
+        for family in text_string_to_metric_families(body.decode()):
+            for s in family.samples:
+                if s.name == "cr_agent_api_request_duration_seconds_sum":
+                    total += s.value
+        return total
+
+    def wait(self, predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if self.agent is not None and self.agent.poll() is not None:
+                raise RuntimeError(f"the agent exited while waiting for {what}:\n{self.log_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(interval)
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop_agent()
+        if self.fake is not None and self.fake.poll() is None:
+            self.fake.send_signal(signal.SIGTERM)
+            try:
+                self.fake.wait(10)
+            except subprocess.TimeoutExpired:
+                self.fake.kill()
+        purge(self.client, self.prefix)
+        if not self.args.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            log(f"kept {self.tmp}")
+        self.client.close()
+
+
+# ---- phases ---------------------------------------------------------------------------------------
+def load_phases(b: Bench, debounce: float) -> dict[str, Any]:
+    a = b.args
+    out: dict[str, Any] = {}
+    pid = b.agent.pid if b.agent else 0
+    out["rss_kib_before"] = proc_status(pid)
+    passes0 = b.health()["passes"]
+
+    log(f"phase 1: GET /healthz, {a.threads} threads, {a.seconds}s")
+    r = load("GET /healthz", b.port, lambda: ("GET", "/healthz", None, {}),
+             threads=a.threads, seconds=a.seconds, max_requests=a.max_requests)  # fmt: skip
+    out["healthz"] = r.summary(200)
+    out["healthz"]["passes"] = b.health()["passes"] - passes0
+    out["rss_kib_after_healthz"] = proc_status(pid)
+
+    log(f"phase 2: POST /hooks/aliyun/<token>, {a.threads} threads, {a.seconds}s")
+    body = acr_payload(b.ns, "web")
+    path = f"/hooks/aliyun/{b.token}"
+    headers = {"Content-Type": "application/json"}
+    passes1 = b.health()["passes"]
+    offset = len(b.log_text())
+    started_wall = time.time()
+    r = load("POST /hooks/aliyun/<token>", b.port, lambda: ("POST", path, body, headers),
+             threads=a.threads, seconds=a.seconds, max_requests=a.max_requests)  # fmt: skip
+    out["hooks"] = r.summary(202)
+    # Every queued wake-up must be followed by a pass that started after it and finished; then stay
+    # quiet for one more debounce window (plus a margin), in case one was queued while that pass began.
+    while True:
+        h = b.wait(lambda: settled(b, offset), 5 * debounce + 120, "the pass after the hooks")
+        time.sleep(debounce + 1.0)
+        if b.health()["passes"] == h["passes"]:
+            break
+    starts = [_stamp(m.group(1)) - started_wall for m in _PASS_START.finditer(b.log_text()[offset:])]
+    passes = h["passes"] - passes1
+    span = max(starts, default=0.0)  # from the first hook to the start of the last pass it caused
+    bound = 1 + math.floor(span / debounce) if debounce > 0 else None
+    out["hooks"].update(
+        passes=passes, passes_bound=bound, passes_within_bound=bound is None or passes <= bound,
+        pass_starts_after_first_hook_s=[round(x, 2) for x in starts],
+        wakeups_logged=b.log_text()[offset:].count("wake-up queued"),
+    )  # fmt: skip
+    out["rss_kib_after_hooks"] = proc_status(pid)
+    return out
+
+
+def settled(b: Bench, offset: int) -> dict[str, Any] | None:
+    """/healthz once the last wake-up queued since `offset` has been followed by a finished pass."""
+    text = b.log_text()[offset:]
+    last_wake = text.rfind("wake-up queued")
+    last_start = text.rfind("pass started (wake-up)")
+    h = b.health()
+    if last_start > last_wake and text.rfind("pass done") > last_start and not h["pass_running"]:
+        return h
+    return None
+
+
+def _stamp(text: str) -> float:
+    return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+
+def new_container_running(b: Bench, container: str, old: str, image_id: str) -> bool:
+    with contextlib.suppress(docker.errors.NotFound):
+        c = b.client.api.inspect_container(container)
+        return bool(c["Id"] != old and c["Image"] == image_id and c["State"]["Running"])
+    return False
+
+
+def pass_finished(b: Bench, passes_before: int) -> dict[str, Any] | None:
+    h = b.health()
+    return h if h["passes"] > passes_before and not h["pass_running"] else None
+
+
+def push_to_running(b: Bench, container: str, reps: int, layer_mb: int) -> dict[str, Any]:
+    """POST -> the new container running, with a breakdown from the agent's log timestamps."""
+    rows: list[dict[str, float]] = []
+    for i in range(reps):
+        image_id, digest = b.push("lat", f"lat-{b.runs}-{i}-{secrets.token_hex(4)}", layer_mb)
+        # Drop our local copy, so the agent pulls the new layers from the registry, as on a real host.
+        b.client.api.remove_image(b.image("lat"))
+        passes = b.health()["passes"]
+        api0 = b.api_seconds()
+        offset = len(b.log_text())
+        old = b.client.api.inspect_container(container)["Id"]
+        t0 = time.time()
+        status, _ = call(b.port, "POST", "/hooks/aliyun/" + b.token, acr_payload(b.ns, "lat"),
+                         {"Content-Type": "application/json"})  # fmt: skip
+        if status != 202:
+            raise RuntimeError(f"hook answered {status}")
+
+        new = functools.partial(new_container_running, b, container, old, image_id)
+        b.wait(new, 120, "the new container running", interval=0.01)
+        t_running = time.time()
+        h = b.wait(lambda: pass_finished(b, passes), 120, "pass done")  # noqa: B023
+        if h["last_pass"]["results"].get(container) != "updated":
+            raise RuntimeError(f"unexpected pass: {h['last_pass']}")
+        api = b.api_seconds() - api0
+        marks: dict[str, float] = {}
+        for line in b.log_text()[offset:].splitlines():
+            m = _LOG_LINE.match(line)
+            if not m:
+                continue
+            msg = m.group(2)
+            for key, needle in (("queued", "wake-up queued"), ("started", "pass started (wake-up)"),
+                                ("replacing", f"{container}: replacing")):  # fmt: skip
+                if needle in msg and key not in marks:
+                    marks[key] = _stamp(m.group(1))
+        log(f"  rep {i + 1}: {digest}")
+        row = {
+            "post_to_running_s": t_running - t0,
+            "post_to_queued_s": marks["queued"] - t0, "debounce_wait_s": marks["started"] - marks["queued"],
+            "api_s": api, "pull_s": max(0.0, marks["replacing"] - marks["started"] - api),
+            "replace_to_running_s": t_running - marks["replacing"],
+        }  # fmt: skip
+        log("  rep {}: POST->running {:.2f}s (debounce wait {:.2f}, API {:.3f}, pull ~{:.2f}, replace {:.2f})".format(
+            i + 1, row["post_to_running_s"], row["debounce_wait_s"], row["api_s"], row["pull_s"],
+            row["replace_to_running_s"]))  # fmt: skip
+        rows.append(row)
+    keys = (
+        "post_to_running_s",
+        "debounce_wait_s",
+        "api_s",
+        "pull_s",
+        "replace_to_running_s",
+        "post_to_queued_s",
+    )
+    return {"reps": reps, "layer_mb": layer_mb, **{k: spread([r[k] for r in rows]) for k in keys}}
+
+
+# ---- main -----------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.webhook_load", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="CI smoke run: short phases, one rep, small sizes")
+    p.add_argument("--seconds", type=float, help="duration of each load phase (default 15, quick 1)")
+    p.add_argument("--threads", type=int, help="client threads per load phase (default 8, quick 4)")
+    p.add_argument("--max-requests", type=int, default=100_000, help="cap on requests per load phase")
+    p.add_argument(
+        "--containers", type=int, help="watched containers on the loaded repository (default 3, quick 1)"
+    )
+    p.add_argument(
+        "--debounce", default=None, help='the daemon\'s [webhook] debounce (default "2s", quick "0.5s")'
+    )
+    p.add_argument(
+        "--latency-debounce",
+        default=None,
+        help='comma-separated debounce values for push-to-running (default "2s,0s", quick: --debounce)',
+    )
+    p.add_argument(
+        "--reps", type=int, help="push-to-running repetitions per debounce value (default 5, quick 1)"
+    )
+    p.add_argument(
+        "--layer-mb", type=int, help="size of the new image layer each push adds (default 8, quick 0)"
+    )
+    p.add_argument("--json-out", help="also write the results as JSON to this file")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the run directory (agent logs) for a post-mortem"
+    )
+    a = p.parse_args(argv)
+    q = a.quick
+    a.seconds = a.seconds if a.seconds is not None else (1.0 if q else 15.0)
+    a.threads = a.threads or (4 if q else 8)
+    a.containers = a.containers or (1 if q else 3)
+    a.debounce = a.debounce or ("0.5s" if q else "2s")
+    a.latency_debounce = [d for d in (a.latency_debounce or (a.debounce if q else "2s,0s")).split(",") if d]
+    a.reps = a.reps or (1 if q else 5)
+    a.layer_mb = a.layer_mb if a.layer_mb is not None else (0 if q else 8)
+    return a
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # so the clean-up in main() runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agent.durations import parse_duration
+
+    a = parse_args(argv)
+    if not services_up():
+        log("starting dockerd and the registry (scripts/dev-env.sh)")
+        subprocess.run(["bash", str(ROOT / "scripts" / "dev-env.sh")], check=True, timeout=900)
+    b = Bench(a)
+    results: dict[str, Any] = {"quick": a.quick, "prefix": b.prefix}
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        results["machine"] = machine_facts(b.client)
+        results["params"] = {k: getattr(a, k) for k in ("seconds", "threads", "max_requests", "containers",
+                                                        "debounce", "latency_debounce", "reps", "layer_mb")}  # fmt: skip
+        log(f"prefix {b.prefix}: fake ACR, images, {a.containers + 1} containers")
+        b.start_fake()
+        b.push("web", "web-v1")
+        b.push("lat", "lat-v1")
+        for repo in ("web", "lat"):
+            b.client.images.pull(b.image(repo), auth_config=images.auth_config())
+        names = [(f"{b.prefix}web-{i}", "web") for i in range(a.containers)] + [(f"{b.prefix}lat", "lat")]
+        for name, repo in names:
+            b.client.containers.run(b.image(repo), name=name, detach=True)
+
+        debounce = parse_duration(a.debounce)
+        b.start_agent(b.config(a.debounce, names))
+        log(f"agent pid {b.agent.pid if b.agent else '?'} on port {b.port}, debounce {a.debounce}")
+        results["load"] = load_phases(b, debounce)
+        results["push_to_running"] = {}
+        for i, value in enumerate(a.latency_debounce):
+            if i or value != a.debounce:
+                results.setdefault("exit_codes", []).append(b.stop_agent())
+                b.start_agent(b.config(value, names))
+            log(f"push-to-running, debounce {value}, {a.reps} reps, new layer {a.layer_mb} MB")
+            results["push_to_running"][value] = push_to_running(b, f"{b.prefix}lat", a.reps, a.layer_mb)
+        results["rss_kib_end"] = proc_status(b.agent.pid) if b.agent else None
+        results.setdefault("exit_codes", []).append(b.stop_agent())
+    finally:
+        log("cleaning up")
+        b.cleanup()
+    report(results)
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps(results, indent=2) + "\n")
+    ok = results["load"]["hooks"]["passes_within_bound"] and all(
+        c == 0 for c in results.get("exit_codes", [])
+    )
+    ok = ok and results["load"]["healthz"]["errors"] == 0 and results["load"]["hooks"]["errors"] == 0
+    return 0 if ok else 1
+
+
+def report(r: dict[str, Any]) -> None:
+    m, ld = r["machine"], r["load"]
+    print(f"\nmachine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, kernel {m['kernel']}, "
+          f"Docker {m['docker']}, Python {m['python']}, load avg at start {m['loadavg_at_start']}, "
+          f"{m['containers_running_on_host']} containers running on the host")  # fmt: skip
+    print("\n| endpoint | threads | requests | req/s | p50 ms | p99 ms | max ms | errors | 503 | passes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for key in ("healthz", "hooks"):
+        s = ld[key]
+        print(f"| `{s['endpoint']}` | {s['threads']} | {s['requests']} | {s['rps']} | {s['p50_ms']} | "
+              f"{s['p99_ms']} | {s['max_ms']} | {s['errors']} | {s['busy_503']} | {s['passes']} |")  # fmt: skip
+    hk = ld["hooks"]
+    print(f"\nhooks: {hk['wakeups_logged']} wake-ups queued, {hk['passes']} passes, starting at "
+          f"{hk['pass_starts_after_first_hook_s']} s after the first hook "
+          f"(bound: at most {hk['passes_bound']}, one per debounce window; within: {hk['passes_within_bound']})")  # fmt: skip
+    kb = [ld["rss_kib_before"], ld["rss_kib_after_healthz"], ld["rss_kib_after_hooks"]]
+    print("agent VmRSS KiB before / after healthz / after hooks: " + " / ".join(str(x["VmRSS"]) for x in kb)
+          + f"; VmHWM {kb[-1]['VmHWM']}")  # fmt: skip
+    print(
+        "\n| debounce | reps | POST→running median (min–max) s | debounce wait | ACR API | pull (approx.) | replace→running |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for value, p in r["push_to_running"].items():
+        t = p["post_to_running_s"]
+        print(f"| {value} | {p['reps']} | {t['median']:.2f} ({t['min']:.2f}–{t['max']:.2f}) | "
+              f"{p['debounce_wait_s']['median']:.2f} | {p['api_s']['median']:.3f} | {p['pull_s']['median']:.2f} | "
+              f"{p['replace_to_running_s']['median']:.2f} |")  # fmt: skip
+    print(f"\nagent exit codes: {r.get('exit_codes')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
