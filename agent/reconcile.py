@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from loguru import logger
@@ -45,11 +45,19 @@ class Step:
     target: str | None
     reason: str | None = None
     container: ContainerInfo | None = None
+    pinned: bool = False
+    tag_digest: str | None = None  # what the tag points to, when a pin overrides it
 
 
 def plan(observations: Iterable[Observation]) -> list[Step]:
     """Pure: what to do for each observation."""
-    return [_plan_one(o) for o in observations]
+    steps = []
+    for o in observations:
+        s = _plan_one(o)
+        if o.pinned is not None:
+            s = replace(s, pinned=True, tag_digest=o.latest)
+        steps.append(s)
+    return steps
 
 
 def _plan_one(o: Observation) -> Step:
@@ -121,7 +129,8 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     seconds = time.monotonic() - t0
     if not dry_run:
         for r in report.results:
-            ctx.state.record_check(r.container, r.current_digest, r.latest_digest, r.status.value, r.error)
+            latest = str(r.detail.get("tag_digest") or r.latest_digest or "") or None
+            ctx.state.record_check(r.container, r.current_digest, latest, r.status.value, r.error)
     logger.info(
         "pass done: checked={} updated={} rolled_back={} failed={} skipped={} up_to_date={} in {:.2f}s",
         len(report.results), report.count(Status.UPDATED), report.count(Status.ROLLED_BACK),
@@ -174,7 +183,13 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
             continue
         logger.info("{}: replacing {} → {}", name, job.from_digest, job.digest)
         results[name] = ctx.deployer.replace(job, pulled)
-    return [results[s.watch.container] for s in steps]
+    out = []
+    for s in steps:  # a pinned entry also reports what the tag itself points to
+        r = results[s.watch.container]
+        if s.pinned:
+            r = replace(r, detail={**r.detail, "pinned": True, "tag_digest": s.tag_digest})
+        out.append(r)
+    return out
 
 
 def _pull_all(ctx: Context, jobs: list[Job]) -> list[tuple[Job, str | Exception]]:
