@@ -23,11 +23,18 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", metavar="PATH", help="config file (default ./agent.toml, then /etc/cr-agent/agent.toml)")
+    common.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        help="config file (default ./agent.toml, then /etc/cr-agent/agent.toml)",
+    )
     common.add_argument("--log-level", default="INFO", type=str.upper,
                         choices=["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"])  # fmt: skip
     common.add_argument("--log-json", action="store_true", help="one JSON object per log line")
-    p = argparse.ArgumentParser(prog="agent", description="Keep Docker containers on the latest ACR image, safely.")
+    p = argparse.ArgumentParser(
+        prog="agent", description="Keep Docker containers on the latest ACR image, safely."
+    )
     p.add_argument("--version", action="version", version=f"cr-agent {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     once = sub.add_parser("once", parents=[common], help="one reconcile pass (for cron)")
@@ -35,13 +42,22 @@ def _parser() -> argparse.ArgumentParser:
     once.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     sub.add_parser("run", parents=[common], help="the daemon: reconcile on a schedule (and on webhooks)")
     sub.add_parser("check", parents=[common], help="validate the config and list every problem")
-    status = sub.add_parser("status", parents=[common], help="running and latest digests, quarantine, history")
+    status = sub.add_parser(
+        "status", parents=[common], help="running and latest digests, quarantine, history"
+    )
     status.add_argument("--json", action="store_true")
-    rb = sub.add_parser("rollback", parents=[common], help="redeploy the previous (or a given) digest and pin it")
+    rb = sub.add_parser(
+        "rollback", parents=[common], help="redeploy the previous (or a given) digest and pin it"
+    )
     rb.add_argument("container")
-    rb.add_argument("--to", metavar="DIGEST", help="sha256:... to go back to (default: the one before the current)")
+    rb.add_argument(
+        "--to", metavar="DIGEST", help="sha256:... to go back to (default: the one before the current)"
+    )
     rb.add_argument("--json", action="store_true")
-    for name, text in (("unpin", "follow the tag again after a rollback"), ("retry", "lift the quarantine of bad digests")):
+    for name, text in (
+        ("unpin", "follow the tag again after a rollback"),
+        ("retry", "lift the quarantine of bad digests"),
+    ):
         sub.add_parser(name, parents=[common], help=text).add_argument("container")
     return p
 
@@ -106,7 +122,7 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
 
         a = cfg.aliyun
         registries["aliyun"] = AliyunRegistry(
-            access_key_id=a.access_key_id, access_key_secret=a.access_key_secret, region=a.region,
+            access_key_id=a.access_key_id or "", access_key_secret=a.access_key_secret or "", region=a.region,
             edition=a.edition, instance_id=a.instance_id, endpoint=a.endpoint, security_token=a.security_token,
             read_timeout=a.timeout, retries=a.retries,
             registry_hosts=sorted({w.image.host for w in cfg.watches if w.source == "aliyun"}),
@@ -136,7 +152,9 @@ def _print_report(report: Report, as_json: bool) -> None:
         print(logs.redact(json.dumps(report.as_json(), indent=2)))
         return
     for r in report.results:
-        line = f"{r.container:<24} {r.status.value:<12} {_short(r.current_digest)} → {_short(r.latest_digest)}"
+        line = (
+            f"{r.container:<24} {r.status.value:<12} {_short(r.current_digest)} → {_short(r.latest_digest)}"
+        )
         if r.error:
             line += f"  {r.error}"
         print(logs.redact(line))
@@ -152,7 +170,9 @@ def _watch_names(cfg: Config) -> list[str]:
 
 def _require_watched(cfg: Config, container: str) -> None:
     if container not in _watch_names(cfg):
-        raise ConfigError([f"{container!r} is not a watched container (watched: {', '.join(_watch_names(cfg))})"])
+        raise ConfigError(
+            [f"{container!r} is not a watched container (watched: {', '.join(_watch_names(cfg))})"]
+        )
 
 
 def _status(cfg: Config, *, as_json: bool) -> int:
@@ -162,7 +182,7 @@ def _status(cfg: Config, *, as_json: bool) -> int:
 
     state = State(cfg.agent.state_dir)
     runtime = DockerRuntime()
-    out = []
+    out: list[dict[str, Any]] = []
     for w in cfg.watches:
         info = runtime.inspect(w.container)
         running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
@@ -220,7 +240,9 @@ def _rollback(cfg: Config, container: str, to: str | None, *, as_json: bool) -> 
     with RunLock(cfg.agent.state_dir / "agent.lock"):
         ctx = build_context(cfg)
         ctx.state.pin(container, target)
-        logger.info("{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container)
+        logger.info(
+            "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
+        )
         report = reconcile(ctx, only=frozenset({container}))
     _print_report(report, as_json)
     return EXIT_OK if report.ok else EXIT_FAILED

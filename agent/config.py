@@ -121,7 +121,9 @@ def find_config(explicit: str | None) -> Path:
     for p in DEFAULT_PATHS:
         if p.is_file():
             return p
-    raise ConfigError([f"no config file: tried {', '.join(str(p) for p in DEFAULT_PATHS)} (give one with -c PATH)"])
+    raise ConfigError(
+        [f"no config file: tried {', '.join(str(p) for p in DEFAULT_PATHS)} (give one with -c PATH)"]
+    )
 
 
 def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
@@ -241,7 +243,10 @@ def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
 def _check_cron(p: _Problems, path: str, expr: str) -> None:
     fields = expr.split()
     if len(fields) != 5:
-        p.add(path, f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}: {expr!r}")
+        p.add(
+            path,
+            f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}: {expr!r}",
+        )
         return
     from apscheduler.triggers.cron import CronTrigger
 
@@ -253,7 +258,14 @@ def _check_cron(p: _Problems, path: str, expr: str) -> None:
 
 def _aliyun(p: _Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool) -> AliyunSettings:
     known = {"region", "edition", "instance_id", "access_key_id", "access_key_secret", "security_token"}
-    known |= {"access_key_id_env", "access_key_secret_env", "security_token_env", "endpoint", "timeout", "retries"}
+    known |= {
+        "access_key_id_env",
+        "access_key_secret_env",
+        "security_token_env",
+        "endpoint",
+        "timeout",
+        "retries",
+    }
     _unknown(p, "aliyun", t, known)
     region = _get(p, "aliyun", t, "region", str, "cn-hangzhou")
     if not _REGION.match(region):
@@ -316,7 +328,10 @@ def _webhook(p: _Problems, value: Any, env: Mapping[str, str]) -> WebhookSetting
     listen = _get(p, "webhook", t, "listen", str, None)
     if listen is None:
         p.add("webhook.listen", 'required, e.g. "0.0.0.0:7023"')
-    elif not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):\d{1,5}$", listen) or int(listen.rsplit(":", 1)[1]) > 65535:
+    elif (
+        not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):\d{1,5}$", listen)
+        or int(listen.rsplit(":", 1)[1]) > 65535
+    ):
         p.add("webhook.listen", f"expected host:port, got {listen!r}")
     token = _secret(p, "webhook", t, "token", env)
     if not token and "token_env" not in t:

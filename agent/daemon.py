@@ -53,7 +53,9 @@ class Coordinator:
                 self._pending = (self._pending or set()) | set(containers)
             self._last_wake = time.monotonic()
             self._cv.notify_all()
-        logger.info("wake-up queued ({}): {}", reason, "all" if containers is None else ", ".join(sorted(containers)))
+        logger.info(
+            "wake-up queued ({}): {}", reason, "all" if containers is None else ", ".join(sorted(containers))
+        )
 
     def start_worker(self) -> None:
         self._worker = threading.Thread(target=self._work, name="wake-worker", daemon=True)
@@ -182,7 +184,9 @@ def run_daemon(cfg: Config) -> int:
     if cfg.webhook:
         from agent.webhook import WatchTarget, WebhookServer
 
-        targets = [WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag) for w in cfg.watches]
+        targets = [
+            WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag) for w in cfg.watches
+        ]
         server = WebhookServer(
             cfg.webhook.listen, token=cfg.webhook.token, targets=targets, waker=coord,
             health=coord.health, metrics=metrics, match_tag=cfg.webhook.match == "tag",
@@ -192,7 +196,9 @@ def run_daemon(cfg: Config) -> int:
         logger.info("webhook listening on {}:{}", host, port)
     coord.start_worker()
     scheduler.start()
-    logger.info("agent running: {} watch entries, schedule {}", len(cfg.watches), _describe(cfg.agent.schedule))
+    logger.info(
+        "agent running: {} watch entries, schedule {}", len(cfg.watches), _describe(cfg.agent.schedule)
+    )
     try:
         while not stop.wait(1.0):
             pass

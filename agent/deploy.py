@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 
@@ -103,7 +104,7 @@ class Deployer:
 
         strategy = self._strategy(w, old)
         start_new = old.running or w.start_stopped
-        data = {
+        data: dict[str, Any] = {
             "name": w.container, "old_id": old.id, "old_image_id": old.image_id, "new_image_id": image_id,
             "temp_name": w.container + OLD_SUFFIX, "digest": job.digest, "from_digest": job.from_digest,
             "was_running": old.running, "start_new": start_new, "strategy": strategy, "started": started,
@@ -145,12 +146,13 @@ class Deployer:
     def _strategy(self, w: Watch, old: ContainerInfo) -> str:
         if w.strategy == "start-first" and (old.host_ports or old.static_ip):
             logger.warning(
-                "{}: start-first needs no published host ports and no static IP; using stop-first", w.container
+                "{}: start-first needs no published host ports and no static IP; using stop-first",
+                w.container,
             )
             return "stop-first"
         return w.strategy
 
-    def _swap(self, job: Job, data: dict[str, object]) -> str:
+    def _swap(self, job: Job, data: dict[str, Any]) -> str:
         w, rt, name = job.watch, self.runtime, job.watch.container
         old_id, temp = str(data["old_id"]), str(data["temp_name"])
         self._step(name, "rename", data)
@@ -174,7 +176,7 @@ class Deployer:
             self._start_and_gate(w, name, new_id, data)
         return self._commit(name, data)
 
-    def _start_and_gate(self, w: Watch, name: str, new_id: str, data: dict[str, object]) -> None:
+    def _start_and_gate(self, w: Watch, name: str, new_id: str, data: dict[str, Any]) -> None:
         self._step(name, "start_new", data)
         self.runtime.start(new_id)
         _test_kill_point("started")
@@ -182,14 +184,14 @@ class Deployer:
         _test_kill_point("health_wait")
         self._wait_healthy(w, new_id)
 
-    def _commit(self, name: str, data: dict[str, object]) -> str:
+    def _commit(self, name: str, data: dict[str, Any]) -> str:
         self._step(name, "healthy", data)  # the commit point: from here on, recovery finishes
         _test_kill_point("healthy")
         self._retire_old(data)
         _test_kill_point("old_removed")
         return str(data["new_id"])
 
-    def _retire_old(self, data: dict[str, object]) -> None:
+    def _retire_old(self, data: dict[str, Any]) -> None:
         """Remove the old container; in start-first, first drain it from its networks, then stop it."""
         old_id = str(data["old_id"])
         if data["strategy"] == "start-first":
@@ -200,7 +202,7 @@ class Deployer:
                 _test_kill_point("old_stopped")
         self.runtime.remove(old_id)
 
-    def _step(self, name: str, step: str, data: dict[str, object]) -> None:
+    def _step(self, name: str, step: str, data: dict[str, Any]) -> None:
         self.state.journal_write(name, step, data)
         logger.debug("{}: step {}", name, step)
 
@@ -239,7 +241,7 @@ class Deployer:
                 raise Interrupted("shutdown requested while waiting for the new container to be healthy")
 
     # ---- undo / recovery --------------------------------------------------------------
-    def _undo(self, data: dict[str, object]) -> None:
+    def _undo(self, data: dict[str, Any]) -> None:
         """Back to the old container under its own name, running if it was. Idempotent."""
         rt, name = self.runtime, str(data["name"])
         old_id = str(data["old_id"])
@@ -283,14 +285,16 @@ class Deployer:
                     self._undo(data)
                     status, err = Status.FAILED, f"interrupted at step {entry.step}; old container restored"
                     self._record(data, "interrupted", err)
-                logger.warning("{}: recovered from an interrupted replacement ({}): {}", name, entry.step, status.value)
+                logger.warning(
+                    "{}: recovered from an interrupted replacement ({}): {}", name, entry.step, status.value
+                )
             except Exception as e:
                 logger.exception("{}: recovery failed", name)
                 status, err = Status.FAILED, f"recovery after interruption failed: {e}"
             results.append(Result(name, image, status, data.get("from_digest"), data.get("digest"), err))
         return results
 
-    def _finish(self, data: dict[str, object]) -> None:
+    def _finish(self, data: dict[str, Any]) -> None:
         rt, name = self.runtime, str(data["name"])
         if rt.inspect(str(data["old_id"])) is not None:
             self._retire_old(data)
@@ -301,7 +305,7 @@ class Deployer:
         self.state.journal_clear(name)
 
     # ---- bookkeeping ------------------------------------------------------------------
-    def _record(self, data: dict[str, object], outcome: str, error: str | None) -> None:
+    def _record(self, data: dict[str, Any], outcome: str, error: str | None) -> None:
         name = str(data["name"])
         self.state.record(
             Deployment(
@@ -317,7 +321,12 @@ class Deployer:
         """Keep the last `keep_images` previous images for rollback; remove older unused ones."""
         seen: list[str] = []
         for d in self.state.history(container, limit=100):
-            if d.outcome == "updated" and d.old_image_id and d.old_image_id not in seen and d.old_image_id != current:
+            if (
+                d.outcome == "updated"
+                and d.old_image_id
+                and d.old_image_id not in seen
+                and d.old_image_id != current
+            ):
                 seen.append(d.old_image_id)
         for image_id in seen[self.keep_images :]:
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # Docker reference grammar, lower-case path components.
@@ -57,7 +57,9 @@ class ImageRef:
             raise ValueError("give a tag to follow, not a digest (remove '@sha256:...')")
         host, _, rest = text.partition("/")
         if not rest or not ("." in host or ":" in host or host == "localhost"):
-            raise ValueError("image must start with a registry host, e.g. registry.cn-hangzhou.aliyuncs.com/ns/repo:tag")
+            raise ValueError(
+                "image must start with a registry host, e.g. registry.cn-hangzhou.aliyuncs.com/ns/repo:tag"
+            )
         if not _HOST.match(host):
             raise ValueError(f"invalid registry host {host!r}")
         path, tag = rest, "latest"
@@ -109,7 +111,7 @@ def digest_for_repo(repo_digests: list[str], repo: RepoKey) -> list[str]:
     return found
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     UP_TO_DATE = "up_to_date"
     UPDATED = "updated"
     WOULD_UPDATE = "would_update"

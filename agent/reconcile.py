@@ -70,7 +70,14 @@ def _plan_one(o: Observation) -> Step:
     if o.pinned is None and o.error is not None:
         return Step(w, Action.FAIL, current, None, o.error, o.container)
     if target is None:
-        return Step(w, Action.FAIL, current, None, f"tag {w.image.tag!r} not found in {w.image.repo.path}", o.container)
+        return Step(
+            w,
+            Action.FAIL,
+            current,
+            None,
+            f"tag {w.image.tag!r} not found in {w.image.repo.path}",
+            o.container,
+        )
     if target in running:
         return Step(w, Action.NOTHING, current, target, None, o.container)
     if o.pinned is None and target in o.quarantined:
@@ -110,11 +117,13 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
         except AgentError as e:
             out.append(Observation(w, None, error=f"docker: {e}"))
             continue
-        common = {"pinned": ctx.state.pinned(w.container), "quarantined": ctx.state.quarantined(w.container)}
+        pinned, quarantined = ctx.state.pinned(w.container), ctx.state.quarantined(w.container)
         if isinstance(answer, str):
-            out.append(Observation(w, info, error=answer, **common))
+            out.append(Observation(w, info, error=answer, pinned=pinned, quarantined=quarantined))
         else:
-            out.append(Observation(w, info, latest=answer.get(w.image.tag), **common))
+            out.append(
+                Observation(w, info, latest=answer.get(w.image.tag), pinned=pinned, quarantined=quarantined)
+            )
     return out
 
 

@@ -114,7 +114,9 @@ class State:
 
     # quarantine
     def quarantine(self, container: str, digest: str, reason: str) -> None:
-        self._exec("INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?)", (container, digest, reason, time.time()))
+        self._exec(
+            "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?)", (container, digest, reason, time.time())
+        )
 
     def quarantined(self, container: str) -> dict[str, str]:
         rows = self._exec("SELECT digest, reason FROM quarantine WHERE container = ?", (container,))
@@ -155,4 +157,10 @@ class State:
         if not rows:
             return None
         checked, running, latest, status, error = rows[0]
-        return {"time": checked, "running_digest": running, "latest_digest": latest, "status": status, "error": error}
+        return {
+            "time": checked,
+            "running_digest": running,
+            "latest_digest": latest,
+            "status": status,
+            "error": error,
+        }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -35,10 +36,8 @@ def answer() -> str:
 def main() -> int:
     client = images.client()
     work = Path(tempfile.mkdtemp(prefix="cr-agent-demo-"))
-    try:
+    with contextlib.suppress(Exception):
         client.containers.get(NAME).remove(force=True)
-    except Exception:
-        pass
     with FakeAcr(registry=env.REGISTRY) as fake:
         cfg = work / "agent.toml"
         cfg.write_text(

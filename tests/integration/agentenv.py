@@ -73,14 +73,18 @@ class World:
             w = {"source": "aliyun", "min_uptime": "1s", **w}
             w["container"] = self.prefix + w["container"]
             for k, v in w.items():
-                lines.append(f"{k} = {json.dumps(v) if not isinstance(v, str) or not v.startswith('{') else v}")
+                lines.append(
+                    f"{k} = {json.dumps(v) if not isinstance(v, str) or not v.startswith('{') else v}"
+                )
         path = self.tmp / "agent.toml"
         path.write_text("\n".join(lines) + "\n")
         return path
 
     def env(self, **extra: str) -> dict[str, str]:
         e = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_"))}
-        e.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET, **extra})
+        e.update(
+            {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET, **extra}
+        )
         e["DOCKER_CONFIG"] = str(self.tmp / "docker-config")  # no stored docker credentials
         return e
 

@@ -83,7 +83,10 @@ def test_exit_codes_failed_skipped_and_secrets_absent(world: World) -> None:
     assert code == 1
     assert res[world.prefix + "app"]["status"] == "up_to_date"
     assert res[world.prefix + "ghost"]["status"] == "skipped"
-    assert res[world.prefix + "app2"]["status"] == "failed" and "REPO_NOT_EXIST" in res[world.prefix + "app2"]["error"]
+    assert (
+        res[world.prefix + "app2"]["status"] == "failed"
+        and "REPO_NOT_EXIST" in res[world.prefix + "app2"]["error"]
+    )
 
     code, report, err = world.once(cfg, ALIBABA_CLOUD_ACCESS_KEY_SECRET="wrong-secret-value")
     assert code == 1
@@ -99,7 +102,9 @@ def test_missing_container_alone_is_skipped_with_exit_0(world: World) -> None:
 
 def test_config_errors_exit_2_and_check_lists_every_problem(world: World, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('[agent]\ninterval = "soon"\n[[watch]]\nimage = "registry.cn-hangzhou.aliyuncs.com/NS/x:1"\n')
+    bad.write_text(
+        '[agent]\ninterval = "soon"\n[[watch]]\nimage = "registry.cn-hangzhou.aliyuncs.com/NS/x:1"\n'
+    )
     done = world.agent("check", "-c", str(bad))
     assert done.returncode == 2
     for needle in ("agent.interval", "watch[0].container: required", "watch[0].image: upper-case"):

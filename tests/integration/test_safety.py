@@ -89,7 +89,9 @@ def test_crashing_image_is_rolled_back_quarantined_and_not_redeployed(world: Wor
 def test_failing_healthcheck_rolls_back(world: World) -> None:
     start_app(world)
     cfg = world.config([{"container": "app", "image": world.image(), "health_timeout": "30s"}])
-    world.push_image("v2", volumes=["/anon"], healthcheck='--interval=1s --timeout=1s --retries=1 CMD ["false"]')
+    world.push_image(
+        "v2", volumes=["/anon"], healthcheck='--interval=1s --timeout=1s --retries=1 CMD ["false"]'
+    )
     code, report, _ = world.once(cfg)
     r = by_container(report)[world.prefix + "app"]
     assert code == 1 and r["status"] == "rolled_back" and "unhealthy" in r["error"]
@@ -110,15 +112,21 @@ def test_http_probe_passes_and_probe_timeout_rolls_back(world: World) -> None:
     port = images.free_port()
     world.push_http("v1")
     world.run("web", ports={"8080/tcp": ("127.0.0.1", port)})
-    probe = f'{{ http = "http://127.0.0.1:{port}/", expect_status = 200, timeout = "1s", interval = "200ms" }}'
-    cfg = world.config([{"container": "web", "image": world.image(), "health": probe, "health_timeout": "20s"}])
+    probe = (
+        f'{{ http = "http://127.0.0.1:{port}/", expect_status = 200, timeout = "1s", interval = "200ms" }}'
+    )
+    cfg = world.config(
+        [{"container": "web", "image": world.image(), "health": probe, "health_timeout": "20s"}]
+    )
     world.push_http("v2", cmd=HTTP_SLOW)  # answers only after 2 s: the probe must wait for it
     code, report, err = world.once(cfg)
     assert code == 0 and by_container(report)[world.prefix + "web"]["status"] == "updated", err
     assert images.http_get(port).strip() == "v2", err
 
     world.push_image("v3-silent", repo="web")  # runs, but never answers HTTP
-    cfg = world.config([{"container": "web", "image": world.image(), "health": probe, "health_timeout": "3s"}])
+    cfg = world.config(
+        [{"container": "web", "image": world.image(), "health": probe, "health_timeout": "3s"}]
+    )
     code, report, _ = world.once(cfg)
     r = by_container(report)[world.prefix + "web"]
     assert code == 1 and r["status"] == "rolled_back" and "not healthy within 3s" in r["error"]
@@ -151,7 +159,9 @@ def test_sigkill_at_every_step_is_recovered_by_the_next_run(world: World, step: 
 
 def test_sigterm_during_the_health_wait_rolls_back_and_exits(world: World) -> None:
     start_app(world)
-    cfg = world.config([{"container": "app", "image": world.image(), "min_uptime": "5m", "health_timeout": "10m"}])
+    cfg = world.config(
+        [{"container": "app", "image": world.image(), "min_uptime": "5m", "health_timeout": "10m"}]
+    )
     cfg.write_text(cfg.read_text().replace('interval = "1h"', 'interval = "1h"'))
     old_id = world.container("app")["Id"]
     world.push_image("v2", volumes=["/anon"])
@@ -185,7 +195,9 @@ def test_start_first_answers_requests_throughout_the_swap(world: World) -> None:
         command=["sh", "-c", CLIENT_LOOP],
     )  # fmt: skip
     wait_until(lambda: b"v1" in client.logs(), 20, "the client loop to get answers")
-    cfg = world.config([{"container": "web", "image": world.image(), "strategy": "start-first", "min_uptime": "2s"}])
+    cfg = world.config(
+        [{"container": "web", "image": world.image(), "strategy": "start-first", "min_uptime": "2s"}]
+    )
     world.push_http("v2")
     code, report, err = world.once(cfg)
     r = by_container(report)[world.prefix + "web"]

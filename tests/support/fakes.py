@@ -38,7 +38,9 @@ class FakeRuntime:
     log: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def add(self, name: str, image_id: str, repo_digests: tuple[str, ...], running: bool = True, **kw: object) -> str:
+    def add(
+        self, name: str, image_id: str, repo_digests: tuple[str, ...], running: bool = True, **kw: object
+    ) -> str:
         cid = f"{next(self._ids):064x}"
         self.images[image_id] = repo_digests
         self.containers[cid] = FakeContainer(cid, name, "img", image_id, running, **kw)  # type: ignore[arg-type]
@@ -69,7 +71,9 @@ class FakeRuntime:
         c = self.find(name)
         if c is None:
             return None
-        return ContainerInfo(c.id, c.name, c.image_id, self.images.get(c.image_id, ()), c.running, c.host_ports)
+        return ContainerInfo(
+            c.id, c.name, c.image_id, self.images.get(c.image_id, ()), c.running, c.host_ports
+        )
 
     def state(self, name: str) -> ContainerState | None:
         if "state" in self.fail:
@@ -78,7 +82,9 @@ class FakeRuntime:
         if c is None:
             return None
         status = "running" if c.running else "exited"
-        return ContainerState(status, c.running, False, c.exit_code, c.restart_count, c.health, "", c.image_id)
+        return ContainerState(
+            status, c.running, False, c.exit_code, c.restart_count, c.health, "", c.image_id
+        )
 
     def pull(self, reference: str, auth: tuple[str, str] | None = None) -> str:
         self._maybe_fail("pull")

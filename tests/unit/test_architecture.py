@@ -6,7 +6,16 @@ import ast
 from pathlib import Path
 
 AGENT = Path(__file__).resolve().parents[2] / "agent"
-CORE = ["model.py", "reconcile.py", "deploy.py", "config.py", "state.py", "errors.py", "daemon.py", "durations.py"]
+CORE = [
+    "model.py",
+    "reconcile.py",
+    "deploy.py",
+    "config.py",
+    "state.py",
+    "errors.py",
+    "daemon.py",
+    "durations.py",
+]
 SDKS = ("docker", "aliyunsdkcore", "aliyunsdkcr")
 
 

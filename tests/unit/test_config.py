@@ -72,8 +72,14 @@ def test_every_problem_is_listed_at_once_with_its_key_path() -> None:
         ({"aliyun": {"endpoint": "ftp://x y"}}, "aliyun.endpoint"),
         ({"webhook": {"listen": "0.0.0.0:7023", "token": "short"}}, "webhook.token: too short"),
         ({"webhook": {"listen": "nowhere", "token": "x" * 20}}, "webhook.listen: expected host:port"),
-        ({"webhook": {"listen": ":7023", "token_env": "NOPE"}}, "webhook.token_env: environment variable NOPE is not set"),
-        ({"registry_auth": {"r.example.com": {"username": "u"}}}, 'registry_auth."r.example.com".password: required'),
+        (
+            {"webhook": {"listen": ":7023", "token_env": "NOPE"}},
+            "webhook.token_env: environment variable NOPE is not set",
+        ),
+        (
+            {"registry_auth": {"r.example.com": {"username": "u"}}},
+            'registry_auth."r.example.com".password: required',
+        ),
     ],
 )
 def test_bad_values_are_named(raw: dict, expected: str) -> None:
@@ -123,9 +129,16 @@ def test_health_probe_needs_exactly_one_kind() -> None:
 
 
 def test_secrets_never_appear_in_repr_or_errors() -> None:
-    cfg = parse({"watch": [{"container": "a", "image": IMG}], "webhook": {"listen": ":1", "token": "t" * 20}}, ENV)
+    cfg = parse(
+        {"watch": [{"container": "a", "image": IMG}], "webhook": {"listen": ":1", "token": "t" * 20}}, ENV
+    )
     assert "s3cret-value" not in repr(cfg) and "t" * 20 not in repr(cfg)
-    got = problems({"watch": [{"container": "a", "image": IMG}], "aliyun": {"access_key_secret": "hunter2hunter2", "bogus": 1}})
+    got = problems(
+        {
+            "watch": [{"container": "a", "image": IMG}],
+            "aliyun": {"access_key_secret": "hunter2hunter2", "bogus": 1},
+        }
+    )
     assert all("hunter2" not in p for p in got)
 
 

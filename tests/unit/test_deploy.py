@@ -58,7 +58,15 @@ def test_stop_first_order_pull_rename_create_stop_start_remove(tmp_path: Path) -
     rt, state, dep, job = setup(tmp_path)
     r = run(dep, job)
     assert r.status is Status.UPDATED, r.error
-    assert [line.split()[0] for line in rt.log] == ["pull", "tag", "rename", "clone", "stop", "start", "remove"]
+    assert [line.split()[0] for line in rt.log] == [
+        "pull",
+        "tag",
+        "rename",
+        "clone",
+        "stop",
+        "start",
+        "remove",
+    ]
     assert rt.log[0] == f"pull {REF.repository}@{NEW}"
     assert only_web(rt) == ("new", True)
     assert state.journal() == []
@@ -113,7 +121,9 @@ def test_create_or_start_failure_restores_old_running_and_reports_failed(tmp_pat
         ("starting", {}, "not healthy within 5s (HEALTHCHECK starting)"),
     ],
 )
-def test_failed_health_gate_rolls_back_and_quarantines(tmp_path: Path, behaviour: str, watch: dict, reason: str) -> None:
+def test_failed_health_gate_rolls_back_and_quarantines(
+    tmp_path: Path, behaviour: str, watch: dict, reason: str
+) -> None:
     rt, state, dep, job = setup(tmp_path, **watch)
     rt.on_start[NEW_REF] = behaviour
     r = run(dep, job)
@@ -141,7 +151,9 @@ def test_probe_that_never_passes_rolls_back_at_deadline(tmp_path: Path) -> None:
     rt, state, dep, job = setup(tmp_path, health=HealthSpec(tcp="127.0.0.1:1", interval=0.01))
     dep.probe = lambda spec: (False, "tcp 127.0.0.1:1: refused")
     r = run(dep, job)
-    assert r.status is Status.ROLLED_BACK and "not healthy within 5s (tcp 127.0.0.1:1: refused)" in (r.error or "")
+    assert r.status is Status.ROLLED_BACK and "not healthy within 5s (tcp 127.0.0.1:1: refused)" in (
+        r.error or ""
+    )
     assert only_web(rt) == ("old", True)
 
 

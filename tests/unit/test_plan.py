@@ -19,8 +19,12 @@ REF = ImageRef.parse("registry.cn-hangzhou.aliyuncs.com/ns/web:latest")
 W = Watch("web", REF, "aliyun")
 
 
-def info(*digests: str, repo: str = "ns/web", host: str = "registry-vpc.cn-hangzhou.aliyuncs.com") -> ContainerInfo:
-    return ContainerInfo("id1", "web", "sha256:" + "f" * 64, tuple(f"{host}/{repo}@{d}" for d in digests), True)
+def info(
+    *digests: str, repo: str = "ns/web", host: str = "registry-vpc.cn-hangzhou.aliyuncs.com"
+) -> ContainerInfo:
+    return ContainerInfo(
+        "id1", "web", "sha256:" + "f" * 64, tuple(f"{host}/{repo}@{d}" for d in digests), True
+    )
 
 
 @pytest.mark.parametrize(
@@ -30,7 +34,13 @@ def info(*digests: str, repo: str = "ns/web", host: str = "registry-vpc.cn-hangz
         (Observation(W, info(A), latest=B), Action.UPDATE, A, B, None),
         (Observation(W, info(A, B), latest=B), Action.NOTHING, B, B, None),
         (Observation(W, info(), latest=B), Action.UPDATE, None, B, None),  # built locally: no RepoDigest
-        (Observation(W, info(A, repo="other/web"), latest=A), Action.UPDATE, None, A, None),  # other repo path
+        (
+            Observation(W, info(A, repo="other/web"), latest=A),
+            Action.UPDATE,
+            None,
+            A,
+            None,
+        ),  # other repo path
         (Observation(W, None, latest=A), Action.SKIP, None, A, "container 'web' not found"),
         (Observation(W, info(A), error="boom [REPO_NOT_EXIST]"), Action.FAIL, A, None, "REPO_NOT_EXIST"),
         (Observation(W, info(A), latest=None), Action.FAIL, A, None, "tag 'latest' not found in ns/web"),
@@ -41,7 +51,9 @@ def info(*digests: str, repo: str = "ns/web", host: str = "registry-vpc.cn-hangz
         (Observation(W, info(A), error="API down", pinned=A), Action.NOTHING, A, A, None),
     ],
 )
-def test_plan_table(obs: Observation, action: Action, current: str | None, target: str | None, reason: str | None) -> None:
+def test_plan_table(
+    obs: Observation, action: Action, current: str | None, target: str | None, reason: str | None
+) -> None:
     (step,) = plan([obs])
     assert (step.action, step.current, step.target) == (action, current, target)
     if reason:
@@ -56,7 +68,10 @@ def test_host_is_ignored_when_matching_repo_digests() -> None:
 
 
 def make_ctx(tmp_path: Path, watches: list[dict], registry: FakeRegistry, runtime: FakeRuntime) -> Context:
-    cfg = parse({"agent": {"state_dir": str(tmp_path)}, "watch": watches}, {"ALIYUN_ACCESS_KEY_ID": "i", "ALIYUN_ACCESS_KEY_SECRET": "s"})
+    cfg = parse(
+        {"agent": {"state_dir": str(tmp_path)}, "watch": watches},
+        {"ALIYUN_ACCESS_KEY_ID": "i", "ALIYUN_ACCESS_KEY_SECRET": "s"},
+    )
     state = State(tmp_path)
     return Context(cfg, {"aliyun": registry, "registry": registry}, runtime, state, Deployer(runtime, state))
 
@@ -80,7 +95,10 @@ def test_registry_failure_fails_that_entry_only_and_touches_nothing(tmp_path: Pa
     rt = FakeRuntime()
     rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
     rt.add("b", "sha256:" + "2" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/api@{A}",))
-    reg = FakeRegistry({"ns/api": {"latest": B}}, error={"ns/web": RegistryError("ACR said no", code="SignatureDoesNotMatch")})
+    reg = FakeRegistry(
+        {"ns/api": {"latest": B}},
+        error={"ns/web": RegistryError("ACR said no", code="SignatureDoesNotMatch")},
+    )
     report = reconcile(make_ctx(tmp_path, [
         {"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"},
         {"container": "b", "image": "registry.cn-hangzhou.aliyuncs.com/ns/api:latest", "min_uptime": "0s"},
@@ -96,14 +114,29 @@ def test_dry_run_reports_would_update_and_changes_nothing(tmp_path: Path) -> Non
     rt = FakeRuntime()
     rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
     reg = FakeRegistry({"ns/web": {"latest": B}})
-    report = reconcile(make_ctx(tmp_path, [{"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}], reg, rt), dry_run=True)
+    report = reconcile(
+        make_ctx(
+            tmp_path,
+            [{"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}],
+            reg,
+            rt,
+        ),
+        dry_run=True,
+    )
     assert report.results[0].status is Status.WOULD_UPDATE and report.ok
     assert rt.log == []
 
 
 def test_missing_container_is_skipped_and_report_stays_ok(tmp_path: Path) -> None:
     reg = FakeRegistry({"ns/web": {"latest": B}})
-    report = reconcile(make_ctx(tmp_path, [{"container": "ghost", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}], reg, FakeRuntime()))
+    report = reconcile(
+        make_ctx(
+            tmp_path,
+            [{"container": "ghost", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}],
+            reg,
+            FakeRuntime(),
+        )
+    )
     assert report.results[0].status is Status.SKIPPED and report.ok
 
 
@@ -113,7 +146,14 @@ def test_pull_failure_fails_entry_before_any_container_is_touched(tmp_path: Path
     rt = FakeRuntime(fail={"pull": RuntimeFault("manifest unknown")})
     rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
     reg = FakeRegistry({"ns/web": {"latest": B}})
-    report = reconcile(make_ctx(tmp_path, [{"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}], reg, rt))
+    report = reconcile(
+        make_ctx(
+            tmp_path,
+            [{"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}],
+            reg,
+            rt,
+        )
+    )
     r = report.results[0]
     assert r.status is Status.FAILED and "pull failed: manifest unknown" in (r.error or "")
     assert rt.calls["rename"] == 0 and rt.by_name()["a"].running
