@@ -142,3 +142,30 @@ def test_run_daemon_updates_on_schedule_and_stops_cleanly_on_sigterm(world: Worl
     assert world.containers() == [world.prefix + "app"]
     assert world.container("app")["State"]["Running"]
     assert "stopped" in world.log_of(p)
+
+
+def test_enterprise_edition_end_to_end_with_repo_id_cached(world: World) -> None:
+    world.push_image("v1")
+    world.run("app")
+    cfg = world.config(
+        [{"container": "app", "image": world.image()}],
+        extra='edition = "enterprise"\ninstance_id = "cri-test"',
+    )
+    d2 = world.push_image("v2")
+    world.fake.reset_stats()
+    code, report, err = world.once(cfg)
+    assert code == 0 and by_container(report)[world.prefix + "app"]["status"] == "updated", err
+    assert d2 in world.running_digests("app")
+    assert world.fake.stats()["actions"] == {"GetRepository": 1, "ListRepoTag": 1, "GetAuthorizationToken": 1}
+
+
+def test_log_json_gives_one_json_object_per_line(world: World) -> None:
+    import json
+
+    world.push_image("v1")
+    cfg = world.config([{"container": "ghost", "image": world.image()}])
+    done = world.agent("once", "-c", str(cfg), "--log-json")
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    messages = [line["record"]["message"] for line in lines]
+    assert any("skipped" in m for m in messages) and any(m.startswith("pass done") for m in messages)
+    assert all(line["record"]["level"]["name"] in ("INFO", "WARNING") for line in lines)
