@@ -169,3 +169,25 @@ def test_log_json_gives_one_json_object_per_line(world: World) -> None:
     messages = [line["record"]["message"] for line in lines]
     assert any("skipped" in m for m in messages) and any(m.startswith("pass done") for m in messages)
     assert all(line["record"]["level"]["name"] in ("INFO", "WARNING") for line in lines)
+
+
+def test_registry_source_with_configured_credentials_and_no_acr_calls(world: World) -> None:
+    from tests.support import env as test_env
+
+    world.push_image("v1")
+    world.run("app")
+    auth = f'[registry_auth."{test_env.REGISTRY}"]\nusername = "{test_env.REGISTRY_USER}"\npassword_env = "REG_PASSWORD"'
+    cfg = world.config([{"container": "app", "image": world.image(), "source": "registry"}])
+    cfg.write_text(cfg.read_text().replace("[[watch]]", auth + "\n[[watch]]", 1))
+    d2 = world.push_image("v2")
+    code, report, err = world.once(cfg, REG_PASSWORD=test_env.REGISTRY_PASSWORD)
+    assert code == 0 and by_container(report)[world.prefix + "app"]["status"] == "updated", err
+    assert d2 in world.running_digests("app")
+    assert world.fake.stats()["total"] == 0
+
+    world.push_image("v3")
+    code, report, err = world.once(cfg, REG_PASSWORD="not-the-password")
+    r = by_container(report)[world.prefix + "app"]
+    assert code == 1 and r["status"] == "failed", err
+    assert "not-the-password" not in err + str(report)
+    assert d2 in world.running_digests("app")
