@@ -28,6 +28,19 @@ class RegistryError(AgentError):
         super().__init__(f"{message} [{code}]" if code else message)
 
 
+class TagDigestError(RegistryError):
+    """ACR listed a wanted tag with a digest that is not a sha256 digest.
+
+    `found` holds the wanted tags that were fine, so a caller may still use them; `bad` maps
+    each broken tag to what ACR sent.
+    """
+
+    def __init__(self, message: str, *, found: dict[str, str], bad: dict[str, str]) -> None:
+        super().__init__(message, code="InvalidDigest", temporary=False)
+        self.found = found
+        self.bad = bad
+
+
 class RuntimeFault(AgentError):
     """The container runtime (Docker) refused or failed an operation."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import urllib.parse
 from collections.abc import Collection
 from typing import Protocol
 
@@ -20,3 +22,14 @@ class Registry(Protocol):
     def credentials(self, host: str) -> tuple[str, str] | None:
         """A (username, password) for pulling from `host`, if this registry can issue one."""
         ...
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1, with or without a port: no proxy, plain http allowed."""
+    name = urllib.parse.urlsplit("//" + host).hostname or host
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

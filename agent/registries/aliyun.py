@@ -8,7 +8,6 @@ SDK data never leaves this module; every failure becomes a RegistryError with se
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 import logging
 import random
@@ -29,8 +28,9 @@ from aliyunsdkcr.request.v20181201 import GetAuthorizationTokenRequest as Enterp
 from aliyunsdkcr.request.v20181201 import GetRepositoryRequest, ListRepoTagRequest
 from loguru import logger
 
-from agent.errors import RegistryError
+from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey, normalize_digest
+from agent.registries import is_loopback
 
 MAX_PAGES = 200  # 20 000 tags at 100 a page: beyond that something is wrong
 TOKEN_MARGIN = 300.0  # renew a pull token this many seconds before it expires
@@ -40,19 +40,6 @@ _REGION = re.compile(r"^[a-z0-9-]+$")
 _SENSITIVE = re.compile(
     r"""(?i)(['"]?(?:SecurityToken|x-acs-security-token|authorizationToken)['"]?\s*[=:]\s*['"]?)[^&\s'",}]+"""
 )
-
-
-class TagDigestError(RegistryError):
-    """ACR listed a wanted tag with a digest that is not a sha256 digest.
-
-    `found` holds the wanted tags that were fine, so a caller may still use them; `bad` maps
-    each broken tag to what ACR sent.
-    """
-
-    def __init__(self, message: str, *, found: dict[str, str], bad: dict[str, str]) -> None:
-        super().__init__(message, code="InvalidDigest", temporary=False)
-        self.found = found
-        self.bad = bad
 
 
 class _SdkLogFilter(logging.Filter):
@@ -70,16 +57,6 @@ class _SdkLogFilter(logging.Filter):
 
 for _name in ("aliyunsdkcore.client", "aliyunsdkcore.http.http_response"):
     logging.getLogger(_name).addFilter(_SdkLogFilter())
-
-
-def _is_loopback(host: str) -> bool:
-    name = urllib.parse.urlsplit("//" + host).hostname or host
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _split_endpoint(endpoint: str) -> tuple[str, str]:
@@ -156,7 +133,7 @@ class AliyunRegistry:
         self._repo_ids: dict[tuple[str, str], str] = {}
         self._pull: tuple[str, str, float] | None = None  # user, password, expiry (epoch s)
         # The SDK applies HTTP(S)_PROXY itself and ignores NO_PROXY: decide here.
-        no_proxy = _is_loopback(self._host) or bool(urllib.request.proxy_bypass(self._host))
+        no_proxy = is_loopback(self._host) or bool(urllib.request.proxy_bypass(self._host))
         # Explicit ak/secret win over env ALIYUN_ACCESS_KEY_*; an STS token is added per request.
         self._client = AcsClient(
             access_key_id,

@@ -7,7 +7,6 @@ Basic auth and the Bearer token flow; stdlib urllib only.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import re
 import threading
@@ -19,9 +18,9 @@ from collections.abc import Callable, Collection
 from email.message import Message
 from typing import Any
 
-from agent.errors import RegistryError
+from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey, normalize_digest
-from agent.registries.aliyun import TagDigestError
+from agent.registries import is_loopback
 
 MANIFEST_ACCEPT = ", ".join(
     (
@@ -34,19 +33,8 @@ MANIFEST_ACCEPT = ", ".join(
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
-def is_local(host: str) -> bool:
-    """True for localhost and 127.0.0.0/8 / ::1, with or without a port."""
-    name = urllib.parse.urlsplit("//" + host).hostname or host
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def default_scheme(host: str) -> str:
-    return "http" if is_local(host) else "https"
+    return "http" if is_loopback(host) else "https"
 
 
 class _SameHostAuth(urllib.request.HTTPRedirectHandler):
@@ -164,7 +152,7 @@ class OciRegistry:
 
     # -- HTTP -------------------------------------------------------------------------------
     def _open(self, req: urllib.request.Request, what: str) -> tuple[int, Message, bytes]:
-        opener = self._local if is_local(urllib.parse.urlsplit(req.full_url).netloc) else self._remote
+        opener = self._local if is_loopback(urllib.parse.urlsplit(req.full_url).netloc) else self._remote
         try:
             with opener.open(req, timeout=self._timeout) as resp:
                 return resp.status, resp.headers, resp.read()

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from agent.errors import RegistryError
+from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey
 from agent.registries import Registry
-from agent.registries.aliyun import AliyunRegistry, TagDigestError, _split_endpoint
+from agent.registries.aliyun import AliyunRegistry, _split_endpoint
 from tests.fake_acr import FakeAcr
 
 KEY, SECRET = "test-key-id", "test-key-secret"

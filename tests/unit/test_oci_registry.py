@@ -17,10 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agent.errors import RegistryError
+from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey
 from agent.registries import Registry
-from agent.registries.aliyun import TagDigestError
 from agent.registries.oci import MANIFEST_ACCEPT, OciRegistry, default_scheme
 from tests.support import env
 
