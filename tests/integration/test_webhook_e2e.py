@@ -133,7 +133,9 @@ class Daemon:
             assert h["passes"] <= n, f"more passes than expected: {h}"
             return h if h["passes"] == n and not h["pass_running"] else None
 
-        return wait_until(done, timeout, f"{n} finished passes")
+        h = wait_until(done, timeout, f"{n} finished passes")
+        assert h is not None
+        return h
 
     def barrier(self, timeout: float = 60) -> dict[str, Any]:
         """Queue a wake-up for the ghost entry alone and wait for its pass; return /healthz after it.
@@ -141,14 +143,15 @@ class Daemon:
         Whatever was queued before the barrier has run by then, or was merged into the barrier's pass
         (whose results would then name more than the ghost)."""
         before = self.health()["passes"]
-        ghost = GHOST_NAME(self.world)
+        ghost = ghost_name(self.world)
         assert self.update(ghost).status == 202
-        h = wait_until(
-            lambda: (x := self.health())["passes"] > before and not x["pass_running"] and x,
-            timeout,
-            "the barrier pass",
-        )
-        assert h["last_pass"]["results"] == {ghost: "skipped"}, h
+
+        def done() -> dict[str, Any] | None:
+            h = self.health()
+            return h if h["passes"] > before and not h["pass_running"] else None
+
+        h = wait_until(done, timeout, "the barrier pass")
+        assert h is not None and h["last_pass"]["results"] == {ghost: "skipped"}, h
         return h
 
     def stop(self) -> None:
@@ -158,7 +161,7 @@ class Daemon:
         assert "stopped" in self.log()
 
 
-def GHOST_NAME(world: World) -> str:  # noqa: N802 - reads like the constant it completes
+def ghost_name(world: World) -> str:
     return world.prefix + GHOST
 
 
@@ -168,16 +171,15 @@ def start(
     *,
     debounce: str | None = "0s",
     match: str = "any",
-    ghost: bool = True,
     inline_token: bool = False,
     log_level: str = "INFO",
 ) -> Daemon:
     """Write a config with a [webhook] table on 127.0.0.1:0, start `agent run`, wait for the first pass."""
     token = secrets.token_hex(20)
-    if ghost:
-        # Its repository exists in the fake's table (a pass for it is one API call), its container never does.
+    # The ghost's repository exists in the fake's table (a pass for it is one API call), its container never does.
+    if f"{world.ns}/{GHOST}" not in world.fake.static:
         world.fake.set_tags(f"{world.ns}/{GHOST}", {"latest": "sha256:" + "1" * 64})
-        watches = [*watches, {"container": GHOST, "image": world.image(GHOST)}]
+    watches = [*watches, {"container": GHOST, "image": world.image(GHOST)}]
     lines = ["[webhook]", 'listen = "127.0.0.1:0"', f'match = "{match}"']
     lines.append(f'token = "{token}"' if inline_token else 'token_env = "CR_AGENT_WEBHOOK_TOKEN"')
     if debounce is not None:
@@ -192,6 +194,7 @@ def start(
         return int(m.group(1)) if m else None
 
     port = wait_until(listening, 30, "the webhook server to listen")
+    assert port is not None
     d = Daemon(world, proc, token, port)
     d.wait_passes(1, 60)  # the pass at start (schedule); from now on only hooks cause passes
     assert d.count("pass started (schedule)") == 1
@@ -357,11 +360,11 @@ def test_a_hook_during_a_pass_is_queued_and_runs_a_second_pass_that_deploys(worl
     web = f"{world.ns}/web"
     world.fake.set_tags(web, {"latest": d1})  # ACR's view: v1 until we say otherwise
     d = start(world, [{"container": "app", "image": world.image()}])
-    ghost = GHOST_NAME(world)
+    ghost = ghost_name(world)
 
     # A slow pass for the ghost entry alone: its one ACR request is delayed 3 s.
     world.fake.inject("delay", count=1, delay=3, action="GetRepoTags")
-    assert d.update(GHOST_NAME(world)).status == 202
+    assert d.update(ghost_name(world)).status == 202
     wait_until(lambda: d.health()["pass_running"], 10, "the slow pass to start")
 
     world.fake.set_tags(web, {"latest": d2})  # "the push", then ACR's hook, while the slow pass runs
@@ -414,7 +417,7 @@ def test_healthz_and_metrics_report_passes_updates_api_and_hook_counters_and_no_
     h = d.health()
     assert h["status"] == "ok" and h["passes"] == 1 and h["pass_running"] is False
     assert h["last_pass"]["reason"] == "schedule" and h["last_pass"]["ok"] is True
-    assert h["last_pass"]["results"] == {world.prefix + "app": "up_to_date", GHOST_NAME(world): "skipped"}
+    assert h["last_pass"]["results"] == {world.prefix + "app": "up_to_date", ghost_name(world): "skipped"}
     first_time = h["last_pass"]["time"]
 
     world.push_image("v2")
@@ -479,9 +482,9 @@ def test_the_generic_update_api_wakes_one_container_or_all(world: World) -> None
 
     answer = d.update()
     assert answer.status == 202
-    assert answer.json() == {"queued": sorted([app, app2, GHOST_NAME(world)])}
+    assert answer.json() == {"queued": sorted([app, app2, ghost_name(world)])}
     h = d.wait_passes(3)
-    assert h["last_pass"]["results"] == {app: "updated", app2: "up_to_date", GHOST_NAME(world): "skipped"}, h
+    assert h["last_pass"]["results"] == {app: "updated", app2: "up_to_date", ghost_name(world): "skipped"}, h
     assert d2 in world.running_digests("app")
     assert world.containers() == sorted([app, app2])
     d.stop()
@@ -492,9 +495,9 @@ def test_match_tag_wakes_only_the_entries_following_the_pushed_tag(world: World)
     d = start(world, [], match="tag")
     assert d.hook(acr_payload(world.ns, GHOST, tag="v2")).json() == {"queued": []}
     assert d.count("wake-up queued") == 0
-    assert d.hook(acr_payload(world.ns, GHOST, tag="latest")).json() == {"queued": [GHOST_NAME(world)]}
+    assert d.hook(acr_payload(world.ns, GHOST, tag="latest")).json() == {"queued": [ghost_name(world)]}
     h = d.wait_passes(2)
-    assert h["last_pass"]["results"] == {GHOST_NAME(world): "skipped"}
+    assert h["last_pass"]["results"] == {ghost_name(world): "skipped"}
 
 
 @pytest.mark.xfail(
