@@ -13,7 +13,7 @@ from loguru import logger
 
 from agent.config import Config, Watch
 from agent.deploy import Deployer, Job
-from agent.errors import AgentError
+from agent.errors import AgentError, TagDigestError
 from agent.model import ContainerInfo, RepoKey, Report, Result, Status, digest_for_repo
 from agent.registries import Registry
 from agent.runtimes import Runtime
@@ -28,6 +28,7 @@ class Observation:
     error: str | None = None
     pinned: str | None = None
     quarantined: Mapping[str, str] = field(default_factory=dict)
+    runtime_error: str | None = None
 
 
 class Action(Enum):
@@ -63,6 +64,8 @@ def plan(observations: Iterable[Observation]) -> list[Step]:
 def _plan_one(o: Observation) -> Step:
     w = o.watch
     target = o.pinned or o.latest
+    if o.runtime_error is not None:
+        return Step(w, Action.FAIL, None, None, o.runtime_error)
     if o.container is None:
         return Step(w, Action.SKIP, None, o.latest, f"container {w.container!r} not found")
     running = digest_for_repo(list(o.container.repo_digests), w.image.repo)
@@ -102,28 +105,33 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
     wanted: dict[tuple[str, RepoKey], set[str]] = defaultdict(set)
     for w in watches:
         wanted[(w.source, w.image.repo)].add(w.image.tag)
-    found: dict[tuple[str, RepoKey], dict[str, str] | str] = {}
-    for (source, repo), tags in sorted(wanted.items()):
+    found: dict[tuple[str, RepoKey], dict[str, str]] = {}
+    failed: dict[tuple[str, RepoKey], str] = {}
+    bad_tags: dict[tuple[str, RepoKey], dict[str, str]] = {}
+    for key, tags in sorted(wanted.items()):
+        source, repo = key
         try:
-            found[(source, repo)] = ctx.registries[source].latest(repo, sorted(tags))
+            found[key] = ctx.registries[source].latest(repo, sorted(tags))
+        except TagDigestError as e:  # the good tags of the repository still count
+            logger.error("{}: {}", repo, e)
+            found[key], bad_tags[key] = e.found, e.bad
         except AgentError as e:
             logger.error("{}: registry lookup failed: {}", repo, e)
-            found[(source, repo)] = str(e)
+            failed[key] = str(e)
     out = []
     for w in watches:
-        answer = found[(w.source, w.image.repo)]
+        key = (w.source, w.image.repo)
         try:
             info = ctx.runtime.inspect(w.container)
         except AgentError as e:
-            out.append(Observation(w, None, error=f"docker: {e}"))
+            out.append(Observation(w, None, runtime_error=f"docker: {e}"))
             continue
+        error = failed.get(key)
+        if w.image.tag in bad_tags.get(key, {}):
+            error = f"ACR listed an invalid digest for tag {w.image.tag!r}: {bad_tags[key][w.image.tag]!r}"
+        latest = found.get(key, {}).get(w.image.tag)
         pinned, quarantined = ctx.state.pinned(w.container), ctx.state.quarantined(w.container)
-        if isinstance(answer, str):
-            out.append(Observation(w, info, error=answer, pinned=pinned, quarantined=quarantined))
-        else:
-            out.append(
-                Observation(w, info, latest=answer.get(w.image.tag), pinned=pinned, quarantined=quarantined)
-            )
+        out.append(Observation(w, info, latest, error, pinned, quarantined))
     return out
 
 

@@ -49,6 +49,7 @@ def info(
         (Observation(W, info(B), latest=B, pinned=A), Action.UPDATE, B, A, None),
         (Observation(W, info(A), latest=B, pinned=A), Action.NOTHING, A, A, None),
         (Observation(W, info(A), error="API down", pinned=A), Action.NOTHING, A, A, None),
+        (Observation(W, None, runtime_error="docker: socket gone"), Action.FAIL, None, None, "socket gone"),
     ],
 )
 def test_plan_table(
@@ -157,3 +158,22 @@ def test_pull_failure_fails_entry_before_any_container_is_touched(tmp_path: Path
     r = report.results[0]
     assert r.status is Status.FAILED and "pull failed: manifest unknown" in (r.error or "")
     assert rt.calls["rename"] == 0 and rt.by_name()["a"].running
+
+
+def test_an_invalid_digest_fails_only_its_own_tag(tmp_path: Path) -> None:
+    from agent.errors import TagDigestError
+
+    class Broken(FakeRegistry):
+        def latest(self, repo, tags):  # type: ignore[no-untyped-def]
+            raise TagDigestError("bad digest", found={"latest": B}, bad={"v2": "md5:xyz"})
+
+    rt = FakeRuntime()
+    rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{B}",))
+    rt.add("b", "sha256:" + "2" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
+    watches = [
+        {"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"},
+        {"container": "b", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:v2"},
+    ]
+    a, b = reconcile(make_ctx(tmp_path, watches, Broken({}), rt)).results
+    assert a.status is Status.UP_TO_DATE
+    assert b.status is Status.FAILED and "invalid digest for tag 'v2'" in (b.error or "")
