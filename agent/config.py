@@ -85,7 +85,7 @@ class WebhookSettings:
     listen: str
     token: str = field(repr=False)
     match: str = "any"  # any tag of a watched repo, or only the watched tag
-    debounce: float = 2.0
+    debounce: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -341,7 +341,7 @@ def _webhook(p: _Problems, value: Any, env: Mapping[str, str]) -> WebhookSetting
     match = _get(p, "webhook", t, "match", str, "any")
     if match not in ("any", "tag"):
         p.add("webhook.match", f"must be 'any' or 'tag', got {match!r}")
-    debounce = _duration(p, "webhook", t, "debounce", 2.0)
+    debounce = _duration(p, "webhook", t, "debounce", 0.5)
     if listen is None or not token:
         return None
     return WebhookSettings(listen, token, match, debounce)

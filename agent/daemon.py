@@ -12,7 +12,7 @@ from typing import Any
 from loguru import logger
 
 from agent.config import Config, Schedule
-from agent.errors import LockBusy
+from agent.errors import ConfigError, LockBusy
 from agent.model import Report
 from agent.runlock import RunLock
 
@@ -27,7 +27,7 @@ class Coordinator:
         run: Callable[[frozenset[str] | None], Report],
         lock: RunLock,
         *,
-        debounce: float = 2.0,
+        debounce: float = 0.5,
         stop: threading.Event | None = None,
     ) -> None:
         self._run = run
@@ -66,7 +66,7 @@ class Coordinator:
             self._worker.join()
 
     def _take(self) -> frozenset[str] | None | bool:
-        """Wait for queued wake-ups, then a quiet debounce window; return the merged targets."""
+        """Wait for queued wake-ups, then a quiet debounce window (at most 5 windows); merge the targets."""
         with self._cv:
             while not self._pending_all and not self._pending:
                 if self.stop.is_set():
@@ -81,15 +81,24 @@ class Coordinator:
                 self._cv.wait(quiet_until - now)
             targets = None if self._pending_all else frozenset(self._pending or ())
             self._pending, self._pending_all = None, False
+            if self.stop.is_set():
+                logger.info(
+                    "shutting down: dropped queued wake-ups ({})", "all" if targets is None else len(targets)
+                )
+                return False
             return targets
 
     def _work(self) -> None:
         while not self.stop.is_set():
-            targets = self._take()
-            if targets is False:
-                return
-            assert targets is None or isinstance(targets, frozenset)
-            self.run_pass(targets, "wake-up")
+            try:
+                targets = self._take()
+                if targets is False:
+                    return
+                assert targets is None or isinstance(targets, frozenset)
+                self.run_pass(targets, "wake-up")
+            except Exception as e:  # the worker must outlive any one failure
+                logger.exception("wake-up worker: {}", e)
+                self.stop.wait(1.0)
 
     # passes (scheduler and worker)
     def run_pass(self, only: frozenset[str] | None, reason: str) -> Report | None:
@@ -101,6 +110,10 @@ class Coordinator:
                 if "this process" not in str(e):
                     logger.info("waiting for the run lock: {}", e)
                     self.stop.wait(1.0)
+            except Exception as e:  # e.g. the lock file cannot be written: say so, keep the daemon up
+                logger.error("cannot take the run lock: {}", e)
+                self.last = {"time": time.time(), "ok": False, "error": f"run lock: {e}", "reason": reason}
+                return None
         else:
             return None
         try:
@@ -111,12 +124,18 @@ class Coordinator:
                 report = self._run(only)
             except Exception as e:  # a pass must never kill the daemon
                 logger.exception("pass crashed: {}", e)
-                self.last = {"time": t0, "ok": False, "error": str(e), "reason": reason}
+                self.last = {
+                    "time": t0,
+                    "finished": time.time(),
+                    "ok": False,
+                    "error": str(e),
+                    "reason": reason,
+                }
                 return None
             self.passes += 1
             self.last = {
-                "time": t0, "duration": round(time.time() - t0, 3), "ok": report.ok, "reason": reason,
-                "results": {r.container: r.status.value for r in report.results},
+                "time": t0, "finished": time.time(), "duration": round(time.time() - t0, 3), "ok": report.ok,
+                "reason": reason, "results": {r.container: r.status.value for r in report.results},
             }  # fmt: skip
             return report
         finally:
@@ -124,7 +143,10 @@ class Coordinator:
             self._lock.release()
 
     def health(self) -> dict[str, object]:
+        alive = self._worker is None or self._worker.is_alive() or self.stop.is_set()
         return {
+            **({} if alive else {"status": "degraded", "error": "the wake-up worker stopped"}),
+            "worker_alive": alive,
             "uptime": round(time.time() - self.started, 1),
             "passes": self.passes,
             "pass_running": self.running,
@@ -163,7 +185,7 @@ def run_daemon(cfg: Config) -> int:
     metrics = Metrics()
     ctx = build_context(cfg, stop=stop, metrics=metrics)
     lock = RunLock(cfg.agent.state_dir / "agent.lock")
-    debounce = cfg.webhook.debounce if cfg.webhook else 2.0
+    debounce = cfg.webhook.debounce if cfg.webhook else 0.5
     coord = Coordinator(lambda only: reconcile(ctx, only=only), lock, debounce=debounce, stop=stop)
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -191,9 +213,13 @@ def run_daemon(cfg: Config) -> int:
             cfg.webhook.listen, token=cfg.webhook.token, targets=targets, waker=coord,
             health=coord.health, metrics=metrics, match_tag=cfg.webhook.match == "tag",
         )  # fmt: skip
-        server.start()
-        host, port = server.address
-        logger.info("webhook listening on {}:{}", host, port)
+        try:
+            server.start()
+        except OSError as e:
+            ctx.state.close()
+            raise ConfigError(
+                [f"webhook.listen: cannot listen on {cfg.webhook.listen}: {e.strerror or e}"]
+            ) from None
     coord.start_worker()
     scheduler.start()
     logger.info(

@@ -191,3 +191,20 @@ def test_registry_source_with_configured_credentials_and_no_acr_calls(world: Wor
     assert code == 1 and r["status"] == "failed", err
     assert "not-the-password" not in err + str(report)
     assert d2 in world.running_digests("app")
+
+
+def test_run_with_a_busy_webhook_port_exits_2_with_a_clear_error(world: World) -> None:
+    import socket
+
+    world.push_image("v1")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        hook = f'[webhook]\nlisten = "127.0.0.1:{port}"\ntoken = "0123456789abcdef0123"'
+        cfg = world.config([{"container": "ghost", "image": world.image()}])
+        cfg.write_text(cfg.read_text().replace("[[watch]]", hook + "\n[[watch]]", 1))
+        done = world.agent("run", "-c", str(cfg), timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert f"webhook.listen: cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "0123456789abcdef0123" not in done.stderr
