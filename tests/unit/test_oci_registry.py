@@ -86,7 +86,7 @@ class _Pusher:
 def pushed() -> dict[str, str]:
     """A single-arch tag and a multi-arch (OCI index) tag in a fresh namespace of the local registry."""
     if not _reachable(env.REGISTRY):
-        pytest.skip(f"local registry {env.REGISTRY} unreachable (run scripts/dev-env.sh)")
+        pytest.fail(f"local registry {env.REGISTRY} unreachable (run scripts/dev-env.sh)")
     pusher = _Pusher(env.REGISTRY, CREDS)
     ns = "oci-" + uuid.uuid4().hex[:8]
     repo = f"{ns}/app"
