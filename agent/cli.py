@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,18 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
     runtime = DockerRuntime()
     state = State(cfg.agent.state_dir)
     deployer = Deployer(runtime, state, stop=stop, keep_images=cfg.agent.keep_images)
-    on_pass = metrics.record_pass if metrics is not None else None
+    listeners: list[Callable[[Report, float], None]] = []
+    if metrics is not None:
+        listeners.append(metrics.record_pass)
+    if cfg.notify is not None:
+        from agent.notify import Notifier
+
+        listeners.append(Notifier(cfg.notify.urls, cfg.notify.on).on_pass)
+
+    def on_pass(report: Report, seconds: float) -> None:
+        for listener in listeners:
+            listener(report, seconds)
+
     return Context(cfg, registries, runtime, state, deployer, on_pass)
 
 

@@ -6,7 +6,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,12 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    urls: tuple[str, ...] = field(repr=False)
+    on: tuple[str, ...] = ("updated", "rolled_back", "failed")
+
+
+@dataclass(frozen=True)
 class Config:
     agent: AgentSettings
     aliyun: AliyunSettings
@@ -96,6 +102,7 @@ class Config:
     registry_auth: Mapping[str, RegistryAuth] = field(default_factory=dict)
     webhook: WebhookSettings | None = None
     path: Path | None = None
+    notify: NotifySettings | None = None
 
     @property
     def secrets(self) -> list[str]:
@@ -104,6 +111,8 @@ class Config:
         out += [a.password for a in self.registry_auth.values()]
         if self.webhook:
             out.append(self.webhook.token)
+        if self.notify:
+            out += list(self.notify.urls)
         return [s for s in out if s]
 
 
@@ -137,21 +146,22 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
     cfg = parse(raw, os.environ if env is None else env)
-    return Config(cfg.agent, cfg.aliyun, cfg.watches, cfg.registry_auth, cfg.webhook, path)
+    return replace(cfg, path=path)
 
 
 def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     p = _Problems()
-    _unknown(p, "", raw, {"agent", "aliyun", "watch", "registry_auth", "webhook"})
+    _unknown(p, "", raw, {"agent", "aliyun", "watch", "registry_auth", "webhook", "notify"})
     agent = _agent(p, _table(p, "agent", raw.get("agent", {})))
     watches = _watches(p, raw.get("watch", []))
     needs_aliyun = any(w.source == "aliyun" for w in watches)
     aliyun = _aliyun(p, _table(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
     auth = _registry_auth(p, _table(p, "registry_auth", raw.get("registry_auth", {})), env)
     webhook = _webhook(p, raw.get("webhook"), env)
+    notify = _notify(p, raw.get("notify"), env)
     if p.items:
         raise ConfigError(p.items)
-    return Config(agent, aliyun, watches, auth, webhook)
+    return Config(agent, aliyun, watches, auth, webhook, None, notify)
 
 
 def _table(p: _Problems, path: str, value: Any) -> dict[str, Any]:
@@ -345,6 +355,40 @@ def _webhook(p: _Problems, value: Any, env: Mapping[str, str]) -> WebhookSetting
     if listen is None or not token:
         return None
     return WebhookSettings(listen, token, match, debounce)
+
+
+_EVENTS = ("updated", "rolled_back", "failed", "skipped", "up_to_date")
+
+
+def _notify(p: _Problems, value: Any, env: Mapping[str, str]) -> NotifySettings | None:
+    if value is None:
+        return None
+    t = _table(p, "notify", value)
+    _unknown(p, "notify", t, {"urls", "urls_env", "on"})
+    urls: list[str] = []
+    listed = _get(p, "notify", t, "urls", list, [])
+    if not all(isinstance(u, str) for u in listed):
+        p.add("notify.urls", "must be a list of strings")
+        listed = []
+    urls += listed
+    env_name = _get(p, "notify", t, "urls_env", str, None)
+    if env_name:
+        if not env.get(env_name):
+            p.add("notify.urls_env", f"environment variable {env_name} is not set")
+        urls += [u for u in re.split(r"[\s,]+", env.get(env_name, "")) if u]
+    for i, u in enumerate(listed):
+        if not re.match(r"^[a-z][a-z0-9+.-]*://", u):
+            p.add(
+                f"notify.urls[{i}]",
+                "not an apprise URL (scheme://...), see https://github.com/caronc/apprise/wiki",
+            )
+    if not urls and not env_name:
+        p.add("notify.urls", "give at least one apprise URL (or urls_env)")
+    on = _get(p, "notify", t, "on", list, list(_EVENTS[:3]))
+    for i, e in enumerate(on):
+        if e not in _EVENTS:
+            p.add(f"notify.on[{i}]", f"unknown event {e!r} (known: {', '.join(_EVENTS)})")
+    return NotifySettings(tuple(urls), tuple(on))
 
 
 def _watches(p: _Problems, value: Any) -> tuple[Watch, ...]:

@@ -144,19 +144,33 @@ def test_run_daemon_updates_on_schedule_and_stops_cleanly_on_sigterm(world: Worl
     assert "stopped" in world.log_of(p)
 
 
-def test_enterprise_edition_end_to_end_with_repo_id_cached(world: World) -> None:
+def test_enterprise_edition_end_to_end_with_repo_id_cached_and_a_notification(world: World) -> None:
+    from tests.unit.test_notify import Sink
+
     world.push_image("v1")
     world.run("app")
     cfg = world.config(
         [{"container": "app", "image": world.image()}],
         extra='edition = "enterprise"\ninstance_id = "cri-test"',
     )
-    d2 = world.push_image("v2")
-    world.fake.reset_stats()
-    code, report, err = world.once(cfg)
-    assert code == 0 and by_container(report)[world.prefix + "app"]["status"] == "updated", err
-    assert d2 in world.running_digests("app")
-    assert world.fake.stats()["actions"] == {"GetRepository": 1, "ListRepoTag": 1, "GetAuthorizationToken": 1}
+    sink = Sink()
+    try:
+        cfg.write_text(cfg.read_text().replace("[[watch]]", f'[notify]\nurls = ["{sink.url}"]\n[[watch]]', 1))
+        d2 = world.push_image("v2")
+        world.fake.reset_stats()
+        code, report, err = world.once(cfg)
+        assert code == 0 and by_container(report)[world.prefix + "app"]["status"] == "updated", err
+        assert d2 in world.running_digests("app")
+        assert world.fake.stats()["actions"] == {
+            "GetRepository": 1,
+            "ListRepoTag": 1,
+            "GetAuthorizationToken": 1,
+        }
+        (note,) = sink.bodies
+        assert "1 updated" in note["title"] and f"{world.prefix}app: updated" in note["message"]
+        assert sink.url not in err
+    finally:
+        sink.close()
 
 
 def test_log_json_gives_one_json_object_per_line(world: World) -> None:
