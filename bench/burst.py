@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         "modes": {},
         "failures": [],
     }
-    with World("burst", shared_registry=a.shared_registry, keep=a.keep) as w:
+    with World("burst", shared_registry=a.shared_registry, keep=a.keep, fake_nagle=a.fake_nagle) as w:
         out["facts"] = w.facts
         repos = [f"b{i:03d}" for i in range(n)]
         log(f"burst: {n} repositories and containers")
@@ -72,8 +72,13 @@ def main(argv: list[str] | None = None) -> int:
                 version += 1
                 t = time.monotonic()
                 parallel(
-                    lambda r, v=version: w.push(r, f"{r}-v{v}", payload=payload, keep_local=False), repos, 4
+                    lambda r, v=version: w.push(
+                        r, f"{r}-v{v}", payload=payload, keep_local=False, drop_now=False
+                    ),
+                    repos,
+                    4,
                 )
+                w.drop_local()
                 log(
                     f"rep {rep + 1}: {n} new images pushed in {time.monotonic() - t:.0f}s; parallel_pulls = {m}"
                 )

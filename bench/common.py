@@ -83,6 +83,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--shared-registry", action="store_true",
                    help=f"use the dev-env registry {env.REGISTRY} instead of a private one")  # fmt: skip
     p.add_argument("--no-ouroboros", action="store_true", help="skip the Ouroboros peer")
+    p.add_argument("--fake-nagle", action="store_true",
+                   help="run the stock fake ACR, whose every answer waits ~40 ms for a delayed ACK (see bench/peers/fake_acr.py)")  # fmt: skip
     p.add_argument(
         "--keep", action="store_true", help="leave the run directory (not the containers) for a post-mortem"
     )
@@ -118,12 +120,17 @@ def machine_facts(client: docker.DockerClient) -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     mem_kb = int(next((ln.split()[1] for ln in meminfo if ln.startswith("MemTotal")), "0"))
     reg = subprocess.run(["docker-registry", "--version"], capture_output=True, text=True).stdout.strip()
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "agent"], cwd=ROOT, capture_output=True, text=True
+    )
     return {
         "cores": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kb / 2**20, 1),
         "kernel": platform.release(), "docker": version.get("Version"), "docker_api": version.get("ApiVersion"),
         "storage_driver": info.get("Driver"), "python": platform.python_version(),
         "registry": reg.split()[-1] if reg else "?", "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "running_containers_on_host": info.get("ContainersRunning"), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "commit": git.stdout.strip(), "agent_uncommitted": [ln[3:] for ln in dirty.stdout.splitlines()],
     }  # fmt: skip
 
 
@@ -287,9 +294,12 @@ class World:
     name: str
     shared_registry: bool = False
     keep: bool = False
+    fake_nagle: bool = False
     prefix: str = field(default_factory=lambda: f"crb-{secrets.token_hex(3)}-")
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _to_drop: list[tuple[str, str | None, str, str]] = field(default_factory=list)
+    _drop_lock: threading.Lock = field(default_factory=threading.Lock)
     _closed: bool = False
 
     # -- bring-up and tear-down ----------------------------------------------------------------------
@@ -312,6 +322,9 @@ class World:
         self._start_fake()
         self.dockerd = dockerd_pid()
         self.facts = machine_facts(self.client)
+        self.facts["fake_acr"] = (
+            "tests.fake_acr (stock)" if self.fake_nagle else "tests.fake_acr with TCP_NODELAY"
+        )
         log(f"{self.name}: prefix {self.prefix}, registry {self.registry}, fake ACR {self.fake_url}")
         return self
 
@@ -348,8 +361,10 @@ class World:
     def _start_fake(self) -> None:
         port = free_port()
         logf = open(self.dir / "fake-acr.log", "ab")  # noqa: SIM115
+        # bench/peers/fake_acr.py is tests/fake_acr.py with TCP_NODELAY (see there); --fake-nagle: the stock one.
+        module = "tests.fake_acr" if self.fake_nagle else "bench.peers.fake_acr"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fake_acr", "--port", str(port), "--registry", self.registry],
+            [sys.executable, "-m", module, "--port", str(port), "--registry", self.registry],
             cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         logf.close()
@@ -361,6 +376,9 @@ class World:
         if self._closed or not hasattr(self, "dir"):
             return
         self._closed = True
+        with contextlib.suppress(Exception):
+            self.purge()
+        time.sleep(0.5)  # a thread that was creating a container when we were stopped may just have finished
         with contextlib.suppress(Exception):
             self.purge()
         for p in reversed(self._procs):
@@ -401,27 +419,58 @@ class World:
         return f"{self.registry}/{self.ns}/{repo}:{tag}"
 
     def push(self, repo: str, marker: str, *, tag: str = "latest", http: bool = False, payload: int = 0,
-             publish: bool = True, keep_local: bool = True) -> str:  # fmt: skip
+             publish: bool = True, keep_local: bool = True, drop_now: bool = True) -> str:  # fmt: skip
         """Build a busybox image FROM scratch, push it, and (publish) tell the fake ACR; return the digest.
 
         `payload`: bytes of incompressible text in a layer of its own. `keep_local=False` deletes the
         local image after the push, as if it had been built elsewhere (CI): a later pull then has to
-        download its new layers, while the busybox layers the running container shares stay.
+        download its new layers, while the busybox layers the running container shares stay, and the
+        local tag points at the running image again. With `drop_now=False` that happens at the next
+        `drop_local()`: deleting images while other threads build can pull a cached layer from under them.
         """
         ref = self.ref(repo, tag)
         files = {"/payload": _random_text(payload)} if payload else None
-        if http:
-            image_id = images.build_http_image(ref, marker, files=files, cmd=HTTPD, docker_client=self.client)
-        else:
-            image_id = images.build_image(
-                ref, marker=marker, cmd=SLEEPER, files=files, docker_client=self.client
-            )
+        old_id = None
+        if not keep_local:
+            with contextlib.suppress(docker.errors.NotFound):
+                old_id = self.api.inspect_image(ref)["Id"]
+        for attempt in range(2):
+            try:
+                if http:
+                    image_id = images.build_http_image(
+                        ref, marker, files=files, cmd=HTTPD, docker_client=self.client
+                    )
+                else:
+                    image_id = images.build_image(
+                        ref, marker=marker, cmd=SLEEPER, files=files, docker_client=self.client
+                    )
+                break
+            except docker.errors.BuildError as e:  # e.g. a cached layer deleted meanwhile by someone else
+                if attempt:
+                    raise
+                log(f"build of {ref} failed ({e}); once more")
         digest = images.push(ref, self.client)
         if not keep_local:
-            self.api.remove_image(image_id)
+            with self._drop_lock:
+                self._to_drop.append((image_id, old_id, ref, tag))
+            if drop_now:
+                self.drop_local()
         if publish:
             self.publish(repo, tag, digest)
         return digest
+
+    def drop_local(self) -> None:
+        """Delete the images pushed with keep_local=False; put the local tag back on the running image.
+
+        The build moved the local tag to the new image; on a real host it stays on the running one
+        (and Ouroboros ignores containers whose image has no tag).
+        """
+        with self._drop_lock:
+            todo, self._to_drop = self._to_drop, []
+        for image_id, old_id, ref, tag in todo:
+            if old_id:
+                self.api.tag(old_id, ref.rsplit(":", 1)[0], tag, force=True)
+            self.api.remove_image(image_id)
 
     def publish(self, repo: str, tag: str, digest: str) -> None:
         self.tags.setdefault(repo, {})[tag] = digest
@@ -447,6 +496,8 @@ class World:
     def run(self, name: str, repo: str, *, ports: dict[int, int] | None = None, tag: str = "latest") -> str:
         """Create and start container `name` from `repo:tag` (as a user would: by tag); return its full name."""
         full = self.cname(name)
+        if self._closed:
+            raise RuntimeError("the world is closing")
         host_config = self.api.create_host_config(
             port_bindings={c: ("127.0.0.1", h) for c, h in (ports or {}).items()} or None
         )

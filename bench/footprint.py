@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     n = a.containers
     started = time.monotonic()
     out: dict[str, Any] = {"containers": n, "reps": reps, "passes": passes}
-    with World("footprint", shared_registry=a.shared_registry, keep=a.keep) as w:
+    with World("footprint", shared_registry=a.shared_registry, keep=a.keep, fake_nagle=a.fake_nagle) as w:
         out["facts"] = w.facts
         repos = [f"r{i}" for i in range((n + 4) // 5)]
         for r in repos:

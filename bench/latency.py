@@ -9,7 +9,7 @@ the push (when ACR would also fire its webhook).
 * cr-agent, `agent run` with interval "10s" and an HTTP health probe;
 * Ouroboros, `ouroboros -i 10` (it raises any interval below 30 s to 30 s, silently; recorded);
 * cr-agent's webhook: interval "1h", and right after the push a POST of an ACR trigger payload to
-  /hooks/aliyun/<token>; with the default debounce "2s" and with debounce "0s".
+  /hooks/aliyun/<token>; with the default debounce and with debounce "0s".
 
     python -m bench.latency [--reps 5] [--interval 10] [--quick]
 """
@@ -56,11 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     py = None if (a.no_ouroboros or a.quick) else ouroboros_python()
     started = time.monotonic()
     out: dict[str, Any] = {"reps": reps, "interval": a.interval, "variants": {}}
-    with World("latency", shared_registry=a.shared_registry, keep=a.keep) as w:
+    with World("latency", shared_registry=a.shared_registry, keep=a.keep, fake_nagle=a.fake_nagle) as w:
         out["facts"] = w.facts
         variants: list[tuple[str, dict[str, Any]]] = [
             ("cr-agent poll", {"kind": "agent", "interval": f"{a.interval}s"}),
-            ("cr-agent webhook, debounce 2s (default)", {"kind": "agent", "webhook": "2s"}),
+            (
+                f"cr-agent webhook, default debounce ({_default_debounce()})",
+                {"kind": "agent", "webhook": None},
+            ),
             ("cr-agent webhook, debounce 0s", {"kind": "agent", "webhook": "0s"}),
         ]
         if py is not None:
@@ -78,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if broken else 0
 
 
+def _default_debounce() -> str:
+    from agent.config import WebhookSettings
+
+    return f"{WebhookSettings.__dataclass_fields__['debounce'].default:g}s"
+
+
 def _variant(w: World, name: str, spec: dict[str, Any], reps: int, py: Path | None) -> dict[str, Any]:
     repo = f"web-{name}"
     port = free_port()
@@ -90,8 +99,10 @@ def _variant(w: World, name: str, spec: dict[str, Any], reps: int, py: Path | No
     if spec["kind"] == "agent":
         extra = ""
         if "webhook" in spec:
-            extra = (f'[webhook]\nlisten = "127.0.0.1:{hook_port}"\ntoken = "{token}"\n'
-                     f'debounce = "{spec["webhook"]}"\n')  # fmt: skip
+            extra = f'[webhook]\nlisten = "127.0.0.1:{hook_port}"\ntoken = "{token}"\n'
+            if spec["webhook"] is not None:
+                extra += f'debounce = "{spec["webhook"]}"\n'
+
         health = f'{{ http = "http://127.0.0.1:{port}/", timeout = "2s", interval = "100ms" }}'
         cfg = w.agent_config(f"{name}.toml", [{"container": cname, "image": w.ref(repo), "health": health}],
                              interval=spec.get("interval", "1h"), extra=extra, state=f"state-{name}")  # fmt: skip
@@ -143,9 +154,11 @@ def _trial(w: World, repo: str, cname: str, port: int, marker: str, period: floa
 
     ref = w.ref(repo)
     # Built before t0 (only the push counts), and removed after the push, as if CI had built it elsewhere:
-    # the tool's pull then downloads the new layer, as on a real host.
+    # the tool's pull then downloads the new layer, and the local tag stays on the running image.
+    old_id = w.api.inspect_image(ref)["Id"]
     image_id = images.build_http_image(ref, marker, cmd=HTTPD, docker_client=w.client)
     digest = images.push(ref, w.client)
+    w.api.tag(old_id, ref.rsplit(":", 1)[0], "latest", force=True)
     w.api.remove_image(image_id)
     t0 = time.time()
     w.publish(repo, "latest", digest)

@@ -1,0 +1,1 @@
+"""Thin launchers for the things the benchmarks run: the peers and the fake ACR."""
