@@ -88,7 +88,7 @@ class Deployer:
 
     # ---- replace ----------------------------------------------------------------------
     def replace(self, job: Job, image_id: str) -> Result:
-        w, old = job.watch, job.container
+        w = job.watch
         started = time.time()
 
         def result(status: Status, error: str | None = None, **detail: object) -> Result:
@@ -96,6 +96,10 @@ class Deployer:
 
         if self.stop.is_set():
             return result(Status.SKIPPED, "shutting down before the replacement started")
+        fresh = self.runtime.inspect(job.container.id)  # the full, current view, after the pull
+        if fresh is None:
+            return result(Status.SKIPPED, f"container {w.container!r} disappeared before the replacement")
+        old = fresh
         if w.pre_update:
             ok, out = run_hook(w.pre_update, w.hook_timeout, _hook_env(job))
             if not ok:

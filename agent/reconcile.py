@@ -118,20 +118,22 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
         except AgentError as e:
             logger.error("{}: registry lookup failed: {}", repo, e)
             failed[key] = str(e)
+    pins, quarantines = ctx.state.all_pins(), ctx.state.all_quarantined()
+    try:
+        infos = ctx.runtime.inspect_all([w.container for w in watches])
+    except AgentError as e:
+        return [Observation(w, None, runtime_error=f"docker: {e}") for w in watches]
     out = []
     for w in watches:
         key = (w.source, w.image.repo)
-        try:
-            info = ctx.runtime.inspect(w.container)
-        except AgentError as e:
-            out.append(Observation(w, None, runtime_error=f"docker: {e}"))
-            continue
+        info = infos.get(w.container)
         error = failed.get(key)
         if w.image.tag in bad_tags.get(key, {}):
             error = f"ACR listed an invalid digest for tag {w.image.tag!r}: {bad_tags[key][w.image.tag]!r}"
         latest = found.get(key, {}).get(w.image.tag)
-        pinned, quarantined = ctx.state.pinned(w.container), ctx.state.quarantined(w.container)
-        out.append(Observation(w, info, latest, error, pinned, quarantined))
+        out.append(
+            Observation(w, info, latest, error, pins.get(w.container), quarantines.get(w.container, {}))
+        )
     return out
 
 
@@ -145,9 +147,11 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     report = Report(tuple(_merge(recovered, results)))
     seconds = time.monotonic() - t0
     if not dry_run:
-        for r in report.results:
-            latest = str(r.detail.get("tag_digest") or r.latest_digest or "") or None
-            ctx.state.record_check(r.container, r.current_digest, latest, r.status.value, r.error)
+        ctx.state.record_checks([
+            (r.container, r.current_digest, str(r.detail.get("tag_digest") or r.latest_digest or "") or None,
+             r.status.value, r.error)
+            for r in report.results
+        ])  # fmt: skip
     logger.info(
         "pass done: checked={} updated={} rolled_back={} failed={} skipped={} up_to_date={} in {:.2f}s",
         len(report.results), report.count(Status.UPDATED), report.count(Status.ROLLED_BACK),

@@ -140,14 +140,30 @@ class State:
         rows = self._exec("SELECT digest FROM pins WHERE container = ?", (container,))
         return rows[0][0] if rows else None
 
+    def all_pins(self) -> dict[str, str]:
+        return {c: d for c, d in self._exec("SELECT container, digest FROM pins")}
+
+    def all_quarantined(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for c, d, r in self._exec("SELECT container, digest, reason FROM quarantine"):
+            out.setdefault(c, {})[d] = r
+        return out
+
     # last checks
-    def record_check(
-        self, container: str, running: str | None, latest: str | None, status: str, error: str | None
-    ) -> None:
-        self._exec(
-            "INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?, ?, ?)",
-            (container, time.time(), running, latest, status, error),
-        )
+    def record_checks(self, rows: list[tuple[str, str | None, str | None, str, str | None]]) -> None:
+        """(container, running, latest, status, error) for each container of a pass, in one transaction."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?, ?, ?)",
+                    [(c, now, run, latest, st, err) for c, run, latest, st, err in rows],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def last_check(self, container: str) -> dict[str, Any] | None:
         rows = self._exec(

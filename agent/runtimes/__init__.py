@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +24,13 @@ class ContainerState:
 class Runtime(Protocol):
     def inspect(self, name: str) -> ContainerInfo | None:
         """The container called (or with id) `name`, or None when there is none."""
+        ...
+
+    def inspect_all(self, names: Collection[str]) -> dict[str, ContainerInfo]:
+        """Many containers at once, for observing; missing names are left out.
+
+        May leave `host_ports` and `static_ip` unset: `inspect()` again before changing a container.
+        """
         ...
 
     def state(self, name: str) -> ContainerState | None: ...

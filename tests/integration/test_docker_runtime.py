@@ -580,3 +580,24 @@ def test_image_helpers(
     runtime.remove_image(f"{extra}:t1")  # missing is fine
     assert not runtime.exists_image(f"{extra}:t1") and runtime.exists_image(images.v1_id)
     assert runtime.list_names(prefix) == [f"{prefix}user"]
+
+
+def test_inspect_all_finds_many_containers_with_one_list_and_their_digests(
+    runtime, prefix, docker_client
+) -> None:
+    """inspect_all returns the same id, image, digests and running state as inspect, and leaves out missing names."""
+    ref = f"{env.REGISTRY}/{prefix}ns/all:v1"
+    img.build_image(ref, marker="all", docker_client=docker_client)
+    digest = img.push(ref, docker_client)
+    docker_client.images.pull(ref, auth_config=img.auth_config())
+    a = docker_client.containers.run(ref, ["sleep", "60"], name=prefix + "a", detach=True, init=True)
+    docker_client.containers.create(ref, ["true"], name=prefix + "b")
+    found = runtime.inspect_all([prefix + "a", prefix + "b", prefix + "missing"])
+    assert sorted(found) == [prefix + "a", prefix + "b"]
+    assert found[prefix + "a"].id == a.id and found[prefix + "a"].running and not found[prefix + "b"].running
+    assert any(d.endswith(digest) for d in found[prefix + "a"].repo_digests)
+    full = runtime.inspect(prefix + "a")
+    assert full is not None and (full.image_id, full.repo_digests) == (
+        found[prefix + "a"].image_id,
+        found[prefix + "a"].repo_digests,
+    )

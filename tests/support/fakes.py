@@ -75,6 +75,10 @@ class FakeRuntime:
             c.id, c.name, c.image_id, self.images.get(c.image_id, ()), c.running, c.host_ports
         )
 
+    def inspect_all(self, names: Collection[str]) -> dict[str, ContainerInfo]:
+        self._maybe_fail("inspect_all")
+        return {n: info for n in names if (info := self.inspect(n)) is not None}
+
     def state(self, name: str) -> ContainerState | None:
         if "state" in self.fail:
             self._maybe_fail("state")
