@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.agentenv import KEY_SECRET, World, world_fixture
 from tests.support import images
+from tests.support.payloads import acr_payload
 from tests.support.wait import wait_until
 
 GHOST = "ghost"  # a watch entry with no container: a pass for it alone is cheap and recognisable
@@ -39,27 +40,6 @@ _LISTENING = re.compile(r"webhook: listening on 127\.0\.0\.1:(\d+)")
 @pytest.fixture
 def world(prefix: str, tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[World]:
     yield from world_fixture(prefix, tmp_path, docker_client)
-
-
-def acr_payload(namespace: str, name: str, tag: str = "latest", digest: str | None = None) -> dict[str, Any]:
-    """ACR's trigger payload (docs: /work/shared/reference/aliyun-cr.md), with a made-up digest by default."""
-    return {
-        "push_data": {
-            "digest": digest or "sha256:" + secrets.token_hex(32),
-            "pushed_at": "2016-11-29 12:25:46",
-            "tag": tag,
-        },
-        "repository": {
-            "date_created": "2016-10-28 21:31:42",
-            "name": name,
-            "namespace": namespace,
-            "region": "cn-hangzhou",
-            "repo_authentication_type": "NO_CERTIFIED",
-            "repo_full_name": f"{namespace}/{name}",
-            "repo_origin_type": "NO_CERTIFIED",
-            "repo_type": "PRIVATE",
-        },
-    }
 
 
 @dataclass

@@ -111,33 +111,24 @@ def test_registry_failure_fails_that_entry_only_and_touches_nothing(tmp_path: Pa
     assert [line for line in rt.log if " a" in line] == []
 
 
+def single(tmp_path: Path, reg: FakeRegistry, rt: FakeRuntime, name: str = "a") -> Context:
+    return make_ctx(
+        tmp_path, [{"container": name, "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}], reg, rt
+    )
+
+
 def test_dry_run_reports_would_update_and_changes_nothing(tmp_path: Path) -> None:
     rt = FakeRuntime()
     rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
     reg = FakeRegistry({"ns/web": {"latest": B}})
-    report = reconcile(
-        make_ctx(
-            tmp_path,
-            [{"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}],
-            reg,
-            rt,
-        ),
-        dry_run=True,
-    )
+    report = reconcile(single(tmp_path, reg, rt), dry_run=True)
     assert report.results[0].status is Status.WOULD_UPDATE and report.ok
     assert rt.log == []
 
 
 def test_missing_container_is_skipped_and_report_stays_ok(tmp_path: Path) -> None:
     reg = FakeRegistry({"ns/web": {"latest": B}})
-    report = reconcile(
-        make_ctx(
-            tmp_path,
-            [{"container": "ghost", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}],
-            reg,
-            FakeRuntime(),
-        )
-    )
+    report = reconcile(single(tmp_path, reg, FakeRuntime(), "ghost"))
     assert report.results[0].status is Status.SKIPPED and report.ok
 
 
@@ -147,15 +138,7 @@ def test_pull_failure_fails_entry_before_any_container_is_touched(tmp_path: Path
     rt = FakeRuntime(fail={"pull": RuntimeFault("manifest unknown")})
     rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
     reg = FakeRegistry({"ns/web": {"latest": B}})
-    report = reconcile(
-        make_ctx(
-            tmp_path,
-            [{"container": "a", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}],
-            reg,
-            rt,
-        )
-    )
-    r = report.results[0]
+    r = reconcile(single(tmp_path, reg, rt)).results[0]
     assert r.status is Status.FAILED and "pull failed: manifest unknown" in (r.error or "")
     assert rt.calls["rename"] == 0 and rt.by_name()["a"].running
 

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.metrics import Metrics
 from agent.webhook import WatchTarget, WebhookServer, parse_listen
+from tests.support import payloads
 from tests.support.wait import wait_until
 
 TOKEN = "-".join(["hook", "s3cret", "0123456789abcdef"])  # built, so a traceback cannot quote it
@@ -39,22 +40,7 @@ JSON = {"Content-Type": "application/json"}
 def acr_payload(
     namespace: str = "shop", name: str = "web", tag: str = "v9", **extra: object
 ) -> dict[str, object]:
-    """ACR's trigger payload, as in the reference."""
-    payload: dict[str, object] = {
-        "push_data": {"digest": DIGEST, "pushed_at": "2016-11-29 12:25:46", "tag": tag},
-        "repository": {
-            "date_created": "2016-10-28 21:31:42",
-            "name": name,
-            "namespace": namespace,
-            "region": "cn-hangzhou",
-            "repo_authentication_type": "NO_CERTIFIED",
-            "repo_full_name": f"{namespace}/{name}",
-            "repo_origin_type": "NO_CERTIFIED",
-            "repo_type": "PUBLIC",
-        },
-    }
-    payload.update(extra)
-    return payload
+    return payloads.acr_payload(namespace, name, tag, DIGEST, **extra)
 
 
 class FakeWaker:
