@@ -1,0 +1,1242 @@
+"""Downtime during an update: failed requests and the longest gap without an answer, per update method.
+
+A busybox httpd container serving its image's marker is updated from v1 to v2 while request loops
+(bounded in count and in time) run throughout. Methods:
+
+* cr-agent stop-first, the container publishing a loopback port; the loop runs on the host against
+  127.0.0.1:<port>;
+* cr-agent start-first, the container with no host port, on a user-defined network under the alias
+  `web`. What a real user has in front of such a service is a reverse proxy container that resolves
+  the service's DNS name; here a busybox httpd CGI proxy resolves the name on every request through
+  Docker's DNS (as nginx does with `resolver 127.0.0.11` and a variable in proxy_pass), takes the first
+  address, gives up after 2 s and answers 502 naming the address it tried. The host loop asks it for the
+  alias `web` (as compose users address a service) and, more slowly, for the container's name (as
+  `docker run --name` users do). A third loop runs inside a client container on the same network, as
+  tests/integration/test_safety.py does, stamping each step with /proc/uptime;
+* Ouroboros 1.4.2, `ouroboros --run-once --monitor <container>` (pull, stop, remove, create, start);
+* the blog's webhook receiver, bench/blog_receiver.sh (`docker rm -f`, `docker pull`, `docker run`).
+
+Full mode adds cr-agent stop-first behind the same proxy, and three experiments run through the agent's
+own CLI with DockerRuntime methods swapped at start-up (AGENT_PATCHES; never in agent/): start-first
+without the drain (plain `docker stop` of the old container, as before a071f2d); start-first whose new
+container joins its networks without the service's aliases and gets them once it passed the gate; and
+that, with the new container also created under a temporary name and given the service's name after
+the gate.
+
+Each round also measures the container's own start time (`docker start` → first answer) and stop time,
+when a starting container's alias appears in Docker's DNS against when it first answers, and, for cr-agent,
+the time from "replacing A → B" (the new digest seen and pulled) to the new container passing the health
+gate (min_uptime "1s"), from the agent's DEBUG log.
+
+    .venv/bin/python bench/downtime.py --quick   # 1 run per method, ~1 min, writes bench/work/quick/
+    .venv/bin/python bench/downtime.py           # 5 runs per method, ~7 min, writes docs/benchmarks-downtime.md
+    .venv/bin/python bench/downtime.py --from-json bench/work/results/downtime.json   # only rewrite the page
+
+The page keeps its hand-written findings (between <!-- analysis:begin --> and <!-- analysis:end -->).
+
+Everything it creates is named `crb-<random>-...` and removed at the end, also on failure or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import docker  # noqa: E402
+import docker.errors  # noqa: E402
+
+from tests.support import env, images  # noqa: E402
+
+WORK = ROOT / "bench" / "work"
+DOC = ROOT / "docs" / "benchmarks-downtime.md"
+RECEIVER = ROOT / "bench" / "blog_receiver.sh"
+OUROBOROS_VERSION = "1.4.2"
+# The first is another benchmark's (used read-only); the second is ours, installed on first need.
+OUROBOROS_VENVS = (WORK / "ouroboros-venv", WORK / "downtime-ouroboros-venv")
+KEY_ID, KEY_SECRET = "test-key-id", "test-key-secret"  # tests/fake_acr.py DEFAULT_KEYS
+# busybox httpd as PID 1 ignores SIGTERM (docker stop would wait its 10 s grace period); the shell
+# exits on TERM, and the kernel then kills httpd with the rest of the container.
+HTTPD = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+# `timeout N`, because this busybox's `wget -T` segfaults. A lookup of a name Docker does not know is
+# forwarded to the host's resolvers, which this sandbox cannot reach, so it is bounded too.
+LOOKUP = (
+    "timeout 2 nslookup -type=a \"$1\" 127.0.0.11 2>/dev/null | awk '/^Name:/{f=1} f&&/^Address/{print $2}'"
+)
+PROXY_CGI = r"""#!/bin/sh
+# A reverse proxy to http://<name>:8080/ (name: the query string, default `web`). wget resolves the name
+# on every request (glibc's getaddrinfo, as most clients do) and connects to the first address; no retry;
+# after 2 s or on any error it answers 502 naming the address it tried.
+if body=$(timeout 2 wget -O- "http://${QUERY_STRING:-web}:8080/" 2>/tmp/err.$$); then
+  printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n%s\n' "$body"
+else
+  ip=$(sed -n 's/^Connecting to [^(]*(\([0-9.]*\):.*/\1/p' /tmp/err.$$ | head -n 1)
+  if [ -n "$ip" ]; then why="upstream $ip"; else why="no address"; fi
+  printf 'HTTP/1.0 502 Bad Gateway\r\nContent-Type: text/plain\r\n\r\n%s\n' "$why"
+fi
+rm -f /tmp/err.$$
+"""
+PROXY_CMD = ["sh", "-c", "chmod 755 /www/cgi-bin/p; trap 'exit 0' TERM; httpd -f -p 8081 -h /www & wait"]
+PERIOD = 0.01  # the host loop on a published port starts one request every 10 ms
+PROXY_PERIOD = 0.02  # through the proxy (a few processes per request on a shared 2-core host): every 20 ms
+NAME_PERIOD = 0.04  # through the proxy by container name: every 40 ms
+MAX_IN_FLIGHT = 24  # per loop: when this many are pending, the next one waits (bounds the proxy's load)
+LOOP_MAX_REQUESTS = 20000
+LOOP_MAX_SECONDS = 150.0
+REQUEST_TIMEOUT = 5.0  # the proxy gives up after 2 s on the lookup and 2 s on the upstream, and answers 502
+GATE = {"min_uptime": "1s", "health_timeout": "60s"}
+
+
+def log(msg: str) -> None:
+    print(f"[downtime {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- one HTTP request, classified -------------------------------------------------------------------
+def http_get(port: int, path: str, timeout: float = REQUEST_TIMEOUT) -> tuple[str, str]:
+    """(outcome, body): outcome is "ok" or why not (refused, reset, empty, timeout, http 502...)."""
+    chunks = []
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+    except ConnectionRefusedError:
+        return "refused", ""
+    except ConnectionResetError:
+        return "reset" if not chunks else "reset mid-answer", ""
+    except TimeoutError:
+        return "timeout", ""
+    except OSError as e:
+        return f"error {e.errno}", ""
+    data = b"".join(chunks)
+    if not data:
+        return "empty", ""
+    head, _, body = data.partition(b"\r\n\r\n")
+    parts = head.split(b" ", 2)
+    code = parts[1].decode(errors="replace") if len(parts) > 1 else "?"
+    text = body.decode(errors="replace").strip()
+    return ("ok", text) if code == "200" else (f"http {code}", text)
+
+
+# ---- the observers ----------------------------------------------------------------------------------
+@dataclass
+class Sample:
+    t: float  # wall clock (epoch s) when the answer (or the failure) came
+    outcome: str  # "ok" or why not
+    body: str = ""  # the page, or the proxy's reason
+    t0: float | None = None  # when the request was sent
+    dns_s: float | None = None  # in-network client: how long the lookup took
+    ips: list[str] | None = None  # in-network client: the addresses, in the order Docker's DNS gave them
+
+
+class HostLoop:
+    """Requests from the host to 127.0.0.1:port/path, one started every `period` s whatever the earlier ones
+    are doing (an open loop, like independent users: a hanging request does not hold back the next),
+    bounded in count and in time."""
+
+    def __init__(self, port: int, path: str = "/", period: float = PERIOD) -> None:
+        self.port, self.path, self.period = port, path, period
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT)
+        self._slots = threading.Semaphore(MAX_IN_FLIGHT)
+        self.delayed = 0  # requests sent late because MAX_IN_FLIGHT were pending
+
+    def start(self) -> HostLoop:
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[Sample]:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self._pool.shutdown(wait=True)
+        return sorted(self.samples, key=lambda s: s.t)
+
+    def _one(self) -> None:
+        try:
+            t0 = time.time()
+            outcome, body = http_get(self.port, self.path)
+            self.samples.append(Sample(time.time(), outcome, body, t0))
+        finally:
+            self._slots.release()
+
+    def _run(self) -> None:
+        t_end = time.monotonic() + LOOP_MAX_SECONDS
+        nxt = time.monotonic()
+        sent = 0
+        while not self._stop.is_set() and sent < LOOP_MAX_REQUESTS and time.monotonic() < t_end:
+            if not self._slots.acquire(blocking=False):
+                self.delayed += 1
+                while not self._slots.acquire(timeout=0.1):
+                    if self._stop.is_set():
+                        return
+            self._pool.submit(self._one)
+            sent += 1
+            nxt += self.period
+            delay = nxt - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                nxt = time.monotonic()
+
+    def seen(self, marker: str) -> bool:
+        return any(s.body == marker for s in self.samples[-50:])
+
+    def answered(self) -> int:
+        return sum(1 for s in self.samples if s.outcome == "ok")
+
+
+def client_loop_cmd(n: int, target: str = "web", skip: str = "") -> list[str]:
+    """The in-network client of tests/integration/test_safety.py (`wget http://web:8080/` in a loop), in two
+    steps so that a failure can be told apart: resolve `target` through Docker's DNS, then GET the first
+    address (`skip`: an address to leave out). Each line: /proc/uptime (10 ms) at the start, after the
+    lookup and after the answer; the addresses; OK <page> or FAIL. A closed loop: one request at a time."""
+    pick = f"grep -v -x '{skip}' | " if skip else ""
+    script = (
+        f"trap 'exit 0' TERM; lookup() {{ {LOOKUP}; }}; i=0; while [ $i -lt {n} ]; do i=$((i+1)); "
+        f"read a rest </proc/uptime; ips=$(lookup {target} | {pick}tr '\\n' ,); "
+        "read b rest </proc/uptime; ip=${ips%%,*}; "
+        'if [ -n "$ip" ] && timeout 2 wget -q -O /tmp/o "http://$ip:8080/" 2>/dev/null; '
+        'then r="OK $(cat /tmp/o)"; else r=FAIL; fi; '
+        'read c rest </proc/uptime; echo "$a $b $c ${ips:-none} $r"; usleep 20000; done & wait'
+    )
+    return ["sh", "-c", script]
+
+
+def uptime_offset() -> float:
+    """Epoch seconds minus /proc/uptime (the client containers stamp with the host's uptime)."""
+    up = float(Path("/proc/uptime").read_text().split()[0])
+    return time.time() - up
+
+
+def parse_client_log(text: str, offset: float) -> list[Sample]:
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 5:
+            continue
+        with contextlib.suppress(ValueError):
+            t0, t1, t = (float(x) + offset for x in parts[:3])
+            ips = [x for x in parts[3].split(",") if x and x != "none"]
+            ok = parts[4] == "OK"
+            why = "ok" if ok else ("no address" if not ips else "no answer")
+            out.append(Sample(t, why, parts[5] if ok and len(parts) > 5 else "", t0, dns_s=t1 - t0, ips=ips))
+    return out
+
+
+def analyse(
+    samples: list[Sample], old: str, new: str, ips: dict[str, str | None], since: float = 0.0
+) -> dict[str, Any]:
+    """Failed and total requests, the longest gap between successful answers, and what happened around it.
+
+    `ips` names the old and the new container's addresses, to tell which one a failed request went to.
+    """
+    samples = sorted(samples, key=lambda s: s.t)
+    which = {v: k for k, v in ips.items() if v}
+
+    def good(s: Sample) -> bool:
+        return s.outcome == "ok" and s.body in (old, new)
+
+    def why(s: Sample) -> str:
+        if s.outcome == "ok":
+            return f"unexpected page {s.body[:20]!r}"
+        target = s.ips[0] if s.ips else (s.body.split()[-1] if s.body.startswith("upstream ") else "")
+        reason = "no address" if s.body == "no address" else s.outcome
+        if s.t0 is not None and s.t - s.t0 >= 1.9:  # the proxy or the client gave up: the request hung
+            reason += " after hanging"
+        return f"{reason} (to the {which[target]} container)" if target in which else reason
+
+    ok = [s for s in samples if good(s)]
+    failed = [s for s in samples if not good(s)]
+    gap, gap_at = 0.0, (None, None)  # type: tuple[float, tuple[float | None, float | None]]
+    for a, b in zip(ok, ok[1:], strict=False):
+        if b.t - a.t > gap:
+            gap, gap_at = b.t - a.t, (a.t, b.t)
+    first_new = next((s.t for s in ok if s.body == new), None)
+    span = samples[-1].t - samples[0].t if len(samples) > 1 else 0.0
+    lat = sorted(s.t - s.t0 for s in samples if s.t0 is not None)
+    # Requests to the new container that took over 0.9 s but were answered: stalled, not failed.
+    stalled = [s for s in ok if s.t0 is not None and s.t - s.t0 > 0.9]
+    lo, hi = (gap_at[0] or 0) - 0.05, (gap_at[1] or 0) + 0.05
+    around = [s for s in samples if lo <= s.t <= hi or not good(s) or (s in stalled and s.t >= since)]
+    return {
+        "requests": len(samples), "failed": len(failed), "longest_gap_ms": round(gap * 1000, 1),
+        "gap_from": gap_at[0], "gap_to": gap_at[1], "first_new": first_new,
+        "last_old": max((s.t for s in ok if s.body == old), default=None),
+        "failures": dict(Counter(why(s) for s in failed)), "stalled_over_0_9s": len(stalled),
+        "rate_per_s": round(len(samples) / span, 1) if span else None,
+        "latency_ms": {"median": round(lat[len(lat) // 2] * 1000, 1), "p99": round(lat[int(len(lat) * .99)] * 1000, 1),
+                       "max": round(lat[-1] * 1000, 1)} if lat else None,
+        "old_after_new": sum(1 for s in ok if first_new and s.t > first_new and s.body == old),
+        # For a post-mortem: [sent, answered, outcome, v1|v2|reason, lookup s, addresses]
+        "around_gap": [[s.t0, s.t, s.outcome, "v2" if s.body == new else "v1" if s.body == old else s.body[:40],
+                        s.dns_s, s.ips] for s in around[:300]],
+    }  # fmt: skip
+
+
+# ---- the agent's DEBUG log --------------------------------------------------------------------------
+_LOG = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \| (\w+) *\| (.*)$")
+
+
+def agent_timeline(stderr: str, container: str) -> dict[str, float]:
+    """Epoch times of "replacing", each "step X" and "pass done" for `container` (loguru: local time, 1 ms)."""
+    out: dict[str, float] = {}
+    for line in stderr.splitlines():
+        m = _LOG.match(line)
+        if not m:
+            continue
+        t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        msg = m.group(3)
+        if msg.startswith(f"{container}: replacing "):
+            out.setdefault("replacing", t)
+        elif msg.startswith(f"{container}: step "):
+            out.setdefault(msg.rsplit(" ", 1)[1], t)
+        elif msg.startswith("pass done"):
+            out.setdefault("pass_done", t)
+    return out
+
+
+def agent_phases(tl: dict[str, float], strategy: str) -> dict[str, float | None]:
+    """Durations in ms between the agent's log lines. The gate has passed at `step healthy` (before
+    a071f2d, start-first logged `step stop_old` as the gate passed, so there the first of the two counts)."""
+
+    def ms(a: str, b: str) -> float | None:
+        return round((tl[b] - tl[a]) * 1000, 1) if a in tl and b in tl else None
+
+    gate = "stop_old" if strategy == "start-first" and "stop_old" in tl else "healthy"
+    return {
+        "seen_to_healthy_ms": ms("replacing", gate),
+        "seen_to_start_new_ms": ms("replacing", "start_new"),
+        "stop_old_to_start_new_ms": ms("stop_old", "start_new") if strategy == "stop-first" else None,
+        "start_call_ms": ms("start_new", "health_wait"),
+        "gate_ms": ms("health_wait", gate),
+        "healthy_to_pass_done_ms": ms(gate, "pass_done"),
+        "seen_to_pass_done_ms": ms("replacing", "pass_done"),
+    }
+
+
+# ---- what is measured -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Method:
+    key: str
+    label: str
+    tool: str  # agent | ouroboros | blog
+    exposure: str  # port | proxy
+    strategy: str | None = None
+    patch: str | None = None  # an experiment: the agent with one runtime method swapped (AGENT_PATCHES)
+
+
+# Experiments only, never in agent/: run through the agent's own CLI, one DockerRuntime method swapped.
+AGENT_PATCHES = {
+    # The old container is stopped without leaving its networks first (cr-agent before a071f2d).
+    "nodrain": """
+import agent.runtimes.docker as d
+d.DockerRuntime.drain = lambda self, container: None
+""",
+    # The new container joins its networks without the service's aliases; it gets them (disconnect,
+    # connect with the aliases) once it has passed the gate, right before the old one is drained.
+    "late-alias": """
+import agent.runtimes.docker as d
+_spec, _drain, _LATE = d.clone_spec, d.DockerRuntime.drain, []
+def clone_spec(src, old_image, shared=None):
+    spec = _spec(src, old_image, shared)
+    for net, ep in list((spec.config.get("NetworkingConfig") or {}).get("EndpointsConfig", {}).items()) + spec.connect:
+        if ep.get("Aliases"):
+            _LATE.append((net, ep["Aliases"]))
+            ep["Aliases"] = None
+    return spec
+def drain(self, container):
+    name = self._must_inspect(container)["Name"].lstrip("/").removesuffix("--cr-agent-old")
+    while _LATE:
+        net, aliases = _LATE.pop()
+        self.api.disconnect_container_from_network(name, net)
+        self.api.connect_container_to_network(name, net, aliases=aliases)
+    return _drain(self, container)
+d.clone_spec, d.DockerRuntime.drain = clone_spec, drain
+""",
+    # As late-alias, and the new container is created under a temporary name while the old one keeps
+    # the service's name; after the gate the new one gets the aliases and the name as one more alias,
+    # the old one leaves its networks, then the names are swapped.
+    "temp-name": """
+import agent.runtimes.docker as d
+_spec, _drain, _rename, _clone = d.clone_spec, d.DockerRuntime.drain, d.DockerRuntime.rename, d.DockerRuntime.clone
+_LATE, _NEW = [], {}
+def clone_spec(src, old_image, shared=None):
+    spec = _spec(src, old_image, shared)
+    for net, ep in list((spec.config.get("NetworkingConfig") or {}).get("EndpointsConfig", {}).items()) + spec.connect:
+        _LATE.append((net, list(ep.get("Aliases") or [])))
+        ep["Aliases"] = None
+    return spec
+def rename(self, container, new_name):
+    if new_name.endswith("--cr-agent-old") and "name" not in _NEW:
+        return  # step rename: the old container keeps the service's name until the new one has passed the gate
+    return _rename(self, container, new_name)
+def clone(self, source, name, image):
+    _NEW["name"] = name
+    return _clone(self, source, name + "--cr-agent-new", image)
+def drain(self, container):
+    name = _NEW["name"]
+    temp = name + "--cr-agent-new"
+    for net, aliases in _LATE:
+        self.api.disconnect_container_from_network(temp, net)
+        self.api.connect_container_to_network(temp, net, aliases=[*aliases, name])
+    _drain(self, container)
+    _rename(self, container, name + "--cr-agent-old")
+    _rename(self, temp, name)
+d.clone_spec, d.DockerRuntime.rename, d.DockerRuntime.clone, d.DockerRuntime.drain = clone_spec, rename, clone, drain
+""",
+}
+
+METHODS = [
+    Method("agent-stop", "cr-agent stop-first, published port", "agent", "port", "stop-first"),
+    Method("agent-start", "cr-agent start-first, behind the proxy", "agent", "proxy", "start-first"),
+    Method("ouroboros", "Ouroboros 1.4.2 --run-once, published port", "ouroboros", "port"),
+    Method("blog", "blog receiver (rm -f, pull, run), published port", "blog", "port"),
+]
+EXTRAS = [  # full mode, or --extras
+    Method("agent-stop-proxy", "cr-agent stop-first, behind the proxy", "agent", "proxy", "stop-first"),
+    Method("agent-start-nodrain", "experiment: start-first without the drain (as before a071f2d)", "agent", "proxy",
+           "start-first", patch="nodrain"),
+    Method("agent-start-late-alias", "experiment: start-first, aliases given to the new container after the gate",
+           "agent", "proxy", "start-first", patch="late-alias"),
+    Method("agent-start-temp-name", "experiment: start-first, new container under a temporary name, aliases and "
+           "name given after the gate", "agent", "proxy", "start-first", patch="temp-name"),
+]  # fmt: skip
+OBSERVERS = {
+    "host": "host → 127.0.0.1:port",
+    "alias": "host → proxy → alias `web`",
+    "name": "host → proxy → container name",
+    "client": "in-network client → alias `web` (closed loop)",
+}
+
+
+def agent_code() -> dict[str, Any]:
+    """Which agent/ was measured: the commit, and a hash of uncommitted changes under agent/ if any."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    diff = git("diff", "HEAD", "--", "agent")
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty_files": git("diff", "HEAD", "--name-only", "--",
+            "agent").split(), "diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:12] if diff else None}  # fmt: skip
+
+
+# ---- the world ---------------------------------------------------------------------------------------
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
+
+
+@dataclass
+class Bench:
+    keep: bool = False
+    prefix: str = field(default_factory=lambda: f"crb-{secrets.token_hex(3)}-")
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    pushed: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (repository path, digest): deleted at the end
+    proxy_port: int | None = None
+
+    @property
+    def ns(self) -> str:
+        return self.prefix + "ns"
+
+    @property
+    def net(self) -> str:
+        return self.prefix + "net"
+
+    @property
+    def tools_image(self) -> str:
+        return self.ref("tools")
+
+    def ref(self, repo: str, tag: str = "latest") -> str:
+        return f"{env.REGISTRY}/{self.ns}/{repo}:{tag}"
+
+    def open(self) -> Bench:
+        self.dir = WORK / "runs" / (self.prefix + "downtime")
+        self.dir.mkdir(parents=True)
+        done = subprocess.run(["bash", str(ROOT / "scripts" / "dev-env.sh")], capture_output=True, text=True,
+                              timeout=900)  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"scripts/dev-env.sh failed:\n{done.stdout}\n{done.stderr}")
+        self.client = docker.from_env(timeout=300)
+        self.api = self.client.api
+        self.facts = machine_facts(self.client)
+        port = images.free_port()
+        with open(self.dir / "fake-acr.log", "wb") as fake_log:
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "tests.fake_acr", "--port", str(port), "--registry", env.REGISTRY],
+                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=fake_log, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+        wait_port(port, 30, "the fake ACR")
+        self.fake_url = f"http://127.0.0.1:{port}"
+        self.empty_docker_config = self.dir / "docker-config-empty"  # nobody's stored logins
+        self.empty_docker_config.mkdir()
+        self.login_docker_config = self.dir / "docker-config-blog"  # what `docker login` would leave
+        self.login_docker_config.mkdir()
+        token = base64.b64encode(f"{env.REGISTRY_USER}:{env.REGISTRY_PASSWORD}".encode()).decode()
+        (self.login_docker_config / "config.json").write_text(
+            json.dumps({"auths": {env.REGISTRY: {"auth": token}}})
+        )
+        log(f"prefix {self.prefix}, fake ACR {self.fake_url}, run dir {self.dir.relative_to(ROOT)}")
+        return self
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+        self.procs.clear()
+        if hasattr(self, "api"):
+            self.remove_containers(self.prefix)
+            for net in self.api.networks(names=[self.prefix]):
+                if net["Name"].startswith(self.prefix):
+                    with contextlib.suppress(docker.errors.APIError):
+                        self.api.remove_network(net["Id"])
+            self.remove_images()
+            auth = base64.b64encode(f"{env.REGISTRY_USER}:{env.REGISTRY_PASSWORD}".encode()).decode()
+            for repo, digest in self.pushed:  # the manifests go; the blobs wait for the registry's GC
+                with contextlib.suppress(Exception):
+                    req = urllib.request.Request(f"http://{env.REGISTRY}/v2/{repo}/manifests/{digest}",
+                                                 method="DELETE", headers={"Authorization": f"Basic {auth}"})  # fmt: skip
+                    _OPENER.open(req, timeout=10).close()
+            self.pushed.clear()
+        if not self.keep and hasattr(self, "dir"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def remove_images(self) -> None:
+        """Drop every reference (tag or digest) in our namespace; Docker deletes an image with its last one."""
+        mine = f"{env.REGISTRY}/{self.ns}/"
+        for img in self.api.images():
+            for ref in (img.get("RepoTags") or []) + (img.get("RepoDigests") or []):
+                if ref.startswith(mine):
+                    with contextlib.suppress(docker.errors.APIError):
+                        self.api.remove_image(ref)
+
+    def remove_containers(self, prefix: str) -> None:
+        for c in self.api.containers(all=True, filters={"name": prefix}):
+            if any(n.lstrip("/").startswith(prefix) for n in c["Names"]):
+                with contextlib.suppress(docker.errors.APIError):
+                    self.api.remove_container(c["Id"], force=True, v=True)
+
+    def push(self, repo: str, marker: str, *, keep_local: bool = True) -> str:
+        """Build the demo httpd image with `marker` as its page, push it as repo:latest; return the image id.
+
+        keep_local=False deletes the local image, as if CI had built it: the update's pull then downloads
+        its new layers (the busybox layers are shared with the running version).
+        """
+        ref = self.ref(repo)
+        for attempt in (
+            1,
+            2,
+        ):  # others build and prune on this engine too: a cache layer can vanish mid-build
+            try:
+                image_id = images.build_http_image(ref, marker, cmd=HTTPD, docker_client=self.client)
+                self.pushed.append((f"{self.ns}/{repo}", images.push(ref, self.client)))
+                break
+            except (docker.errors.DockerException, RuntimeError) as e:
+                if attempt == 2:
+                    raise
+                log(f"build/push of {ref} failed, once more: {e}")
+        if not keep_local:
+            self.api.remove_image(image_id, force=True)
+        return image_id
+
+    def ensure_proxy(self) -> int:
+        """The user-defined network, and the reverse proxy container publishing 127.0.0.1:<port>."""
+        if self.proxy_port is not None:
+            return self.proxy_port
+        self.api.create_network(self.net, driver="bridge")
+        images.build_image(self.tools_image, marker=self.prefix + "tools", files={"/www/cgi-bin/p": PROXY_CGI}, cmd=PROXY_CMD,
+                           docker_client=self.client)  # fmt: skip
+        port = images.free_port()
+        hc = self.api.create_host_config(port_bindings={8081: ("127.0.0.1", port)}, network_mode=self.net)
+        c = self.api.create_container(
+            self.tools_image, name=self.prefix + "proxy", host_config=hc, ports=[8081]
+        )
+        self.api.start(c["Id"])
+        wait_port(port, 30, "the proxy")
+        self.proxy_port = port
+        return port
+
+    def run_web(self, name: str, ref: str, exposure: str, port: int | None = None, start: bool = True,
+                alias: str = "web") -> str:  # fmt: skip
+        if exposure == "port":
+            hc = self.api.create_host_config(port_bindings={8080: ("127.0.0.1", port)})
+            c = self.api.create_container(ref, name=name, host_config=hc, ports=[8080])
+        else:  # as compose does it: on the project network, the service name as an alias
+            nc = self.api.create_networking_config(
+                {self.net: self.api.create_endpoint_config(aliases=[alias])}
+            )
+            hc = self.api.create_host_config(network_mode=self.net)
+            c = self.api.create_container(ref, name=name, host_config=hc, networking_config=nc)
+        if start:
+            self.api.start(c["Id"])
+        return str(c["Id"])
+
+    def ip_of(self, name: str) -> str | None:
+        nets = self.api.inspect_container(name)["NetworkSettings"]["Networks"]
+        return (nets.get(self.net) or {}).get("IPAddress") or None
+
+    def run_client(self, name: str, target: str = "web", skip: str = "") -> str:
+        hc = self.api.create_host_config(network_mode=self.net)
+        c = self.api.create_container(self.tools_image, name=name, host_config=hc,
+                                      command=client_loop_cmd(int(LOOP_MAX_SECONDS / 0.02), target, skip))  # fmt: skip
+        self.api.start(c["Id"])
+        return str(c["Id"])
+
+    def client_samples(self, cid: str) -> list[Sample]:
+        offset = uptime_offset()
+        with contextlib.suppress(docker.errors.APIError):
+            self.api.stop(cid, timeout=2)
+        return parse_client_log(self.api.logs(cid).decode(errors="replace"), offset)
+
+
+def wait_port(port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s") from None
+            time.sleep(0.05)
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def machine_facts(client: docker.DockerClient) -> dict[str, Any]:
+    version, info = client.version(), client.info()
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "")
+    mem_kb = next((int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal")), 0)
+    return {
+        "nproc": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(), "docker": version.get("Version"), "docker_api": version.get("ApiVersion"),
+        "storage_driver": info.get("Driver"), "python": platform.python_version(),
+        "running_containers_at_start": info.get("ContainersRunning"),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }  # fmt: skip
+
+
+def ouroboros_exe(install: bool) -> Path | None:
+    for venv in OUROBOROS_VENVS:
+        if (venv / "bin" / "ouroboros").exists():
+            return venv / "bin" / "ouroboros"
+    if not install:
+        return None
+    venv = OUROBOROS_VENVS[1]
+    log(f"installing ouroboros-cli=={OUROBOROS_VERSION} into {venv.relative_to(ROOT)}")
+    shutil.rmtree(venv, ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        f"ouroboros-cli=={OUROBOROS_VERSION}"], check=True, capture_output=True, timeout=600)  # fmt: skip
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        log(f"could not install ouroboros-cli: {e}")
+        shutil.rmtree(venv, ignore_errors=True)
+        return None
+    return venv / "bin" / "ouroboros"
+
+
+def ouroboros_versions(exe: Path) -> str:
+    out = subprocess.run([str(exe.parent / "python"), "-m", "pip", "show", "ouroboros-cli", "apprise", "docker"],
+                         capture_output=True, text=True).stdout  # fmt: skip
+    pairs = zip(
+        re.findall(r"^Name: (.*)$", out, re.M), re.findall(r"^Version: (.*)$", out, re.M), strict=False
+    )
+    return ", ".join(f"{n} {v}" for n, v in pairs) + f" ({exe.parent.parent.relative_to(ROOT)})"
+
+
+# ---- the container's own times -------------------------------------------------------------------------
+def measure_start(b: Bench, i: int) -> dict[str, Any]:
+    """`docker start` → first answer on a published port (a 2 ms host loop), and `docker stop`'s duration."""
+    marker = f"{b.prefix}base-{i}"
+    b.push("base", marker)
+    name = f"{b.prefix}base-{i}"
+    port = images.free_port()
+    cid = b.run_web(name, b.ref("base"), "port", port, start=False)
+    loop = HostLoop(port, "/", period=0.002)
+    try:
+        loop.start()
+        time.sleep(0.2)
+        t0 = time.time()
+        b.api.start(cid)
+        t_started = time.time()
+        wait_for(lambda: loop.seen(marker), 30, f"{name} to answer")
+        first = min(s.t for s in loop.samples if s.body == marker)
+        time.sleep(0.3)
+        t1 = time.time()
+        b.api.stop(cid)
+        t2 = time.time()
+        time.sleep(0.1)
+        samples = loop.stop()
+        last = max((s.t for s in samples if s.body == marker), default=t1)
+        return {"start_to_answer_ms": round((first - t0) * 1000, 1), "start_call_ms": round((t_started - t0) * 1000, 1),
+                "stop_call_ms": round((t2 - t1) * 1000, 1), "stop_to_last_answer_ms": round((last - t1) * 1000, 1)}  # fmt: skip
+    finally:
+        loop.stop()
+        b.remove_containers(name)
+
+
+def measure_dns_race(b: Bench, i: int) -> dict[str, Any]:
+    """When a starting container's alias appears in Docker's DNS, against the start call and its first answer.
+
+    A container already answers as `web`; a client loop resolves `web`, leaves that one's address out, and
+    GETs the other (the new one) as soon as the lookup returns it; a second loop only resolves.
+    """
+    b.ensure_proxy()
+    anchor = f"{b.prefix}race-anchor-{i}"
+    b.push("race", f"{b.prefix}race-{i}")
+    b.run_web(anchor, b.ref("race"), "proxy")
+    skip = b.ip_of(anchor) or ""
+    con = b.run_client(f"{b.prefix}race-client-{i}", "web", skip)
+    name = f"{b.prefix}race-new-{i}"
+    try:
+        time.sleep(1.0)
+        cid = b.run_web(name, b.ref("race"), "proxy", start=False)
+        t0 = time.time()
+        b.api.start(cid)
+        t1 = time.time()
+        time.sleep(3.0)
+        samples = b.client_samples(con)
+        tried = [s for s in samples if s.ips and s.t0 is not None and s.t0 + (s.dns_s or 0) >= t0 - 0.01]
+        first_dns = min(((s.t0 or 0) + (s.dns_s or 0) for s in tried), default=None)
+        first_ok = min((s.t for s in tried if s.outcome == "ok"), default=None)
+        first_try = tried[0] if tried else None
+
+        def rel(x: float | None) -> float | None:
+            return None if x is None else round((x - t0) * 1000, 1)
+
+        return {"start_call_ms": rel(t1), "in_dns_ms": rel(first_dns), "first_answer_ms": rel(first_ok),
+                "first_request_ms": [rel((first_try.t0 or 0) + (first_try.dns_s or 0)), rel(first_try.t),
+                                     first_try.outcome] if first_try else None}  # fmt: skip
+    finally:
+        b.remove_containers(f"{b.prefix}race-")
+
+
+# ---- one update, observed -------------------------------------------------------------------------------
+def run_method(b: Bench, m: Method, i: int, ouro: Path | None) -> dict[str, Any]:
+    slug = f"{m.key}-{i}"
+    name = b.prefix + slug
+    repo = "web-" + m.key.replace("ouroboros", "o")  # Ouroboros skips images whose name has "ouroboros"
+    ref = b.ref(repo)
+    old, new = (
+        f"{b.prefix}{slug}-v1",
+        f"{b.prefix}{slug}-v2",
+    )  # unique pages: images are not shared between runs
+    v1 = b.push(repo, old)
+    port = images.free_port() if m.exposure == "port" else None
+    if m.exposure == "proxy":
+        b.ensure_proxy()
+    b.run_web(name, ref, m.exposure, port)
+    ips: dict[str, str | None] = {"old": b.ip_of(name)} if m.exposure == "proxy" else {}
+    if port:
+        loops = {"host": HostLoop(port, "/")}
+    else:
+        loops = {"alias": HostLoop(b.proxy_port or 0, "/cgi-bin/p?web", PROXY_PERIOD),
+                 "name": HostLoop(b.proxy_port or 0, f"/cgi-bin/p?{name}", NAME_PERIOD)}  # fmt: skip
+    first = next(iter(loops.values()))
+    wait_for(lambda: http_get(first.port, first.path, 2.0) == ("ok", old), 30, f"{name} to answer {old}")
+    b.push(repo, new, keep_local=False)
+    b.api.tag(
+        v1, ref.rsplit(":", 1)[0], "latest"
+    )  # the host's tag names what it pulled last (Ouroboros needs it)
+    client = None
+    out: dict[str, Any] = {"method": m.key, "run": i}
+    samples: dict[str, list[Sample]] = {}
+    try:
+        if m.exposure == "proxy":
+            client = b.run_client(f"{b.prefix}client-{slug}")
+        for loop in loops.values():
+            loop.start()
+        wait_for(lambda: all(lp.answered() >= 20 for lp in loops.values()), 30, "the loops to get answers")
+        time.sleep(0.3)
+        t0 = time.time()
+        out["tool"] = tool = run_tool(b, m, name, ref, port, ouro)
+        out["tool_wall_ms"] = round((time.time() - t0) * 1000, 1)
+        wait_for(lambda: all(lp.seen(new) for lp in loops.values()), 30, f"answers from {new}")
+        if m.exposure == "proxy":
+            ips["new"] = b.ip_of(name)
+        time.sleep(0.5)
+    finally:
+        for key, loop in loops.items():
+            samples[key] = loop.stop()
+        if client:
+            samples["client"] = b.client_samples(client)
+        b.remove_containers(name)
+        b.remove_containers(f"{b.prefix}client-{slug}")
+    out["t_trigger"] = t0
+    out["ips"] = ips
+    for key, ss in samples.items():
+        out[key] = analyse(ss, old, new, ips, since=t0)
+        if key in loops:
+            out[key]["sent_late"] = loops[key].delayed
+    tl = tool.get("timeline")
+    main_obs = out.get("host") or out.get("alias")
+    if tl and main_obs and main_obs["gap_from"]:
+        # Where the longest gap sits against the agent's steps (ms after the step).
+        for step in ("stop_old", "start_new", "healthy"):
+            if step in tl:
+                out[f"gap_from_minus_{step}_ms"] = round((main_obs["gap_from"] - tl[step]) * 1000, 1)
+                out[f"gap_to_minus_{step}_ms"] = round((main_obs["gap_to"] - tl[step]) * 1000, 1)
+    return out
+
+
+def run_tool(b: Bench, m: Method, name: str, ref: str, port: int | None, ouro: Path | None) -> dict[str, Any]:
+    if m.tool == "agent":
+        return run_agent(b, m, name, ref)
+    if m.tool == "ouroboros":
+        assert ouro is not None
+        # A minimal environment: Ouroboros also reads its options from environment variables. Its own
+        # registry login flags, and an empty DOCKER_CONFIG so that it cannot use anyone's stored login.
+        e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(b.dir), "LANG": "C.UTF-8",
+             "DOCKER_CONFIG": str(b.empty_docker_config)}  # fmt: skip
+        cmd = [str(ouro), "--run-once", "--monitor", name, "--repo-user", env.REGISTRY_USER,
+               "--repo-pass", env.REGISTRY_PASSWORD, "--skip-startup-notifications", "--log-level", "debug"]  # fmt: skip
+        notes = []
+        for _attempt in range(3):
+            done = subprocess.run(cmd, env=e, cwd=b.dir, capture_output=True, text=True, timeout=180)
+            text = (done.stdout + done.stderr).replace(env.REGISTRY_PASSWORD, "***")
+            (b.dir / f"ouroboros-{name}.log").write_text(text)
+            # At start-up it inspects the image of every running container on the host; when another user's
+            # image disappears meanwhile, its error handler itself raises (AttributeError: docker_socket)
+            # and it exits before touching anything. Counted, and run again.
+            if (
+                done.returncode != 0
+                and "has no attribute 'docker_socket'" in text
+                and "will be updated" not in text
+            ):
+                notes.append("crashed at start-up (AttributeError: docker_socket) when another container's image "
+                             "vanished during its scan; run again")  # fmt: skip
+                continue
+            break
+        if done.returncode != 0 or f"{name} will be updated" not in text:
+            raise RuntimeError(f"ouroboros did not update {name} (rc {done.returncode}):\n{text[-1500:]}")
+        if "has no attribute 'servers'" in text:
+            notes.append("its notifier raised AttributeError after the update")
+        return {"rc": done.returncode, "notes": notes}
+    e = {**os.environ, "DOCKER_CONFIG": str(b.login_docker_config)}
+    done = subprocess.run(["bash", str(RECEIVER), name, ref, f"127.0.0.1:{port}:8080"], env=e,
+                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"blog_receiver.sh failed ({done.returncode}): {done.stderr}")
+    return {"rc": done.returncode}
+
+
+def run_agent(b: Bench, m: Method, name: str, ref: str) -> dict[str, Any]:
+    d = b.dir / name
+    d.mkdir()
+    watch = {"container": name, "image": ref, "source": "aliyun", "strategy": m.strategy, **GATE}
+    lines = ["[agent]", 'interval = "1h"', f'state_dir = "{d / "state"}"', "", "[aliyun]", 'region = "cn-hangzhou"',
+             f'endpoint = "{b.fake_url}"', 'timeout = "10s"', "retries = 1", "", "[[watch]]"]  # fmt: skip
+    lines += [f"{k} = {json.dumps(v)}" for k, v in watch.items()]
+    cfg = d / "agent.toml"
+    cfg.write_text("\n".join(lines) + "\n")
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_", "DOCKER_"))}
+    e.pop(
+        "PYTHONDONTWRITEBYTECODE", None
+    )  # start-up as after a pip install: bytecode cached (bench/work/pycache)
+    e.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
+              "DOCKER_CONFIG": str(b.empty_docker_config), "PYTHONPATH": str(ROOT),
+              "PYTHONPYCACHEPREFIX": str(WORK / "pycache")})  # fmt: skip
+    args = ["once", "-c", str(cfg), "--json", "--log-level", "DEBUG"]
+    if m.patch:
+        code = (
+            AGENT_PATCHES[m.patch]
+            + "\nimport sys\nfrom agent.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+        )
+        cmd = [sys.executable, "-c", code, *args]
+    else:
+        cmd = [sys.executable, "-m", "agent", *args]
+    done = subprocess.run(cmd, cwd=d, env=e, capture_output=True, text=True, timeout=300)
+    (d / "agent.log").write_text(done.stderr)
+    try:
+        result = json.loads(done.stdout)["results"][0]
+    except (ValueError, KeyError, IndexError):
+        raise RuntimeError(
+            f"agent gave no report (rc {done.returncode}):\n{done.stdout}\n{done.stderr[-3000:]}"
+        ) from None
+    if done.returncode != 0 or result.get("status") != "updated":
+        raise RuntimeError(f"agent did not update {name}: {result}\n{done.stderr[-3000:]}")
+    strategy = str(result.get("strategy") or m.strategy)
+    tl = agent_timeline(done.stderr, name)
+    return {"rc": done.returncode, "strategy": strategy, "timeline": tl, "phases": agent_phases(tl, strategy)}
+
+
+# ---- the whole benchmark --------------------------------------------------------------------------------
+def stats(values: list[float | None]) -> dict[str, Any]:
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return {"n": 0, "median": None, "min": None, "max": None, "values": []}
+    return {
+        "n": len(xs),
+        "median": round(statistics.median(xs), 2),
+        "min": min(xs),
+        "max": max(xs),
+        "values": xs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1 run per method, no extras, Ouroboros only if installed; "
+                                                        "writes bench/work/quick/")  # fmt: skip
+    p.add_argument("--runs", type=int, help="runs per method (default 5; quick 1)")
+    p.add_argument(
+        "--extras",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stop-first behind the proxy and the three patched experiments (default: on, off in quick)",
+    )
+    p.add_argument("--no-ouroboros", action="store_true", help="skip Ouroboros")
+    p.add_argument("--only", nargs="*", metavar="KEY", help="these methods only (results go to bench/work/)")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the run directory (agent logs) under bench/work/runs/"
+    )
+    p.add_argument("--from-json", metavar="PATH", help="only rewrite the page from a run's downtime.json")
+    a = p.parse_args(argv)
+    if a.from_json:
+        return rerender(Path(a.from_json).resolve())
+    runs = a.runs or (1 if a.quick else 5)
+    extras = (not a.quick) if a.extras is None else a.extras
+    ouro = None if a.no_ouroboros else ouroboros_exe(install=not a.quick)
+    methods = [m for m in METHODS + EXTRAS if (m in METHODS or extras) if not a.only or m.key in a.only]
+    methods = [m for m in methods if ouro is not None or m.tool != "ouroboros"]
+    to_doc = not (a.quick or a.only or runs < 3)
+    started = time.monotonic()
+    b = Bench(keep=a.keep)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the finally below: everything is cleaned up
+
+    signal.signal(signal.SIGTERM, on_signal)
+    out: dict[str, Any] = {
+        "runs": runs, "quick": a.quick, "methods": {m.key: m.label for m in methods}, "periods_ms": [PERIOD * 1000, PROXY_PERIOD * 1000, NAME_PERIOD * 1000],
+        "gate": GATE, "agent_code": agent_code(), "rounds": [], "errors": [],
+        "command": "python bench/downtime.py" + "".join(f" {x}" for x in (argv if argv is not None else sys.argv[1:])
+                                                        if x != "--keep"), "to_doc": to_doc,
+    }  # fmt: skip
+    try:
+        b.open()
+        out["facts"] = b.facts
+        if ouro is not None:
+            out["ouroboros"] = ouroboros_versions(ouro)
+        for i in range(runs):
+            rnd: dict[str, Any] = {"start": measure_start(b, i)}
+            if any(m.exposure == "proxy" for m in methods):
+                rnd["dns_race"] = measure_dns_race(b, i)
+            log(f"round {i + 1}/{runs}: container start {rnd['start']}; alias in DNS {rnd.get('dns_race')}")
+            for m in methods:
+                try:
+                    r = run_method(b, m, i, ouro)
+                except Exception as e:  # noqa: BLE001 - one broken method must not hide the others
+                    log(f"{m.key} run {i}: FAILED: {e}")
+                    out["errors"].append({"method": m.key, "run": i, "error": str(e)[-3000:]})
+                    continue
+                rnd[m.key] = r
+                log(f"{m.key} run {i}: " + "; ".join(
+                    f"{k} {r[k]['failed']}/{r[k]['requests']} failed, gap {r[k]['longest_gap_ms']} ms"
+                    for k in OBSERVERS if k in r))  # fmt: skip
+            out["rounds"].append(rnd)
+    finally:
+        out["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        b.close()
+    out["seconds"] = round(time.monotonic() - started, 1)
+    out["summary"] = summarize(out, methods)
+    res = WORK / ("quick" if a.quick else "results")
+    res.mkdir(parents=True, exist_ok=True)
+    (res / "downtime.json").write_text(json.dumps(out, indent=1) + "\n")
+    text = render(out, methods, res)
+    target = DOC if to_doc else res / "benchmarks-downtime.md"
+    target.write_text(text)
+    log(
+        f"wrote {(res / 'downtime.json').relative_to(ROOT)} and {target.relative_to(ROOT)} in {out['seconds']} s"
+    )
+    return 1 if out["errors"] else 0
+
+
+def rerender(path: Path) -> int:
+    out = json.loads(path.read_text())
+    methods = [m for m in METHODS + EXTRAS if m.key in out["methods"]]
+    out["summary"] = summarize(out, methods)
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    target = (
+        DOC
+        if out.get("to_doc", not out["quick"] and out["runs"] >= 3)
+        else path.parent / "benchmarks-downtime.md"
+    )
+    target.write_text(render(out, methods, path.parent))
+    log(f"wrote {target.relative_to(ROOT)} from {path}")
+    return 0
+
+
+def summarize(out: dict[str, Any], methods: list[Method]) -> dict[str, Any]:
+    rounds = out["rounds"]
+    s: dict[str, Any] = {
+        "start": {k: stats([r["start"][k] for r in rounds]) for k in rounds[0]["start"]} if rounds else {}
+    }
+    races = [r["dns_race"] for r in rounds if "dns_race" in r]
+    s["dns_race"] = {
+        k: stats([x[k] for x in races]) for k in ("start_call_ms", "in_dns_ms", "first_answer_ms")
+    }
+    s["methods"] = {}
+    for m in methods:
+        rs = [r[m.key] for r in rounds if m.key in r]
+        ms: dict[str, Any] = {"runs": len(rs)}
+        for obs in OBSERVERS:
+            got = [r[obs] for r in rs if obs in r]
+            if got:
+                ms[obs] = {k: stats([g[k] for g in got]) for k in ("failed", "requests", "longest_gap_ms",
+                                                                   "stalled_over_0_9s")}  # fmt: skip
+                ms[obs]["failures"] = dict(sum((Counter(g["failures"]) for g in got), Counter()))
+                ms[obs]["runs_with_failures"] = sum(1 for g in got if g["failed"])
+        if m.tool == "agent" and rs:
+            phases = [r["tool"]["phases"] for r in rs]
+            ms["phases"] = {k: stats([ph[k] for ph in phases]) for k in phases[0]}
+            for k in ("gap_from_minus_stop_old_ms", "gap_to_minus_start_new_ms"):
+                ms[k] = stats([r.get(k) for r in rs])
+            if m.exposure == "proxy":  # the first answer from v2 through the proxy, against the gate passing
+                ms["v2_minus_healthy_ms"] = stats([
+                    (r["alias"]["first_new"] - r["tool"]["timeline"]["healthy"]) * 1000 for r in rs
+                    if r["alias"]["first_new"] and "healthy" in r["tool"]["timeline"]])  # fmt: skip
+        ms["tool_wall_ms"] = stats([r["tool_wall_ms"] for r in rs])
+        ms["notes"] = sorted({n for r in rs for n in r["tool"].get("notes", [])})
+        s["methods"][m.key] = ms
+    # Ratios within one round.
+    s["ratios"] = {}
+    for m in methods:
+        obs = "host" if m.exposure == "port" else "alias"
+        vs_start, vs_agent, vs_stop_start = [], [], []
+        for r in rounds:
+            if m.key not in r:
+                continue
+            gap = r[m.key][obs]["longest_gap_ms"]
+            vs_start.append(gap / r["start"]["start_to_answer_ms"])
+            vs_stop_start.append(gap / (r["start"]["start_to_answer_ms"] + r["start"]["stop_call_ms"]))
+            if "agent-stop" in r and r["agent-stop"]["host"]["longest_gap_ms"]:
+                vs_agent.append(gap / r["agent-stop"]["host"]["longest_gap_ms"])
+        s["ratios"][m.key] = {"gap_over_start": stats(vs_start), "gap_over_stop_plus_start": stats(vs_stop_start),
+                              "gap_over_agent_stop_first": stats(vs_agent)}  # fmt: skip
+    return s
+
+
+# ---- the report -----------------------------------------------------------------------------------------
+def fmt(st: dict[str, Any] | None, digits: int = 0) -> str:
+    if not st or not st.get("n") or st.get("median") is None:
+        return "–"
+    f = f"{{:.{digits}f}}"
+    if st["n"] == 1 or st["min"] == st["max"]:
+        return f.format(st["median"])
+    return f"{f.format(st['median'])} ({f.format(st['min'])}–{f.format(st['max'])})"
+
+
+ANALYSIS_BEGIN, ANALYSIS_END = "<!-- analysis:begin -->", "<!-- analysis:end -->"
+
+
+def kept_analysis() -> str:
+    """The hand-written findings in docs/benchmarks-downtime.md, kept when the script rewrites the page."""
+    old = DOC.read_text() if DOC.exists() else ""
+    m = re.search(re.escape(ANALYSIS_BEGIN) + ".*?" + re.escape(ANALYSIS_END), old, re.S)
+    return m.group(0) if m else f"{ANALYSIS_BEGIN}\n*(No findings written yet.)*\n{ANALYSIS_END}"
+
+
+def render(out: dict[str, Any], methods: list[Method], res: Path) -> str:
+    s, f, ms = out["summary"], out.get("facts", {}), out["summary"]["methods"]
+    code = out["agent_code"]
+    dirty = f", with uncommitted changes to {', '.join(code['dirty_files'])} (diff {code['diff_sha256']})" if code[
+        "dirty_files"] else ""  # fmt: skip
+    L = [
+        "# Benchmark: downtime during an update",
+        "",
+        "How long a service stops answering while it is updated, for cr-agent's two strategies and for two peers: "
+        "Ouroboros and the webhook receiver of the blog this project started from. Produced by bench/downtime.py "
+        "(its docstring describes the set-up); the numbers below are written by the script, the prose around them "
+        "explains what the script measures.",
+        "",
+        f"Reproduce: `cd /work/main && .venv/bin/{out['command']}` ({out['seconds'] / 60:.0f} min here). "
+        "`--quick` runs each method once in about a minute and writes to bench/work/quick/.",
+        "",
+        f"Machine: {f.get('nproc')} cores ({f.get('cpu')}), {f.get('memory_gib')} GiB RAM, kernel {f.get('kernel')}, "
+        f"Docker {f.get('docker')} (API {f.get('docker_api')}, {f.get('storage_driver')}), Python {f.get('python')}; "
+        f"{f.get('date')}. The Docker engine is shared with other engineers' tests and benchmarks: "
+        f"{f.get('running_containers_at_start')} containers were running, load average {f.get('loadavg_at_start')} "
+        f"at the start and {out.get('loadavg_at_end')} at the end, so absolute times are those of a busy 2-core "
+        "host; compare within a round.",
+        "",
+        f'cr-agent measured: commit {code["commit"]}{dirty}. Gate: `min_uptime = "{GATE["min_uptime"]}"` (the '
+        "image has no HEALTHCHECK and no probe is configured).",
+        "",
+        f"Each figure is the median of {out['runs']} runs with (min–max). Rounds are interleaved: round *i* runs every "
+        "method once, so ratios are taken within a round.",
+        "",
+        "## Findings",
+        "",
+        "Written by hand from the full run below; the script keeps this block when it rewrites the page.",
+        "",
+        kept_analysis(),
+        "",
+        "## 1. Requests that failed during the update",
+        "",
+        f"The host loops start one GET every {PERIOD * 1000:.0f} ms on a published port, every "
+        f"{PROXY_PERIOD * 1000:.0f} ms through the proxy by alias and every {NAME_PERIOD * 1000:.0f} ms by container "
+        f"name, each on a new TCP connection with a {REQUEST_TIMEOUT:.0f} s timeout, whatever the earlier requests are "
+        f"doing (but never more than {MAX_IN_FLIGHT} pending), at most {LOOP_MAX_REQUESTS} requests or "
+        f"{LOOP_MAX_SECONDS:.0f} s; they run from before the tool starts until 0.5 s after every loop has seen v2. "
+        "The in-network client sends one request at a time, 20 ms apart. A request fails unless it gets `200` with "
+        "the page of v1 or v2. *Longest gap*: the longest time between two successful answers (its floor is the "
+        "loop's period). *Stalled*: answered, but after more than 0.9 s.",
+        "",
+        "| method | requests from | failed | of | longest gap (ms) | stalled | runs with failures |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in methods:
+        for obs, label in OBSERVERS.items():
+            if m.key in ms and obs in ms[m.key]:
+                o = ms[m.key][obs]
+                first = obs in ("host", "alias")
+                L.append(f"| {m.label if first else '″'} | {label} | {fmt(o['failed'])} | {fmt(o['requests'])} | "
+                         f"{fmt(o['longest_gap_ms'])} | {fmt(o['stalled_over_0_9s'])} | "
+                         f"{o['runs_with_failures']}/{ms[m.key]['runs']} |")  # fmt: skip
+    st = s["start"]
+    L += [
+        "",
+        "The container's own times, the same image, measured in every round (2 ms loop on a published port):",
+        "",
+        "| | ms |",
+        "|---|---|",
+        f"| `docker start` → first answer (the container's start time) | {fmt(st.get('start_to_answer_ms'))} |",
+        f"| `docker start` call | {fmt(st.get('start_call_ms'))} |",
+        f"| `docker stop` call (the shell exits on SIGTERM at once) | {fmt(st.get('stop_call_ms'))} |",
+        f"| `docker stop` called → last answer | {fmt(st.get('stop_to_last_answer_ms'))} |",
+        "",
+        "Longest gap (published port, or the proxy by alias) over the container's start time, and over its stop + "
+        "start time, and over cr-agent stop-first's gap, within each round:",
+        "",
+        "| method | gap / start | gap / (stop + start) | gap / cr-agent stop-first's |",
+        "|---|---|---|---|",
+    ]
+    for m in methods:
+        r = s["ratios"].get(m.key)
+        if r and r["gap_over_start"]["n"]:
+            L.append(f"| {m.label} | {fmt(r['gap_over_start'], 2)} | {fmt(r['gap_over_stop_plus_start'], 2)} | "
+                     f"{fmt(r['gap_over_agent_stop_first'], 2) if m.key != 'agent-stop' else '1'} |")  # fmt: skip
+    L += ["", "How the failed requests failed, all runs. *to the old/new container*: the address the proxy or the "
+          "client tried belonged to it; *after hanging*: no answer and no error until the proxy or the client gave "
+          "up (2 s), otherwise the failure came at once (refused, reset: what a retrying proxy such as nginx's "
+          "default `proxy_next_upstream error` would retry on the next address); *no address*: the name did not "
+          "resolve (here a lookup of an unknown name is forwarded to the host's resolvers and times out):",
+          ""]  # fmt: skip
+    for m in methods:
+        for obs, label in OBSERVERS.items():
+            fails = (ms.get(m.key) or {}).get(obs, {}).get("failures")
+            if fails:
+                L.append(f"* {m.label}, {label}: " + ", ".join(f"{k} ×{v}" for k, v in sorted(fails.items())))
+    race = s["dns_race"]
+    if race["in_dns_ms"]["n"]:
+        L += [
+            "",
+            "When a starting container becomes reachable under its alias (ms after `docker start` is called; another "
+            "container already answers as `web`; a client loop resolves `web` and requests the new address as soon "
+            "as the lookup returns it):",
+            "",
+            "| the alias resolves to the new container | the start call returns | the new container first answers |",
+            "|---|---|---|",
+            f"| {fmt(race['in_dns_ms'])} | {fmt(race['start_call_ms'])} | {fmt(race['first_answer_ms'])} |",
+        ]
+    L += [
+        "",
+        "## 2. cr-agent: new digest seen → new container healthy",
+        "",
+        "Timed from the agent's own DEBUG log (`agent once --log-level DEBUG`; loguru timestamps, 1 ms): from "
+        "`replacing A → B`, which is logged once the new image has been pulled (so the pull is excluded), to "
+        '`step healthy`, logged when the gate has passed. The gate is `min_uptime = "1s"`, checked every 0.5 s, '
+        "so about 1 s of it is the gate by design. *pass done* also includes retiring the old container.",
+        "",
+    ]
+    cols = [m for m in methods if m.tool == "agent" and m.key in ms and "phases" in ms[m.key]]
+    L += ["| ms | " + " | ".join(m.label.replace("cr-agent ", "") for m in cols) + " |",
+          "|---|" + "---|" * len(cols)]  # fmt: skip
+    rows = [("seen → healthy", "seen_to_healthy_ms"), ("seen → `start_new`", "seen_to_start_new_ms"),
+            ("`stop_old` → `start_new` (stop-first)", "stop_old_to_start_new_ms"),
+            ("`start_new` → `health_wait` (the start call)", "start_call_ms"), ("the gate", "gate_ms"),
+            ("healthy → pass done", "healthy_to_pass_done_ms"), ("seen → pass done", "seen_to_pass_done_ms")]  # fmt: skip
+    for label, k in rows:
+        L.append(f"| {label} | " + " | ".join(fmt(ms[m.key]["phases"].get(k)) for m in cols) + " |")
+    a = ms.get("agent-stop")
+    if a and "gap_from_minus_stop_old_ms" in a:
+        L += [
+            "",
+            "Where cr-agent stop-first's gap sits against its log: the last answer before the gap comes "
+            f"{fmt(a['gap_from_minus_stop_old_ms'])} ms after `step stop_old`, the first answer after it "
+            f"{fmt(a['gap_to_minus_start_new_ms'])} ms after `step start_new`.",
+        ]
+    before = [
+        (m, ms[m.key]["v2_minus_healthy_ms"])
+        for m in cols
+        if ms[m.key].get("v2_minus_healthy_ms", {}).get("n")
+    ]
+    if before:
+        L += ["", "The first answer from v2 through the proxy, in ms after `step healthy` (negative: v2 was already "
+              "answering clients before its gate had passed):", ""]  # fmt: skip
+        L += [f"* {m.label}: {fmt(st)}" for m, st in before]
+    notes = {m.label: ms[m.key]["notes"] for m in methods if ms.get(m.key, {}).get("notes")}
+    if out.get("ouroboros"):
+        L += ["", f"Ouroboros: {out['ouroboros']}, run as `ouroboros --run-once --monitor <container> --repo-user … "
+              "--repo-pass … --skip-startup-notifications` with an empty DOCKER_CONFIG and no notifiers."]  # fmt: skip
+        for label, ns in notes.items():
+            L.append(f"{label}: {'; '.join(ns)}.")
+    if out["errors"]:
+        L += ["", "Errors:", ""] + [
+            f"* {e['method']} run {e['run']}: {e['error'][:300]!r}" for e in out["errors"]
+        ]
+    L += [
+        "",
+        f"Raw data, with the requests around each gap: {res.relative_to(ROOT)}/downtime.json (bench/work/ is not committed).",
+    ]
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
