@@ -22,7 +22,7 @@ from tests.support.wait import wait_until
 CRASH = ["sh", "-c", "echo 'fatal: no config' >&2; exit 3"]
 # A reverse proxy's view: resolve `web` afresh per request and, like nginx's proxy_next_upstream,
 # retry once when a connection fails (a name resolved just before the old container left the network).
-# busybox-static's wget segfaults on name lookups (static glibc, no NSS); its nc does not.
+# busybox-static's wget segfaults when given -T; nc is simpler anyway.
 CLIENT_LOOP = (
     "get() { printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 web 8080 2>/dev/null | tail -n 1; };"
     " trap 'exit 0' TERM; while :; do r=$(get); [ -n \"$r\" ] || { echo RETRY; r=$(get); };"
