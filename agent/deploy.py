@@ -25,6 +25,7 @@ from agent.runtimes import Runtime
 from agent.state import Deployment, State
 
 OLD_SUFFIX = "--cr-agent-old"
+NEW_SUFFIX = "--cr-agent-new"  # start-first: the new container's name until it is proven
 KILL_HOOK_ENV = "CR_AGENT_TEST_KILL_AT"  # tests only: SIGKILL ourselves after the named step
 
 
@@ -159,20 +160,26 @@ class Deployer:
     def _swap(self, job: Job, data: dict[str, Any]) -> str:
         w, rt, name = job.watch, self.runtime, job.watch.container
         old_id, temp = str(data["old_id"]), str(data["temp_name"])
+        image = f"{w.image.repository}:{w.image.tag}"
+        if data["strategy"] == "start-first" and data["start_new"]:
+            # The old one keeps its name and aliases until the new one is proven (see _retire_old).
+            data["new_name"] = name + NEW_SUFFIX
+            self._step(name, "create", data)
+            new_id = rt.clone(old_id, data["new_name"], image, aliases=False)
+            data["new_id"] = new_id
+            self._step(name, "created", data)
+            _test_kill_point("created")
+            self._start_and_gate(w, name, new_id, data)
+            return self._commit(name, data)
         self._step(name, "rename", data)
         rt.rename(old_id, temp)
         _test_kill_point("renamed")
         self._step(name, "create", data)
-        new_id = rt.clone(old_id, name, f"{w.image.repository}:{w.image.tag}")
+        new_id = rt.clone(old_id, name, image)
         data["new_id"] = new_id
         self._step(name, "created", data)
         _test_kill_point("created")
-        if not data["start_new"]:
-            return self._commit(name, data)
-        if data["strategy"] == "start-first":
-            self._start_and_gate(w, name, new_id, data)
-            return self._commit(name, data)  # the commit drains and stops the old one
-        else:
+        if data["start_new"]:
             if data["was_running"]:
                 self._step(name, "stop_old", data)
                 rt.stop(old_id)
@@ -196,15 +203,25 @@ class Deployer:
         return str(data["new_id"])
 
     def _retire_old(self, data: dict[str, Any]) -> None:
-        """Remove the old container; in start-first, first drain it from its networks, then stop it."""
-        old_id = str(data["old_id"])
-        if data["strategy"] == "start-first":
-            st = self.runtime.state(old_id)
+        """Remove the old container. Start-first: first hand its aliases and name to the new one."""
+        rt, old_id, name = self.runtime, str(data["old_id"]), str(data["name"])
+        new_name = data.get("new_name")
+        if new_name:
+            new_id = str(data["new_id"])
+            rt.publish(new_id, old_id)
+            st = rt.state(old_id)
             if st is not None and st.running:
-                self.runtime.drain(old_id)
-                self.runtime.stop(old_id)
+                rt.drain(old_id)
+            old = rt.inspect(old_id)
+            if old is not None and old.name == name:
+                rt.rename(old_id, str(data["temp_name"]))
+            new = rt.inspect(new_id)
+            if new is not None and new.name != name:
+                rt.rename(new_id, name)
+            if st is not None and st.running:
+                rt.stop(old_id)
                 _test_kill_point("old_stopped")
-        self.runtime.remove(old_id)
+        rt.remove(old_id)
 
     def _step(self, name: str, step: str, data: dict[str, Any]) -> None:
         self.state.journal_write(name, step, data)
@@ -252,9 +269,10 @@ class Deployer:
         old = rt.inspect(old_id)
         if old is None:
             raise DeployError(f"{name}: the old container {old_id[:12]} is gone; keeping the new one")
-        current = rt.inspect(name)
-        if current is not None and current.id != old_id:
-            rt.remove(current.id)
+        for other in (data.get("new_id"), data.get("new_name"), name):
+            current = rt.inspect(str(other)) if other else None
+            if current is not None and current.id != old_id:
+                rt.remove(current.id)
         if old.name != name:
             rt.rename(old_id, name)
         if data["was_running"]:

@@ -43,11 +43,16 @@ class Runtime(Protocol):
 
     def rename(self, container: str, new_name: str) -> None: ...
 
-    def clone(self, source: str, name: str, image: str) -> str:
+    def clone(self, source: str, name: str, image: str, *, aliases: bool = True) -> str:
         """Create (not start) container `name` with `source`'s whole configuration and `image`.
 
         Anonymous volumes of `source` are re-attached, never recreated empty. Returns the new id.
+        Without `aliases` it joins the networks under its own name only (see `publish`).
         """
+        ...
+
+    def publish(self, container: str, source: str) -> None:
+        """Give `container` the network aliases of `source` (start-first, once it is proven)."""
         ...
 
     def start(self, container: str) -> None: ...

@@ -346,6 +346,21 @@ class DockerRuntime:
             else:
                 self.api.stop(container)
 
+    def publish(self, container: str, source: str) -> None:
+        """Give `container` the network aliases `source` has, on each user-defined network they share."""
+        src = self._must_inspect(source)
+        mine = (self._must_inspect(container).get("NetworkSettings") or {}).get("Networks") or {}
+        drop = {src["Id"][:12], (src.get("Config") or {}).get("Hostname") or ""}
+        for net, ep in ((src.get("NetworkSettings") or {}).get("Networks") or {}).items():
+            if net in ("bridge", "host", "none") or net not in mine:
+                continue
+            wanted = _endpoint(ep, drop)
+            with _fault(f"give {container} its aliases on {net}"):
+                self.api.disconnect_container_from_network(container, net)
+                self.api.connect_container_to_network(
+                    container, net, aliases=wanted.get("Aliases"), links=_links(wanted.get("Links"))
+                )
+
     def drain(self, container: str) -> None:
         """Leave every user-defined network, so its DNS names and aliases point only at the others."""
         data = self._must_inspect(container)
@@ -371,11 +386,16 @@ class DockerRuntime:
             dests.update(m["Destination"] for m in other.get("Mounts") or [])
         return dests
 
-    def clone(self, source: str, name: str, image: str) -> str:
+    def clone(self, source: str, name: str, image: str, *, aliases: bool = True) -> str:
         src = self._must_inspect(source)
         old_image = self._image(src["Image"]) or {}
         spec = clone_spec(src, old_image, self._shared_destinations(src))
         spec.config["Image"] = image
+        if not aliases:  # start-first: no traffic by alias until publish()
+            for ep in (spec.config.get("NetworkingConfig") or {}).get("EndpointsConfig", {}).values():
+                ep["Aliases"] = None
+            for _, ep in spec.connect:
+                ep["Aliases"] = None
         with _fault(f"create {name} from {source} with {image}"):
             new_id = str(self.api.create_container_from_config(spec.config, name)["Id"])
         try:

@@ -157,6 +157,22 @@ def test_sigkill_at_every_step_is_recovered_by_the_next_run(world: World, step: 
     assert not any(n.endswith(OLD_SUFFIX) for n in world.containers())
 
 
+@pytest.mark.parametrize("step", ["created", "health_wait", "healthy", "old_stopped"])
+def test_start_first_sigkill_is_recovered_by_the_next_run(world: World, step: str) -> None:
+    net = world.client.networks.create(world.prefix + "net")
+    start_app(world, network=net.name)
+    cfg = world.config([{"container": "app", "image": world.image(), "strategy": "start-first"}])
+    new = world.push_image("v2", volumes=["/anon"])
+    done = world.agent("once", "-c", str(cfg), CR_AGENT_TEST_KILL_AT=step)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    code, report, err = world.once(cfg)
+    assert code == 0, err
+    assert world.containers() == [world.prefix + "app"]
+    assert world.container("app")["State"]["Running"] and new in world.running_digests("app")
+    assert list(world.container("app")["NetworkSettings"]["Networks"]) == [net.name]
+    assert_volumes_intact(world, "app")
+
+
 def test_sigterm_during_the_health_wait_rolls_back_and_exits(world: World) -> None:
     start_app(world)
     cfg = world.config(

@@ -112,7 +112,11 @@ class FakeRuntime:
         self.log.append(f"rename {c.name} {new_name}")
         c.name = new_name
 
-    def clone(self, source: str, name: str, image: str) -> str:
+    def publish(self, container: str, source: str) -> None:
+        self._maybe_fail("publish")
+        self.log.append(f"publish {self._get(container).name}")
+
+    def clone(self, source: str, name: str, image: str, *, aliases: bool = True) -> str:
         self._maybe_fail("clone")
         src = self._get(source)
         if self.find(name) is not None:

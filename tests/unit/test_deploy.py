@@ -77,8 +77,12 @@ def test_stop_first_order_pull_rename_create_stop_start_remove(tmp_path: Path) -
 def test_start_first_starts_and_proves_new_before_stopping_old(tmp_path: Path) -> None:
     rt, _, dep, job = setup(tmp_path, strategy="start-first")
     assert run(dep, job).status is Status.UPDATED
-    ops = [line.split()[0] for line in rt.log]
-    assert ops.index("start") < ops.index("drain") < ops.index("stop") < ops.index("remove")
+    ops = [" ".join(line.split()[:2]) for line in rt.log if not line.startswith(("pull", "tag"))]
+    assert ops == [
+        "clone web", "start web--cr-agent-new", "publish web--cr-agent-new", "drain web",
+        "rename web", "rename web--cr-agent-new", "stop web--cr-agent-old", "remove web--cr-agent-old",
+    ]  # fmt: skip
+    assert only_web(rt) == ("new", True)
 
 
 def test_start_first_falls_back_to_stop_first_with_host_ports(tmp_path: Path) -> None:
@@ -248,3 +252,28 @@ def test_pull_failure_falls_back_to_a_local_copy_of_the_digest(tmp_path: Path) -
     other = Job(job.watch, job.container, "sha256:" + "9" * 64, OLD)
     with pytest.raises(RuntimeFault):
         dep.pull(other)
+
+
+@pytest.mark.parametrize(
+    ("crash_on", "expect"),
+    [("clone", "old"), ("start", "old"), ("state", "old"), ("publish", "new"), ("drain", "new"),
+     ("rename", "new"), ("stop", "new"), ("remove", "new")],
+)  # fmt: skip
+def test_start_first_recovery_after_a_crash_at_each_step(tmp_path: Path, crash_on: str, expect: str) -> None:
+    rt, state, dep, job = setup(tmp_path, strategy="start-first")
+    image_id = dep.pull(job)
+    rt.fail[crash_on] = Crash()
+    with pytest.raises(Crash):
+        dep.replace(job, image_id)
+    Deployer(rt, state, clock=Clock(), poll=0.01).recover()
+    assert only_web(rt) == (expect, True)
+    assert state.journal() == []
+
+
+def test_start_first_gate_failure_leaves_the_old_one_untouched(tmp_path: Path) -> None:
+    rt, state, dep, job = setup(tmp_path, strategy="start-first")
+    rt.on_start[NEW_REF] = "crash"
+    old_id = rt.by_name()["web"].id
+    assert run(dep, job).status is Status.ROLLED_BACK
+    assert only_web(rt) == ("old", True) and rt.by_name()["web"].id == old_id
+    assert not any(line.startswith(("rename", "stop", "drain")) for line in rt.log)
