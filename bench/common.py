@@ -396,9 +396,13 @@ class World:
 
     def purge(self) -> None:
         """Remove our containers, then every image whose every reference is in our namespace."""
-        names = [c["Id"] for c in self.api.containers(all=True, filters={"name": self.prefix})
-                 if any(n.lstrip("/").startswith(self.prefix) for n in c["Names"])]  # fmt: skip
-        parallel(lambda cid: self._quietly(self.api.remove_container, cid, force=True, v=True), names)
+        deadline = time.monotonic() + 60
+        while True:
+            names = [c["Id"] for c in self.api.containers(all=True, filters={"name": self.prefix})
+                     if any(n.lstrip("/").startswith(self.prefix) for n in c["Names"])]  # fmt: skip
+            if not names or time.monotonic() > deadline:
+                break
+            parallel(lambda cid: self._quietly(self.api.remove_container, cid, force=True, v=True), names)
         mine = f"{self.registry}/{self.ns}/"
         for img in self.api.images(all=False):
             refs = (img.get("RepoTags") or []) + (img.get("RepoDigests") or [])
@@ -434,7 +438,7 @@ class World:
         if not keep_local:
             with contextlib.suppress(docker.errors.NotFound):
                 old_id = self.api.inspect_image(ref)["Id"]
-        for attempt in range(2):
+        for attempt in range(5):
             try:
                 if http:
                     image_id = images.build_http_image(
@@ -445,10 +449,13 @@ class World:
                         ref, marker=marker, cmd=SLEEPER, files=files, docker_client=self.client
                     )
                 break
-            except docker.errors.BuildError as e:  # e.g. a cached layer deleted meanwhile by someone else
-                if attempt:
+            except docker.errors.BuildError as e:
+                # "unable to find image": someone else on this engine deleted a cached layer, or pruned our
+                # image in the moment between the build's last step and its tag.
+                if attempt == 4:
                     raise
-                log(f"build of {ref} failed ({e}); once more")
+                log(f"build of {ref} failed ({e}); again")
+                time.sleep(0.5 * (attempt + 1))
         digest = images.push(ref, self.client)
         if not keep_local:
             with self._drop_lock:
@@ -568,8 +575,16 @@ class World:
         return e
 
     # -- what a pass cost the engine -------------------------------------------------------------------
+    def watch_pulls(self) -> PullWatch:
+        """Count the engine's image pulls for our namespace from now until .stop() (a live event stream)."""
+        return PullWatch(self.api, self.ns)
+
     def pulls(self, since: float, until: float) -> list[str]:
-        """Image pulls the engine did in [since, until] for our namespace (from `docker events`)."""
+        """Image pulls the engine did in [since, until] for our namespace (from `docker events`).
+
+        Only for short windows: dockerd answers `since` queries from its last 256 events, and other
+        people's container churn pushes older ones out. Long passes use watch_pulls().
+        """
         out = []
         for ev in self.api.events(since=f"{since:.6f}", until=f"{until:.6f}",
                                   filters={"type": "image", "event": "pull"}, decode=True):  # fmt: skip
@@ -580,6 +595,30 @@ class World:
 
     def engine_cpu(self) -> float:
         return cpu_seconds(self.dockerd) + cpu_seconds(self.registry_pid)
+
+
+class PullWatch:
+    """A live `docker events` subscription (type image, event pull), read by a thread until stop()."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        self.namespace = namespace
+        self.refs: list[str] = []
+        self._stream = api.events(filters={"type": "image", "event": "pull"}, decode=True)
+        self._thread = threading.Thread(target=self._read, name="pull-watch", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(Exception):  # the stream ends with an error when stop() closes it
+            for ev in self._stream:
+                ref = ev.get("id") or ev.get("Actor", {}).get("ID") or ""
+                if f"/{self.namespace}/" in ref:
+                    self.refs.append(ref)
+
+    def stop(self, settle: float = 0.2) -> list[str]:
+        time.sleep(settle)  # events of the last pull are sent as it completes
+        self._stream.close()
+        self._thread.join(5)
+        return list(self.refs)
 
 
 def _random_text(n: int) -> str:
