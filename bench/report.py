@@ -98,8 +98,8 @@ def render(res: dict[str, Any], *, quick: bool, seconds: float | None, downtime:
         w("> **Smoke run (`--quick`)**: tiny sizes and one repetition. These numbers only show that the "
           "benchmarks work; the published page is docs/benchmarks.md.")  # fmt: skip
         w("")
-    w("All tools run side by side in one run, on one Docker Engine and one registry, against the same "
-      "containers. Reproduce with:")  # fmt: skip
+    w("In each scenario all tools run side by side in one run, on one Docker Engine and one registry, against "
+      "the same containers. Reproduce with:")  # fmt: skip
     w("")
     w("```sh")
     w("bash bench/run_all.sh            # the full suite: this page and docs/benchmarks-quiet-pass.png")
