@@ -407,10 +407,12 @@ class World:
         for img in self.api.images(all=False):
             refs = (img.get("RepoTags") or []) + (img.get("RepoDigests") or [])
             refs = [r for r in refs if r != "<none>:<none>" and r != "<none>@<none>"]
+            # Builds are cached, so another run's image can be this very image: drop only our references;
+            # the image itself goes with the last of them, or stays for whoever else refers to it.
+            for ref in refs:
+                if ref.startswith(mine):
+                    self._quietly(self.api.remove_image, ref)
             if refs and all(r.startswith(mine) for r in refs):
-                for tag in img.get("RepoTags") or []:
-                    if tag.startswith(mine):
-                        self._quietly(self.api.remove_image, tag)
                 self._quietly(self.api.remove_image, img["Id"])
 
     @staticmethod
