@@ -170,14 +170,15 @@ def free_port() -> int:
     return images.free_port()
 
 
-def wait_port(port: int, timeout: float, what: str) -> None:
+def wait_port(port: int, timeout: float, what: str, alive: Callable[[], bool] = lambda: True) -> None:
+    """Until something listens on 127.0.0.1:`port`; give up at the deadline or when `alive()` turns false."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), 0.5).close()
             return
         except OSError:
-            if time.monotonic() > deadline:
+            if not alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s") from None
             time.sleep(0.05)
 

@@ -72,6 +72,7 @@ if str(ROOT) not in sys.path:
 import docker  # noqa: E402
 import docker.errors  # noqa: E402
 
+from bench.common import wait_port  # noqa: E402
 from tests.support import env, images  # noqa: E402
 
 WORK = ROOT / "bench" / "work"
@@ -623,18 +624,6 @@ class Bench:
         with contextlib.suppress(docker.errors.APIError):
             self.api.stop(cid, timeout=2)
         return parse_client_log(self.api.logs(cid).decode(errors="replace"), offset)
-
-
-def wait_port(port: int, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s") from None
-            time.sleep(0.05)
 
 
 def wait_for(pred: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:

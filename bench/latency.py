@@ -41,6 +41,7 @@ from bench.common import (
     ouroboros_versions,
     parser,
     stats,
+    wait_port,
     write_result,
 )
 
@@ -119,7 +120,7 @@ def _variant(w: World, name: str, spec: dict[str, Any], reps: int, py: Path | No
     try:
         time.sleep(2.0)  # let the first (start-up) pass happen before any push
         if "webhook" in spec:
-            _wait_port_or_die(hook_port, daemon, 20)
+            wait_port(hook_port, 20, "the webhook", alive=lambda: daemon.poll() is None)
         for rep in range(reps):
             marker = f"{name}-v{rep + 1}"
             if period:
@@ -207,20 +208,6 @@ def _wait_serving(port: int, marker: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"port {port} does not serve {marker}")
         time.sleep(0.05)
-
-
-def _wait_port_or_die(port: int, daemon: subprocess.Popen[bytes], timeout: float) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the webhook did not listen on 127.0.0.1:{port}") from None
-            time.sleep(0.05)
 
 
 def _wait_settled(w: World, cname: str, image_id: str, timeout: float) -> None:

@@ -36,6 +36,10 @@ if [ -f bench/downtime.py ]; then  # scenario 3 (another engineer's): same conve
   echo "bench: == downtime ==" >&2
   "$py" -m bench.downtime "${quick[@]}" || failed+=(downtime)
 fi
+if [ -f bench/webhook_load.py ]; then  # issue 4's load run: writes docs/benchmarks-webhook.md (bench/work/ with --quick)
+  echo "bench: == webhook_load ==" >&2
+  "$py" -m bench.webhook_load "${quick[@]}" || failed+=(webhook_load)
+fi
 "$py" -m bench.report "${quick[@]}" --seconds $((SECONDS - start)) || failed+=(report)
 echo "bench: done in $((SECONDS - start)) s" >&2
 if ((${#failed[@]})); then

@@ -501,12 +501,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--containers", type=int, help="watched containers on the loaded repository (default 3, quick 1)"
     )
     p.add_argument(
-        "--debounce", default=None, help='the daemon\'s [webhook] debounce (default "2s", quick "0.5s")'
+        "--debounce", default=None, help='the daemon\'s [webhook] debounce (default "500ms", as the agent)'
     )
     p.add_argument(
         "--latency-debounce",
         default=None,
-        help='comma-separated debounce values for push-to-running (default "2s,0s", quick: --debounce)',
+        help='comma-separated debounce values for push-to-running (default "500ms,0s", quick: --debounce)',
     )
     p.add_argument(
         "--reps", type=int, help="push-to-running repetitions per debounce value (default 5, quick 1)"
@@ -523,8 +523,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.seconds = a.seconds if a.seconds is not None else (1.0 if q else 15.0)
     a.threads = a.threads or (4 if q else 8)
     a.containers = a.containers or (1 if q else 3)
-    a.debounce = a.debounce or ("0.5s" if q else "2s")
-    a.latency_debounce = [d for d in (a.latency_debounce or (a.debounce if q else "2s,0s")).split(",") if d]
+    a.debounce = a.debounce or "500ms"
+    a.latency_debounce = [
+        d for d in (a.latency_debounce or (a.debounce if q else "500ms,0s")).split(",") if d
+    ]
     a.reps = a.reps or (1 if q else 5)
     a.layer_mb = a.layer_mb if a.layer_mb is not None else (0 if q else 8)
     return a
