@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import socket
-import urllib.error
-import urllib.request
+from typing import Any
 
 from agent.config import HealthSpec
 
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+@functools.cache
+def _opener() -> Any:
+    import urllib.request  # lazily: `agent once` with nothing to update never probes
+
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def probe(spec: HealthSpec) -> tuple[bool, str]:
@@ -21,8 +26,10 @@ def probe(spec: HealthSpec) -> tuple[bool, str]:
 
 
 def _http(url: str, expect: int, timeout: float) -> tuple[bool, str]:
+    import urllib.error
+
     try:
-        with _NO_PROXY.open(url, timeout=timeout) as resp:
+        with _opener().open(url, timeout=timeout) as resp:
             status = resp.status
     except urllib.error.HTTPError as e:
         status = e.code
