@@ -365,58 +365,6 @@ AGENT_PATCHES = {
 import agent.runtimes.docker as d
 d.DockerRuntime.drain = lambda self, container: None
 """,
-    # The new container joins its networks without the service's aliases; it gets them (disconnect,
-    # connect with the aliases) once it has passed the gate, right before the old one is drained.
-    "late-alias": """
-import agent.runtimes.docker as d
-_spec, _drain, _LATE = d.clone_spec, d.DockerRuntime.drain, []
-def clone_spec(src, old_image, shared=None):
-    spec = _spec(src, old_image, shared)
-    for net, ep in list((spec.config.get("NetworkingConfig") or {}).get("EndpointsConfig", {}).items()) + spec.connect:
-        if ep.get("Aliases"):
-            _LATE.append((net, ep["Aliases"]))
-            ep["Aliases"] = None
-    return spec
-def drain(self, container):
-    name = self._must_inspect(container)["Name"].lstrip("/").removesuffix("--cr-agent-old")
-    while _LATE:
-        net, aliases = _LATE.pop()
-        self.api.disconnect_container_from_network(name, net)
-        self.api.connect_container_to_network(name, net, aliases=aliases)
-    return _drain(self, container)
-d.clone_spec, d.DockerRuntime.drain = clone_spec, drain
-""",
-    # As late-alias, and the new container is created under a temporary name while the old one keeps
-    # the service's name; after the gate the new one gets the aliases and the name as one more alias,
-    # the old one leaves its networks, then the names are swapped.
-    "temp-name": """
-import agent.runtimes.docker as d
-_spec, _drain, _rename, _clone = d.clone_spec, d.DockerRuntime.drain, d.DockerRuntime.rename, d.DockerRuntime.clone
-_LATE, _NEW = [], {}
-def clone_spec(src, old_image, shared=None):
-    spec = _spec(src, old_image, shared)
-    for net, ep in list((spec.config.get("NetworkingConfig") or {}).get("EndpointsConfig", {}).items()) + spec.connect:
-        _LATE.append((net, list(ep.get("Aliases") or [])))
-        ep["Aliases"] = None
-    return spec
-def rename(self, container, new_name):
-    if new_name.endswith("--cr-agent-old") and "name" not in _NEW:
-        return  # step rename: the old container keeps the service's name until the new one has passed the gate
-    return _rename(self, container, new_name)
-def clone(self, source, name, image):
-    _NEW["name"] = name
-    return _clone(self, source, name + "--cr-agent-new", image)
-def drain(self, container):
-    name = _NEW["name"]
-    temp = name + "--cr-agent-new"
-    for net, aliases in _LATE:
-        self.api.disconnect_container_from_network(temp, net)
-        self.api.connect_container_to_network(temp, net, aliases=[*aliases, name])
-    _drain(self, container)
-    _rename(self, container, name + "--cr-agent-old")
-    _rename(self, temp, name)
-d.clone_spec, d.DockerRuntime.rename, d.DockerRuntime.clone, d.DockerRuntime.drain = clone_spec, rename, clone, drain
-""",
 }
 
 METHODS = [
@@ -429,10 +377,6 @@ EXTRAS = [  # full mode, or --extras
     Method("agent-stop-proxy", "cr-agent stop-first, behind the proxy", "agent", "proxy", "stop-first"),
     Method("agent-start-nodrain", "experiment: start-first without the drain (as before a071f2d)", "agent", "proxy",
            "start-first", patch="nodrain"),
-    Method("agent-start-late-alias", "experiment: start-first, aliases given to the new container after the gate",
-           "agent", "proxy", "start-first", patch="late-alias"),
-    Method("agent-start-temp-name", "experiment: start-first, new container under a temporary name, aliases and "
-           "name given after the gate", "agent", "proxy", "start-first", patch="temp-name"),
 ]  # fmt: skip
 OBSERVERS = {
     "host": "host → 127.0.0.1:port",
