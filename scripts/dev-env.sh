@@ -23,7 +23,8 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v docker-registry >/dev/null || need+=(docker-registry)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need+=(busybox-static)
+# the images are FROM scratch: the busybox binary must be the static one
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed" || need+=(busybox-static)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
