@@ -15,7 +15,7 @@ from loguru import logger
 from agent import __version__, logs
 from agent.config import Config, describe, find_config, load
 from agent.errors import AgentError, ConfigError, LockBusy
-from agent.model import Report, normalize_digest
+from agent.model import Report, normalize_digest, short_digest
 from agent.runlock import RunLock
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
@@ -163,16 +163,10 @@ def _print_report(report: Report, as_json: bool) -> None:
         print(logs.redact(json.dumps(report.as_json(), indent=2)))
         return
     for r in report.results:
-        line = (
-            f"{r.container:<24} {r.status.value:<12} {_short(r.current_digest)} → {_short(r.latest_digest)}"
-        )
+        line = f"{r.container:<24} {r.status.value:<12} {short_digest(r.current_digest)} → {short_digest(r.latest_digest)}"
         if r.error:
             line += f"  {r.error}"
         print(logs.redact(line))
-
-
-def _short(digest: str | None) -> str:
-    return digest[7:19] if digest else "-"
 
 
 def _watch_names(cfg: Config) -> list[str]:
@@ -219,7 +213,7 @@ def _status(cfg: Config, *, as_json: bool) -> int:
         for d, why in c["quarantined"].items():
             print(f"  quarantined {d}: {why}")
         for h in c["history"][:5]:
-            print(f"  {_when(h['started'])}  {h['outcome']:<12} {_short(h['from_digest'])} → {_short(h['to_digest'])}"
+            print(f"  {_when(h['started'])}  {h['outcome']:<12} {short_digest(h['from_digest'])} → {short_digest(h['to_digest'])}"
                   f"  {h['duration']:.1f}s{'  ' + h['error'] if h['error'] else ''}")  # fmt: skip
     return EXIT_OK
 

@@ -97,10 +97,9 @@ class Deployer:
 
         if self.stop.is_set():
             return result(Status.SKIPPED, "shutting down before the replacement started")
-        fresh = self.runtime.inspect(job.container.id)  # the full, current view, after the pull
-        if fresh is None:
+        old = self.runtime.inspect(job.container.id)  # the full, current view, after the pull
+        if old is None:
             return result(Status.SKIPPED, f"container {w.container!r} disappeared before the replacement")
-        old = fresh
         if w.pre_update:
             ok, out = run_hook(w.pre_update, w.hook_timeout, _hook_env(job))
             if not ok:
@@ -110,7 +109,7 @@ class Deployer:
         strategy = self._strategy(w, old)
         start_new = old.running or w.start_stopped
         data: dict[str, Any] = {
-            "name": w.container, "old_id": old.id, "old_image_id": old.image_id, "new_image_id": image_id,
+            "name": w.container, "image": str(w.image), "old_id": old.id, "old_image_id": old.image_id, "new_image_id": image_id,
             "temp_name": w.container + OLD_SUFFIX, "digest": job.digest, "from_digest": job.from_digest,
             "was_running": old.running, "start_new": start_new, "strategy": strategy, "started": started,
         }  # fmt: skip
@@ -297,7 +296,7 @@ class Deployer:
         results = []
         for entry in self.state.journal():
             data, name = entry.data, entry.container
-            image = ""
+            image = str(data.get("image", ""))
             try:
                 if entry.step == "healthy":
                     self._finish(data)
@@ -335,9 +334,8 @@ class Deployer:
                 outcome, error, _opt(data.get("new_image_id")), _opt(data.get("old_image_id")),
             )
         )  # fmt: skip
-        if outcome != "updated":
-            return
-        self.state.journal_clear(name)
+        if outcome == "updated":
+            self.state.journal_clear(name)
 
     def _prune(self, container: str, current: str) -> None:
         """Keep the last `keep_images` previous images for rollback; remove older unused ones."""

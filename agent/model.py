@@ -23,6 +23,11 @@ def normalize_digest(value: str) -> str:
     return "sha256:" + v
 
 
+def short_digest(digest: str | None) -> str:
+    """The first 12 hex digits, for one-line reports; "-" for none."""
+    return digest[7:19] if digest else "-"
+
+
 @dataclass(frozen=True, order=True)
 class RepoKey:
     """One repository on one registry: `<host>/<namespace>/<name>`."""

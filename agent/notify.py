@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 
 from loguru import logger
 
-from agent.model import Report, Status
+from agent.model import Report, Status, short_digest
 
 DEFAULT_EVENTS = ("updated", "rolled_back", "failed")
 logging.getLogger("apprise").addHandler(logging.NullHandler())  # its URLs carry tokens: we log ourselves
@@ -34,7 +34,7 @@ class Notifier:
         )
         lines = []
         for r in told:
-            line = f"{r.container}: {r.status.value} {_short(r.current_digest)} → {_short(r.latest_digest)}"
+            line = f"{r.container}: {r.status.value} {short_digest(r.current_digest)} → {short_digest(r.latest_digest)}"
             lines.append(line + (f"\n  {r.error}" if r.error else ""))
         failure = any(r.status in (Status.FAILED, Status.ROLLED_BACK) for r in told)
         return title, "\n".join(lines), failure
@@ -60,7 +60,3 @@ class Notifier:
             logger.info("notification sent: {}", title)
         else:
             logger.warning("notification failed for at least one of {} URL(s)", len(self.urls))
-
-
-def _short(digest: str | None) -> str:
-    return digest[7:19] if digest else "-"

@@ -213,6 +213,7 @@ def test_recovery_after_a_crash_at_each_step(tmp_path: Path, crash_on: str, expe
     if crash_on != "rename":
         assert len(results) == 1
         assert results[0].status is (Status.UPDATED if expect == "new" else Status.FAILED)
+        assert results[0].image == str(REF)
     assert not any(c.name.endswith(OLD_SUFFIX) for c in rt.containers.values())
 
 
