@@ -7,6 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from loguru import logger
 
 from agent.config import parse
 from agent.errors import ConfigError
@@ -70,7 +71,14 @@ def test_a_quiet_pass_sends_nothing(sink: Sink) -> None:
 
 
 def test_an_unreachable_target_is_logged_never_raised() -> None:
-    Notifier(["json://127.0.0.1:9/nothing"]).on_pass(report(Status.UPDATED), 1.0)
+    lines: list[str] = []
+    sink_id = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        Notifier(["json://127.0.0.1:9/nothing"]).on_pass(report(Status.UPDATED), 1.0)
+    finally:
+        logger.remove(sink_id)
+    assert any(line.startswith("notification failed") for line in lines), lines
+    assert not any("127.0.0.1:9" in line for line in lines)  # the URL (tokens) stays out of the log
 
 
 def test_notify_config_validation_and_secret_urls() -> None:
