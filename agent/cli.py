@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     once = sub.add_parser("once", parents=[common], help="one reconcile pass (for cron)")
     once.add_argument("--dry-run", action="store_true", help="change nothing; report what would be done")
     once.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    once.add_argument(
+        "--table", action="store_true", help="print the result table even when stdout is no TTY"
+    )
     sub.add_parser("run", parents=[common], help="the daemon: reconcile on a schedule (and on webhooks)")
     sub.add_parser("check", parents=[common], help="validate the config and list every problem")
     status = sub.add_parser(
@@ -54,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         "--to", metavar="DIGEST", help="sha256:... to go back to (default: the one before the current)"
     )
     rb.add_argument("--json", action="store_true")
+    rb.add_argument("--table", action="store_true", help="print the result table even when stdout is no TTY")
     for name, text in (
         ("unpin", "follow the tag again after a rollback"),
         ("retry", "lift the quarantine of bad digests"),
@@ -68,8 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = load(find_config(args.config))
     except ConfigError as e:
-        print(f"agent: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(e, args.log_json)
     logs.add_secrets(cfg.secrets)
     try:
         if args.command == "check":
@@ -77,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("config OK")
             return EXIT_OK
         if args.command == "once":
-            return _once(cfg, dry_run=args.dry_run, as_json=args.json)
+            return _once(cfg, dry_run=args.dry_run, output=_output(args))
         if args.command == "run":
             from agent.daemon import run_daemon
 
@@ -85,20 +88,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return _status(cfg, as_json=args.json)
         if args.command == "rollback":
-            return _rollback(cfg, args.container, args.to, as_json=args.json)
+            return _rollback(cfg, args.container, args.to, output=_output(args))
         return _unpin_or_retry(cfg, args.command, args.container)
     except LockBusy as e:
         logger.error("{}", e)
         return EXIT_BUSY
     except ConfigError as e:
-        print(f"agent: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(e, args.log_json)
     except AgentError as e:
         logger.error("{}", e)
         return EXIT_FAILED
     except Exception as e:  # a bug: say so plainly, exit non-zero
         logger.opt(exception=e).error("unexpected error: {}", e)
         return EXIT_FAILED
+
+
+def _usage_error(e: ConfigError, log_json: bool) -> int:
+    """Config problems on stderr: plain lines, or one JSON log line under --log-json."""
+    if log_json:
+        logger.bind(event="config.invalid", problems=len(e.problems)).error("{}", e)
+    else:
+        print(f"agent: {e}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _output(args: argparse.Namespace) -> str:
+    """What a pass prints on stdout: the JSON report, the human table (a TTY or --table), or nothing.
+
+    Nothing by default off a TTY, so `--log-json >> file 2>&1` from cron stays pure JSON lines.
+    """
+    if args.json:
+        return "json"
+    return "table" if args.table or sys.stdout.isatty() else "none"
 
 
 def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any = None) -> Any:
@@ -146,7 +167,7 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
     return Context(cfg, registries, runtime, state, deployer, on_pass)
 
 
-def _once(cfg: Config, *, dry_run: bool, as_json: bool) -> int:
+def _once(cfg: Config, *, dry_run: bool, output: str) -> int:
     from agent.reconcile import reconcile
 
     if dry_run:
@@ -154,13 +175,15 @@ def _once(cfg: Config, *, dry_run: bool, as_json: bool) -> int:
     else:
         with RunLock(cfg.agent.state_dir / "agent.lock"):
             report = reconcile(build_context(cfg))
-    _print_report(report, as_json)
+    _print_report(report, output)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _print_report(report: Report, as_json: bool) -> None:
-    if as_json:
+def _print_report(report: Report, output: str) -> None:
+    if output == "json":
         print(logs.redact(json.dumps(report.as_json(), indent=2)))
+        return
+    if output != "table":
         return
     for r in report.results:
         line = f"{r.container:<24} {r.status.value:<12} {short_digest(r.current_digest)} → {short_digest(r.latest_digest)}"
@@ -226,7 +249,7 @@ def _when(ts: float | None) -> str:
     return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _rollback(cfg: Config, container: str, to: str | None, *, as_json: bool) -> int:
+def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> int:
     from agent.reconcile import reconcile
     from agent.state import State
 
@@ -249,7 +272,7 @@ def _rollback(cfg: Config, container: str, to: str | None, *, as_json: bool) -> 
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
         )
         report = reconcile(ctx, only=frozenset({container}))
-    _print_report(report, as_json)
+    _print_report(report, output)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -29,12 +29,16 @@ class Schedule:
     jitter: float = 0.0
 
 
+MODES = ("update", "notify")  # notify: monitor only, never pull or replace
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     schedule: Schedule = field(default_factory=Schedule)
     state_dir: Path = Path("/var/lib/cr-agent")
     parallel_pulls: int = 4
     keep_images: int = 3
+    mode: str = "update"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class Watch:
     pre_update: str | None = None
     post_update: str | None = None
     hook_timeout: float = 60.0
+    mode: str = "update"  # [agent] mode unless the entry sets its own
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,7 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     p = _Problems()
     _unknown(p, "", raw, {"agent", "aliyun", "watch", "registry_auth", "webhook", "notify"})
     agent = _agent(p, _table(p, "agent", raw.get("agent", {})))
-    watches = _watches(p, raw.get("watch", []))
+    watches = _watches(p, raw.get("watch", []), agent.mode)
     needs_aliyun = any(w.source == "aliyun" for w in watches)
     aliyun = _aliyun(p, _table(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
     auth = _registry_auth(p, _table(p, "registry_auth", raw.get("registry_auth", {})), env)
@@ -200,15 +205,38 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return names.get(kind, kind.__name__)
 
 
-def _duration(p: _Problems, path: str, table: Mapping[str, Any], key: str, default: float) -> float:
+_DAY = 86400.0
+
+
+def _duration(
+    p: _Problems,
+    path: str,
+    table: Mapping[str, Any],
+    key: str,
+    default: float,
+    low: float = 0.0,
+    high: float = 30 * _DAY,
+) -> float:
+    """A duration within [low, high]; the default `high` keeps every timer far from overflowing."""
     value = _get(p, path, table, key, str, None)
     if value is None:
         return default
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as e:
         p.add(f"{path}.{key}", str(e))
         return default
+    if not low <= seconds <= high:
+        p.add(f"{path}.{key}", f"must be between {_span(low)} and {_span(high)}, got {value!r}")
+        return default
+    return seconds
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", _DAY), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds * 1000:g}ms" if seconds else "0s"
 
 
 def _secret(
@@ -228,18 +256,23 @@ def _secret(
 
 
 def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
-    _unknown(p, "agent", t, {"interval", "cron", "jitter", "state_dir", "parallel_pulls", "keep_images"})
+    known = {"interval", "cron", "jitter", "state_dir", "parallel_pulls", "keep_images", "mode"}
+    _unknown(p, "agent", t, known)
     cron = _get(p, "agent", t, "cron", str, None)
     interval: float | None = None
     if "interval" in t and cron is not None:
         p.add("agent.cron", "give interval or cron, not both")
     if cron is not None:
-        _check_cron(p, "agent.cron", cron)
+        from agent.schedule import parse_cron
+
+        try:
+            parse_cron(cron)
+        except ValueError as e:
+            p.add("agent.cron", str(e))
     else:
-        interval = _duration(p, "agent", t, "interval", 300.0)
-        if interval < 1:
-            p.add("agent.interval", "must be at least 1s")
-    jitter = _duration(p, "agent", t, "jitter", 0.0)
+        interval = _duration(p, "agent", t, "interval", 300.0, low=1.0)
+    jitter = _duration(p, "agent", t, "jitter", 0.0, high=_DAY)
+    mode = _mode(p, "agent", t, "update")
     state_dir = _get(p, "agent", t, "state_dir", str, "/var/lib/cr-agent")
     parallel = _get(p, "agent", t, "parallel_pulls", int, 4)
     if not 1 <= parallel <= 32:
@@ -247,23 +280,15 @@ def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
     keep = _get(p, "agent", t, "keep_images", int, 3)
     if not 0 <= keep <= 100:
         p.add("agent.keep_images", "must be between 0 and 100")
-    return AgentSettings(Schedule(interval, cron, jitter), Path(state_dir), parallel, keep)
+    return AgentSettings(Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode)
 
 
-def _check_cron(p: _Problems, path: str, expr: str) -> None:
-    fields = expr.split()
-    if len(fields) != 5:
-        p.add(
-            path,
-            f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}: {expr!r}",
-        )
-        return
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        CronTrigger.from_crontab(expr)
-    except ValueError as e:
-        p.add(path, f"invalid cron expression {expr!r}: {e}")
+def _mode(p: _Problems, path: str, t: Mapping[str, Any], default: str) -> str:
+    mode = _get(p, path, t, "mode", str, default)
+    if mode not in MODES:
+        p.add(f"{path}.mode", f"must be 'update' or 'notify' (monitor only), got {mode!r}")
+        return default
+    return mode
 
 
 def _aliyun(p: _Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool) -> AliyunSettings:
@@ -300,7 +325,7 @@ def _aliyun(p: _Problems, t: dict[str, Any], env: Mapping[str, str], needed: boo
     endpoint = _get(p, "aliyun", t, "endpoint", str, None)
     if endpoint is not None and not re.match(r"^(https?://)?[A-Za-z0-9.\-\[\]:]+/?$", endpoint):
         p.add("aliyun.endpoint", f"expected a host[:port] or http(s)://host[:port], got {endpoint!r}")
-    timeout = _duration(p, "aliyun", t, "timeout", 10.0)
+    timeout = _duration(p, "aliyun", t, "timeout", 10.0, low=0.1, high=600.0)
     retries = _get(p, "aliyun", t, "retries", int, 3)
     if not 0 <= retries <= 10:
         p.add("aliyun.retries", "must be between 0 and 10")
@@ -351,13 +376,13 @@ def _webhook(p: _Problems, value: Any, env: Mapping[str, str]) -> WebhookSetting
     match = _get(p, "webhook", t, "match", str, "any")
     if match not in ("any", "tag"):
         p.add("webhook.match", f"must be 'any' or 'tag', got {match!r}")
-    debounce = _duration(p, "webhook", t, "debounce", 0.5)
+    debounce = _duration(p, "webhook", t, "debounce", 0.5, high=3600.0)
     if listen is None or not token:
         return None
     return WebhookSettings(listen, token, match, debounce)
 
 
-_EVENTS = ("updated", "rolled_back", "failed", "skipped", "up_to_date")
+_EVENTS = ("updated", "rolled_back", "failed", "would_update", "skipped", "up_to_date")
 
 
 def _notify(p: _Problems, value: Any, env: Mapping[str, str]) -> NotifySettings | None:
@@ -384,14 +409,14 @@ def _notify(p: _Problems, value: Any, env: Mapping[str, str]) -> NotifySettings 
             )
     if not urls and not env_name:
         p.add("notify.urls", "give at least one apprise URL (or urls_env)")
-    on = _get(p, "notify", t, "on", list, list(_EVENTS[:3]))
+    on = _get(p, "notify", t, "on", list, list(_EVENTS[:4]))
     for i, e in enumerate(on):
         if e not in _EVENTS:
             p.add(f"notify.on[{i}]", f"unknown event {e!r} (known: {', '.join(_EVENTS)})")
     return NotifySettings(tuple(urls), tuple(on))
 
 
-def _watches(p: _Problems, value: Any) -> tuple[Watch, ...]:
+def _watches(p: _Problems, value: Any, default_mode: str) -> tuple[Watch, ...]:
     if not isinstance(value, list):
         p.add("watch", "must be an array of tables ([[watch]])")
         return ()
@@ -404,7 +429,7 @@ def _watches(p: _Problems, value: Any) -> tuple[Watch, ...]:
         if not isinstance(entry, dict):
             p.add(path, "must be a table")
             continue
-        w = _watch(p, path, entry)
+        w = _watch(p, path, entry, default_mode)
         if w is None:
             continue
         if w.container in seen:
@@ -416,11 +441,11 @@ def _watches(p: _Problems, value: Any) -> tuple[Watch, ...]:
 
 _WATCH_KEYS = {
     "container", "image", "source", "strategy", "health", "min_uptime", "health_timeout",
-    "start_stopped", "pre_update", "post_update", "hook_timeout",
+    "start_stopped", "pre_update", "post_update", "hook_timeout", "mode",
 }  # fmt: skip
 
 
-def _watch(p: _Problems, path: str, t: dict[str, Any]) -> Watch | None:
+def _watch(p: _Problems, path: str, t: dict[str, Any], default_mode: str = "update") -> Watch | None:
     _unknown(p, path, t, _WATCH_KEYS)
     ok = True
     container = _get(p, path, t, "container", str, None)
@@ -449,19 +474,18 @@ def _watch(p: _Problems, path: str, t: dict[str, Any]) -> Watch | None:
     if strategy not in ("stop-first", "start-first"):
         p.add(f"{path}.strategy", f"must be 'stop-first' or 'start-first', got {strategy!r}")
     health = _health(p, f"{path}.health", t.get("health"))
-    min_uptime = _duration(p, path, t, "min_uptime", 10.0)
-    health_timeout = _duration(p, path, t, "health_timeout", 120.0)
-    if health_timeout < 1:
-        p.add(f"{path}.health_timeout", "must be at least 1s")
+    min_uptime = _duration(p, path, t, "min_uptime", 10.0, high=_DAY)
+    health_timeout = _duration(p, path, t, "health_timeout", 120.0, low=1.0, high=_DAY)
     start_stopped = _get(p, path, t, "start_stopped", bool, False)
     pre = _get(p, path, t, "pre_update", str, None)
     post = _get(p, path, t, "post_update", str, None)
-    hook_timeout = _duration(p, path, t, "hook_timeout", 60.0)
+    hook_timeout = _duration(p, path, t, "hook_timeout", 60.0, low=1.0, high=_DAY)
+    mode = _mode(p, path, t, default_mode)
     if not ok or image is None or container is None:
         return None
     return Watch(
         container, image, source, strategy, health, min_uptime, health_timeout,
-        start_stopped, pre, post, hook_timeout,
+        start_stopped, pre, post, hook_timeout, mode,
     )  # fmt: skip
 
 
@@ -483,8 +507,8 @@ def _health(p: _Problems, path: str, value: Any) -> HealthSpec | None:
     status = _get(p, path, value, "expect_status", int, 200)
     if not 100 <= status <= 599:
         p.add(f"{path}.expect_status", "must be an HTTP status code")
-    timeout = _duration(p, path, value, "timeout", 5.0)
-    interval = _duration(p, path, value, "interval", 1.0)
+    timeout = _duration(p, path, value, "timeout", 5.0, low=0.01, high=3600.0)
+    interval = _duration(p, path, value, "interval", 1.0, low=0.01, high=3600.0)
     return HealthSpec(http, status, tcp, timeout, interval)
 
 
@@ -492,5 +516,6 @@ def describe(cfg: Config, redact: Callable[[str], str] = lambda s: s) -> str:
     """A short human summary for `agent check`."""
     lines = [f"config {cfg.path}: {len(cfg.watches)} watch entr{'y' if len(cfg.watches) == 1 else 'ies'}"]
     for w in cfg.watches:
-        lines.append(f"  {w.container} ← {w.image} (source {w.source}, strategy {w.strategy})")
+        mode = ", monitor only" if w.mode == "notify" else ""
+        lines.append(f"  {w.container} ← {w.image} (source {w.source}, strategy {w.strategy}{mode})")
     return redact("\n".join(lines))

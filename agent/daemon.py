@@ -1,8 +1,7 @@
-"""`agent run`: APScheduler triggers, webhook wake-ups, one run lock, graceful stop."""
+"""`agent run`: the schedule's ticker, webhook wake-ups, one run lock, graceful stop."""
 
 from __future__ import annotations
 
-import datetime
 import signal
 import threading
 import time
@@ -11,12 +10,11 @@ from typing import Any
 
 from loguru import logger
 
-from agent.config import Config, Schedule
+from agent.config import Config
 from agent.errors import ConfigError, LockBusy
 from agent.model import Report
 from agent.runlock import RunLock
-
-_CRON_DOW = {"0": "sun", "1": "mon", "2": "tue", "3": "wed", "4": "thu", "5": "fri", "6": "sat", "7": "sun"}
+from agent.schedule import Ticker, describe
 
 
 class Coordinator:
@@ -43,6 +41,7 @@ class Coordinator:
         self.running = False
         self.last: dict[str, Any] = {}
         self.started = time.time()
+        self.scheduler_dead: str | None = None  # why the schedule's thread stopped, if it did
 
     # wake-ups (webhook): never block
     def wake(self, containers: frozenset[str] | None, reason: str) -> None:
@@ -118,7 +117,7 @@ class Coordinator:
             return None
         try:
             self.running = True
-            logger.info("pass started ({})", reason)
+            logger.bind(event="pass.start", reason=reason).info("pass started ({})", reason)
             t0 = time.time()
             try:
                 report = self._run(only)
@@ -144,8 +143,14 @@ class Coordinator:
 
     def health(self) -> dict[str, object]:
         alive = self._worker is None or self._worker.is_alive() or self.stop.is_set()
+        problem = {}
+        if not alive:
+            problem = {"status": "degraded", "error": "the wake-up worker stopped"}
+        if self.scheduler_dead:
+            problem = {"status": "degraded", "error": f"the scheduler stopped: {self.scheduler_dead}"}
         return {
-            **({} if alive else {"status": "degraded", "error": "the wake-up worker stopped"}),
+            **problem,
+            "scheduler": "dead" if self.scheduler_dead else "running",
             "worker_alive": alive,
             "uptime": round(time.time() - self.started, 1),
             "passes": self.passes,
@@ -154,29 +159,7 @@ class Coordinator:
         }
 
 
-def make_trigger(schedule: Schedule) -> Any:
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
-    jitter = int(schedule.jitter) or None
-    if schedule.cron:
-        minute, hour, day, month, dow = schedule.cron.split()
-        dow = "".join(_CRON_DOW.get(ch, ch) for ch in _split_keep(dow))
-        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=dow, jitter=jitter)
-    assert schedule.interval is not None
-    return IntervalTrigger(seconds=schedule.interval, jitter=jitter)
-
-
-def _split_keep(field: str) -> list[str]:
-    """Split a cron field into number and separator tokens, so weekday numbers can be renamed."""
-    import re
-
-    return re.findall(r"\d+|[^\d]+", field)
-
-
 def run_daemon(cfg: Config) -> int:
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     from agent.cli import build_context
     from agent.metrics import Metrics
     from agent.reconcile import reconcile
@@ -196,12 +179,7 @@ def run_daemon(cfg: Config) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    scheduler = BackgroundScheduler(timezone=datetime.UTC)
-    scheduler.add_job(
-        coord.run_pass, make_trigger(cfg.agent.schedule), args=(None, "schedule"), id="reconcile",
-        max_instances=1, coalesce=True, misfire_grace_time=None,
-        next_run_time=datetime.datetime.now(datetime.UTC),
-    )  # fmt: skip
+    ticker = Ticker(cfg.agent.schedule, lambda: coord.run_pass(None, "schedule"), stop)
     server = None
     if cfg.webhook:
         from agent.webhook import WatchTarget, WebhookServer
@@ -220,25 +198,32 @@ def run_daemon(cfg: Config) -> int:
             raise ConfigError(
                 [f"webhook.listen: cannot listen on {cfg.webhook.listen}: {e.strerror or e}"]
             ) from None
-    coord.start_worker()
-    scheduler.start()
     logger.info(
-        "agent running: {} watch entries, schedule {}", len(cfg.watches), _describe(cfg.agent.schedule)
+        "agent running: {} watch entries, schedule {}", len(cfg.watches), describe(cfg.agent.schedule)
     )
     try:
-        while not stop.wait(1.0):
-            pass
+        return serve(coord, ticker)
     finally:
-        logger.info("stopping: waiting for the current pass to finish")
         if server:
             server.stop()
-        scheduler.shutdown(wait=True)
-        coord.join()
         ctx.state.close()
         logger.info("stopped")
-    return 0
 
 
-def _describe(s: Schedule) -> str:
-    base = f"cron {s.cron!r}" if s.cron else f"every {s.interval:g}s"
-    return base + (f" (jitter {s.jitter:g}s)" if s.jitter else "")
+def serve(coord: Coordinator, ticker: Ticker) -> int:
+    """Run until `coord.stop` is set. Non-zero when the schedule's thread died, so systemd restarts us."""
+    coord.start_worker()
+    ticker.start()
+    try:
+        while not coord.stop.wait(1.0):
+            if not ticker.alive() and not coord.stop.is_set():
+                ticker.dead = ticker.dead or "the thread ended"
+                break
+    finally:
+        if ticker.dead:
+            coord.scheduler_dead = ticker.dead
+            coord.stop.set()
+        logger.info("stopping: waiting for the current pass to finish")
+        ticker.join()
+        coord.join()
+    return 1 if ticker.dead else 0

@@ -1,13 +1,20 @@
-"""loguru set-up in one place, with secret redaction."""
+"""loguru set-up in one place: secret redaction, decision fields, flat JSON lines for log shippers."""
 
 from __future__ import annotations
 
+import json
 import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from loguru import logger
 
 _secrets: list[str] = []
+
+# Every decision line carries these fields (null when not known); docs/operations.md lists the events.
+FIELDS = ("event", "container", "image", "status", "from_digest", "to_digest")
 
 
 def add_secrets(values: list[str]) -> None:
@@ -25,8 +32,53 @@ def redact(text: str) -> str:
     return text
 
 
+def decision(
+    level: str,
+    event: str,
+    message: str,
+    *args: Any,
+    container: str,
+    image: str | None,
+    status: str | None = None,
+    from_digest: str | None = None,
+    to_digest: str | None = None,
+    **extra: Any,
+) -> None:
+    """Log one decision about one container, with its fields (see FIELDS)."""
+    fields = fields_of(event, container, image, status, from_digest, to_digest)
+    logger.bind(**fields, **extra).opt(depth=1).log(level, message, *args)
+
+
+@contextmanager
+def about(
+    event: str,
+    container: str,
+    image: str | None,
+    status: str | None,
+    from_digest: str | None,
+    to_digest: str | None,
+) -> Iterator[None]:
+    """Give every line logged inside the block (by this thread) these decision fields."""
+    with logger.contextualize(**fields_of(event, container, image, status, from_digest, to_digest)):
+        yield
+
+
+def fields_of(
+    event: str,
+    container: str,
+    image: str | None,
+    status: str | None,
+    from_digest: str | None,
+    to_digest: str | None,
+) -> dict[str, Any]:
+    return dict(zip(FIELDS, (event, container, image, status, from_digest, to_digest), strict=True))
+
+
 def _patch(record: Any) -> None:
     record["message"] = redact(record["message"])
+    for k, v in record["extra"].items():
+        if isinstance(v, str):
+            record["extra"][k] = redact(v)
     if record["exception"] is not None:
         etype, value, tb = record["exception"]
         if value is not None and any(s in str(value) for s in _secrets):
@@ -37,8 +89,30 @@ def _patch(record: Any) -> None:
             record["exception"] = record["exception"]._replace(type=type(clean), value=clean)
 
 
+def as_json(record: Any) -> str:
+    """One flat JSON object: time, level, message, then the bound fields at the top level."""
+    out: dict[str, Any] = {
+        "time": record["time"].isoformat(timespec="milliseconds"),
+        "level": record["level"].name,
+        "message": record["message"],
+    }
+    for k, v in record["extra"].items():
+        out.setdefault(k, v if isinstance(v, str | int | float | bool | None) else str(v))
+    if record["exception"] is not None:
+        etype, value, tb = record["exception"]
+        out["exception"] = redact("".join(traceback.format_exception(etype, value, tb)))
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _json_sink(message: Any) -> None:
+    sys.stderr.write(as_json(message.record) + "\n")
+
+
 def setup(level: str = "INFO", json: bool = False) -> None:
     logger.remove()
-    logger.configure(patcher=_patch)
+    logger.configure(patcher=_patch, extra={})
+    if json:
+        logger.add(_json_sink, level=level.upper(), format="{message}", backtrace=False, diagnose=False)
+        return
     fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
-    logger.add(sys.stderr, level=level.upper(), format=fmt, serialize=json, backtrace=False, diagnose=False)
+    logger.add(sys.stderr, level=level.upper(), format=fmt, backtrace=False, diagnose=False)

@@ -10,7 +10,7 @@ from loguru import logger
 
 from agent.model import Report, Status, short_digest
 
-DEFAULT_EVENTS = ("updated", "rolled_back", "failed")
+DEFAULT_EVENTS = ("updated", "rolled_back", "failed", "would_update")
 logging.getLogger("apprise").addHandler(logging.NullHandler())  # its URLs carry tokens: we log ourselves
 logging.getLogger("apprise").propagate = False
 
@@ -23,7 +23,9 @@ class Notifier:
 
     def message(self, report: Report) -> tuple[str, str, bool] | None:
         """(title, body, is_failure) for the results worth telling, or None."""
-        told = [r for r in report.results if r.status.value in self.events]
+        told = [
+            r for r in report.results if r.status.value in self.events and not r.detail.get("seen_before")
+        ]
         if not told:
             return None
         counts: dict[str, int] = {}

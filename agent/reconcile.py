@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Any
 
 from loguru import logger
 
+from agent import logs
 from agent.config import Config, Watch
 from agent.deploy import Deployer, Job
 from agent.errors import AgentError, TagDigestError
@@ -34,6 +36,7 @@ class Observation:
 class Action(Enum):
     NOTHING = "nothing"
     UPDATE = "update"
+    REPORT = "report"  # monitor-only (mode = "notify"): an update is due, tell it, change nothing
     SKIP = "skip"
     FAIL = "fail"
 
@@ -86,6 +89,8 @@ def _plan_one(o: Observation) -> Step:
     if o.pinned is None and target in o.quarantined:
         reason = f"{target} is quarantined ({o.quarantined[target]}); push a new image or run `agent retry {w.container}`"
         return Step(w, Action.SKIP, current, target, reason, o.container)
+    if w.mode == "notify":
+        return Step(w, Action.REPORT, current, target, 'monitor only (mode = "notify")', o.container)
     return Step(w, Action.UPDATE, current, target, None, o.container)
 
 
@@ -147,19 +152,40 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     report = Report(tuple(_merge(recovered, results)))
     seconds = time.monotonic() - t0
     if not dry_run:
+        report = _mark_seen(ctx.state, report)
         ctx.state.record_checks([
             (r.container, r.current_digest, str(r.detail.get("tag_digest") or r.latest_digest or "") or None,
              r.status.value, r.error)
             for r in report.results
         ])  # fmt: skip
-    logger.info(
-        "pass done: checked={} updated={} rolled_back={} failed={} skipped={} up_to_date={} in {:.2f}s",
-        len(report.results), report.count(Status.UPDATED), report.count(Status.ROLLED_BACK),
-        report.count(Status.FAILED), report.count(Status.SKIPPED), report.count(Status.UP_TO_DATE), seconds,
+    for r in report.results:
+        logs.decision(
+            "INFO", "pass.result", "{}: {}{}", r.container, r.status.value,
+            f": {r.error}" if r.error else "", container=r.container, image=r.image, status=r.status.value,
+            from_digest=r.current_digest, to_digest=r.latest_digest, error=r.error,
+        )  # fmt: skip
+    counts = {s.value: report.count(s) for s in Status}
+    logger.bind(event="pass.done", checked=len(report.results), seconds=round(seconds, 3), **counts).info(
+        "pass done: checked={} updated={} rolled_back={} failed={} skipped={} up_to_date={}{} in {:.2f}s",
+        len(report.results), counts["updated"], counts["rolled_back"], counts["failed"], counts["skipped"],
+        counts["up_to_date"], f" would_update={counts['would_update']}" if counts["would_update"] else "", seconds,
     )  # fmt: skip
-    if ctx.on_pass:
+    if ctx.on_pass and not dry_run:  # a dry run changes nothing and tells no one
         ctx.on_pass(report, seconds)
     return report
+
+
+def _mark_seen(state: State, report: Report) -> Report:
+    """A would_update already reported for the same digest by the last pass is marked `seen_before`."""
+    out = []
+    for r in report.results:
+        if r.status is Status.WOULD_UPDATE:
+            last = state.last_check(r.container) or {}
+            target = r.detail.get("tag_digest") or r.latest_digest
+            if last.get("status") == Status.WOULD_UPDATE.value and last.get("latest_digest") == target:
+                r = replace(r, detail={**r.detail, "seen_before": True})
+        out.append(r)
+    return Report(tuple(out))
 
 
 def _merge(recovered: list[Result], results: list[Result]) -> list[Result]:
@@ -180,30 +206,51 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
     updates: list[Job] = []
     for s in steps:
         name, image = s.watch.container, str(s.watch.image)
+        at: dict[str, Any] = {
+            "container": name,
+            "image": image,
+            "from_digest": s.current,
+            "to_digest": s.target,
+        }
         if s.action is Action.NOTHING:
-            logger.info("{}: up to date at {}", name, s.current)
+            logs.decision(
+                "INFO", "plan.up_to_date", "{}: up to date at {}", name, s.current, status="up_to_date", **at
+            )
             results[name] = Result(name, image, Status.UP_TO_DATE, s.current, s.target)
         elif s.action is Action.SKIP:
-            logger.warning("{}: skipped: {}", name, s.reason)
+            logs.decision(
+                "WARNING", "plan.skipped", "{}: skipped: {}", name, s.reason, status="skipped", **at
+            )
             results[name] = Result(name, image, Status.SKIPPED, s.current, s.target, s.reason)
         elif s.action is Action.FAIL:
-            logger.error("{}: failed: {}", name, s.reason)
+            logs.decision("ERROR", "plan.failed", "{}: failed: {}", name, s.reason, status="failed", **at)
             results[name] = Result(name, image, Status.FAILED, s.current, s.target, s.reason)
-        elif dry_run:
-            logger.info("{}: would update {} → {}", name, s.current, s.target)
+        elif dry_run or s.action is Action.REPORT:
+            why = s.reason or "dry run"
+            logs.decision("INFO", "plan.would_update", "{}: would update {} → {} ({})", name, s.current, s.target,
+                          why, status="would_update", **at)  # fmt: skip
             results[name] = Result(name, image, Status.WOULD_UPDATE, s.current, s.target)
         else:
             assert s.container is not None and s.target is not None
             updates.append(Job(s.watch, s.container, s.target, s.current, _auth_for(ctx, s.watch)))
     for job, pulled in _pull_all(ctx, updates):
         name = job.watch.container
+        at = {
+            "container": name,
+            "image": str(job.watch.image),
+            "from_digest": job.from_digest,
+            "to_digest": job.digest,
+        }
         if isinstance(pulled, Exception):
-            logger.error("{}: pull of {} failed, nothing changed: {}", name, job.digest, pulled)
+            logs.decision("ERROR", "pull.failed", "{}: pull of {} failed, nothing changed: {}", name, job.digest,
+                          pulled, status="failed", **at)  # fmt: skip
             results[name] = Result(name, str(job.watch.image), Status.FAILED, job.from_digest, job.digest,
                                    f"pull failed: {pulled}")  # fmt: skip
             continue
-        logger.info("{}: replacing {} → {}", name, job.from_digest, job.digest)
-        results[name] = ctx.deployer.replace(job, pulled)
+        logs.decision("INFO", "plan.update", "{}: replacing {} → {}", name, job.from_digest, job.digest,
+                      status="updating", **at)  # fmt: skip
+        with logs.about("replace.step", status="updating", **at):
+            results[name] = ctx.deployer.replace(job, pulled)
     out = []
     for s in steps:  # a pinned entry also reports what the tag itself points to
         r = results[s.watch.container]

@@ -63,10 +63,10 @@ def test_every_problem_is_listed_at_once_with_its_key_path() -> None:
     ("raw", "expected"),
     [
         ({"agent": {"cron": "*/5 * * *"}}, "agent.cron: a cron expression has 5 fields"),
-        ({"agent": {"cron": "61 * * * *"}}, "agent.cron: invalid cron expression"),
+        ({"agent": {"cron": "61 * * * *"}}, "agent.cron: invalid cron expression '61 * * * *': Bad minute"),
         ({"agent": {"cron": "* * * * *", "interval": "5m"}}, "agent.cron: give interval or cron, not both"),
         ({"agent": {"interval": 300}}, "agent.interval: expected a string"),
-        ({"agent": {"interval": "0s"}}, "agent.interval: must be at least 1s"),
+        ({"agent": {"interval": "0s"}}, "agent.interval: must be between 1s and 30d, got '0s'"),
         ({"agent": {"parallel_pulls": True}}, "agent.parallel_pulls: expected an integer, got a boolean"),
         ({"aliyun": {"region": "Hangzhou"}}, "aliyun.region: not a region id"),
         ({"aliyun": {"endpoint": "ftp://x y"}}, "aliyun.endpoint"),
@@ -149,3 +149,65 @@ def test_unreadable_and_invalid_toml_files(tmp_path: Path) -> None:
     bad.write_text("[agent\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load(bad)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [  # issue 9 item 13: each of these passed `agent check`, then killed or crashed the daemon
+        ({"agent": {"jitter": "99999999999d"}}, "agent.jitter: must be between 0s and 1d, got '99999999999d'"),
+        ({"agent": {"interval": "1" * 400 + "s"}}, "agent.interval: must be between 1s and 30d"),
+        ({"agent": {"interval": "31d"}}, "agent.interval: must be between 1s and 30d, got '31d'"),
+        ({"watch": [{"container": "web", "image": IMG, "hook_timeout": "0s"}]},
+         "watch[0].hook_timeout: must be between 1s and 1d, got '0s'"),
+        ({"watch": [{"container": "web", "image": IMG, "health": {"tcp": "127.0.0.1:1", "interval": "0s"}}]},
+         "watch[0].health.interval: must be between 10ms and 1h, got '0s'"),
+        ({"watch": [{"container": "web", "image": IMG, "health": {"tcp": "127.0.0.1:1", "timeout": "0s"}}]},
+         "watch[0].health.timeout: must be between 10ms and 1h, got '0s'"),
+        ({"watch": [{"container": "web", "image": IMG, "min_uptime": "9" * 30 + "d"}]},
+         "watch[0].min_uptime: must be between 0s and 1d"),
+        ({"aliyun": {"timeout": "0s"}}, "aliyun.timeout: must be between 100ms and 10m"),
+        ({"agent": {"mode": "yolo"}}, "agent.mode: must be 'update' or 'notify' (monitor only), got 'yolo'"),
+        ({"watch": [{"container": "web", "image": IMG, "mode": "watch"}]}, "watch[0].mode: must be 'update' or"),
+    ],
+)  # fmt: skip
+def test_out_of_bounds_values_are_named(raw: dict, expected: str) -> None:
+    raw = {"watch": [{"container": "web", "image": IMG}], **raw}
+    assert any(expected in p for p in problems(raw)), problems(raw)
+
+
+def test_bounds_keep_the_values_the_docs_and_benchmarks_use() -> None:
+    cfg = parse({
+        "agent": {"interval": "1s", "jitter": "1d"},
+        "webhook": {"listen": "127.0.0.1:1", "token": "t" * 20, "debounce": "0s"},
+        "watch": [{"container": "a", "image": IMG, "min_uptime": "0s", "hook_timeout": "1s",
+                   "health": {"http": "http://127.0.0.1:1/", "interval": "100ms", "timeout": "10ms"}}],
+    }, ENV)  # fmt: skip
+    h = cfg.watches[0].health
+    assert h is not None and (h.interval, h.timeout) == (0.1, 0.01)
+    assert cfg.agent.schedule.jitter == 86400
+
+
+def test_check_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[agent]\njitter = "99999999999d"\n[[watch]]\ncontainer = "web"\nimage = "{IMG}"\n')
+    assert main(["check", "-c", str(path)]) == 2
+    assert "agent.jitter: must be between 0s and 1d" in capsys.readouterr().err
+
+
+def test_mode_notify_globally_or_per_watch_entry() -> None:
+    cfg = parse({"agent": {"mode": "notify"}, "watch": [
+        {"container": "a", "image": IMG}, {"container": "b", "image": IMG, "mode": "update"}]}, ENV)  # fmt: skip
+    assert cfg.agent.mode == "notify" and [w.mode for w in cfg.watches] == ["notify", "update"]
+    cfg = parse({"watch": [{"container": "a", "image": IMG, "mode": "notify"}]}, ENV)
+    assert cfg.agent.mode == "update" and cfg.watches[0].mode == "notify"
+
+
+def test_notify_on_accepts_would_update_and_tells_it_by_default() -> None:
+    raw = {"watch": [{"container": "a", "image": IMG}], "notify": {"urls": ["json://127.0.0.1:1/"]}}
+    cfg = parse(raw, ENV)
+    assert cfg.notify is not None and "would_update" in cfg.notify.on
+    raw["notify"]["on"] = ["would_update"]
+    cfg = parse(raw, ENV)
+    assert cfg.notify is not None and cfg.notify.on == ("would_update",)

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from agent.config import Schedule
-from agent.daemon import Coordinator, make_trigger
+from agent.daemon import Coordinator, serve
 from agent.errors import LockBusy
 from agent.model import Report
 from agent.runlock import RunLock
+from agent.schedule import Ticker
 from tests.support.wait import wait_until
 
 
@@ -102,14 +103,46 @@ def test_file_lock_excludes_a_second_process_style_holder(tmp_path: Path) -> Non
         pass
 
 
-def test_cron_weekday_numbers_follow_crontab_not_apscheduler() -> None:
-    from datetime import UTC, datetime
+def test_the_ticker_passes_at_start_then_on_schedule_until_stopped(tmp_path: Path) -> None:
+    stop = threading.Event()
+    fired: list[float] = []
+    t = Ticker(Schedule(interval=1), lambda: fired.append(time.monotonic()), stop)
+    t.start()
+    wait_until(lambda: len(fired) >= 2, 10, "a pass at start and one a second later")
+    stop.set()
+    t.join(5)
+    assert not t.alive() and t.dead is None
 
-    trig = make_trigger(Schedule(interval=None, cron="0 9 * * 0"))  # Sundays at 09:00
-    nxt = trig.get_next_fire_time(None, datetime(2026, 11, 27, tzinfo=UTC))  # a Friday
-    assert nxt.isoformat().startswith("2026-11-29T09:00")
+
+def test_a_dead_scheduler_stops_the_daemon_with_exit_1_and_healthz_says_so(tmp_path: Path) -> None:
+    """Issue 9 item 13: the scheduler thread died silently and the daemon never polled again."""
+    runner = Runner()
+    c = Coordinator(runner, RunLock(tmp_path / "lock"))
+    clock_calls = iter([100.0, 100.0])
+
+    def clock() -> float:  # the third reading fails, as an overflowing timer once did
+        try:
+            return next(clock_calls)
+        except StopIteration:
+            raise OverflowError("timestamp too large to convert to C _PyTime_t") from None
+
+    t = Ticker(Schedule(interval=1), lambda: c.run_pass(None, "schedule"), c.stop, clock=clock)
+    assert serve(c, t) == 1
+    assert runner.calls == [None]  # the pass at start ran; then the thread died
+    health = c.health()
+    assert health["scheduler"] == "dead" and health["status"] == "degraded"
+    assert "OverflowError" in str(health["error"])
 
 
-def test_interval_trigger_with_jitter() -> None:
-    trig = make_trigger(Schedule(interval=300, jitter=30))
-    assert trig.interval.total_seconds() == 300 and trig.jitter == 30
+def test_a_clean_stop_exits_0_and_healthz_says_the_scheduler_runs(tmp_path: Path) -> None:
+    runner = Runner()
+    c = Coordinator(runner, RunLock(tmp_path / "lock"))
+
+    def pass_then_sigterm() -> None:
+        c.run_pass(None, "schedule")
+        c.stop.set()
+
+    t = Ticker(Schedule(interval=3600), pass_then_sigterm, c.stop)
+    assert c.health()["scheduler"] == "running" and "status" not in c.health()
+    assert serve(c, t) == 0
+    assert runner.calls == [None]
