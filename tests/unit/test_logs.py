@@ -1,13 +1,35 @@
-"""Secrets registered with the log set-up never reach a log line, plain or JSON."""
+"""Logs: secrets never reach a line; --log-json lines are flat objects whose field and event names are pinned."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 from loguru import logger
 
 from agent import logs
+from agent.reconcile import reconcile
+from tests.support.fakes import FakeRegistry, FakeRuntime
+from tests.unit.test_plan import A, B, make_ctx
 
 SECRET = "-".join(["topsecret", "value", "1"])  # not a literal, so tracebacks cannot quote it
+IMG = "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"
+
+# Pinned: log shippers filter on these names, so renaming one is a breaking change (docs/operations.md).
+FIELDS = ["event", "container", "image", "status", "from_digest", "to_digest"]
+EVENTS = {"plan.up_to_date", "plan.skipped", "plan.failed", "plan.would_update", "plan.update",
+          "pull.failed", "replace.step", "pass.result"}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():  # type: ignore[no-untyped-def]
+    yield
+    logs.setup("INFO")
+
+
+def json_lines(err: str) -> list[dict]:
+    return [json.loads(line) for line in err.splitlines() if line.strip()]
 
 
 @pytest.mark.parametrize("as_json", [False, True])
@@ -15,6 +37,7 @@ def test_registered_secrets_are_redacted_from_messages_and_exceptions(capsys, as
     logs.setup("DEBUG", json=as_json)
     logs.add_secrets([SECRET])
     logger.info("token is {}", SECRET)
+    logger.bind(error=f"it was {SECRET}").info("a field")
     try:
         raise ValueError("bad key " + SECRET)
     except ValueError:
@@ -23,3 +46,63 @@ def test_registered_secrets_are_redacted_from_messages_and_exceptions(capsys, as
     assert SECRET not in err
     assert "token is ***" in err and "bad key ***" in err
     assert logs.redact(f"x {SECRET} y") == "x *** y"
+
+
+def test_json_lines_are_flat_with_level_time_message_and_the_decision_fields(capsys) -> None:
+    logs.setup("INFO", json=True)
+    logs.decision("WARNING", "plan.skipped", "{}: skipped: {}", "web", "gone", container="web", image=IMG,
+                  status="skipped", from_digest=A, to_digest=B)  # fmt: skip
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logger.exception("a crash")
+    skipped, crash = json_lines(capsys.readouterr().err)
+    assert list(skipped) == ["time", "level", "message", *FIELDS]
+    assert skipped["level"] == "WARNING" and skipped["message"] == "web: skipped: gone"
+    assert (skipped["event"], skipped["container"], skipped["image"]) == ("plan.skipped", "web", IMG)
+    assert (skipped["status"], skipped["from_digest"], skipped["to_digest"]) == ("skipped", A, B)
+    assert skipped["time"][10] == "T" and skipped["time"][-6] in "+-"  # ISO 8601 with the UTC offset
+    assert crash["level"] == "ERROR" and "RuntimeError: boom" in crash["exception"]
+
+
+def test_every_decision_of_a_pass_carries_the_pinned_fields_and_event_names(tmp_path: Path, capsys) -> None:
+    from agent.errors import RuntimeFault
+
+    rt = FakeRuntime(fail={"pull": RuntimeFault("manifest unknown")})
+    for name, digest in (("same", B), ("new", A), ("watchonly", A), ("broken", A)):  # vpc: no local copy of B
+        rt.add(name, "sha256:" + name[0] * 64, (f"registry-vpc.cn-hangzhou.aliyuncs.com/ns/web@{digest}",))
+    watches = [{"container": n, "image": IMG, "min_uptime": "0s"} for n in ("same", "new", "ghost")]
+    watches.append({"container": "watchonly", "image": IMG, "mode": "notify"})
+    watches.append({"container": "broken", "image": IMG.replace("web", "nope")})
+    ctx = make_ctx(tmp_path, watches, FakeRegistry({"ns/web": {"latest": B}}), rt)
+    logs.setup("DEBUG", json=True)
+    reconcile(ctx)
+    rt.fail.clear()
+    reconcile(ctx)
+    lines = json_lines(capsys.readouterr().err)
+    decisions = [line for line in lines if line.get("container")]
+    assert {d["event"] for d in decisions} == EVENTS
+    for d in decisions:
+        assert all(k in d for k in FIELDS), d
+        assert d["image"] is not None and d["message"].startswith(d["container"] + ":"), d
+    results = [d for d in decisions if d["event"] == "pass.result"]
+    assert [(d["container"], d["status"]) for d in results[5:]] == [
+        ("same", "up_to_date"), ("new", "updated"), ("ghost", "skipped"), ("watchonly", "would_update"),
+        ("broken", "failed"),
+    ]  # fmt: skip
+    new = results[6]
+    assert (new["from_digest"], new["to_digest"]) == (A, B)
+    steps = [d for d in decisions if d["event"] == "replace.step"]
+    assert steps and all((d["container"], d["from_digest"], d["to_digest"]) == ("new", A, B) for d in steps)
+    done = [line for line in lines if line.get("event") == "pass.done"]
+    assert len(done) == 2 and done[1]["updated"] == 1 and done[1]["would_update"] == 1
+
+
+def test_people_get_no_per_container_summary_lines(tmp_path: Path, capsys) -> None:
+    logs.setup("INFO")
+    logs.decision("INFO", "pass.result", "web: updated", container="web", image=IMG, status="updated")
+    logs.decision(
+        "INFO", "plan.up_to_date", "web: up to date", container="web", image=IMG, status="up_to_date"
+    )
+    err = capsys.readouterr().err
+    assert "web: up to date" in err and "web: updated" not in err

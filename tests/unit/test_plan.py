@@ -9,14 +9,16 @@ import pytest
 from agent.config import Watch, parse
 from agent.deploy import Deployer
 from agent.errors import RegistryError
-from agent.model import ContainerInfo, ImageRef, Status
+from agent.model import ContainerInfo, ImageRef, Report, Status
 from agent.reconcile import Action, Context, Observation, plan, reconcile
 from agent.state import State
 from tests.support.fakes import FakeRegistry, FakeRuntime
 
 A, B, C = ("sha256:" + c * 64 for c in "abc")
-REF = ImageRef.parse("registry.cn-hangzhou.aliyuncs.com/ns/web:latest")
+REF_TEXT = "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"
+REF = ImageRef.parse(REF_TEXT)
 W = Watch("web", REF, "aliyun")
+N = Watch("web", REF, "aliyun", mode="notify")
 
 
 def info(
@@ -50,6 +52,11 @@ def info(
         (Observation(W, info(A), latest=B, pinned=A), Action.NOTHING, A, A, None),
         (Observation(W, info(A), error="API down", pinned=A), Action.NOTHING, A, A, None),
         (Observation(W, None, runtime_error="docker: socket gone"), Action.FAIL, None, None, "socket gone"),
+        # monitor only (mode = "notify"): an update becomes a report; everything else is unchanged
+        (Observation(N, info(A), latest=B), Action.REPORT, A, B, 'monitor only (mode = "notify")'),
+        (Observation(N, info(A), latest=A), Action.NOTHING, A, A, None),
+        (Observation(N, info(A), latest=B, quarantined={B: "crashed"}), Action.SKIP, A, B, "quarantined"),
+        (Observation(N, info(B), latest=B, pinned=A), Action.REPORT, B, A, "monitor only"),
     ],
 )
 def test_plan_table(
@@ -160,3 +167,45 @@ def test_an_invalid_digest_fails_only_its_own_tag(tmp_path: Path) -> None:
     a, b = reconcile(make_ctx(tmp_path, watches, Broken({}), rt)).results
     assert a.status is Status.UP_TO_DATE
     assert b.status is Status.FAILED and "invalid digest for tag 'v2'" in (b.error or "")
+
+
+def test_monitor_only_reports_would_update_and_never_pulls_or_replaces(tmp_path: Path) -> None:
+    rt = FakeRuntime()
+    rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
+    reg = FakeRegistry({"ns/web": {"latest": B}})
+    told: list[Report] = []
+    ctx = make_ctx(tmp_path, [{"container": "a", "image": REF_TEXT, "mode": "notify"}], reg, rt)
+    ctx.on_pass = lambda report, _s: told.append(report)
+    (r,) = reconcile(ctx).results
+    assert (r.status, r.current_digest, r.latest_digest, r.error) == (Status.WOULD_UPDATE, A, B, None)
+    assert rt.log == [] and rt.calls["pull"] == 0
+    assert "seen_before" not in r.detail  # the first time: notified
+    (again,) = reconcile(ctx).results
+    assert again.status is Status.WOULD_UPDATE and again.detail["seen_before"] is True  # not notified again
+    reg.tags["ns/web"]["latest"] = C
+    (newer,) = reconcile(ctx).results
+    assert newer.latest_digest == C and "seen_before" not in newer.detail  # a newer image is news again
+    assert [len(t.results) for t in told] == [1, 1, 1]
+    assert rt.log == [] and rt.calls["pull"] == 0
+
+
+def test_a_dry_run_tells_no_one(tmp_path: Path) -> None:
+    rt = FakeRuntime()
+    rt.add("a", "sha256:" + "1" * 64, (f"registry.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
+    told: list[Report] = []
+    ctx = single(tmp_path, FakeRegistry({"ns/web": {"latest": B}}), rt)
+    ctx.on_pass = lambda report, _s: told.append(report)
+    assert reconcile(ctx, dry_run=True).results[0].status is Status.WOULD_UPDATE
+    assert told == []
+
+
+def test_notifier_tells_a_would_update_once_per_digest() -> None:
+    from agent.model import Result
+    from agent.notify import Notifier
+
+    n = Notifier(["json://127.0.0.1:1/"])
+    fresh = Result("web", REF_TEXT, Status.WOULD_UPDATE, A, B)
+    seen = Result("web", REF_TEXT, Status.WOULD_UPDATE, A, B, detail={"seen_before": True})
+    msg = n.message(Report((fresh,)))
+    assert msg is not None and "1 would update" in msg[0] and not msg[2]
+    assert n.message(Report((seen,))) is None
