@@ -173,16 +173,61 @@ def test_enterprise_edition_end_to_end_with_repo_id_cached_and_a_notification(wo
         sink.close()
 
 
-def test_log_json_gives_one_json_object_per_line(world: World) -> None:
+def test_log_json_gives_flat_json_lines_only_and_no_table(world: World) -> None:
+    """Issue 11 problems 5 and 8: cron's `--log-json >> file 2>&1` gets pure JSON lines, with fields."""
     import json
 
     world.push_image("v1")
     cfg = world.config([{"container": "ghost", "image": world.image()}])
     done = world.agent("once", "-c", str(cfg), "--log-json")
+    assert done.stdout == ""  # no TTY, no --table: no human table mixed into the log
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
-    messages = [line["record"]["message"] for line in lines]
-    assert any("skipped" in m for m in messages) and any(m.startswith("pass done") for m in messages)
-    assert all(line["record"]["level"]["name"] in ("INFO", "WARNING") for line in lines)
+    assert all(line["level"] in ("INFO", "WARNING") for line in lines)
+    (skipped,) = [line for line in lines if line.get("event") == "plan.skipped"]
+    assert (skipped["container"], skipped["status"]) == (world.prefix + "ghost", "skipped")
+    assert skipped["image"] == world.image() and "skipped" in skipped["message"]
+    assert any(line["message"].startswith("pass done") for line in lines)
+    table = world.agent("once", "-c", str(cfg), "--log-json", "--table")
+    assert table.stdout.startswith(world.prefix + "ghost") and "skipped" in table.stdout
+
+
+def test_monitor_only_reports_would_update_notifies_once_and_never_pulls(world: World) -> None:
+    from tests.unit.test_notify import Sink
+
+    world.push_image("v1")
+    c = world.run("app")
+    cfg = world.config([{"container": "app", "image": world.image()}], agent='mode = "notify"')
+    sink = Sink()
+    try:
+        cfg.write_text(cfg.read_text().replace("[[watch]]", f'[notify]\nurls = ["{sink.url}"]\n[[watch]]', 1))
+        d2 = world.push_image("v2")
+        world.fake.reset_stats()
+        code, report, err = world.once(cfg)
+        r = by_container(report)[world.prefix + "app"]
+        assert code == 0 and (r["status"], r["latest_digest"]) == ("would_update", d2), err
+        assert world.fake.stats()["actions"] == {"GetRepoTags": 1}  # no registry token: nothing pulled
+        assert world.container("app")["Id"] == c.id and d2 not in world.running_digests("app")
+        (note,) = sink.bodies
+        assert "1 would update" in note["title"] and f"{world.prefix}app: would_update" in note["message"]
+        code, report, _ = world.once(cfg)  # the same digest again: reported, not notified again
+        assert by_container(report)[world.prefix + "app"]["seen_before"] is True
+        assert len(sink.bodies) == 1 and world.container("app")["Id"] == c.id
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize("cron", ["0 3 * * 0-2", "0 3 * * */2", "@daily"])
+def test_run_accepts_every_schedule_check_accepts(world: World, cron: str) -> None:
+    """Issue 11 problem 6: these passed `check`, then crashed `agent run` with rc 1."""
+    world.push_image("v1")
+    cfg = world.config([{"container": "ghost", "image": world.image()}])
+    cfg.write_text(cfg.read_text().replace('interval = "1h"', f"cron = {cron!r}".replace("'", '"')))
+    assert world.agent("check", "-c", str(cfg)).returncode == 0
+    p = world.spawn("run", "-c", str(cfg))
+    wait_until(lambda: "pass done" in world.log_of(p), 30, "the first pass at start")
+    assert p.poll() is None and "schedule cron" in world.log_of(p)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 0, world.log_of(p)
 
 
 def test_registry_source_with_configured_credentials_and_no_acr_calls(world: World) -> None:
