@@ -45,33 +45,15 @@ def decision(
     **extra: Any,
 ) -> None:
     """Log one decision about one container, with its fields (see FIELDS)."""
-    fields = fields_of(event, container, image, status, from_digest, to_digest)
+    fields = dict(zip(FIELDS, (event, container, image, status, from_digest, to_digest), strict=True))
     logger.bind(**fields, **extra).opt(depth=1).log(level, message, *args)
 
 
 @contextmanager
-def about(
-    event: str,
-    container: str,
-    image: str | None,
-    status: str | None,
-    from_digest: str | None,
-    to_digest: str | None,
-) -> Iterator[None]:
-    """Give every line logged inside the block (by this thread) these decision fields."""
-    with logger.contextualize(**fields_of(event, container, image, status, from_digest, to_digest)):
+def about(event: str, **fields: str | None) -> Iterator[None]:
+    """Every line logged inside the block (by this thread) carries these decision fields."""
+    with logger.contextualize(**(dict.fromkeys(FIELDS) | fields | {"event": event})):
         yield
-
-
-def fields_of(
-    event: str,
-    container: str,
-    image: str | None,
-    status: str | None,
-    from_digest: str | None,
-    to_digest: str | None,
-) -> dict[str, Any]:
-    return dict(zip(FIELDS, (event, container, image, status, from_digest, to_digest), strict=True))
 
 
 def _patch(record: Any) -> None:

@@ -6,7 +6,9 @@ import fcntl
 import os
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -145,17 +147,13 @@ def test_run_daemon_updates_on_schedule_and_stops_cleanly_on_sigterm(world: Worl
 
 
 def test_enterprise_edition_end_to_end_with_repo_id_cached_and_a_notification(world: World) -> None:
-    from tests.unit.test_notify import Sink
-
     world.push_image("v1")
     world.run("app")
     cfg = world.config(
         [{"container": "app", "image": world.image()}],
         extra='edition = "enterprise"\ninstance_id = "cri-test"',
     )
-    sink = Sink()
-    try:
-        cfg.write_text(cfg.read_text().replace("[[watch]]", f'[notify]\nurls = ["{sink.url}"]\n[[watch]]', 1))
+    with notify_sink(cfg) as sink:
         d2 = world.push_image("v2")
         world.fake.reset_stats()
         code, report, err = world.once(cfg)
@@ -169,6 +167,17 @@ def test_enterprise_edition_end_to_end_with_repo_id_cached_and_a_notification(wo
         (note,) = sink.bodies
         assert "1 updated" in note["title"] and f"{world.prefix}app: updated" in note["message"]
         assert sink.url not in err
+
+
+@contextmanager
+def notify_sink(cfg: Path) -> Iterator[Any]:
+    """A JSON webhook on loopback, added to the config as its [notify] URL."""
+    from tests.unit.test_notify import Sink
+
+    sink = Sink()
+    try:
+        cfg.write_text(cfg.read_text().replace("[[watch]]", f'[notify]\nurls = ["{sink.url}"]\n[[watch]]', 1))
+        yield sink
     finally:
         sink.close()
 
@@ -192,14 +201,10 @@ def test_log_json_gives_flat_json_lines_only_and_no_table(world: World) -> None:
 
 
 def test_monitor_only_reports_would_update_notifies_once_and_never_pulls(world: World) -> None:
-    from tests.unit.test_notify import Sink
-
     world.push_image("v1")
     c = world.run("app")
     cfg = world.config([{"container": "app", "image": world.image()}], agent='mode = "notify"')
-    sink = Sink()
-    try:
-        cfg.write_text(cfg.read_text().replace("[[watch]]", f'[notify]\nurls = ["{sink.url}"]\n[[watch]]', 1))
+    with notify_sink(cfg) as sink:
         d2 = world.push_image("v2")
         world.fake.reset_stats()
         code, report, err = world.once(cfg)
@@ -212,8 +217,6 @@ def test_monitor_only_reports_would_update_notifies_once_and_never_pulls(world: 
         code, report, _ = world.once(cfg)  # the same digest again: reported, not notified again
         assert by_container(report)[world.prefix + "app"]["seen_before"] is True
         assert len(sink.bodies) == 1 and world.container("app")["Id"] == c.id
-    finally:
-        sink.close()
 
 
 @pytest.mark.parametrize("cron", ["0 3 * * 0-2", "0 3 * * */2", "@daily"])
