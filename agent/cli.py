@@ -76,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.add_secrets(cfg.secrets)
     try:
         if args.command == "check":
+            from agent import schedule
+
             print(describe(cfg))
+            print(f"  schedule of `agent run`: {schedule.describe(cfg.agent.schedule)}")
             print("config OK")
             return EXIT_OK
         if args.command == "once":

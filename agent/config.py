@@ -227,7 +227,8 @@ def _duration(
         p.add(f"{path}.{key}", str(e))
         return default
     if not low <= seconds <= high:
-        p.add(f"{path}.{key}", f"must be between {_span(low)} and {_span(high)}, got {value!r}")
+        shown = value if len(value) <= 40 else value[:20] + "…" + value[-4:]
+        p.add(f"{path}.{key}", f"must be between {_span(low)} and {_span(high)}, got {shown!r}")
         return default
     return seconds
 

@@ -211,3 +211,17 @@ def test_notify_on_accepts_would_update_and_tells_it_by_default() -> None:
     raw["notify"]["on"] = ["would_update"]
     cfg = parse(raw, ENV)
     assert cfg.notify is not None and cfg.notify.on == ("would_update",)
+
+
+def test_check_shows_the_schedule_run_will_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.cli import main
+
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'[agent]\ncron = "0 3 * * 0-2"\njitter = "1m"\n[[watch]]\ncontainer = "web"\nimage = "{IMG}"\n'
+    )
+    assert main(["check", "-c", str(path)]) == 0
+    assert "schedule of `agent run`: cron '0 3 * * 0-2' (CST) (jitter 60s)" in capsys.readouterr().out
