@@ -219,6 +219,8 @@ def test_check_shows_the_schedule_run_will_use(
     from agent.cli import main
 
     monkeypatch.setenv("TZ", "Asia/Shanghai")
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
     path = tmp_path / "agent.toml"
     path.write_text(
         f'[agent]\ncron = "0 3 * * 0-2"\njitter = "1m"\n[[watch]]\ncontainer = "web"\nimage = "{IMG}"\n'
