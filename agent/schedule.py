@@ -63,7 +63,7 @@ def local_zone() -> tzinfo:
             return ZoneInfo(name)
         with open("/etc/localtime", "rb") as f:
             return ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ValueError):
+    except (OSError, ValueError, KeyError):  # KeyError: ZoneInfoNotFoundError, an unknown $TZ
         return UTC
 
 

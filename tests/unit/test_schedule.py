@@ -91,3 +91,12 @@ def test_interval_passes_stay_on_their_grid_and_jitter_only_delays() -> None:
     assert t.next_due(1000.0 + 3 * 300 + 1) == 1000 + 4 * 300 + 30  # missed times coalesce into one
     plain = Ticker(Schedule(300, None), lambda: None, threading.Event(), clock=lambda: 1000.0)
     assert plain.next_due(1000.0) == 1300
+
+
+def test_an_unknown_tz_falls_back_to_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.schedule import local_zone
+
+    monkeypatch.setenv("TZ", "Nowhere/Atlantis")
+    assert local_zone() is UTC
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    assert str(local_zone()) == "Asia/Shanghai"
