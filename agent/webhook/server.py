@@ -1,0 +1,97 @@
+"""The two listeners of `agent run`: the webhook ([webhook]) and the metrics listener ([metrics])."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from loguru import logger
+
+from agent.metrics import Metrics
+from agent.webhook.http import Limits, Server, is_loopback, parse_listen
+from agent.webhook.routes import HOOK, PROBE, Routes, Waker, WatchTarget
+
+SERVER_NAME = "cr-agent"
+
+
+class _Listener:
+    """An http.Server with a name, a listen address and an error that names the address."""
+
+    def __init__(self, what: str, listen: str, routes: Routes, limits: Limits) -> None:
+        self._what = what
+        self._host, self._port = parse_listen(listen)
+        self._server = Server(self._host, self._port, routes, limits, name=SERVER_NAME)
+        self._started = False
+
+    def start(self) -> None:
+        """Bind, listen and serve in a daemon thread. Returns once the socket is listening."""
+        if self._started:
+            raise RuntimeError(f"a {self._what} server can be started only once")
+        self._started = True
+        try:
+            self._server.start()
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"{self._what}: cannot listen on {self._host}:{self._port}: {exc.strerror}"
+            ) from exc
+        host, port = self.address
+        logger.info("{}: listening on {}:{}", self._what, host, port)
+
+    def stop(self) -> None:
+        """Stop accepting, cut open connections and join the threads. Safe to call more than once."""
+        self._server.stop()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port): with port 0 in `listen`, the port the OS chose."""
+        return self._server.address
+
+
+class WebhookServer(_Listener):
+    """The ACR hook, the update API, /healthz and /metrics."""
+
+    def __init__(
+        self,
+        listen: str,
+        *,
+        token: str,
+        targets: Sequence[WatchTarget],
+        waker: Waker,
+        health: Callable[[], dict[str, object]],
+        metrics: Metrics,
+        match_tag: bool = False,
+        max_body: int = 64 * 1024,
+        max_head: int = 16 * 1024,
+        client_timeout: float = 10.0,
+        max_clients: int = 16,
+        max_connections: int = 256,
+        max_per_ip: int = 32,
+    ) -> None:
+        if not token:
+            raise ValueError("webhook token must not be empty")
+        limits = Limits(
+            max_head=max_head, max_body=max_body, timeout=client_timeout, max_connections=max_connections,
+            max_per_ip=max_per_ip, lanes={PROBE: 4, HOOK: max_clients},
+        )  # fmt: skip
+        routes = Routes(
+            token=token, targets=targets, waker=waker, health=health, metrics=metrics, match_tag=match_tag
+        )
+        super().__init__("webhook", listen, routes, limits)
+
+
+class MetricsServer(_Listener):
+    """/metrics and /healthz only. On a loopback address /healthz shows the details without a token."""
+
+    def __init__(
+        self,
+        listen: str,
+        *,
+        health: Callable[[], dict[str, object]],
+        metrics: Metrics,
+        token: str | None = None,
+    ) -> None:
+        host, _ = parse_listen(listen)
+        routes = Routes(
+            token=token, targets=(), waker=None, health=health, metrics=metrics,
+            open_details=is_loopback(host), log_name="metrics",
+        )  # fmt: skip
+        super().__init__("metrics", listen, routes, Limits(max_body=0, max_per_ip=16, lanes={PROBE: 4, HOOK: 1}))
