@@ -199,6 +199,7 @@ class _Conn:
         self.out = b""
         self.complete = False  # the whole request was read
         self.drained = 0
+        self.received = 0  # bytes received before the head was complete
         self.then = _LINGERING  # the state to enter once `out` is sent
 
 
@@ -358,6 +359,8 @@ class Server:
         if conn.state != _READING:
             return
         conn.last_active = time.monotonic()
+        if conn.head is None:
+            conn.received += len(data)
         conn.parser.receive_data(data)
         try:
             self._advance(conn)
@@ -369,7 +372,7 @@ class Server:
             return error_reply(HTTPStatus.BAD_REQUEST, "incomplete request: the headers never ended", "bad_request")
         if eof:
             return error_reply(HTTPStatus.BAD_REQUEST, "body shorter than declared", "bad_request")
-        if exc.error_status_hint == HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE and conn.head is None:
+        if exc.error_status_hint == HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:
             limit = self._limits.max_head
             return error_reply(
                 HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -388,6 +391,9 @@ class Server:
             if isinstance(event, h11.ConnectionClosed):
                 self._close(conn)  # closed before sending anything
             elif isinstance(event, h11.Request):
+                # h11 caps only an incomplete head: a whole one that arrived at once is measured here.
+                if conn.received - len(conn.parser.trailing_data[0]) > self._limits.max_head:
+                    raise h11.RemoteProtocolError("head too large", HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
                 self._on_head(conn, event)
             elif isinstance(event, h11.Data):
                 conn.body += event.data

@@ -540,15 +540,47 @@ def test_update_body_over_max_body_gets_413(make: Callable[..., Running]) -> Non
 # -- health, metrics, headers, secrets ----------------------------------------------------
 
 
-def test_healthz_returns_the_health_state_plus_status_ok_without_auth(make: Callable[..., Running]) -> None:
-    """GET /healthz needs no auth and answers 200 with health() merged with {"status": "ok"}."""
-    run = make(health=lambda: {"last_pass": "2024-01-01T00:00:00Z", "queued": 0})
+def test_healthz_without_auth_is_liveness_only(make: Callable[..., Running]) -> None:
+    """GET /healthz needs no auth, and then says only whether the agent is alive: no names, no errors."""
+    run = make(health=lambda: {"last_pass": {"results": {"web": "failed"}, "error": "boom"}, "queued": 0})
     r = run.request("GET", "/healthz")
     assert r.status == 200
     assert r.header("Content-Type") == "application/json"
-    assert r.json() == {"status": "ok", "last_pass": "2024-01-01T00:00:00Z", "queued": 0}
+    assert r.json() == {"status": "ok"}
     head = run.request("HEAD", "/healthz")
     assert (head.status, head.body) == (200, b"")
+
+
+@pytest.mark.parametrize("headers", [{"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}])
+def test_healthz_with_a_wrong_token_is_liveness_only(
+    make: Callable[..., Running], headers: dict[str, str]
+) -> None:
+    """A wrong or non-Bearer Authorization on /healthz gets the liveness answer, not the details."""
+    run = make(health=lambda: {"last_pass": "x"})
+    assert run.request("GET", "/healthz", headers=headers).json() == {"status": "ok"}
+
+
+def test_healthz_with_the_bearer_returns_the_health_state_plus_status_ok(make: Callable[..., Running]) -> None:
+    """With `Authorization: Bearer <token>`, /healthz answers health() merged with {"status": "ok"}."""
+    run = make(health=lambda: {"last_pass": "2024-01-01T00:00:00Z", "queued": 0})
+    r = run.request("GET", "/healthz", headers=BEARER)
+    assert r.status == 200
+    assert r.json() == {"status": "ok", "last_pass": "2024-01-01T00:00:00Z", "queued": 0}
+
+
+@pytest.mark.parametrize(
+    "state", [{"healthy": False, "error": "the scheduler thread died"}, {"status": "degraded"}]
+)
+def test_healthz_answers_503_when_health_reports_unhealthy(
+    make: Callable[..., Running], state: dict[str, object]
+) -> None:
+    """A dead scheduler or worker (health() says healthy: false, or a non-ok status) turns /healthz 503."""
+    run = make(health=lambda: state)
+    r = run.request("GET", "/healthz")
+    assert r.status == 503
+    assert r.json()["status"] in ("unhealthy", "degraded") and "error" not in r.json()
+    detailed = run.request("GET", "/healthz", headers=BEARER)
+    assert detailed.status == 503 and detailed.json()["status"] != "ok"
 
 
 def test_metrics_endpoint_serves_prometheus_text_without_auth(make: Callable[..., Running]) -> None:
@@ -601,7 +633,7 @@ def test_the_token_never_appears_in_any_response_header_or_log_line(
 def test_a_token_leaking_through_health_is_scrubbed_from_the_response(make: Callable[..., Running]) -> None:
     """Last line of defence: if health() ever returned the token, the response carries *** instead."""
     run = make(health=lambda: {"oops": f"listen with {TOKEN}"})
-    r = run.request("GET", "/healthz")
+    r = run.request("GET", "/healthz", headers=BEARER)
     assert r.status == 200
     assert r.json()["oops"] == "listen with ***"
 
@@ -709,24 +741,153 @@ def test_a_trickling_client_is_cut_at_the_whole_request_deadline(make: Callable[
     assert cut and elapsed < 3.0
 
 
-def test_clients_over_max_clients_get_a_fast_503_and_capacity_comes_back(
-    make: Callable[..., Running],
+def send_in_background(sock: socket.socket, data: bytes) -> threading.Thread:
+    """Send `data` from a thread (the server may answer and close before it is all sent)."""
+
+    def send() -> None:
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_huge_request_head_gets_431_before_it_is_buffered(make: Callable[..., Running]) -> None:
+    """99 header lines of 65 KB (issue 9's memory attack) are refused with a JSON 431 naming the cap."""
+    run = make(client_timeout=30.0)
+    head = b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 65_000) for i in range(99))
+    with run.connect() as sock:
+        sender = send_in_background(sock, head + b"\r\n")
+        data = read_raw(sock, timeout=10.0)
+        sender.join(10)
+    assert raw_status(data) == 431
+    assert "16384" in str(json.loads(data.split(b"\r\n\r\n", 1)[1])["error"])
+    assert run.hook_count("unknown", "head_too_large") == 1.0
+    assert run.request("GET", "/healthz").status == 200
+
+
+@pytest.mark.parametrize(("size", "status"), [(15_000, 200), (17_000, 431)])
+def test_the_request_head_cap_is_max_head_for_the_whole_head(
+    make: Callable[..., Running], size: int, status: int
 ) -> None:
-    """With every handler slot held by slow clients, the next request gets 503 at once; freed slots serve again."""
-    run = make(max_clients=2, client_timeout=30.0)
-    holders = [run.connect(), run.connect()]
+    """The cap counts the whole head, not one line: many small lines over 16 KiB in total are 431 too."""
+    run = make()
+    lines = b"".join(b"X-%d: %s\r\n" % (i, b"b" * 990) for i in range(size // 1000))
+    with run.connect() as sock:
+        sender = send_in_background(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
+        data = read_raw(sock)
+        sender.join(5)
+    assert raw_status(data) == status
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /hea", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"])
+def test_a_timed_out_request_gets_a_clean_408_and_no_traceback(
+    make: Callable[..., Running], logs: list[str], sent: bytes
+) -> None:
+    """Silence, half a request line or half a head: a JSON 408 at the deadline, one log line, no traceback."""
+    run = make(client_timeout=0.5)
+    with run.connect() as sock:
+        sock.sendall(sent)
+        data = read_raw(sock)
+    assert raw_status(data) == 408
+    assert "error" in json.loads(data.split(b"\r\n\r\n", 1)[1])
+    wait_until(lambda: any("408" in line for line in logs), 5, "the 408 to be logged")
+    assert not [line for line in logs if "Traceback" in line or line.startswith("ERROR")], logs
+
+
+def test_wrong_token_requests_are_logged_once_per_interval_per_peer_with_a_count(
+    make: Callable[..., Running], logs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token-guessing flood leaves one warning per peer and interval; the next one counts the quiet ones."""
+    from agent.webhook import routes
+
+    monkeypatch.setattr(routes, "UNAUTHORIZED_LOG_INTERVAL", 0.3)
+    run = make()
+    for _ in range(3):
+        assert run.request("POST", "/hooks/aliyun/guess", acr_payload()).status == 404
+    run.request("POST", "/v1/update", b"", {"Authorization": "Bearer guess"})
+    warned = [line for line in logs if line.startswith("WARNING")]
+    assert len(warned) == 1 and "wrong or missing hook token" in warned[0], warned
+    time.sleep(0.35)  # past the interval (a lower bound, not a race)
+    run.request("POST", "/hooks/aliyun/guess", acr_payload())
+    warned = [line for line in logs if line.startswith("WARNING")]
+    assert len(warned) == 2 and "3 more from this address" in warned[1], warned
+    assert run.hook_count("aliyun", "unauthorized") == 4.0
+
+
+def test_hooks_over_max_clients_get_a_fast_503_and_capacity_comes_back(make: Callable[..., Running]) -> None:
+    """With every hook handler busy, the next hook gets 503 at once, health still answers; freed, hooks serve again."""
+    release = threading.Event()
+    run = make(waker=FakeWaker(block=release), max_clients=1)
+    first: list[int] = []
+    holder = threading.Thread(target=lambda: first.append(run.request("POST", HOOK, acr_payload()).status))
+    holder.start()
     try:
-        for sock in holders:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and then nothing
-        wait_until(lambda: run.request("GET", "/healthz").status == 503, 5, "the server to be full")
-        r = run.request("GET", "/healthz")
+        assert run.waker.entered.wait(5)
+        r = run.request("POST", HOOK, acr_payload())
         assert r.status == 503 and r.elapsed < 1.0
         assert r.header("Retry-After") == "1" and "busy" in str(r.json()["error"])
+        assert run.request("GET", "/healthz").status == 200
     finally:
-        for sock in holders:
+        release.set()
+        holder.join(5)
+    assert first == [202]
+    wait_until(lambda: run.request("POST", HOOK, acr_payload()).status == 202, 5, "a free handler slot")
+    assert run.hook_count("aliyun", "busy") == 1.0
+
+
+def test_64_slow_connections_do_not_keep_healthz_from_answering(make: Callable[..., Running]) -> None:
+    """Slow clients holding half-sent requests cost no handler: /healthz from the same address still gets 200."""
+    run = make(client_timeout=30.0)
+    slow = [run.connect() for _ in range(64)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        for _ in range(3):
+            r = run.request("GET", "/healthz", timeout=5.0)
+            assert r.status == 200
+    finally:
+        for sock in slow:
             sock.close()
-    wait_until(lambda: run.request("GET", "/healthz").status == 200, 5, "a free handler slot")
-    assert (run.hook_count("unknown", "busy") or 0) >= 1
+
+
+def test_a_peer_over_its_connection_limit_loses_its_idlest_half_sent_connection(
+    make: Callable[..., Running],
+) -> None:
+    """At max_per_ip, a new connection makes the server close (408) the one idle longest while still sending."""
+    run = make(max_per_ip=2, client_timeout=30.0)
+    oldest = run.connect()
+    oldest.sendall(b"GET /healthz HTTP/1.1\r\n")
+    wait_until(lambda: run.request("GET", "/healthz").status == 200, 5, "the first connection to be idle")
+    newer = run.connect()
+    try:
+        newer.sendall(b"GET /healthz HTTP/1.1\r\n")
+        assert run.request("GET", "/healthz").status == 200
+        assert raw_status(read_raw(oldest)) == 408
+        assert select.select([newer], [], [], 0)[0] == []  # the newer one is still waiting
+        assert run.hook_count("unknown", "evicted") == 1.0
+    finally:
+        oldest.close()
+        newer.close()
+
+
+def test_a_connection_over_every_limit_with_nothing_to_evict_gets_503(make: Callable[..., Running]) -> None:
+    """When every connection of the peer is being answered, a new one gets a fast 503."""
+    release = threading.Event()
+    run = make(waker=FakeWaker(block=release), max_per_ip=1)
+    holder = threading.Thread(target=lambda: run.request("POST", HOOK, acr_payload()))
+    holder.start()
+    try:
+        assert run.waker.entered.wait(5)
+        r = run.request("GET", "/healthz")
+        assert r.status == 503 and "busy" in str(r.json()["error"])
+    finally:
+        release.set()
+        holder.join(5)
+    assert run.request("GET", "/healthz").status == 200
 
 
 def test_concurrent_requests_are_all_answered(make: Callable[..., Running]) -> None:
