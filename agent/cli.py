@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     once.add_argument(
         "--table", action="store_true", help="print the result table even when stdout is no TTY"
     )
+    once.add_argument("--metrics-file", metavar="PATH", type=Path,
+                      help="write metrics for node_exporter's textfile collector (atomically) after the pass")  # fmt: skip
     sub.add_parser("run", parents=[common], help="the daemon: reconcile on a schedule (and on webhooks)")
     sub.add_parser("check", parents=[common], help="validate the config and list every problem")
     status = sub.add_parser(
@@ -83,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("config OK")
             return EXIT_OK
         if args.command == "once":
-            return _once(cfg, dry_run=args.dry_run, output=_output(args))
+            return _once(cfg, dry_run=args.dry_run, output=_output(args), metrics_file=args.metrics_file)
         if args.command == "run":
             from agent.daemon import run_daemon
 
@@ -170,14 +172,28 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
     return Context(cfg, registries, runtime, state, deployer, on_pass)
 
 
-def _once(cfg: Config, *, dry_run: bool, output: str) -> int:
+def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:
     from agent.reconcile import reconcile
 
     if dry_run:
+        if metrics_file is not None:
+            raise ConfigError(["--metrics-file: not with --dry-run (a dry run changes and counts nothing)"])
         report = reconcile(build_context(cfg), dry_run=True)
     else:
+        metrics = None
+        if metrics_file is not None:
+            from agent.metrics import Metrics
+
+            metrics = Metrics()
         with RunLock(cfg.agent.state_dir / "agent.lock"):
-            report = reconcile(build_context(cfg))
+            report = reconcile(build_context(cfg, metrics=metrics))
+        if metrics is not None and metrics_file is not None:
+            try:
+                metrics.write_textfile(metrics_file)
+            except OSError as e:
+                _print_report(report, output)
+                logger.error("--metrics-file: cannot write {}: {}", metrics_file, e.strerror or e)
+                return EXIT_FAILED
     _print_report(report, output)
     return EXIT_OK if report.ok else EXIT_FAILED
 

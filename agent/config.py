@@ -94,6 +94,11 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    listen: str  # /metrics and /healthz for `agent run`, with or without [webhook]
+
+
+@dataclass(frozen=True)
 class NotifySettings:
     urls: tuple[str, ...] = field(repr=False)
     on: tuple[str, ...] = ("updated", "rolled_back", "failed")
@@ -108,6 +113,7 @@ class Config:
     webhook: WebhookSettings | None = None
     path: Path | None = None
     notify: NotifySettings | None = None
+    metrics: MetricsSettings | None = None
 
     @property
     def secrets(self) -> list[str]:
@@ -156,7 +162,7 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
 
 def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     p = _Problems()
-    _unknown(p, "", raw, {"agent", "aliyun", "watch", "registry_auth", "webhook", "notify"})
+    _unknown(p, "", raw, {"agent", "aliyun", "watch", "registry_auth", "webhook", "notify", "metrics"})
     agent = _agent(p, _table(p, "agent", raw.get("agent", {})))
     watches = _watches(p, raw.get("watch", []), agent.mode)
     needs_aliyun = any(w.source == "aliyun" for w in watches)
@@ -164,9 +170,10 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     auth = _registry_auth(p, _table(p, "registry_auth", raw.get("registry_auth", {})), env)
     webhook = _webhook(p, raw.get("webhook"), env)
     notify = _notify(p, raw.get("notify"), env)
+    metrics = _metrics(p, raw.get("metrics"))
     if p.items:
         raise ConfigError(p.items)
-    return Config(agent, aliyun, watches, auth, webhook, None, notify)
+    return Config(agent, aliyun, watches, auth, webhook, None, notify, metrics)
 
 
 def _table(p: _Problems, path: str, value: Any) -> dict[str, Any]:
@@ -361,14 +368,7 @@ def _webhook(p: _Problems, value: Any, env: Mapping[str, str]) -> WebhookSetting
         return None
     t = _table(p, "webhook", value)
     _unknown(p, "webhook", t, {"listen", "token", "token_env", "match", "debounce"})
-    listen = _get(p, "webhook", t, "listen", str, None)
-    if listen is None:
-        p.add("webhook.listen", 'required, e.g. "0.0.0.0:7023"')
-    elif (
-        not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):\d{1,5}$", listen)
-        or int(listen.rsplit(":", 1)[1]) > 65535
-    ):
-        p.add("webhook.listen", f"expected host:port, got {listen!r}")
+    listen = _listen(p, "webhook", t, "0.0.0.0:7023")
     token = _secret(p, "webhook", t, "token", env)
     if not token and "token_env" not in t:
         p.add("webhook.token", "required (or token_env): the secret part of the hook URL")
@@ -381,6 +381,28 @@ def _webhook(p: _Problems, value: Any, env: Mapping[str, str]) -> WebhookSetting
     if listen is None or not token:
         return None
     return WebhookSettings(listen, token, match, debounce)
+
+
+def _listen(p: _Problems, section: str, t: dict[str, Any], example: str) -> str | None:
+    listen = _get(p, section, t, "listen", str, None)
+    if listen is None:
+        p.add(f"{section}.listen", f'required, e.g. "{example}"')
+    elif (
+        not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):\d{1,5}$", listen)
+        or int(listen.rsplit(":", 1)[1]) > 65535
+    ):
+        p.add(f"{section}.listen", f"expected host:port, got {listen!r}")
+        return None
+    return listen
+
+
+def _metrics(p: _Problems, value: Any) -> MetricsSettings | None:
+    if value is None:
+        return None
+    t = _table(p, "metrics", value)
+    _unknown(p, "metrics", t, {"listen"})
+    listen = _listen(p, "metrics", t, "127.0.0.1:9814")
+    return MetricsSettings(listen) if listen else None
 
 
 _EVENTS = ("updated", "rolled_back", "failed", "would_update", "skipped", "up_to_date")

@@ -150,6 +150,7 @@ class Coordinator:
             problem = {"status": "degraded", "error": f"the scheduler stopped: {self.scheduler_dead}"}
         return {
             **problem,
+            "healthy": not problem,  # false turns /healthz 503
             "scheduler": "dead" if self.scheduler_dead else "running",
             "worker_alive": alive,
             "uptime": round(time.time() - self.started, 1),
@@ -180,31 +181,22 @@ def run_daemon(cfg: Config) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     ticker = Ticker(cfg.agent.schedule, lambda: coord.run_pass(None, "schedule"), stop)
-    server = None
-    if cfg.webhook:
-        from agent.webhook import WatchTarget, WebhookServer
+    servers: list[Any] = []
+    if cfg.webhook or cfg.metrics:
+        from agent.webhook.server import start_listeners
 
-        targets = [
-            WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag) for w in cfg.watches
-        ]
-        server = WebhookServer(
-            cfg.webhook.listen, token=cfg.webhook.token, targets=targets, waker=coord,
-            health=coord.health, metrics=metrics, match_tag=cfg.webhook.match == "tag",
-        )  # fmt: skip
         try:
-            server.start()
-        except OSError as e:
+            servers = start_listeners(cfg, coord, coord.health, metrics)
+        except ConfigError:
             ctx.state.close()
-            raise ConfigError(
-                [f"webhook.listen: cannot listen on {cfg.webhook.listen}: {e.strerror or e}"]
-            ) from None
+            raise
     logger.info(
         "agent running: {} watch entries, schedule {}", len(cfg.watches), describe(cfg.agent.schedule)
     )
     try:
         return serve(coord, ticker)
     finally:
-        if server:
+        for server in servers:
             server.stop()
         ctx.state.close()
         logger.info("stopped")

@@ -1,13 +1,15 @@
 """Prometheus metrics, in a registry of their own (never the process-global one).
 
 Every name starts with `cr_agent_`. Label values come from small fixed sets (statuses,
-ACR API actions, webhook kinds and outcomes), never from user input, so the number of
-series stays bounded.
+ACR API actions, webhook kinds and outcomes) or from the config (container names, images, one
+running digest per container), never from request input, so the number of series stays bounded.
+`agent once --metrics-file` writes them for node_exporter's textfile collector.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,6 +18,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    write_to_textfile,
 )
 
 from agent.model import Report, Status
@@ -88,6 +91,19 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self._status = Gauge(
+            "cr_agent_container_status",
+            "1 for the status of each watched container in the last pass, 0 for the other statuses.",
+            ["container", "status"],
+            registry=r,
+        )
+        self._info = Gauge(
+            "cr_agent_container_info",
+            "Always 1; labels: the image a container follows and the digest it runs after the last pass.",
+            ["container", "image", "digest"],
+            registry=r,
+        )
+        self._info_labels: dict[str, tuple[str, str, str]] = {}
         # Pre-create the per-status series so a dashboard sees 0, not "no data", before the first pass.
         for status in Status:
             self._results.labels(status=status.value)
@@ -106,6 +122,21 @@ class Metrics:
         self._last_ok.set(1 if report.ok else 0)
         if report.ok:
             self._last_success.set(now)
+        for result in report.results:
+            for status in Status:
+                self._status.labels(container=result.container, status=status.value).set(
+                    1 if status == result.status else 0
+                )
+            running = result.latest_digest if result.status == Status.UPDATED else result.current_digest
+            self._set_info(result.container, result.image, running or "")
+
+    def _set_info(self, container: str, image: str, digest: str) -> None:
+        labels = (container, image, digest)
+        old = self._info_labels.get(container)
+        if old is not None and old != labels:
+            self._info.remove(*old)
+        self._info_labels[container] = labels
+        self._info.labels(*labels).set(1)
 
     def record_api(self, action: str, seconds: float, outcome: str) -> None:
         """Count one ACR API request (`outcome`: e.g. ok, error, throttled) and observe its latency."""
@@ -115,6 +146,11 @@ class Metrics:
     def record_hook(self, kind: str, outcome: str) -> None:
         """Count one webhook request. `kind`: aliyun | generic | unknown; `outcome`: accepted, ignored, ..."""
         self._hooks.labels(kind=kind, outcome=outcome).inc()
+
+    def write_textfile(self, path: Path) -> None:
+        """Write the text format to `path` atomically (a temporary file, then a rename), as node_exporter's
+        textfile collector wants: it never reads a half-written file."""
+        write_to_textfile(str(path), self.registry)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of every metric, and its content type."""

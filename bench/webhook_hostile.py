@@ -183,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     log("import time")
     results["import_us"] = import_us(env)
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVE, TOKEN], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _SERVE, TOKEN],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -369,7 +369,9 @@ class Server:
 
     def _protocol_error(self, conn: _Conn, exc: h11.RemoteProtocolError, *, eof: bool) -> Reply:
         if eof and conn.head is None:
-            return error_reply(HTTPStatus.BAD_REQUEST, "incomplete request: the headers never ended", "bad_request")
+            return error_reply(
+                HTTPStatus.BAD_REQUEST, "incomplete request: the headers never ended", "bad_request"
+            )
         if eof:
             return error_reply(HTTPStatus.BAD_REQUEST, "body shorter than declared", "bad_request")
         if exc.error_status_hint == HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:
@@ -393,7 +395,9 @@ class Server:
             elif isinstance(event, h11.Request):
                 # h11 caps only an incomplete head: a whole one that arrived at once is measured here.
                 if conn.received - len(conn.parser.trailing_data[0]) > self._limits.max_head:
-                    raise h11.RemoteProtocolError("head too large", HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+                    raise h11.RemoteProtocolError(
+                        "head too large", HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+                    )
                 self._on_head(conn, event)
             elif isinstance(event, h11.Data):
                 conn.body += event.data
@@ -448,15 +452,15 @@ class Server:
 
     # -- answering --------------------------------------------------------------------
     def _dispatch(self, conn: _Conn) -> None:
-        assert conn.head is not None and conn.route is not None and conn.route.answer is not None
-        route, request = conn.route, replace(conn.head, body=bytes(conn.body))
+        route, answer = conn.route, conn.route.answer if conn.route else None
+        assert conn.head is not None and route is not None and answer is not None
+        request = replace(conn.head, body=bytes(conn.body))
         slots = self._lanes[route.lane]
         if not slots.acquire(blocking=False):
             self._answer(conn, self._busy(f"too many {route.lane} requests in progress"))
             return
         conn.state = _WORKING
         self._selector.unregister(conn.sock)
-        answer = route.answer
 
         def work() -> None:
             try:

@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 
 from loguru import logger
 
+from agent.config import Config
+from agent.errors import ConfigError
 from agent.metrics import Metrics
 from agent.webhook.http import Limits, Server, is_loopback, parse_listen
 from agent.webhook.routes import HOOK, PROBE, Routes, Waker, WatchTarget
@@ -30,9 +32,7 @@ class _Listener:
         try:
             self._server.start()
         except OSError as exc:
-            raise OSError(
-                exc.errno, f"{self._what}: cannot listen on {self._host}:{self._port}: {exc.strerror}"
-            ) from exc
+            raise OSError(exc.errno, f"cannot listen on {self._host}:{self._port}: {exc.strerror}") from exc
         host, port = self.address
         logger.info("{}: listening on {}:{}", self._what, host, port)
 
@@ -94,4 +94,42 @@ class MetricsServer(_Listener):
             token=token, targets=(), waker=None, health=health, metrics=metrics,
             open_details=is_loopback(host), log_name="metrics",
         )  # fmt: skip
-        super().__init__("metrics", listen, routes, Limits(max_body=0, max_per_ip=16, lanes={PROBE: 4, HOOK: 1}))
+        super().__init__(
+            "metrics", listen, routes, Limits(max_body=0, max_per_ip=16, lanes={PROBE: 4, HOOK: 1})
+        )
+
+
+def start_listeners(
+    cfg: Config, waker: Waker, health: Callable[[], dict[str, object]], metrics: Metrics
+) -> list[_Listener]:
+    """Start the [webhook] and [metrics] listeners the config asks for; ConfigError if one cannot listen."""
+    listeners: list[_Listener] = []
+    if cfg.webhook:
+        targets = [
+            WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag) for w in cfg.watches
+        ]
+        listeners.append(
+            WebhookServer(
+                cfg.webhook.listen,
+                token=cfg.webhook.token,
+                targets=targets,
+                waker=waker,
+                health=health,
+                metrics=metrics,
+                match_tag=cfg.webhook.match == "tag",
+            )  # fmt: skip
+        )
+    if cfg.metrics:
+        token = cfg.webhook.token if cfg.webhook else None
+        listeners.append(MetricsServer(cfg.metrics.listen, health=health, metrics=metrics, token=token))
+    started: list[_Listener] = []
+    try:
+        for listener in listeners:
+            listener.start()
+            started.append(listener)
+    except OSError as e:
+        for listener in started:
+            listener.stop()
+        section = "webhook" if isinstance(listeners[len(started)], WebhookServer) else "metrics"
+        raise ConfigError([f"{section}.listen: {e.strerror or e}"]) from None
+    return started

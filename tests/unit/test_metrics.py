@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
@@ -137,3 +138,45 @@ def test_each_instance_has_its_own_registry_and_leaves_the_global_one_alone() ->
     assert value(a, "cr_agent_webhook_requests_total", kind="generic", outcome="accepted") == 1.0
     assert value(b, "cr_agent_webhook_requests_total", kind="generic", outcome="accepted") is None
     assert REGISTRY.get_sample_value("cr_agent_passes_total") is None
+
+
+def test_record_pass_sets_each_containers_status_as_a_state_set() -> None:
+    """cr_agent_container_status{container, status} is 1 for the container's last status, 0 for the others."""
+    m = Metrics()
+    m.record_pass(report(Status.UPDATED, Status.FAILED), 1.0)
+    assert value(m, "cr_agent_container_status", container="c0", status="updated") == 1.0
+    assert value(m, "cr_agent_container_status", container="c0", status="failed") == 0.0
+    assert value(m, "cr_agent_container_status", container="c1", status="failed") == 1.0
+    m.record_pass(report(Status.UP_TO_DATE, Status.UP_TO_DATE), 1.0)
+    assert value(m, "cr_agent_container_status", container="c1", status="failed") == 0.0
+    assert value(m, "cr_agent_container_status", container="c1", status="up_to_date") == 1.0
+
+
+def test_container_info_carries_the_running_digest_and_drops_the_old_one() -> None:
+    """The running digest is an info label: the new digest after an update, and only one series per container."""
+    old, new = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    image = "r.example.com/ns/web:latest"
+    m = Metrics()
+    m.record_pass(Report((Result("web", image, Status.UP_TO_DATE, old, old),)), 1.0)
+    assert value(m, "cr_agent_container_info", container="web", image=image, digest=old) == 1.0
+    m.record_pass(Report((Result("web", image, Status.UPDATED, old, new),)), 1.0)
+    info = {k: v for k, v in samples(m).items() if k[0] == "cr_agent_container_info"}
+    assert info == {
+        ("cr_agent_container_info", (("container", "web"), ("digest", new), ("image", image))): 1.0
+    }
+    m.record_pass(Report((Result("web", image, Status.ROLLED_BACK, new, old),)), 1.0)
+    assert value(m, "cr_agent_container_info", container="web", image=image, digest=new) == 1.0
+
+
+def test_write_textfile_writes_the_text_format_atomically(tmp_path: Path) -> None:
+    """The textfile is the same exposition as /metrics, and no temporary file is left beside it."""
+    directory = tmp_path
+    m = Metrics()
+    m.record_pass(report(Status.UPDATED), 2.0)
+    m.record_api("GetRepoTag", 0.2, "ok")
+    target = directory / "cr_agent.prom"
+    m.write_textfile(target)
+    text = target.read_text()
+    families = {f.name for f in text_string_to_metric_families(text)}
+    assert {"cr_agent_last_pass_timestamp_seconds", "cr_agent_updates", "cr_agent_api_requests"} <= families
+    assert [p.name for p in directory.iterdir()] == ["cr_agent.prom"]

@@ -5,6 +5,7 @@ The Waker is a hand-written fake that records its calls (and can block or fail o
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import select
@@ -560,7 +561,9 @@ def test_healthz_with_a_wrong_token_is_liveness_only(
     assert run.request("GET", "/healthz", headers=headers).json() == {"status": "ok"}
 
 
-def test_healthz_with_the_bearer_returns_the_health_state_plus_status_ok(make: Callable[..., Running]) -> None:
+def test_healthz_with_the_bearer_returns_the_health_state_plus_status_ok(
+    make: Callable[..., Running],
+) -> None:
     """With `Authorization: Bearer <token>`, /healthz answers health() merged with {"status": "ok"}."""
     run = make(health=lambda: {"last_pass": "2024-01-01T00:00:00Z", "queued": 0})
     r = run.request("GET", "/healthz", headers=BEARER)
@@ -745,10 +748,8 @@ def send_in_background(sock: socket.socket, data: bytes) -> threading.Thread:
     """Send `data` from a thread (the server may answer and close before it is all sent)."""
 
     def send() -> None:
-        try:
+        with contextlib.suppress(OSError):
             sock.sendall(data)
-        except OSError:
-            pass
 
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
@@ -758,7 +759,9 @@ def send_in_background(sock: socket.socket, data: bytes) -> threading.Thread:
 def test_a_huge_request_head_gets_431_before_it_is_buffered(make: Callable[..., Running]) -> None:
     """99 header lines of 65 KB (issue 9's memory attack) are refused with a JSON 431 naming the cap."""
     run = make(client_timeout=30.0)
-    head = b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 65_000) for i in range(99))
+    head = b"GET /healthz HTTP/1.1\r\n" + b"".join(
+        b"X-Pad-%d: %s\r\n" % (i, b"a" * 65_000) for i in range(99)
+    )
     with run.connect() as sock:
         sender = send_in_background(sock, head + b"\r\n")
         data = read_raw(sock, timeout=10.0)
