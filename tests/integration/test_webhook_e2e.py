@@ -84,7 +84,7 @@ class Daemon:
         return self.request("POST", path, headers={"Authorization": f"Bearer {token or self.token}"})
 
     def health(self) -> dict[str, Any]:
-        answer = self.request("GET", "/healthz")
+        answer = self.request("GET", "/healthz", headers={"Authorization": f"Bearer {self.token}"})
         assert answer.status == 200, answer
         return dict(answer.json())
 
@@ -422,6 +422,7 @@ def test_healthz_and_metrics_report_passes_updates_api_and_hook_counters_and_no_
     assert m[("cr_agent_webhook_requests_total", (("kind", "aliyun"), ("outcome", "ignored")))] == 1
     assert m[("cr_agent_webhook_requests_total", (("kind", "aliyun"), ("outcome", "unauthorized")))] == 1
 
+    assert d.request("GET", "/healthz").json() == {"status": "ok"}  # without the token: liveness only
     for path in ("/healthz", "/metrics"):
         for method in ("GET", "HEAD"):
             answer = d.request(method, path)
@@ -489,3 +490,76 @@ def test_a_failure_to_take_the_run_lock_does_not_stop_later_hooks(world: World) 
     wait_until(lambda: "Is a directory" in d.log(), 20, "the failed attempt to take the lock")
     lock.rmdir()
     d.barrier(timeout=15)  # the next hook must still run a pass (times out under the bug)
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_the_metrics_listener_serves_metrics_and_health_details_without_a_webhook(world: World) -> None:
+    """[metrics] alone: `agent run` serves /metrics and /healthz (details, on loopback) and no hook endpoint."""
+    digest = world.push_image("v1")
+    world.run("app")
+    app = world.prefix + "app"
+    cfg = world.config(
+        [{"container": "app", "image": world.image()}], extra='[metrics]\nlisten = "127.0.0.1:0"'
+    )
+    proc = world.spawn("run", "-c", str(cfg))
+
+    def listening() -> int | None:
+        assert proc.poll() is None, world.log_of(proc)
+        m = re.search(r"metrics: listening on 127\.0\.0\.1:(\d+)", world.log_of(proc))
+        return int(m.group(1)) if m else None
+
+    port = wait_until(listening, 30, "the metrics listener")
+    d = Daemon(world, proc, token="", port=int(port or 0))
+
+    def first_pass() -> dict[str, Any] | None:
+        h = d.request("GET", "/healthz").json()
+        return h if h.get("passes") == 1 and not h["pass_running"] else None
+
+    h = wait_until(first_pass, 60, "the first pass, seen through /healthz")
+    assert h is not None and h["status"] == "ok" and h["last_pass"]["results"][app] == "up_to_date"
+    answer = d.request("GET", "/metrics")
+    assert answer.status == 200
+    m = metric_samples(answer.body.decode())
+    assert m[("cr_agent_container_status", (("container", app), ("status", "up_to_date")))] == 1
+    info = [k for k in m if k[0] == "cr_agent_container_info" and ("container", app) in k[1]]
+    assert len(info) == 1 and ("digest", digest) in info[0][1], info
+    assert m[("cr_agent_api_requests_total", (("action", "GetRepoTags"), ("outcome", "ok")))] >= 1
+    assert m[("cr_agent_last_pass_timestamp_seconds", ())] > 0
+    assert (
+        d.request("POST", "/hooks/aliyun/anything", b"{}", {"Content-Type": "application/json"}).status == 404
+    )
+    assert d.request("POST", "/v1/update").status == 404
+    d.stop()
+
+
+def test_once_with_metrics_file_writes_the_textfile_for_node_exporter(world: World) -> None:
+    """`agent once --metrics-file` writes last pass time, per-container status, running digest and ACR counts."""
+    world.push_image("v1")
+    world.run("app")
+    new = world.push_image("v2")
+    app = world.prefix + "app"
+    cfg = world.config([{"container": "app", "image": world.image()}])
+    out_dir = world.tmp / "textfile"
+    out_dir.mkdir()
+    target = out_dir / "cr_agent.prom"
+    rc, report, err = world.once(cfg, "--metrics-file", str(target))
+    assert rc == 0, err
+    assert [r["status"] for r in report["results"]] == ["updated"]
+    m = metric_samples(target.read_text())
+    assert m[("cr_agent_container_status", (("container", app), ("status", "updated")))] == 1
+    assert (
+        m[("cr_agent_container_info", (("container", app), ("digest", new), ("image", world.image())))] == 1
+    )
+    assert m[("cr_agent_updates_total", ())] == 1
+    assert m[("cr_agent_api_requests_total", (("action", "GetRepoTags"), ("outcome", "ok")))] >= 1
+    assert abs(m[("cr_agent_last_pass_timestamp_seconds", ())] - time.time()) < 300
+    assert [p.name for p in out_dir.iterdir()] == ["cr_agent.prom"]  # nothing half-written left beside it
+    done = world.agent("once", "-c", str(cfg), "--dry-run", "--metrics-file", str(target))
+    assert done.returncode == 2 and "--metrics-file" in done.stderr
