@@ -180,3 +180,36 @@ def test_write_textfile_writes_the_text_format_atomically(tmp_path: Path) -> Non
     families = {f.name for f in text_string_to_metric_families(text)}
     assert {"cr_agent_last_pass_timestamp_seconds", "cr_agent_updates", "cr_agent_api_requests"} <= families
     assert [p.name for p in directory.iterdir()] == ["cr_agent.prom"]
+
+
+# -- [metrics] in the config ----------------------------------------------------------------
+_ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret"}
+_WATCH = [{"container": "web", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"}]
+
+
+def test_the_metrics_table_gives_a_listen_address_without_a_webhook() -> None:
+    """`[metrics] listen` is parsed on its own: metrics and health without [webhook]."""
+    from agent.config import parse
+
+    cfg = parse({"watch": _WATCH, "metrics": {"listen": "127.0.0.1:9814"}}, _ENV)
+    assert cfg.metrics is not None and cfg.metrics.listen == "127.0.0.1:9814"
+    assert cfg.webhook is None
+    assert parse({"watch": _WATCH}, _ENV).metrics is None
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ({}, "metrics.listen: required"),
+        ({"listen": "9814"}, "metrics.listen: expected host:port"),
+        ({"listen": "127.0.0.1:99999"}, "metrics.listen: expected host:port"),
+        ({"listen": "127.0.0.1:9814", "port": 1}, "metrics.port"),
+    ],
+)
+def test_a_bad_metrics_table_is_named(table: dict[str, object], needle: str) -> None:
+    from agent.config import parse
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        parse({"watch": _WATCH, "metrics": table}, _ENV)
+    assert any(needle in p for p in e.value.problems), e.value.problems

@@ -22,7 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.metrics import Metrics
-from agent.webhook import WatchTarget, WebhookServer, parse_listen
+from agent.webhook import MetricsServer, WatchTarget, WebhookServer, parse_listen
+from agent.webhook.http import is_loopback
 from tests.support import payloads
 from tests.support.wait import wait_until
 
@@ -1021,3 +1022,33 @@ def test_parse_listen_rejects_malformed_addresses(listen: str) -> None:
     """Anything else is a ValueError naming the value."""
     with pytest.raises(ValueError, match="listen|port"):
         parse_listen(listen)
+
+
+# -- the [metrics] listener ----------------------------------------------------------------
+
+
+def test_the_metrics_listener_on_loopback_shows_health_details_and_metrics_and_no_hooks() -> None:
+    """[metrics] on 127.0.0.1: /healthz details without a token, /metrics, and 404 for the hook endpoints."""
+    metrics = Metrics()
+    server = MetricsServer("127.0.0.1:0", health=lambda: {"passes": 3}, metrics=metrics, token=TOKEN)
+    server.start()
+    try:
+        run = Running(server, FakeWaker(), metrics)  # type: ignore[arg-type]
+        assert run.request("GET", "/healthz").json() == {"status": "ok", "passes": 3}
+        r = run.request("GET", "/metrics")
+        assert r.status == 200 and r.header("Content-Type") == CONTENT_TYPE_LATEST
+        assert run.request("POST", HOOK, acr_payload()).status == 404
+        assert run.request("POST", "/v1/update", None, BEARER).status == 404
+        assert run.waker.calls == []
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.8.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
+     ("192.168.1.5", False), ("::", False), ("example.com", False)],
+)  # fmt: skip
+def test_only_a_loopback_metrics_listener_counts_as_private(host: str, loopback: bool) -> None:
+    """Details without a token only where no one else can connect."""
+    assert is_loopback(host) is loopback
