@@ -9,8 +9,8 @@ The server runs in a subprocess (`serve` below) with a no-op waker, so its RSS i
     python -m bench.webhook_hostile --json-out out.json
 
 Phases:
-1. import: `python -X importtime -c "import agent.webhook"`, the cumulative µs of agent.webhook
-   (median of 5);
+1. import: `python -X importtime`, the cumulative µs of agent.webhook, and of http.server and h11
+   each alone (median of 5);
 2. throughput: `GET /healthz` from one client thread, then `POST /hooks/aliyun/<token>` from four,
    3 s each (one request per connection, as the server closes each);
 3. slow: 64 connections send half a request head and stall; then a fresh `GET /healthz`: its status;
@@ -51,7 +51,8 @@ class Waker:
 server = WebhookServer("127.0.0.1:0", token=sys.argv[1], targets=[WatchTarget("web", "shop", "web", "latest")],
                        waker=Waker(), health=lambda: {"watching": 1}, metrics=Metrics())
 server.start()
-print(server.address[1], flush=True)
+import agent.webhook
+print(server.address[1], agent.webhook.__file__, flush=True)
 sys.stdin.read()
 server.stop()
 """
@@ -68,17 +69,17 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 
 def import_us(env: dict[str, str]) -> dict[str, float]:
-    """Median cumulative import µs of agent.webhook and of the framing it uses (http.server or h11)."""
+    """Median cumulative import µs (of 5 runs, each a fresh interpreter) of the whole webhook package,
+    and of each framing alone: the stdlib's http.server (the old one) and h11 (the new one)."""
     runs: dict[str, list[float]] = {}
-    for _ in range(5):
-        out = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import agent.webhook"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stderr  # fmt: skip
-        for line in out.splitlines()[1:]:
-            _, cumulative, name = line.split("|")
-            if name.strip() in ("agent.webhook", "http.server", "h11"):
-                runs.setdefault(name.strip(), []).append(float(cumulative))
+    for module in ("agent.webhook", "http.server", "h11"):
+        for _ in range(5):
+            out = subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                env=env, cwd=env["PYTHONPATH"], capture_output=True, text=True, check=True,
+            ).stderr  # fmt: skip
+            line = next(x for x in out.splitlines() if x.split("|")[-1].strip() == module)
+            runs.setdefault(module, []).append(float(line.split("|")[1]))
     return {name: statistics.median(values) for name, values in runs.items()}
 
 
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each throughput phase")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
+    # The working directory comes first on sys.path (before an editable install's finder), PYTHONPATH too.
     env = {**os.environ, "PYTHONPATH": str(args.tree.resolve())}
     results: dict[str, Any] = {"tree": str(args.tree)}
     log("import time")
@@ -185,13 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     proc = subprocess.Popen(
         [sys.executable, "-c", _SERVE, TOKEN],
         env=env,
+        cwd=args.tree,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None
-        port = int(proc.stdout.readline())
+        port_text, results["module"] = proc.stdout.readline().split(maxsplit=1)
+        port = int(port_text)
+        results["module"] = results["module"].strip()
         time.sleep(0.5)
         results["idle_rss_mb"] = round(rss_mb(proc.pid), 1)
         log("throughput")
