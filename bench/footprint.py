@@ -231,7 +231,7 @@ def _daemon_passes(w: World, watches: list[dict[str, Any]], passes: int, every: 
     try:
         wait_port(port, 30, "agent run's webhook")
         _wait_log(proc, logf, "pass done", 60)
-        done = _health(port)["passes"]
+        done = _health(port, token)["passes"]
         samples.append((0, rss_kib(proc.pid)))
         start_rss_idle = samples[0][1]
         for i in range(1, passes + 1):
@@ -241,7 +241,7 @@ def _daemon_passes(w: World, watches: list[dict[str, Any]], passes: int, every: 
                 if resp.status != 202:
                     raise SystemExit(f"POST /v1/update answered {resp.status}")
             deadline = time.monotonic() + 60
-            while _health(port)["passes"] < done + i:
+            while _health(port, token)["passes"] < done + i:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"pass {i} did not finish: {logf.read_text(errors='replace')[-1500:]}")
                 time.sleep(0.005)
@@ -253,8 +253,10 @@ def _daemon_passes(w: World, watches: list[dict[str, Any]], passes: int, every: 
             "growth": _growth(samples)}  # fmt: skip
 
 
-def _health(port: int) -> dict[str, Any]:
-    with _OPENER.open(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+def _health(port: int, token: str) -> dict[str, Any]:
+    """/healthz with the token: the details (pass count), not only liveness."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"Authorization": f"Bearer {token}"})
+    with _OPENER.open(request, timeout=10) as resp:
         return dict(json.loads(resp.read()))
 
 

@@ -319,7 +319,7 @@ class Bench:
         return self.agent_log.read_text() if self.agent_log else ""
 
     def health(self) -> dict[str, Any]:
-        status, body = call(self.port, "GET", "/healthz")
+        status, body = call(self.port, "GET", "/healthz", headers={"Authorization": f"Bearer {self.token}"})
         if status != 200:
             raise RuntimeError(f"/healthz answered {status}")
         return dict(json.loads(body))
