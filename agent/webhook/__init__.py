@@ -1,10 +1,10 @@
 """The HTTP side of `agent run`: ACR's trigger webhook, the update API, /healthz and /metrics.
 
-`http` is the HTTP/1.1 mechanics (no agent knowledge), `routes` the endpoints, `acr` the ACR payload
-parser, `server` the two listeners. See docs/webhook.md.
+`http` is the HTTP/1.1 mechanics (no agent knowledge; with `messages` and `listen`), `routes` the
+endpoints, `acr` the ACR payload parser, `server` the two listeners. See docs/webhook.md.
 """
 
-from agent.webhook.http import parse_listen
+from agent.webhook.listen import parse_listen
 from agent.webhook.routes import Waker, WatchTarget
 from agent.webhook.server import MetricsServer, WebhookServer
 

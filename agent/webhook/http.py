@@ -22,97 +22,24 @@ The app (`App`) maps a request head to a `Route`: an early `Reply`, or a functio
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import json
-import re
 import selectors
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
-from typing import Protocol
-from urllib.parse import urlsplit
 
 import h11
 from loguru import logger
 
+from agent.webhook.listen import bind
+from agent.webhook.messages import App, Reply, Request, Route, error_reply, render
+
 _LINGER_SECONDS = 1.0  # after an early answer, how long to drain unread input before closing
 _LINGER_BYTES = 1 << 20
 _RECV = 8192  # small reads keep h11's buffer within max_head + _RECV
-
-
-@dataclass(frozen=True)
-class Request:
-    """A request head, and its body once read. Header names are lower case."""
-
-    method: str
-    target: str
-    headers: tuple[tuple[str, str], ...]
-    peer: str
-    body: bytes = b""
-
-    @property
-    def path(self) -> str:
-        return urlsplit(self.target).path
-
-    @property
-    def query(self) -> str:
-        return urlsplit(self.target).query
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k == name), None)
-
-    def header_all(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k == name]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """An answer. `outcome` names it for metrics; `note` explains it in the log, never to the client."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
-    outcome: str = "ok"
-    note: str = ""
-
-
-def json_reply(
-    status: int,
-    payload: Mapping[str, object],
-    *,
-    outcome: str = "ok",
-    note: str = "",
-    headers: tuple[tuple[str, str], ...] = (),
-) -> Reply:
-    body = json.dumps(dict(payload), default=str, sort_keys=True).encode() + b"\n"
-    return Reply(status, body, headers=headers, outcome=outcome, note=note)
-
-
-def error_reply(status: int, message: str, outcome: str, **extra: object) -> Reply:
-    return json_reply(status, {"error": message, **extra}, outcome=outcome, note=message)
-
-
-@dataclass(frozen=True)
-class Route:
-    """What to do with a request whose head has arrived."""
-
-    lane: str
-    answer: Callable[[Request], Reply] | None = None  # runs in the lane, once the body is read
-    early: Reply | None = None  # or: answer now, without reading the body
-    kind: str | None = None  # the app's own tag, handed back in `done`
-
-
-class App(Protocol):
-    def route(self, head: Request) -> Route: ...
-
-    def done(self, peer: str, head: Request | None, route: Route | None, reply: Reply | None) -> None:
-        """One exchange finished: `reply` was sent (None: the client went away first)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -123,63 +50,6 @@ class Limits:
     max_connections: int = 256
     max_per_ip: int = 32
     lanes: Mapping[str, int] = field(default_factory=lambda: {"probe": 4, "hook": 16})
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port` → (host, port); an empty host means every IPv4 interface."""
-    m = re.fullmatch(r"(?:\[([0-9A-Fa-f:.%\w]+)\]|([^\[\]:\s]*)):([0-9]{1,5})", listen)
-    if not m:
-        raise ValueError(f"listen must be host:port or [ipv6]:port, got {listen!r}")
-    host = m.group(1) if m.group(1) is not None else (m.group(2) or "0.0.0.0")
-    port = int(m.group(3))
-    if port > 65535:
-        raise ValueError(f"port out of range in {listen!r}")
-    return host, port
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-        family, address = (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), host
-    except ValueError:
-        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
-        family, address = infos[0][0], str(infos[0][4][0])
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def render(reply: Reply, *, server: str, head_only: bool) -> bytes:
-    """The response bytes: status line, our fixed headers, the reply's, the body."""
-    try:
-        phrase = HTTPStatus(reply.status).phrase
-    except ValueError:
-        phrase = "Unknown"
-    lines = [
-        f"HTTP/1.1 {reply.status} {phrase}",
-        f"Server: {server}",
-        f"Content-Type: {reply.content_type}",
-        f"Content-Length: {len(reply.body)}",
-        "Cache-Control: no-store",
-        *(f"{k}: {v}" for k, v in reply.headers),
-        "Connection: close",
-    ]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only else head + reply.body
 
 
 _READING, _WORKING, _WRITING, _LINGERING = "reading", "working", "writing", "lingering"
@@ -232,7 +102,7 @@ class Server:
         return str(host), int(port)
 
     def start(self) -> None:
-        self._listener = _bind(self._host, self._port)
+        self._listener = bind(self._host, self._port)
         self._selector.register(self._listener, selectors.EVENT_READ)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._thread = threading.Thread(target=self._loop, name=f"{self._name}-http", daemon=True)

@@ -24,7 +24,7 @@ from loguru import logger
 
 from agent.metrics import Metrics
 from agent.webhook.acr import BadPayload, parse_push, printable
-from agent.webhook.http import Reply, Request, Route, error_reply, json_reply
+from agent.webhook.messages import Reply, Request, Route, error_reply, json_reply
 
 HOOK_PREFIX = "/hooks/aliyun/"
 UPDATE_PATH = "/v1/update"
@@ -89,7 +89,7 @@ class _Throttle:
     """At most one log line per key and interval; counts what it kept quiet."""
 
     def __init__(self, interval: float, max_keys: int = 1024) -> None:
-        self._interval = interval
+        self.interval = interval
         self._max_keys = max_keys
         self._seen: dict[str, tuple[float, int]] = {}
 
@@ -97,7 +97,7 @@ class _Throttle:
         """None: stay quiet. Otherwise log, mentioning this many lines kept quiet since the last."""
         now = time.monotonic()
         last, quiet = self._seen.get(key, (float("-inf"), 0))
-        if now - last < self._interval:
+        if now - last < self.interval:
             self._seen[key] = (last, quiet + 1)
             return None
         self._seen.pop(key, None)
@@ -256,19 +256,22 @@ class Routes:
             self._count(kind, "client_gone")
             logger.debug("{}: {} went away before the answer", self._name, peer)
             return
-        if kind is None and reply.outcome in ("busy", "head_too_large", "timeout", "evicted"):
+        refused = reply.outcome in ("busy", "head_too_large", "timeout", "evicted")
+        if kind is None and refused:
             kind = "unknown"  # refused before routing: still worth counting
         self._count(kind, reply.outcome)
         level = "DEBUG" if kind is None and reply.status == HTTPStatus.OK else "INFO"
         note = reply.note
-        if reply.outcome == "unauthorized":
-            quiet = self._throttle.check(peer)
+        if reply.outcome == "unauthorized" or refused or head is None:
+            # What a flood or a scan produces: one line per peer and interval, then a count.
+            quiet = self._throttle.check(
+                peer if reply.outcome == "unauthorized" else f"{peer} {reply.outcome}"
+            )
             if quiet is None:
                 return
-            level = "WARNING"
             if quiet:
-                note += f" ({quiet} more from this address in the last {UNAUTHORIZED_LOG_INTERVAL:g}s)"
-        elif reply.outcome == "busy":
+                note += f" ({quiet} more from this address in the last {self._throttle.interval:g}s)"
+        if reply.outcome in ("unauthorized", "busy"):
             level = "WARNING"
         elif reply.status >= 500 and reply.status != HTTPStatus.SERVICE_UNAVAILABLE:
             level = "ERROR"

@@ -9,7 +9,8 @@ from loguru import logger
 from agent.config import Config
 from agent.errors import ConfigError
 from agent.metrics import Metrics
-from agent.webhook.http import Limits, Server, is_loopback, parse_listen
+from agent.webhook.http import Limits, Server
+from agent.webhook.listen import is_loopback, parse_listen
 from agent.webhook.routes import HOOK, PROBE, Routes, Waker, WatchTarget
 
 SERVER_NAME = "cr-agent"

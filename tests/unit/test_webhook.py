@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from loguru import logger
@@ -22,8 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.metrics import Metrics
+from agent.model import Report
 from agent.webhook import MetricsServer, WatchTarget, WebhookServer, parse_listen
-from agent.webhook.http import is_loopback
+from agent.webhook.listen import is_loopback
 from tests.support import payloads
 from tests.support.wait import wait_until
 
@@ -1052,3 +1054,22 @@ def test_the_metrics_listener_on_loopback_shows_health_details_and_metrics_and_n
 def test_only_a_loopback_metrics_listener_counts_as_private(host: str, loopback: bool) -> None:
     """Details without a token only where no one else can connect."""
     assert is_loopback(host) is loopback
+
+
+def test_healthz_turns_503_when_the_daemons_worker_thread_dies(
+    make: Callable[..., Running], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wired to the real Coordinator: once its wake-up worker is dead, /healthz answers 503 to everyone."""
+    from agent.daemon import Coordinator
+    from agent.runlock import RunLock
+
+    coord = Coordinator(lambda only: Report(()), RunLock(tmp_path / "agent.lock"))
+
+    monkeypatch.setattr(coord, "_work", lambda: None)  # the worker thread ends at once, as if it had died
+    run = make(health=coord.health)
+    assert run.request("GET", "/healthz").status == 200
+    coord.start_worker()
+    coord.join()
+    r = run.request("GET", "/healthz")
+    assert (r.status, r.json()) == (503, {"status": "degraded"})
+    assert run.request("GET", "/healthz", headers=BEARER).json()["worker_alive"] is False
