@@ -7,6 +7,7 @@ The server runs in a subprocess (`serve` below) with a no-op waker, so its RSS i
     python -m bench.webhook_hostile                     # this checkout
     python -m bench.webhook_hostile --tree /tmp/main    # another checkout's agent/
     python -m bench.webhook_hostile --json-out out.json
+    python -m bench.webhook_hostile --phases throughput --seconds 2   # one phase only
 
 Phases:
 1. import: `python -X importtime`, the cumulative µs of agent.webhook, and of http.server and h11
@@ -177,13 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tree", type=Path, default=ROOT, help="checkout whose agent/ is measured")
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each throughput phase")
+    ap.add_argument("--phases", default="import,throughput,slow,attack", help="which phases to run")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
+    phases = set(args.phases.split(","))
     # The working directory comes first on sys.path (before an editable install's finder), PYTHONPATH too.
     env = {**os.environ, "PYTHONPATH": str(args.tree.resolve())}
     results: dict[str, Any] = {"tree": str(args.tree)}
-    log("import time")
-    results["import_us"] = import_us(env)
+    if "import" in phases:
+        log("import time")
+        results["import_us"] = import_us(env)
     proc = subprocess.Popen(
         [sys.executable, "-c", _SERVE, TOKEN],
         env=env,
@@ -199,14 +203,17 @@ def main(argv: list[str] | None = None) -> int:
         results["module"] = results["module"].strip()
         time.sleep(0.5)
         results["idle_rss_mb"] = round(rss_mb(proc.pid), 1)
-        log("throughput")
-        results["healthz"] = throughput(port, "GET", "/healthz", None, 1, args.seconds)
-        results["hooks"] = throughput(port, "POST", f"/hooks/aliyun/{TOKEN}", PAYLOAD, 4, args.seconds)
-        log("64 slow connections")
-        results["slow"] = slow_connections(port)
-        time.sleep(1.0)
-        log("memory attack")
-        results["attack"] = attack(port, proc.pid)
+        if "throughput" in phases:
+            log("throughput")
+            results["healthz"] = throughput(port, "GET", "/healthz", None, 1, args.seconds)
+            results["hooks"] = throughput(port, "POST", f"/hooks/aliyun/{TOKEN}", PAYLOAD, 4, args.seconds)
+        if "slow" in phases:
+            log("64 slow connections")
+            results["slow"] = slow_connections(port)
+            time.sleep(1.0)
+        if "attack" in phases:
+            log("memory attack")
+            results["attack"] = attack(port, proc.pid)
     finally:
         with contextlib.suppress(OSError):
             assert proc.stdin is not None

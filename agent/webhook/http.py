@@ -22,12 +22,13 @@ The app (`App`) maps a request head to a `Route`: an early `Reply`, or a functio
 from __future__ import annotations
 
 import contextlib
+import queue
 import selectors
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 
@@ -50,6 +51,47 @@ class Limits:
     max_connections: int = 256
     max_per_ip: int = 32
     lanes: Mapping[str, int] = field(default_factory=lambda: {"probe": 4, "hook": 16})
+
+
+class _Lane:
+    """At most `size` requests answered at once, by daemon threads started as needed and then kept."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self._name, self._size = name, size
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, job: Callable[[], None]) -> bool:
+        """Queue `job` for a worker; False (and nothing queued) when all `size` are busy."""
+        with self._lock:
+            if self._busy >= self._size:
+                return False
+            self._busy += 1
+            if self._busy > len(self._threads):
+                thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        self._jobs.put(job)
+        return True
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    def stop(self, deadline: float) -> None:
+        """Let every worker finish its job and end; wait until `deadline` (monotonic) at most."""
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._jobs.put(None)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 _READING, _WORKING, _WRITING, _LINGERING = "reading", "working", "writing", "lingering"
@@ -85,8 +127,7 @@ class Server:
         self._selector = selectors.DefaultSelector()
         self._conns: set[_Conn] = set()
         self._per_ip: dict[str, int] = {}
-        self._lanes = {lane: threading.BoundedSemaphore(n) for lane, n in limits.lanes.items()}
-        self._workers: set[threading.Thread] = set()
+        self._lanes = {lane: _Lane(f"{name}-{lane}", n) for lane, n in limits.lanes.items()}
         self._posted: deque[tuple[_Conn, Reply]] = deque()
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -117,11 +158,9 @@ class Server:
             self._wake_w.send(b"x")
         if self._thread is not None:
             self._thread.join()
-        with self._lock:
-            workers = list(self._workers)
         deadline = time.monotonic() + 5.0
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
+        for lane in self._lanes.values():
+            lane.stop(deadline)
         self._wake_r.close()
         self._wake_w.close()
         self._selector.close()
@@ -325,30 +364,22 @@ class Server:
         route, answer = conn.route, conn.route.answer if conn.route else None
         assert conn.head is not None and route is not None and answer is not None
         request = replace(conn.head, body=bytes(conn.body))
-        slots = self._lanes[route.lane]
-        if not slots.acquire(blocking=False):
-            self._answer(conn, self._busy(f"too many {route.lane} requests in progress"))
-            return
-        conn.state = _WORKING
-        self._selector.unregister(conn.sock)
 
         def work() -> None:
             try:
                 reply = answer(request)
             except Exception as exc:  # noqa: BLE001 - any handler bug becomes a 500
                 reply = self._internal_error(request, exc)
-            finally:
-                slots.release()
             with self._lock:
                 self._posted.append((conn, reply))
-                self._workers.discard(thread)
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"x")
 
-        thread = threading.Thread(target=work, name=f"{self._name}-{route.lane}", daemon=True)
-        with self._lock:
-            self._workers.add(thread)
-        thread.start()
+        if not self._lanes[route.lane].submit(work):
+            self._answer(conn, self._busy(f"too many {route.lane} requests in progress"))
+            return
+        conn.state = _WORKING
+        self._selector.unregister(conn.sock)
 
     def _take_posted(self) -> None:
         with contextlib.suppress(OSError):
