@@ -275,7 +275,9 @@ def test_a_wrong_token_gets_404_and_nothing_happens(world: World) -> None:
     assert m[("cr_agent_webhook_requests_total", (("kind", "aliyun"), ("outcome", "unauthorized")))] == 6
     assert m[("cr_agent_webhook_requests_total", (("kind", "generic"), ("outcome", "unauthorized")))] == 2
     assert d.token not in d.log()
-    assert d.log().count("/hooks/aliyun/***") >= 5
+    # Eight wrong tokens from one address within the minute: one warning line; the metrics count all.
+    warnings = [line for line in d.log().splitlines() if "WARNING" in line and "webhook:" in line]
+    assert len(warnings) == 1 and "/hooks/aliyun/***" in warnings[0], warnings
     d.stop()
 
 
