@@ -255,7 +255,9 @@ def _daemon_passes(w: World, watches: list[dict[str, Any]], passes: int, every: 
 
 def _health(port: int, token: str) -> dict[str, Any]:
     """/healthz with the token: the details (pass count), not only liveness."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"Authorization": f"Bearer {token}"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/healthz", headers={"Authorization": f"Bearer {token}"}
+    )
     with _OPENER.open(request, timeout=10) as resp:
         return dict(json.loads(resp.read()))
 
