@@ -50,7 +50,7 @@ class Limits:
     timeout: float = 10.0
     max_connections: int = 256
     max_per_ip: int = 32
-    lanes: Mapping[str, int] = field(default_factory=lambda: {"probe": 4, "hook": 16})
+    lanes: Mapping[str, int] = field(default_factory=lambda: {"probe": 8, "hook": 16})
 
 
 class _Lane:
@@ -58,13 +58,15 @@ class _Lane:
 
     def __init__(self, name: str, size: int) -> None:
         self._name, self._size = name, size
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], Callable[[], None]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._busy = 0
         self._threads: list[threading.Thread] = []
 
-    def submit(self, job: Callable[[], None]) -> bool:
-        """Queue `job` for a worker; False (and nothing queued) when all `size` are busy."""
+    def submit(self, job: Callable[[], Callable[[], None]]) -> bool:
+        """Queue `job` for a worker; False (and nothing queued) when all `size` are busy. The worker is
+        counted free again before it runs what `job` returns (delivering the answer): a client that got
+        its answer finds its slot free."""
         with self._lock:
             if self._busy >= self._size:
                 return False
@@ -79,10 +81,11 @@ class _Lane:
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             try:
-                job()
+                deliver = job()
             finally:
                 with self._lock:
                     self._busy -= 1
+            deliver()
 
     def stop(self, deadline: float) -> None:
         """Let every worker finish its job and end; wait until `deadline` (monotonic) at most."""
@@ -365,21 +368,25 @@ class Server:
         assert conn.head is not None and route is not None and answer is not None
         request = replace(conn.head, body=bytes(conn.body))
 
-        def work() -> None:
+        def work() -> Callable[[], None]:
             try:
                 reply = answer(request)
             except Exception as exc:  # noqa: BLE001 - any handler bug becomes a 500
                 reply = self._internal_error(request, exc)
-            with self._lock:
-                self._posted.append((conn, reply))
-            with contextlib.suppress(OSError):
-                self._wake_w.send(b"x")
+            return lambda: self._post(conn, reply)
 
         if not self._lanes[route.lane].submit(work):
             self._answer(conn, self._busy(f"too many {route.lane} requests in progress"))
             return
         conn.state = _WORKING
         self._selector.unregister(conn.sock)
+
+    def _post(self, conn: _Conn, reply: Reply) -> None:
+        """From a worker: hand the reply to the loop, which writes it."""
+        with self._lock:
+            self._posted.append((conn, reply))
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
 
     def _take_posted(self) -> None:
         with contextlib.suppress(OSError):

@@ -71,7 +71,7 @@ class WebhookServer(_Listener):
             raise ValueError("webhook token must not be empty")
         limits = Limits(
             max_head=max_head, max_body=max_body, timeout=client_timeout, max_connections=max_connections,
-            max_per_ip=max_per_ip, lanes={PROBE: 4, HOOK: max_clients},
+            max_per_ip=max_per_ip, lanes={PROBE: 8, HOOK: max_clients},
         )  # fmt: skip
         routes = Routes(
             token=token, targets=targets, waker=waker, health=health, metrics=metrics, match_tag=match_tag
@@ -96,7 +96,7 @@ class MetricsServer(_Listener):
             open_details=is_loopback(host), log_name="metrics",
         )  # fmt: skip
         super().__init__(
-            "metrics", listen, routes, Limits(max_body=0, max_per_ip=16, lanes={PROBE: 4, HOOK: 1})
+            "metrics", listen, routes, Limits(max_body=0, max_per_ip=16, lanes={PROBE: 8, HOOK: 1})
         )
 
 
