@@ -97,7 +97,7 @@ class _Lane:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-_READING, _WORKING, _WRITING, _LINGERING = "reading", "working", "writing", "lingering"
+_READING, _WORKING, _WRITING, _LINGERING, _CLOSED = "reading", "working", "writing", "lingering", "closed"
 
 
 class _Conn:
@@ -160,7 +160,7 @@ class Server:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(5.0)
         deadline = time.monotonic() + 5.0
         for lane in self._lanes.values():
             lane.stop(deadline)
@@ -444,4 +444,5 @@ class Server:
         if conn.state != _WORKING:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(conn.sock)
+        conn.state = _CLOSED
         conn.sock.close()

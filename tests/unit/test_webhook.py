@@ -714,6 +714,14 @@ def test_a_half_open_client_times_out_without_blocking_others(make: Callable[...
     assert 0.5 < elapsed < 4.0
 
 
+def test_a_connection_closed_before_sending_anything_costs_nothing(make: Callable[..., Running]) -> None:
+    """A TCP check (connect, close) or a port scan is dropped quietly, and the next request is served."""
+    run = make()
+    for _ in range(3):
+        run.connect().close()
+    assert run.request("GET", "/healthz", timeout=3.0).status == 200
+
+
 def test_headers_cut_off_by_the_client_are_not_taken_for_a_request(make: Callable[..., Running]) -> None:
     """End of file before the blank line ending the headers is a 400, not a request: nothing is woken."""
     run = make()
