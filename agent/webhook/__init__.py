@@ -1,6 +1,6 @@
 """The HTTP side of `agent run`: ACR's trigger webhook, the update API, /healthz and /metrics.
 
-`http` is the HTTP/1.1 mechanics (no agent knowledge; with `messages` and `listen`), `routes` the
+`http` is the HTTP/1.1 mechanics (no agent knowledge; with `messages`, `listen` and `lanes`), `routes` the
 endpoints, `acr` the ACR payload parser, `server` the two listeners. See docs/webhook.md.
 """
 

@@ -22,7 +22,6 @@ The app (`App`) maps a request head to a `Route`: an early `Reply`, or a functio
 from __future__ import annotations
 
 import contextlib
-import queue
 import selectors
 import socket
 import threading
@@ -35,6 +34,7 @@ from http import HTTPStatus
 import h11
 from loguru import logger
 
+from agent.webhook.lanes import Lane
 from agent.webhook.listen import bind
 from agent.webhook.messages import App, Reply, Request, Route, error_reply, render
 
@@ -51,50 +51,6 @@ class Limits:
     max_connections: int = 256
     max_per_ip: int = 32
     lanes: Mapping[str, int] = field(default_factory=lambda: {"probe": 8, "hook": 16})
-
-
-class _Lane:
-    """At most `size` requests answered at once, by daemon threads started as needed and then kept."""
-
-    def __init__(self, name: str, size: int) -> None:
-        self._name, self._size = name, size
-        self._jobs: queue.SimpleQueue[Callable[[], Callable[[], None]] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._busy = 0
-        self._threads: list[threading.Thread] = []
-
-    def submit(self, job: Callable[[], Callable[[], None]]) -> bool:
-        """Queue `job` for a worker; False (and nothing queued) when all `size` are busy. The worker is
-        counted free again before it runs what `job` returns (delivering the answer): a client that got
-        its answer finds its slot free."""
-        with self._lock:
-            if self._busy >= self._size:
-                return False
-            self._busy += 1
-            if self._busy > len(self._threads):
-                thread = threading.Thread(target=self._work, name=self._name, daemon=True)
-                self._threads.append(thread)
-                thread.start()
-        self._jobs.put(job)
-        return True
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            try:
-                deliver = job()
-            finally:
-                with self._lock:
-                    self._busy -= 1
-            deliver()
-
-    def stop(self, deadline: float) -> None:
-        """Let every worker finish its job and end; wait until `deadline` (monotonic) at most."""
-        with self._lock:
-            threads = list(self._threads)
-        for _ in threads:
-            self._jobs.put(None)
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 _READING, _WORKING, _WRITING, _LINGERING, _CLOSED = "reading", "working", "writing", "lingering", "closed"
@@ -130,7 +86,7 @@ class Server:
         self._selector = selectors.DefaultSelector()
         self._conns: set[_Conn] = set()
         self._per_ip: dict[str, int] = {}
-        self._lanes = {lane: _Lane(f"{name}-{lane}", n) for lane, n in limits.lanes.items()}
+        self._lanes = {lane: Lane(f"{name}-{lane}", n) for lane, n in limits.lanes.items()}
         self._posted: deque[tuple[_Conn, Reply]] = deque()
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
