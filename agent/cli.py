@@ -154,7 +154,7 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
             registry_hosts=sorted({w.image.host for w in cfg.watches if w.source == "aliyun"}),
             on_request=metrics.record_api if metrics is not None else None,
         )  # fmt: skip
-    runtime = DockerRuntime()
+    runtime = DockerRuntime(pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
     state = State(cfg.agent.state_dir)
     deployer = Deployer(runtime, state, stop=stop, keep_images=cfg.agent.keep_images)
     listeners: list[Callable[[Report, float], None]] = []

@@ -39,6 +39,8 @@ class AgentSettings:
     parallel_pulls: int = 4
     keep_images: int = 3
     mode: str = "update"
+    pull_timeout: float = 900.0  # a pull's overall deadline
+    pull_stall: float = 60.0  # abort a pull that moved no bytes for this long
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,8 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     p = _Problems()
     _unknown(p, "", raw, {"agent", "aliyun", "watch", "registry_auth", "webhook", "notify", "metrics"})
     agent = _agent(p, _table(p, "agent", raw.get("agent", {})))
+    pull_timeout, pull_stall = _pull_limits(p, raw.get("agent"))
+    agent = replace(agent, pull_timeout=pull_timeout, pull_stall=pull_stall)
     watches = _watches(p, raw.get("watch", []), agent.mode)
     needs_aliyun = any(w.source == "aliyun" for w in watches)
     aliyun = _aliyun(p, _table(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
@@ -265,7 +269,7 @@ def _secret(
 
 def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
     known = {"interval", "cron", "jitter", "state_dir", "parallel_pulls", "keep_images", "mode"}
-    _unknown(p, "agent", t, known)
+    _unknown(p, "agent", t, known | _PULL_KEYS)
     cron = _get(p, "agent", t, "cron", str, None)
     interval: float | None = None
     if "interval" in t and cron is not None:
@@ -297,6 +301,21 @@ def _mode(p: _Problems, path: str, t: Mapping[str, Any], default: str) -> str:
         p.add(f"{path}.mode", f"must be 'update' or 'notify' (monitor only), got {mode!r}")
         return default
     return mode
+
+
+_PULL_KEYS = {"pull_timeout", "pull_stall"}
+
+
+def _pull_limits(p: _Problems, t: Any) -> tuple[float, float]:
+    """`pull_timeout` and `pull_stall` of [agent] (1s–1d each); the stall window never exceeds the deadline."""
+    if not isinstance(t, dict):
+        return AgentSettings.pull_timeout, AgentSettings.pull_stall
+    timeout = _duration(p, "agent", t, "pull_timeout", AgentSettings.pull_timeout, low=1.0, high=_DAY)
+    stall = _duration(p, "agent", t, "pull_stall", min(AgentSettings.pull_stall, timeout), low=1.0, high=_DAY)
+    if stall > timeout:
+        p.add("agent.pull_stall", f"must not exceed pull_timeout ({_span(timeout)}), got {t['pull_stall']!r}")
+        stall = timeout
+    return timeout, stall
 
 
 def _aliyun(p: _Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool) -> AliyunSettings:

@@ -227,3 +227,23 @@ def test_check_shows_the_schedule_run_will_use(
     )
     assert main(["check", "-c", str(path)]) == 0
     assert "schedule of `agent run`: cron '0 3 * * 0-2' (CST) (jitter 60s)" in capsys.readouterr().out
+
+
+def test_pull_limits_default_to_15_minutes_and_60_seconds_and_are_bounded() -> None:
+    cfg = parse({"watch": [{"container": "web", "image": IMG}]}, ENV)
+    assert (cfg.agent.pull_timeout, cfg.agent.pull_stall) == (900.0, 60.0)
+    cfg = parse({"agent": {"pull_timeout": "30s"}, "watch": [{"container": "web", "image": IMG}]}, ENV)
+    assert (cfg.agent.pull_timeout, cfg.agent.pull_stall) == (30.0, 30.0)  # the stall window never exceeds it
+    got = problems(
+        {"agent": {"pull_timeout": "0s", "pull_stall": "2d"}, "watch": [{"container": "web", "image": IMG}]}
+    )
+    assert got == [
+        "agent.pull_timeout: must be between 1s and 1d, got '0s'",
+        "agent.pull_stall: must be between 1s and 1d, got '2d'",
+    ]
+    got = problems(
+        {"agent": {"pull_timeout": "10m", "pull_stall": "20m"}, "watch": [{"container": "web", "image": IMG}]}
+    )
+    assert got == ["agent.pull_stall: must not exceed pull_timeout (10m), got '20m'"]
+    got = problems({"agent": {"pull_stall": 60}, "watch": [{"container": "web", "image": IMG}]})
+    assert got == ["agent.pull_stall: expected a string, got int 60"]

@@ -1,0 +1,98 @@
+"""Following the engine's pull progress stream: bytes and layers done, a deadline, a no-progress watchdog."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Statuses after which a layer's bytes are all there (its `total` may not be repeated).
+_FETCHED = {"Verifying Checksum", "Download complete", "Extracting", "Pull complete", "Already exists"}
+_DONE = {"Pull complete", "Already exists"}
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+@dataclass
+class PullProgress:
+    """What the progress messages of one pull said so far, per layer."""
+
+    fetched: dict[str, int] = field(default_factory=dict)  # layer id → bytes downloaded
+    sizes: dict[str, int] = field(default_factory=dict)  # layer id → size, once the engine said it
+    states: dict[str, tuple[str, object]] = field(default_factory=dict)  # layer id → (status, current)
+
+    def feed(self, msg: dict[str, Any]) -> bool:
+        """Take one message; True when it moved the pull on (a layer's status or byte count changed)."""
+        layer, status = msg.get("id"), str(msg.get("status") or "")
+        if not layer or status.startswith("Pulling from"):  # not a layer; nor "Digest: …", "Status: …"
+            return False
+        layer = str(layer)
+        detail = msg.get("progressDetail") or {}
+        if status == "Downloading":
+            self.fetched[layer] = int(detail.get("current") or 0)
+            if detail.get("total"):
+                self.sizes[layer] = int(detail["total"])
+        elif status in _FETCHED and layer in self.sizes:
+            self.fetched[layer] = self.sizes[layer]
+        now = (status, detail.get("current"))
+        moved = self.states.get(layer) != now
+        self.states[layer] = now
+        return moved
+
+    def summary(self) -> str:
+        done = sum(1 for status, _ in self.states.values() if status in _DONE)
+        got = sum(self.fetched.values())
+        total = sum(self.sizes.values())
+        size = f"{_mb(got)} of {_mb(total)}" if total else _mb(got)
+        return f"{size}, {done} of {len(self.states)} layers done"
+
+
+class PullAborted(Exception):
+    """The pull ran past its deadline or made no progress for too long."""
+
+
+class PullWatch:
+    """Deadline and no-progress watchdog over one pull's messages; says when to log progress."""
+
+    def __init__(
+        self,
+        timeout: float,
+        stall: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        log_every: float = 5.0,
+    ) -> None:
+        self.timeout, self.stall, self.clock, self.log_every = timeout, stall, clock, log_every
+        self.progress = PullProgress()
+        self.started = self.last_progress = self.last_log = clock()
+        self.logged = ""
+
+    def feed(self, msg: dict[str, Any]) -> None:
+        """Take one message; raise PullAborted when the pull is over its deadline or stalled."""
+        if self.progress.feed(msg):
+            self.last_progress = self.clock()
+        self.check()
+
+    def check(self) -> None:
+        now = self.clock()
+        if now - self.started >= self.timeout:
+            raise PullAborted(f"not done within pull_timeout {self.timeout:g}s ({self.progress.summary()})")
+        if now - self.last_progress >= self.stall:
+            raise PullAborted(self.stalled())
+
+    def stalled(self) -> str:
+        return f"no progress for pull_stall {self.stall:g}s ({self.progress.summary()}); aborted"
+
+    def due_report(self) -> str | None:
+        """The progress line to log now, at most every `log_every` seconds and only when it changed."""
+        now = self.clock()
+        if now - self.last_log < self.log_every:
+            return None
+        line = self.progress.summary()
+        if line == self.logged:
+            return None
+        self.last_log, self.logged = now, line
+        return line
