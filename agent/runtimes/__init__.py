@@ -62,7 +62,10 @@ class Runtime(Protocol):
         ...
 
     def drain(self, container: str) -> None:
-        """Take the container out of its user-defined networks (start-first, once the new one is proven)."""
+        """Take the container's aliases off its user-defined networks (start-first, once the new one is proven).
+
+        It stays reachable at its address for a grace period, for requests that resolved it just before.
+        """
         ...
 
     def remove(self, container: str) -> None:

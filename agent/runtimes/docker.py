@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 import re
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -207,8 +208,9 @@ class DockerRuntime:
         timeout: int = 120,
         pull_timeout: float = 900.0,
         pull_stall: float = 60.0,
+        drain_grace: float = 2.0,
     ) -> None:
-        self.pull_timeout, self.pull_stall = pull_timeout, pull_stall
+        self.pull_timeout, self.pull_stall, self.drain_grace = pull_timeout, pull_stall, drain_grace
         if client is None:
             with _fault("connect to the Docker Engine"):
                 if base_url:
@@ -421,7 +423,10 @@ class DockerRuntime:
                 self.api.stop(container)
 
     def publish(self, container: str, source: str) -> None:
-        """Give `container` the network aliases `source` has, on each user-defined network they share."""
+        """Give `container` the network aliases `source` has, on each user-defined network they share.
+
+        A network where `source` has no aliases left (it was drained: a recovery runs this again) is skipped.
+        """
         src = self._must_inspect(source)
         mine = (self._must_inspect(container).get("NetworkSettings") or {}).get("Networks") or {}
         drop = {src["Id"][:12], (src.get("Config") or {}).get("Hostname") or ""}
@@ -429,6 +434,8 @@ class DockerRuntime:
             if net in ("bridge", "host", "none") or net not in mine:
                 continue
             wanted = _endpoint(ep, drop)
+            if not wanted.get("Aliases"):
+                continue
             with _fault(f"give {container} its aliases on {net}"):
                 self.api.disconnect_container_from_network(container, net)
                 self.api.connect_container_to_network(
@@ -436,13 +443,26 @@ class DockerRuntime:
                 )
 
     def drain(self, container: str) -> None:
-        """Leave every user-defined network, so its DNS names and aliases point only at the others."""
+        """Take the container out of its user-defined networks' DNS names, then let late requests land.
+
+        Docker removes an endpoint's interface before its DNS records (docs/safety.md): a client that
+        resolved the address just before sends to nobody. So the container joins each network again at
+        once, under its own name only; Docker hands out the lowest free address, in practice the one it
+        just had, and such a request arrives with the kernel's retry 1 s later. `drain_grace` covers that.
+        """
         data = self._must_inspect(container)
-        for net in (data.get("NetworkSettings") or {}).get("Networks") or {}:
-            if net in ("bridge", "host", "none") or net.startswith("container:"):
-                continue
+        nets = [
+            n
+            for n in (data.get("NetworkSettings") or {}).get("Networks") or {}
+            if n not in ("bridge", "host", "none") and not n.startswith("container:")
+        ]
+        for net in nets:
             with _fault(f"disconnect {container} from {net}"):
                 self.api.disconnect_container_from_network(container, net)
+            with _fault(f"connect {container} to {net} again, without aliases"):
+                self.api.connect_container_to_network(container, net)
+        if nets:
+            time.sleep(self.drain_grace)
 
     def remove(self, container: str) -> None:
         """Force-remove; never the volumes. A container that is already gone is fine."""
