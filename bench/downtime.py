@@ -16,12 +16,10 @@ A busybox httpd container serving its image's marker is updated from v1 to v2 wh
 * Ouroboros 1.4.2, `ouroboros --run-once --monitor <container>` (pull, stop, remove, create, start);
 * the blog's webhook receiver, bench/blog_receiver.sh (`docker rm -f`, `docker pull`, `docker run`).
 
-Full mode adds cr-agent stop-first behind the same proxy, and three experiments run through the agent's
-own CLI with DockerRuntime methods swapped at start-up (AGENT_PATCHES; never in agent/): start-first
-without the drain (plain `docker stop` of the old container, as before a071f2d); start-first whose new
-container joins its networks without the service's aliases and gets them once it passed the gate; and
-that, with the new container also created under a temporary name and given the service's name after
-the gate.
+Full mode adds cr-agent stop-first behind the same proxy.
+
+`--handover N` (issue 9 item 11) runs only cr-agent start-first, N updates one after the other, with the
+clients that never retry (the proxy and the in-network client), and writes its own block of the page.
 
 Each round also measures the container's own start time (`docker start` → first answer) and stop time,
 when a starting container's alias appears in Docker's DNS against when it first answers, and, for cr-agent,
@@ -355,17 +353,7 @@ class Method:
     tool: str  # agent | ouroboros | blog
     exposure: str  # port | proxy
     strategy: str | None = None
-    patch: str | None = None  # an experiment: the agent with one runtime method swapped (AGENT_PATCHES)
 
-
-# Experiments only, never in agent/: run through the agent's own CLI, one DockerRuntime method swapped.
-AGENT_PATCHES = {
-    # The old container is stopped without leaving its networks first (cr-agent before a071f2d).
-    "nodrain": """
-import agent.runtimes.docker as d
-d.DockerRuntime.drain = lambda self, container: None
-""",
-}
 
 METHODS = [
     Method("agent-stop", "cr-agent stop-first, published port", "agent", "port", "stop-first"),
@@ -375,9 +363,7 @@ METHODS = [
 ]
 EXTRAS = [  # full mode, or --extras
     Method("agent-stop-proxy", "cr-agent stop-first, behind the proxy", "agent", "proxy", "stop-first"),
-    Method("agent-start-nodrain", "experiment: start-first without the drain (as before a071f2d)", "agent", "proxy",
-           "start-first", patch="nodrain"),
-]  # fmt: skip
+]
 OBSERVERS = {
     "host": "host → 127.0.0.1:port",
     "alias": "host → proxy → alias `web`",
@@ -815,15 +801,9 @@ def run_agent(b: Bench, m: Method, name: str, ref: str) -> dict[str, Any]:
               "DOCKER_CONFIG": str(b.empty_docker_config), "PYTHONPATH": str(ROOT),
               "PYTHONPYCACHEPREFIX": str(WORK / "pycache")})  # fmt: skip
     args = ["once", "-c", str(cfg), "--json", "--log-level", "DEBUG"]
-    if m.patch:
-        code = (
-            AGENT_PATCHES[m.patch]
-            + "\nimport sys\nfrom agent.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-        )
-        cmd = [sys.executable, "-c", code, *args]
-    else:
-        cmd = [sys.executable, "-m", "agent", *args]
-    done = subprocess.run(cmd, cwd=d, env=e, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", *args], cwd=d, env=e, capture_output=True, text=True, timeout=300
+    )
     (d / "agent.log").write_text(done.stderr)
     try:
         result = json.loads(done.stdout)["results"][0]
@@ -852,6 +832,10 @@ def stats(values: list[float | None]) -> dict[str, Any]:
     }
 
 
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the callers' finally: everything is cleaned up
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 run per method, no extras, Ouroboros only if installed; "
@@ -861,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
         "--extras",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="stop-first behind the proxy and the three patched experiments (default: on, off in quick)",
+        help="stop-first behind the proxy (default: on, off in quick)",
     )
     p.add_argument("--no-ouroboros", action="store_true", help="skip Ouroboros")
     p.add_argument("--only", nargs="*", metavar="KEY", help="these methods only (results go to bench/work/)")
@@ -869,9 +853,13 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", action="store_true", help="keep the run directory (agent logs) under bench/work/runs/"
     )
     p.add_argument("--from-json", metavar="PATH", help="only rewrite the page from a run's downtime.json")
+    p.add_argument("--handover", type=int, metavar="N", help="only N start-first updates with clients that never "
+                   "retry; rewrites the page's hand-over block")  # fmt: skip
     a = p.parse_args(argv)
     if a.from_json:
         return rerender(Path(a.from_json).resolve())
+    if a.handover:
+        return handover(a.handover, keep=a.keep)
     runs = a.runs or (1 if a.quick else 5)
     extras = (not a.quick) if a.extras is None else a.extras
     ouro = None if a.no_ouroboros else ouroboros_exe(install=not a.quick)
@@ -881,10 +869,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     b = Bench(keep=a.keep)
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the finally below: everything is cleaned up
-
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     out: dict[str, Any] = {
         "runs": runs, "quick": a.quick, "methods": {m.key: m.label for m in methods}, "periods_ms": [PERIOD * 1000, PROXY_PERIOD * 1000, NAME_PERIOD * 1000],
         "gate": GATE, "agent_code": agent_code(), "rounds": [], "errors": [],
@@ -1008,11 +993,104 @@ def fmt(st: dict[str, Any] | None, digits: int = 0) -> str:
 ANALYSIS_BEGIN, ANALYSIS_END = "<!-- analysis:begin -->", "<!-- analysis:end -->"
 
 
+HANDOVER_BEGIN, HANDOVER_END = "<!-- handover:begin -->", "<!-- handover:end -->"
+
+
+def kept_block(begin: str, end: str) -> str:
+    """A block of docs/benchmarks-downtime.md that a full run keeps (hand-written, or another mode's)."""
+    old = DOC.read_text() if DOC.exists() else ""
+    m = re.search(re.escape(begin) + ".*?" + re.escape(end), old, re.S)
+    return m.group(0) if m else f"{begin}\n*(Not measured yet.)*\n{end}"
+
+
 def kept_analysis() -> str:
     """The hand-written findings in docs/benchmarks-downtime.md, kept when the script rewrites the page."""
-    old = DOC.read_text() if DOC.exists() else ""
-    m = re.search(re.escape(ANALYSIS_BEGIN) + ".*?" + re.escape(ANALYSIS_END), old, re.S)
-    return m.group(0) if m else f"{ANALYSIS_BEGIN}\n*(No findings written yet.)*\n{ANALYSIS_END}"
+    return kept_block(ANALYSIS_BEGIN, ANALYSIS_END)
+
+
+# ---- --handover N: start-first only, N updates, clients that never retry ------------------------------------
+def handover(updates: int, keep: bool = False) -> int:
+    method = next(m for m in METHODS if m.key == "agent-start")
+    b = Bench(keep=keep)
+    out: dict[str, Any] = {
+        "updates": updates,
+        "agent_code": agent_code(),
+        "gate": GATE,
+        "runs": [],
+        "errors": [],
+    }
+    started = time.monotonic()
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        b.open()
+        out["facts"] = b.facts
+        for i in range(updates):
+            try:
+                r = run_method(b, method, i, None)
+            except Exception as e:  # noqa: BLE001 - count it and go on
+                log(f"update {i + 1}: FAILED: {e}")
+                out["errors"].append({"run": i, "error": str(e)[-3000:]})
+                continue
+            out["runs"].append(r)
+            log(f"update {i + 1}/{updates}: " + "; ".join(
+                f"{k} {r[k]['failed']} failed, {r[k]['stalled_over_0_9s']} stalled" for k in OBSERVERS if k in r))  # fmt: skip
+    finally:
+        out["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        b.close()
+    out["seconds"] = round(time.monotonic() - started, 1)
+    res = WORK / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    (res / "handover.json").write_text(json.dumps(out, indent=1) + "\n")
+    block = render_handover(out)
+    text = DOC.read_text()
+    pattern = re.escape(HANDOVER_BEGIN) + ".*?" + re.escape(HANDOVER_END)
+    DOC.write_text(re.sub(pattern, lambda _m: block, text, flags=re.S) if re.search(pattern, text, re.S) else
+                   text.replace(ANALYSIS_END, ANALYSIS_END + "\n\n" + block, 1))  # fmt: skip
+    log(
+        f"wrote {(res / 'handover.json').relative_to(ROOT)} and the hand-over block of {DOC.relative_to(ROOT)}"
+    )
+    return 1 if out["errors"] else 0
+
+
+def render_handover(out: dict[str, Any]) -> str:
+    runs, f, code = out["runs"], out.get("facts", {}), out["agent_code"]
+    dirty = f" with uncommitted changes to {', '.join(code['dirty_files'])}" if code["dirty_files"] else ""
+    L = [
+        HANDOVER_BEGIN,
+        "### Start-first, 20 updates, clients that never retry",
+        "",
+        f"Written by `bench/downtime.py --handover {out['updates']}` ({out['seconds'] / 60:.0f} min, {f.get('date')}, "
+        f"load average {f.get('loadavg_at_start')} → {out.get('loadavg_at_end')}; cr-agent {code['commit']}{dirty}). "
+        f"{len(runs)} updates of a fresh v1 → v2 each, set up as in section 1. Neither the proxy nor the in-network "
+        "client retries: one lookup, the first address, one connection, given up after 2 s (the kernel's own "
+        "ARP and SYN retries within those 2 s still happen). *Stalled*: answered after more than 0.9 s.",
+        "",
+        "| requests from | failed, all updates | of | updates with a failure | stalled, all updates | longest gap (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for obs, label in OBSERVERS.items():
+        got = [r[obs] for r in runs if obs in r]
+        if not got:
+            continue
+        gaps = stats([g["longest_gap_ms"] for g in got])
+        L.append(f"| {label} | {sum(g['failed'] for g in got)} | {sum(g['requests'] for g in got)} | "
+                 f"{sum(1 for g in got if g['failed'])}/{len(got)} | {sum(g['stalled_over_0_9s'] for g in got)} | "
+                 f"{fmt(gaps)} |")  # fmt: skip
+    fails = Counter()  # type: Counter[str]
+    for r in runs:
+        for obs, label in OBSERVERS.items():
+            for k, v in (r.get(obs) or {}).get("failures", {}).items():
+                fails[f"{label}: {k}"] += v
+    if fails:
+        L += ["", "Failures: " + "; ".join(f"{k} ×{v}" for k, v in sorted(fails.items())) + "."]
+    phases = [r["tool"]["phases"] for r in runs]
+    if phases:
+        L += ["", f"`step healthy` → pass done (publish, drain with its 2 s grace, renames, stop, remove): "
+              f"{fmt(stats([p['healthy_to_pass_done_ms'] for p in phases]))} ms."]  # fmt: skip
+    if out["errors"]:
+        L += ["", f"Errors: {len(out['errors'])} (see bench/work/results/handover.json)."]
+    L.append(HANDOVER_END)
+    return "\n".join(L)
 
 
 def render(out: dict[str, Any], methods: list[Method], res: Path) -> str:
@@ -1049,6 +1127,8 @@ def render(out: dict[str, Any], methods: list[Method], res: Path) -> str:
         "Written by hand from the full run below; the script keeps this block when it rewrites the page.",
         "",
         kept_analysis(),
+        "",
+        kept_block(HANDOVER_BEGIN, HANDOVER_END),
         "",
         "## 1. Requests that failed during the update",
         "",
