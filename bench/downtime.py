@@ -542,6 +542,20 @@ class Bench:
         nets = self.api.inspect_container(name)["NetworkSettings"]["Networks"]
         return (nets.get(self.net) or {}).get("IPAddress") or None
 
+    def network_events(self, since: float, until: float, who: dict[str, str]) -> list[tuple[float, str, str]]:
+        """(epoch s, connect|disconnect, who[container id]) on the bench network, from the engine's event log."""
+        found = self.api.events(since=int(since), until=int(until) + 1, decode=True,
+                                filters={"type": "network", "network": self.net})  # fmt: skip
+        return [
+            (
+                e["timeNano"] / 1e9,
+                e["Action"],
+                who.get(e["Actor"]["Attributes"].get("container", ""), "other"),
+            )
+            for e in found
+            if e.get("timeNano", 0) / 1e9 >= since and e["Action"] in ("connect", "disconnect")
+        ]
+
     def run_client(self, name: str, target: str = "web", skip: str = "") -> str:
         hc = self.api.create_host_config(network_mode=self.net)
         c = self.api.create_container(self.tools_image, name=name, host_config=hc,
@@ -689,7 +703,7 @@ def run_method(b: Bench, m: Method, i: int, ouro: Path | None) -> dict[str, Any]
     port = images.free_port() if m.exposure == "port" else None
     if m.exposure == "proxy":
         b.ensure_proxy()
-    b.run_web(name, ref, m.exposure, port)
+    old_id = b.run_web(name, ref, m.exposure, port)
     ips: dict[str, str | None] = {"old": b.ip_of(name)} if m.exposure == "proxy" else {}
     if port:
         loops = {"host": HostLoop(port, "/")}
@@ -718,6 +732,8 @@ def run_method(b: Bench, m: Method, i: int, ouro: Path | None) -> dict[str, Any]
         wait_for(lambda: all(lp.seen(new) for lp in loops.values()), 30, f"answers from {new}")
         if m.exposure == "proxy":
             ips["new"] = b.ip_of(name)
+            who = {old_id: "old", b.api.inspect_container(name)["Id"]: "new"}
+            out["network_events"] = b.network_events(t0, time.time(), who)
         time.sleep(0.5)
     finally:
         for key, loop in loops.items():
@@ -1052,12 +1068,21 @@ def handover(updates: int, keep: bool = False) -> int:
     return 1 if out["errors"] else 0
 
 
+def _off_network_ms(events: list[list[Any]]) -> float | None:
+    """From the old container's first disconnect to its next connect, in ms (None: it never came back)."""
+    gone = next((t for t, action, who in events if who == "old" and action == "disconnect"), None)
+    back = next(
+        (t for t, action, who in events if who == "old" and action == "connect" and gone and t > gone), None
+    )
+    return round((back - gone) * 1000, 1) if gone and back else None
+
+
 def render_handover(out: dict[str, Any]) -> str:
     runs, f, code = out["runs"], out.get("facts", {}), out["agent_code"]
     dirty = f" with uncommitted changes to {', '.join(code['dirty_files'])}" if code["dirty_files"] else ""
     L = [
         HANDOVER_BEGIN,
-        "### Start-first, 20 updates, clients that never retry",
+        f"### Start-first, {out['updates']} updates, clients that never retry",
         "",
         f"Written by `bench/downtime.py --handover {out['updates']}` ({out['seconds'] / 60:.0f} min, {f.get('date')}, "
         f"load average {f.get('loadavg_at_start')} → {out.get('loadavg_at_end')}; cr-agent {code['commit']}{dirty}). "
@@ -1083,6 +1108,10 @@ def render_handover(out: dict[str, Any]) -> str:
                 fails[f"{label}: {k}"] += v
     if fails:
         L += ["", "Failures: " + "; ".join(f"{k} ×{v}" for k, v in sorted(fails.items())) + "."]
+    off = [_off_network_ms(r.get("network_events") or []) for r in runs]
+    if any(x is not None for x in off):
+        L += ["", "The old container off its network during the drain (the engine's `disconnect` → `connect` events; "
+              f"a request that resolved it just before must get its kernel retry, 1 s later, inside this): {fmt(stats(off))} ms."]  # fmt: skip
     phases = [r["tool"]["phases"] for r in runs]
     if phases:
         L += ["", f"`step healthy` → pass done (publish, drain with its 2 s grace, renames, stop, remove): "
