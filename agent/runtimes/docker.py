@@ -425,22 +425,27 @@ class DockerRuntime:
     def publish(self, container: str, source: str) -> None:
         """Give `container` the network aliases `source` has, on each user-defined network they share.
 
-        A network where `source` has no aliases left (it was drained: a recovery runs this again) is skipped.
+        `source`'s container name is added as an alias too, so the name never stops resolving while the two
+        containers swap names. A network where `source` has no aliases left (it was drained: a recovery runs
+        this again) is skipped.
         """
         src = self._must_inspect(source)
         mine = (self._must_inspect(container).get("NetworkSettings") or {}).get("Networks") or {}
+        name = str(src.get("Name") or "").lstrip("/")
         drop = {src["Id"][:12], (src.get("Config") or {}).get("Hostname") or ""}
         for net, ep in ((src.get("NetworkSettings") or {}).get("Networks") or {}).items():
             if net in ("bridge", "host", "none") or net not in mine:
                 continue
             wanted = _endpoint(ep, drop)
-            if not wanted.get("Aliases"):
+            aliases = list(wanted.get("Aliases") or [])
+            if not aliases:
                 continue
             with _fault(f"give {container} its aliases on {net}"):
                 self.api.disconnect_container_from_network(container, net)
                 self.api.connect_container_to_network(
-                    container, net, aliases=wanted.get("Aliases"), links=_links(wanted.get("Links"))
-                )
+                    container, net, aliases=[*aliases, name] if name not in aliases else aliases,
+                    links=_links(wanted.get("Links")),
+                )  # fmt: skip
 
     def drain(self, container: str) -> None:
         """Take the container out of its user-defined networks' DNS names, then let late requests land.

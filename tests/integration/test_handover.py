@@ -64,3 +64,19 @@ def test_drain_takes_the_alias_away_but_the_old_address_still_answers(
 
     rt.publish(new, old)  # what recovery after a crash at this point does again: the aliases stay
     assert "web" in _aliases(docker_client, new, net)
+
+
+def test_the_service_name_resolves_while_the_two_containers_swap_names(
+    docker_client: docker.DockerClient, world: tuple[str, str, str, str]
+) -> None:
+    net, old, new, client = world
+    rt = DockerRuntime(docker_client, drain_grace=0)
+    rt.publish(new, old)
+    rt.drain(old)
+    docker_client.api.rename(old, old + "--cr-agent-old")  # the moment the name belongs to nobody
+    lookup = _in(
+        docker_client,
+        client,
+        f"timeout 3 nslookup {old} 127.0.0.11 | awk '/^Name:/{{f=1}} f&&/^Address/{{print $2}}'",
+    )
+    assert lookup == f"0 {_ip(docker_client, new, net)}", "the name resolves to the new container, by alias"
