@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import re
 import time
 from collections.abc import Collection, Iterator
@@ -15,46 +13,18 @@ from typing import Any
 import docker
 import requests
 from docker.errors import DockerException, NotFound
-from docker.utils import parse_repository_tag
 from loguru import logger
 
 from agent.errors import RuntimeFault
 from agent.model import ContainerInfo
 from agent.runtimes import ContainerState
-from agent.runtimes.pull import PullAborted, PullWatch
+from agent.runtimes.pull import PullAborted, PullWatch, messages, start_pull
 
 _ANON = re.compile(r"^[0-9a-f]{64}$")
 # Config keys an image provides; a container value equal to the old image's was inherited, not chosen.
 _INHERITED_SCALARS = ("Healthcheck", "WorkingDir", "User", "StopSignal")
 
 Json = dict[str, Any]
-
-
-def _answer(response: requests.Response) -> str:
-    try:
-        return str(response.json().get("message") or response.text).strip()
-    except ValueError:
-        return f"HTTP {response.status_code} {response.text[:200]}".strip()
-
-
-def _messages(response: requests.Response, watch: PullWatch) -> Iterator[Json]:
-    """The JSON messages of a progress stream, fed to `watch` (which raises PullAborted)."""
-    buffer = b""
-    try:
-        for chunk in response.iter_content(chunk_size=None):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if line.strip():
-                    msg = json.loads(line)
-                    watch.feed(msg)
-                    yield msg
-            watch.check()
-    except requests.ConnectionError as e:  # the read timed out: nothing came for pull_stall seconds
-        if "timed out" in str(e).lower():
-            watch.check()
-            raise PullAborted(watch.stalled()) from e
-        raise
 
 
 def _why(exc: BaseException) -> str:
@@ -340,13 +310,13 @@ class DockerRuntime:
         watch = PullWatch(self.pull_timeout, self.pull_stall)
         with _fault(f"pull {reference}", secret):
             try:
-                response = self._start_pull(reference, auth)
+                response = start_pull(self.api, reference, auth, self.pull_stall)
             except requests.Timeout:
                 raise RuntimeFault(
                     f"pull {reference}: the engine did not answer; {watch.stalled()}"
                 ) from None
             try:
-                for msg in _messages(response, watch):
+                for msg in messages(response, watch):
                     if msg.get("error"):
                         error = str(msg["error"]).replace(secret, "***") if secret else msg["error"]
                         raise RuntimeFault(f"pull {reference}: {error}")
@@ -365,26 +335,6 @@ class DockerRuntime:
         if image is None:
             raise RuntimeFault(f"pull {reference}: the image is not present after the pull")
         return str(image["Id"])
-
-    def _start_pull(self, reference: str, auth: tuple[str, str] | None) -> requests.Response:
-        """POST /images/create as docker-py's pull does, but with a read timeout of `pull_stall`."""
-        repository, tag = parse_repository_tag(reference)
-        if auth:
-            header = docker.auth.encode_header({"username": auth[0], "password": auth[1]})
-        else:  # the credentials in the Docker client config, as `docker pull` would use
-            registry, _ = docker.auth.resolve_repository_name(repository)
-            header = docker.auth.get_config_header(self.api, registry)
-        response = self.api.post(
-            f"{self.api.base_url}/v{self.api.api_version}/images/create",
-            params={"fromImage": repository, "tag": tag or "latest"},
-            headers={"X-Registry-Auth": header} if header else {},
-            stream=True,
-            timeout=(self.pull_stall, self.pull_stall),
-        )
-        if response.status_code >= 400:
-            with contextlib.closing(response):
-                raise RuntimeFault(f"pull {reference}: {_answer(response)}")
-        return response
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         with _fault(f"tag {image} as {repository}:{tag}"):
@@ -466,6 +416,12 @@ class DockerRuntime:
                 self.api.disconnect_container_from_network(container, net)
             with _fault(f"connect {container} to {net} again, without aliases"):
                 self.api.connect_container_to_network(container, net)
+            was = data["NetworkSettings"]["Networks"][net].get("IPAddress")
+            now = (self._must_inspect(container)["NetworkSettings"]["Networks"].get(net) or {}).get(
+                "IPAddress"
+            )
+            if was != now:  # a lower address was free: a request sent to `was` just now is lost
+                logger.info("{} rejoined {} at {}, not at {}", container, net, now, was)
         if nets:
             time.sleep(self.drain_grace)
 

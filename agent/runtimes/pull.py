@@ -1,11 +1,19 @@
-"""Following the engine's pull progress stream: bytes and layers done, a deadline, a no-progress watchdog."""
+"""The engine's pull progress stream: reading it, bytes and layers done, a deadline, a no-progress watchdog."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import docker
+import requests
+from docker.utils import parse_repository_tag
+
+from agent.errors import RuntimeFault
 
 # Statuses after which a layer's bytes are all there (its `total` may not be repeated).
 _FETCHED = {"Verifying Checksum", "Download complete", "Extracting", "Pull complete", "Already exists"}
@@ -96,3 +104,53 @@ class PullWatch:
             return None
         self.last_log, self.logged = now, line
         return line
+
+
+def start_pull(
+    api: docker.APIClient, reference: str, auth: tuple[str, str] | None, stall: float
+) -> requests.Response:
+    """POST /images/create as docker-py's pull does, but with a read timeout of `stall` seconds."""
+    repository, tag = parse_repository_tag(reference)
+    if auth:
+        header = docker.auth.encode_header({"username": auth[0], "password": auth[1]})
+    else:  # the credentials in the Docker client config, as `docker pull` would use
+        registry, _ = docker.auth.resolve_repository_name(repository)
+        header = docker.auth.get_config_header(api, registry)
+    response = api.post(
+        f"{api.base_url}/v{api.api_version}/images/create",
+        params={"fromImage": repository, "tag": tag or "latest"},
+        headers={"X-Registry-Auth": header} if header else {},
+        stream=True,
+        timeout=(stall, stall),
+    )
+    if response.status_code >= 400:
+        with contextlib.closing(response):
+            raise RuntimeFault(f"pull {reference}: {_answer(response)}")
+    return response
+
+
+def _answer(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("message") or response.text).strip()
+    except ValueError:
+        return f"HTTP {response.status_code} {response.text[:200]}".strip()
+
+
+def messages(response: requests.Response, watch: PullWatch) -> Iterator[dict[str, Any]]:
+    """The JSON messages of a progress stream, fed to `watch` (which raises PullAborted)."""
+    buffer = b""
+    try:
+        for chunk in response.iter_content(chunk_size=None):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    msg = json.loads(line)
+                    watch.feed(msg)
+                    yield msg
+            watch.check()
+    except requests.ConnectionError as e:  # the read timed out: nothing came for pull_stall seconds
+        if "timed out" in str(e).lower():
+            watch.check()
+            raise PullAborted(watch.stalled()) from e
+        raise
