@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agent.compat import tomllib
 from agent.durations import parse_duration
 from agent.errors import ConfigError
 from agent.model import ImageRef
