@@ -12,7 +12,7 @@ from typing import Any
 
 from loguru import logger
 
-from agent import __version__, logs
+from agent import __version__, logs, secretfiles
 from agent.config import Config, describe, find_config, load
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
@@ -72,10 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.setup(args.log_level, args.log_json)
     try:
-        cfg = load(find_config(args.config))
+        path = find_config(args.config)
+        cfg = load(path)
     except ConfigError as e:
         return _usage_error(e, args.log_json)
     logs.add_secrets(cfg.secrets)
+    for warning in secretfiles.warnings(path):
+        logger.warning("{}", warning)
     try:
         if args.command == "check":
             from agent import schedule
