@@ -39,6 +39,7 @@ class AgentSettings:
     parallel_pulls: int = 4
     keep_images: int = 3
     mode: str = "update"
+    self_update: bool = False  # update the agent's own container, last, through a helper container
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,16 @@ def _secret(
 
 
 def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
-    known = {"interval", "cron", "jitter", "state_dir", "parallel_pulls", "keep_images", "mode"}
+    known = {
+        "interval",
+        "cron",
+        "jitter",
+        "state_dir",
+        "parallel_pulls",
+        "keep_images",
+        "mode",
+        "self_update",
+    }
     _unknown(p, "agent", t, known)
     cron = _get(p, "agent", t, "cron", str, None)
     interval: float | None = None
@@ -288,7 +298,8 @@ def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
     keep = _get(p, "agent", t, "keep_images", int, 3)
     if not 0 <= keep <= 100:
         p.add("agent.keep_images", "must be between 0 and 100")
-    return AgentSettings(Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode)
+    self_update = _get(p, "agent", t, "self_update", bool, False)
+    return AgentSettings(Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode, self_update)
 
 
 def _mode(p: _Problems, path: str, t: Mapping[str, Any], default: str) -> str:
