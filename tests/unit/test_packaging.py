@@ -85,3 +85,23 @@ def test_unit_parser_reads_as_systemd_does() -> None:
     assert unitfile.timespan("5min") == 300 and unitfile.timespan("1min 30s") == 90
     with pytest.raises(ValueError):
         unitfile.timespan("300 # comment")
+
+
+def test_compose_example_runs_the_agent_as_documented() -> None:
+    import yaml  # PyYAML comes with apprise
+
+    service = yaml.safe_load((ROOT / "packaging" / "compose.yaml").read_text())["services"]["cr-agent"]
+    assert service["network_mode"] == "host"
+    assert "/var/run/docker.sock:/var/run/docker.sock" in service["volumes"]
+    assert "/etc/localtime:/etc/localtime:ro" in service["volumes"]
+    targets = {v.split(":")[1] for v in service["volumes"]}
+    assert {"/etc/cr-agent", "/var/lib/cr-agent"} <= targets
+    assert unitfile.timespan(service["stop_grace_period"]) > Watch.health_timeout + CONTAINER_STOP_TIMEOUT
+    assert service["command"] == ["run", "-c", "/etc/cr-agent/agent.toml"]
+
+
+def test_dockerfile_runs_agent_run_with_the_documented_paths() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM debian:bookworm-slim$", text, re.M)
+    assert 'ENTRYPOINT ["agent"]' in text and 'CMD ["run", "-c", "/etc/cr-agent/agent.toml"]' in text
+    assert 'VOLUME ["/var/lib/cr-agent"]' in text
