@@ -82,7 +82,7 @@ def test_image_updates_a_container_and_skips_its_own(world: World, agent_image: 
     d2 = world.push_image("v2")
     name = start_agent(world, v1, [{"container": "web", "image": world.image()},
                                    {"container": "agent", "image": world.image("agent")}], self_update=False)  # fmt: skip
-    assert wait_until(lambda: world.running_digests("web") == [d2], 120, "web updated by the agent container")
+    assert wait_until(lambda: d2 in world.running_digests("web"), 120, "web updated by the agent container")
     text = logs_once_they_say(world, name, "pass done", 60)
     assert "is cr-agent's own container and self_update = false" in text
     assert agent_v2 not in world.running_digests("agent")
