@@ -265,16 +265,8 @@ def _secret(
 
 
 def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
-    known = {
-        "interval",
-        "cron",
-        "jitter",
-        "state_dir",
-        "parallel_pulls",
-        "keep_images",
-        "mode",
-        "self_update",
-    }
+    known = {"interval", "cron", "jitter", "state_dir", "parallel_pulls", "keep_images", "mode",
+             "self_update"}  # fmt: skip
     _unknown(p, "agent", t, known)
     cron = _get(p, "agent", t, "cron", str, None)
     interval: float | None = None

@@ -275,10 +275,10 @@ def _own_container(ctx: Context, s: Step) -> Result:
     try:
         helper = ctx.start_helper(name)
     except AgentError as e:
-        logs.decision("ERROR", "self_update.failed", "{}: self-update helper did not start: {}", name, e,
+        logs.decision("ERROR", "plan.failed", "{}: self-update helper did not start: {}", name, e,
                       status="failed", **at)  # fmt: skip
         return Result(name, image, Status.FAILED, s.current, s.target, f"self-update helper: {e}")
-    logs.decision("INFO", "self_update.handed_over", "{}: own container; helper {} replaces it once this pass ends",
+    logs.decision("INFO", "plan.update", "{}: own container; helper {} replaces it once this pass ends",
                   name, helper, status="skipped", **at)  # fmt: skip
     return Result(name, image, Status.SKIPPED, s.current, s.target,
                   f"own container: handed to helper container {helper}", {"self_update": helper})  # fmt: skip
