@@ -12,7 +12,7 @@ from typing import Any
 
 from loguru import logger
 
-from agent import __version__, logs
+from agent import __version__, logs, secretfiles
 from agent.config import Config, describe, find_config, load
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
         ("retry", "lift the quarantine of bad digests"),
     ):
         sub.add_parser(name, parents=[common], help=text).add_argument("container")
+    # run by the helper container that replaces the agent's own container (self_update); not for users
+    sub.add_parser("self-update", parents=[common], help=argparse.SUPPRESS).add_argument("container")
     return p
 
 
@@ -72,10 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.setup(args.log_level, args.log_json)
     try:
-        cfg = load(find_config(args.config))
+        path = find_config(args.config)
+        cfg = load(path)
     except ConfigError as e:
         return _usage_error(e, args.log_json)
     logs.add_secrets(cfg.secrets)
+    for warning in secretfiles.warnings(path):
+        logger.warning("{}", warning)
     try:
         if args.command == "check":
             from agent import schedule
@@ -90,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.daemon import run_daemon
 
             return run_daemon(cfg)
+        if args.command == "self-update":
+            from agent.selfcontainer import helper_pass
+
+            return EXIT_OK if helper_pass(cfg, args.container).ok else EXIT_FAILED
         if args.command == "status":
             return _status(cfg, as_json=args.json)
         if args.command == "rollback":
@@ -169,7 +178,20 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
         for listener in listeners:
             listener(report, seconds)
 
-    return Context(cfg, registries, runtime, state, deployer, on_pass)
+    return Context(cfg, registries, runtime, state, deployer, on_pass, *_self_update(cfg))
+
+
+def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:
+    """The agent's own container id, and how to start the helper that replaces it."""
+    from agent.selfcontainer import own_container_id
+
+    own = own_container_id()
+    if own is None or not cfg.agent.self_update or cfg.path is None:
+        return own, None
+    from agent.runtimes.helper import start_self_update_helper
+
+    config_path = str(cfg.path.resolve())
+    return own, lambda target: start_self_update_helper(own, target, config_path)
 
 
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:

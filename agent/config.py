@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agent.compat import tomllib
 from agent.durations import parse_duration
 from agent.errors import ConfigError
 from agent.model import ImageRef
@@ -41,6 +41,7 @@ class AgentSettings:
     mode: str = "update"
     pull_timeout: float = 900.0  # a pull's overall deadline
     pull_stall: float = 60.0  # abort a pull that moved no bytes for this long
+    self_update: bool = False  # update the agent's own container, last, through a helper container
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,8 @@ def _secret(
 
 
 def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
-    known = {"interval", "cron", "jitter", "state_dir", "parallel_pulls", "keep_images", "mode"}
+    known = {"interval", "cron", "jitter", "state_dir", "parallel_pulls", "keep_images", "mode",
+             "self_update"}  # fmt: skip
     _unknown(p, "agent", t, known | _PULL_KEYS)
     cron = _get(p, "agent", t, "cron", str, None)
     interval: float | None = None
@@ -292,7 +294,8 @@ def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
     keep = _get(p, "agent", t, "keep_images", int, 3)
     if not 0 <= keep <= 100:
         p.add("agent.keep_images", "must be between 0 and 100")
-    return AgentSettings(Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode)
+    self_update = _get(p, "agent", t, "self_update", bool, False)
+    return AgentSettings(Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode, self_update=self_update)
 
 
 def _mode(p: _Problems, path: str, t: Mapping[str, Any], default: str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
+
+from agent.compat import StrEnum
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # Docker reference grammar, lower-case path components.

@@ -12,7 +12,7 @@ from typing import Any
 
 from loguru import logger
 
-from agent import logs
+from agent import logs, selfcontainer
 from agent.config import Config, Watch
 from agent.deploy import Deployer, Job
 from agent.errors import AgentError, TagDigestError
@@ -102,6 +102,8 @@ class Context:
     state: State
     deployer: Deployer
     on_pass: Callable[[Report, float], None] | None = None
+    self_id: str | None = None  # the agent's own container, when it runs in one
+    start_helper: Callable[[str], str] | None = None  # self_update: starts the helper for that container
 
 
 def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
@@ -230,6 +232,8 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
             logs.decision("INFO", "plan.would_update", "{}: would update {} → {} ({})", name, s.current, s.target,
                           why, status="would_update", **at)  # fmt: skip
             results[name] = Result(name, image, Status.WOULD_UPDATE, s.current, s.target)
+        elif s.container is not None and selfcontainer.is_own(s.container.id, ctx.self_id):
+            results[name] = _own_container(ctx, s)
         else:
             assert s.container is not None and s.target is not None
             updates.append(Job(s.watch, s.container, s.target, s.current, _auth_for(ctx, s.watch)))
@@ -258,6 +262,26 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
             r = replace(r, detail={**r.detail, "pinned": True, "tag_digest": s.tag_digest})
         out.append(r)
     return out
+
+
+def _own_container(ctx: Context, s: Step) -> Result:
+    """Never pull the floor from under ourselves: skip, or hand the update to a helper container."""
+    name, image = s.watch.container, str(s.watch.image)
+    at: dict[str, Any] = {"container": name, "image": image, "from_digest": s.current, "to_digest": s.target}
+    if not ctx.config.agent.self_update or ctx.start_helper is None:
+        reason = selfcontainer.skip_reason(name)
+        logs.decision("WARNING", "plan.skipped", "{}: skipped: {}", name, reason, status="skipped", **at)
+        return Result(name, image, Status.SKIPPED, s.current, s.target, reason)
+    try:
+        helper = ctx.start_helper(name)
+    except AgentError as e:
+        logs.decision("ERROR", "plan.failed", "{}: self-update helper did not start: {}", name, e,
+                      status="failed", **at)  # fmt: skip
+        return Result(name, image, Status.FAILED, s.current, s.target, f"self-update helper: {e}")
+    logs.decision("INFO", "plan.update", "{}: own container; helper {} replaces it once this pass ends",
+                  name, helper, status="skipped", **at)  # fmt: skip
+    return Result(name, image, Status.SKIPPED, s.current, s.target,
+                  f"own container: handed to helper container {helper}", {"self_update": helper})  # fmt: skip
 
 
 def _pull_all(ctx: Context, jobs: list[Job]) -> list[tuple[Job, str | Exception]]:

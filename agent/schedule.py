@@ -12,11 +12,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from loguru import logger
+
+from agent.compat import UTC
 
 if TYPE_CHECKING:
     from agent.config import Schedule

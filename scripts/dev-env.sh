@@ -26,6 +26,10 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 # the images are FROM scratch: the busybox binary must be the static one
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed" || need+=(busybox-static)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+# install paths and packaging: Debian's pipx, systemd-analyze for the units, debootstrap for the image's base
+command -v pipx >/dev/null || need+=(pipx)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   apt-get update -q >/dev/null

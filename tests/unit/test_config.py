@@ -21,7 +21,7 @@ def problems(raw: dict, env: dict | None = None) -> list[str]:
 
 
 def test_example_file_loads_and_matches_documented_defaults() -> None:
-    cfg = load(ROOT / "agent.toml.example", env={"CR_AGENT_AK_ID": "id", "CR_AGENT_AK_SECRET": "secret"})
+    cfg = load(ROOT / "agent.toml.example", env={**ENV, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret"})
     assert cfg.agent.schedule.interval == 300 and cfg.agent.schedule.jitter == 30
     assert cfg.aliyun.edition == "personal" and cfg.aliyun.access_key_secret == "secret"
     (w,) = cfg.watches

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
+from agent.compat import UTC
 from agent.config import Schedule, parse
 from agent.errors import ConfigError
 from agent.schedule import Ticker
