@@ -295,7 +295,9 @@ def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
     if not 0 <= keep <= 100:
         p.add("agent.keep_images", "must be between 0 and 100")
     self_update = _get(p, "agent", t, "self_update", bool, False)
-    return AgentSettings(Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode, self_update=self_update)
+    return AgentSettings(
+        Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode, self_update=self_update
+    )
 
 
 def _mode(p: _Problems, path: str, t: Mapping[str, Any], default: str) -> str:
