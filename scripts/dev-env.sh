@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Brings up what the integration tests need: Debian's Docker Engine, a local
-# registry on loopback with htpasswd auth, and the static busybox binary.
+# registry on loopback with htpasswd auth, the static busybox binary, and the ACR
+# test world (tests/support/acr_world.py): a test CA, /etc/hosts lines sending real
+# ACR host names to loopback addresses, and dockerd trusting the CA for them.
 # Idempotent: whatever already runs is left alone. Needs root.
+#   dev-env.sh --clean-hosts   removes this script's /etc/hosts lines and exits
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 REG_ADDR="${CR_TEST_REGISTRY:-127.0.0.1:5000}"
 REG_USER="${CR_TEST_REGISTRY_USER:-cr-test}"
@@ -11,6 +15,11 @@ WORK="${CR_TEST_WORK:-/var/lib/cr-agent-test}"
 LOGS="${CR_TEST_LOGS:-/var/log/cr-agent-test}"
 
 log() { printf 'dev-env: %s\n' "$*" >&2; }
+
+if [[ "${1:-}" == "--clean-hosts" ]]; then
+  log "/etc/hosts: $(python3 -m tests.support.acr_world hosts-clean)"
+  exit 0
+fi
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local deadline=$((SECONDS + $1)) what=$2; shift 2
@@ -30,6 +39,7 @@ command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v pipx >/dev/null || need+=(pipx)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   apt-get update -q >/dev/null
@@ -69,4 +79,31 @@ YML
   nohup docker-registry serve "$WORK/registry/config.yml" >>"$LOGS/registry.log" 2>&1 &
   wait_for 30 docker-registry python3 -c "import socket; h,p='$REG_ADDR'.rsplit(':',1); socket.create_connection((h,int(p)),1)"
 fi
+# -- the ACR test world: CA, server certificate, /etc/hosts, dockerd's trust ------------------
+TLS="$WORK/tls"
+SANS=$(python3 -m tests.support.acr_world sans)
+mkdir -p "$TLS"
+if [[ ! -s "$TLS/ca.crt" ]]; then
+  log "creating the test CA in $TLS"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cr-agent test CA" \
+    -keyout "$TLS/ca.key" -out "$TLS/ca.crt" 2>/dev/null
+fi
+if [[ "$(cat "$TLS/server.sans" 2>/dev/null)" != "$SANS" || ! -s "$TLS/server.crt" ]]; then
+  log "issuing the test server certificate"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=cr-agent test server" \
+    -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$SANS" >"$TLS/server.ext"
+  openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$TLS/server.ext" -out "$TLS/server.crt" 2>/dev/null
+  printf '%s' "$SANS" >"$TLS/server.sans"
+fi
+chmod 0644 "$TLS/ca.crt" "$TLS/server.crt" "$TLS/server.key"
+if [[ "$(python3 -m tests.support.acr_world hosts-add)" == changed ]]; then
+  log "wrote the ACR test host names to /etc/hosts"
+fi
+for host in $(python3 -m tests.support.acr_world registry-hosts); do
+  mkdir -p "/etc/docker/certs.d/$host"
+  cmp -s "$TLS/ca.crt" "/etc/docker/certs.d/$host/ca.crt" || cp "$TLS/ca.crt" "/etc/docker/certs.d/$host/ca.crt"
+done
+
 log "ready: docker $(docker version -f '{{.Server.Version}}'), registry $REG_ADDR (user $REG_USER)"

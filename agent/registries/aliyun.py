@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import random
 import re
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
 from aliyunsdkcore.client import AcsClient
+from aliyunsdkcore.http import protocol_type
 from aliyunsdkcore.request import AcsRequest
 from aliyunsdkcr.request.v20160607 import GetAuthorizationTokenRequest as PersonalToken
 from aliyunsdkcr.request.v20160607 import GetRepoTagsRequest
@@ -36,6 +38,9 @@ MAX_PAGES = 200  # 20 000 tags at 100 a page: beyond that something is wrong
 TOKEN_MARGIN = 300.0  # renew a pull token this many seconds before it expires
 _TEMPORARY_CODES = {"InternalError", "ServiceUnavailable", "UnknownError", "SDK.HttpError"}
 _REGION = re.compile(r"^[a-z0-9-]+$")
+# The SDK switches TLS on by identity (`protocol is PT.HTTPS`): only its own constants will do.
+_PROTOCOLS = {"http": protocol_type.HTTP, "https": protocol_type.HTTPS}
+CA_BUNDLE_ENV = "ALIBABA_CLOUD_CA_BUNDLE"
 # What the SDK may log that carries a secret: STS tokens in URLs/headers, tokens in response bodies.
 _SENSITIVE = re.compile(
     r"""(?i)(['"]?(?:SecurityToken|x-acs-security-token|authorizationToken)['"]?\s*[=:]\s*['"]?)[^&\s'",}]+"""
@@ -71,6 +76,18 @@ def _split_endpoint(endpoint: str) -> tuple[str, str]:
     return scheme, host
 
 
+def tls_verify(ca_file: str | None) -> str | bool:
+    """What to verify API certificates with: ca_file, else $ALIBABA_CLOUD_CA_BUNDLE, else the bundled CAs.
+
+    Never False: an empty variable must not turn verification off (the SDK would pass "" on).
+    """
+    path = ca_file or os.environ.get(CA_BUNDLE_ENV) or None
+    if path is not None and not os.path.isfile(path):
+        source = "[aliyun] ca_file" if ca_file else CA_BUNDLE_ENV
+        raise ValueError(f"{source}: no such CA bundle file {path!r}")
+    return path or True
+
+
 def _field(obj: Any, *names: str) -> Any:
     """obj[name] for the first name present, matching case-insensitively; None if absent."""
     if not isinstance(obj, dict):
@@ -102,6 +119,7 @@ class AliyunRegistry:
         instance_id: str | None = None,
         endpoint: str | None = None,
         security_token: str | None = None,
+        ca_file: str | None = None,
         connect_timeout: float = 5,
         read_timeout: float = 10,
         retries: int = 3,
@@ -123,6 +141,7 @@ class AliyunRegistry:
             raise ValueError("the enterprise edition needs instance_id (cri-...)")
         self.region, self.edition, self.instance_id = region, edition, instance_id
         self._scheme, self._host = _split_endpoint(endpoint or f"https://cr.{region}.aliyuncs.com")
+        verify = tls_verify(ca_file)
         self._token = security_token
         self._retries, self._backoff, self._backoff_max = max(0, retries), backoff, backoff_max
         self._total_timeout, self._page_size = total_timeout, page_size
@@ -143,6 +162,7 @@ class AliyunRegistry:
             connect_timeout=connect_timeout,
             timeout=read_timeout,
             proxy={"http": None, "https": None} if no_proxy else None,
+            verify=verify,
         )
 
     def close(self) -> None:
@@ -354,7 +374,7 @@ class AliyunRegistry:
     def _once(self, action: str, what: str, make: Callable[[], AcsRequest]) -> dict[str, Any]:
         req = make()
         req.set_endpoint(self._host)
-        req.set_protocol_type(self._scheme)
+        req.set_protocol_type(_PROTOCOLS[self._scheme])
         if self._token:  # what the SDK's StsTokenSigner would do, without its env-var surprise
             if req.get_style() == "RPC":
                 req.add_query_param("SecurityToken", self._token)
@@ -367,6 +387,13 @@ class AliyunRegistry:
             code = e.get_error_code()
             # Drop the URL: it is long and may hold the STS token.
             msg = re.sub(r" with url: \S+", "", str(e.get_error_msg()))
+            if "CERTIFICATE_VERIFY_FAILED" in msg or "SSLError" in msg:
+                detail = msg.rsplit("CERTIFICATE_VERIFY_FAILED]", 1)[-1].strip(" ()'\")")[:120]
+                msg = (
+                    f"the TLS certificate of {self._host} is not trusted ({detail or 'TLS error'}); "
+                    f"for a private CA set [aliyun] ca_file or {CA_BUNDLE_ENV}"
+                )
+                raise self._error(f"{where}: {msg}", "TLS_UNTRUSTED", False) from None
             raise self._error(f"{where}: {msg}", code, code in _TEMPORARY_CODES) from None
         except ServerException as e:
             raise self._server_error(where, e) from None
