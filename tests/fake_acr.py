@@ -9,6 +9,13 @@ and/or a real Registry v2, injects faults and counts requests.
 
     python -m tests.fake_acr --port 18080 --registry 127.0.0.1:5000
 
+`FakeAcr(tls=True)` is the strict one, as real ACR is (see tests/support/acr_world.py): it serves
+the API with the test CA's certificate on 127.0.0.2:443, where /etc/hosts sends cr.<region>.aliyuncs.com,
+answers by region (the Host asked) and by instance, lists its enterprise instances, and starts
+a TLS front for the local registry on 127.0.0.3:443 that takes a temporary token only on the hosts
+of the region or instance it was issued for. `placement` says where each repository lives:
+"personal:<region>", "instance:<id>" or "crpi" (only on the crpi host: the API does not know it).
+
 Control (not signed, not counted): POST /_fake/faults, GET|DELETE /_fake/faults,
 GET /_fake/stats, POST /_fake/stats/reset, POST /_fake/tags.
 """
@@ -17,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
 import signal
+import os
+import ssl
 import threading
 import time
 import urllib.error
@@ -33,7 +43,7 @@ from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.support import env
+from tests.support import acr_world, env
 
 DEFAULT_KEYS = {"test-key-id": "test-key-secret"}
 DEFAULT_INSTANCE = "cri-test"
@@ -108,6 +118,9 @@ class FakeAcr:
         token_ttl: float = 3600.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls: bool = False,
+        placement: dict[str, str] | None = None,
+        enterprise: dict[str, tuple[str, str, tuple[str, ...]]] | None = None,
     ) -> None:
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}")
@@ -123,14 +136,35 @@ class FakeAcr:
         self.personal_page_max = personal_page_max
         self.token_ttl = token_ttl
         self.tokens_issued: list[str] = []
+        self.tls = tls
+        self.placement = dict(placement or {})
+        # id -> (name, region, custom domains); the plain fake names its instances after their ids
+        plain = {i: (i.removeprefix("cri-"), region, ()) for i in instances}
+        self.enterprise = dict(enterprise or (acr_world.INSTANCES if tls else plain))
+        if tls:
+            self.instances = tuple(self.enterprise)
+        self.reject_tokens = False  # the registry front refuses every temporary token
+        self._token_scopes: dict[str, tuple[str, float]] = {}
+        self.front: Any = None
+        self._held: Any = None
         self._repo_ids: dict[str, str] = {}
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.reset_stats()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        if tls:
+            self._held = _hold_port_443()
+            host, port = acr_world.API_IP, 443
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self), bind_and_activate=False)
+        self._server.allow_reuse_address = True
         self._server.daemon_threads = True
+        self._server.server_bind()
+        self._server.server_activate()
+        if tls:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(acr_world.CERT_FILE, acr_world.KEY_FILE)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -139,9 +173,15 @@ class FakeAcr:
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return f"https://{acr_world.api_host(self.region)}"
         return f"http://{self._server.server_address[0]}:{self.port}"
 
     def start(self) -> FakeAcr:
+        if self.tls:
+            from tests.support.registry_front import RegistryFront
+
+            self.front = RegistryFront(self.token_valid).start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-acr", daemon=True
         )
@@ -154,6 +194,10 @@ class FakeAcr:
             self._server.shutdown()
             self._thread.join(5)
         self._server.server_close()
+        if self.front is not None:
+            self.front.stop()
+        if self._held is not None:
+            self._held.close()
 
     def __enter__(self) -> FakeAcr:
         return self.start()
@@ -198,6 +242,7 @@ class FakeAcr:
             self.actions: Counter[str] = Counter()
             self.repos: Counter[str] = Counter()
             self.keys: Counter[str] = Counter()
+            self.hosts: Counter[str] = Counter()  # the API host asked (its region)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -207,6 +252,7 @@ class FakeAcr:
                 "actions": dict(self.actions),
                 "repos": dict(self.repos),
                 "keys": dict(self.keys),
+                "hosts": dict(self.hosts),
             }
 
     def _count(self, request_key: str, action: str, repo: str | None, key_id: str | None) -> list[Fault]:
@@ -312,12 +358,51 @@ class FakeAcr:
         status, _, body = self._registry("GET", "/v2/_catalog?n=10000")
         return set(json.loads(body).get("repositories") or []) if status == 200 else set()
 
-    def issue_token(self) -> tuple[str, str, int]:
-        """(user, password, expiry ms): the local registry's real login, so a pull with it works."""
-        user, password = self.registry_auth or ("cr_temp_user", "tok-" + uuid.uuid4().hex)
+    def issue_token(self, scope: str = "") -> tuple[str, str, int]:
+        """(user, password, expiry ms) for `scope` ("personal:<region>" or "instance:<id>").
+
+        Plain mode: the local registry's real login, so a pull with it works. TLS mode: a fresh
+        token that the registry front takes only on the hosts of `scope`.
+        """
+        if self.tls or not self.registry_auth:
+            user, password = "cr_temp_user", "tok-" + uuid.uuid4().hex
+        else:
+            user, password = self.registry_auth
         with self._lock:
             self.tokens_issued.append(password)
+            self._token_scopes[password] = (scope, time.time() + self.token_ttl)
         return user, password, int((time.time() + self.token_ttl) * 1000)
+
+    def token_valid(self, scope: str, user: str, password: str) -> bool:
+        with self._lock:
+            issued = self._token_scopes.get(password)
+        return (
+            not self.reject_tokens
+            and user == "cr_temp_user"
+            and issued is not None
+            and issued[0] == scope
+            and issued[1] > time.time()
+        )
+
+    def exists_in(self, repo: str, scope: str) -> bool:
+        """Repositories without a placement live everywhere (the plain fake's old behaviour)."""
+        return self.placement.get(repo, scope) == scope
+
+
+def _hold_port_443() -> Any:
+    """Only one strict fake can own 127.0.0.2:443 at a time: wait for the others (lock file)."""
+    path = os.path.join(os.environ.get("CR_TEST_WORK", "/var/lib/cr-agent-test"), "fake-acr-443.lock")
+    f = open(path, "w")  # noqa: SIM115 - held for the fake's lifetime
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                f.close()
+                raise TimeoutError(f"another test holds {path} for more than 10 minutes") from None
+            time.sleep(0.1)
 
 
 def _tag_fields(tag: str, hexdigest: str) -> dict[str, Any]:
@@ -400,6 +485,8 @@ class _Handler(BaseHTTPRequestHandler):
         action, repo = self._rpc_target(query) if rpc else self._roa_target(path)
         key_id = query.get("AccessKeyId") if rpc else self._roa_key_id()
         faults = self.fake._count(action if rpc else f"{self.command} {path}", action, repo, key_id)
+        with self.fake._lock:
+            self.fake.hosts[self.headers.get("Host", "")] += 1
         lowercase = any(f.kind == "lowercase" for f in faults)
         soft = any(f.kind == "soft" for f in faults)
         try:
@@ -511,16 +598,23 @@ class _Handler(BaseHTTPRequestHandler):
                 return "GetRepoTag", repo
         return "Unknown", None
 
-    def _existing(self, repo: str) -> list[tuple[str, str]]:
+    def _region(self) -> str:
+        """The region asked: cr.<region>.aliyuncs.com in the Host header, else the fake's own."""
+        host = (self.headers.get("Host") or "").split(":")[0].lower()
+        if host.startswith("cr.") and host.endswith(".aliyuncs.com"):
+            return host[3 : -len(".aliyuncs.com")]
+        return self.fake.region
+
+    def _existing(self, repo: str, scope: str | None = None) -> list[tuple[str, str]]:
         tags = self.fake.repo_tags(repo)
-        if tags is None:
+        if tags is None or not self.fake.exists_in(repo, scope or f"personal:{self._region()}"):
             raise ApiError(404, "REPO_NOT_EXIST", "repo not exist")
         return tags
 
     def _roa(self, action: str, path: str, query: dict[str, str]) -> dict[str, Any]:
         parts = path.strip("/").split("/")
         if action == "GetAuthorizationToken":
-            user, password, expiry = self.fake.issue_token()
+            user, password, expiry = self.fake.issue_token(f"personal:{self._region()}")
             return {"authorizationToken": password, "tempUserName": user, "expireDate": expiry}
         if action == "GetRepoTags":
             tags = self._existing("/".join(parts[1:3]))
@@ -535,14 +629,17 @@ class _Handler(BaseHTTPRequestHandler):
             return _tag_fields(parts[4], found)
         if action == "GetRepo":
             self._existing("/".join(parts[1:3]))
-            public = self.fake.registry or f"registry.{self.fake.region}.aliyuncs.com"
+            region = self._region()
+            public = self.fake.registry or f"registry.{region}.aliyuncs.com"
+            if self.fake.tls:
+                public = f"registry.{region}.aliyuncs.com"
             domains = {
                 "public": public,
-                "internal": f"registry-internal.{self.fake.region}.aliyuncs.com",
-                "vpc": f"registry-vpc.{self.fake.region}.aliyuncs.com",
+                "internal": f"registry-internal.{region}.aliyuncs.com",
+                "vpc": f"registry-vpc.{region}.aliyuncs.com",
             }
             repo = {"repoNamespace": parts[1], "repoName": parts[2], "repoType": "PRIVATE"}
-            repo.update(repoStatus="NORMAL", regionId=self.fake.region, repoDomainList=domains)
+            repo.update(repoStatus="NORMAL", regionId=region, repoDomainList=domains)
             return {"repo": repo}
         raise ApiError(404, "InvalidAction.NotFound", f"no such API: {self.command} {path}")
 
@@ -556,16 +653,31 @@ class _Handler(BaseHTTPRequestHandler):
         return action, None
 
     def _rpc(self, action: str, query: dict[str, str]) -> dict[str, Any]:
-        if action not in ("GetRepository", "ListRepoTag", "GetAuthorizationToken"):
+        known = (
+            "GetRepository",
+            "ListRepoTag",
+            "GetAuthorizationToken",
+            "ListInstance",
+            "ListInstanceEndpoint",
+        )
+        if action not in known:
             raise ApiError(404, "InvalidAction.NotFound", f"Specified api {action!r} is not found.")
-        if query.get("InstanceId") not in self.fake.instances:
-            raise ApiError(404, "INSTANCE_NOT_EXIST", f"instance {query.get('InstanceId')!r} does not exist")
+        region = query.get("RegionId") or self._region()
+        if action == "ListInstance":
+            return self._list_instances(region, query)
+        instance = query.get("InstanceId", "")
+        where = self.fake.enterprise.get(instance)
+        if instance not in self.fake.instances or where is None or (self.fake.tls and where[1] != region):
+            raise ApiError(404, "INSTANCE_NOT_EXIST", f"instance {instance!r} does not exist in {region}")
+        scope = f"instance:{instance}"
+        if action == "ListInstanceEndpoint":
+            return self._endpoints(instance)
         if action == "GetAuthorizationToken":
-            user, password, expiry = self.fake.issue_token()
+            user, password, expiry = self.fake.issue_token(scope)
             return {"AuthorizationToken": password, "TempUsername": user, "ExpireTime": expiry}
         if action == "GetRepository":
             repo = f"{query.get('RepoNamespaceName', '')}/{query.get('RepoName', '')}"
-            self._existing(repo)
+            self._existing(repo, scope)
             return {
                 "RepoId": self.fake.repo_id(repo),
                 "RepoNamespaceName": query.get("RepoNamespaceName"),
@@ -577,7 +689,7 @@ class _Handler(BaseHTTPRequestHandler):
         found = self.fake.repo_for_id(query.get("RepoId", ""))
         if found is None:
             raise ApiError(404, "REPO_NOT_EXIST", "repo not exist")
-        tags = self._existing(found)
+        tags = self._existing(found, scope)
         page = _int_param(query, "PageNo", 1)
         size = min(_int_param(query, "PageSize", 30), 100)
         images = []
@@ -595,6 +707,36 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             )
         return {"Images": images, "TotalCount": str(len(tags)), "PageNo": page, "PageSize": size}
+
+    def _list_instances(self, region: str, query: dict[str, str]) -> dict[str, Any]:
+        name = query.get("InstanceName")
+        rows = [
+            {"InstanceId": i, "InstanceName": n, "RegionId": r, "InstanceStatus": "RUNNING",
+             "InstanceSpecification": "Enterprise_Basic", "CreateTime": "1700000000000",
+             "ModifiedTime": "1700000000000"}
+            for i, (n, r, _) in sorted(self.fake.enterprise.items())
+            if (r == region or not self.fake.tls) and name in (None, n)
+        ]  # fmt: skip
+        page = _int_param(query, "PageNo", 1)
+        size = min(_int_param(query, "PageSize", 30), 30)
+        return {
+            "Instances": _page(rows, page, size),
+            "TotalCount": len(rows),
+            "PageNo": page,
+            "PageSize": size,
+        }
+
+    def _endpoints(self, instance: str) -> dict[str, Any]:
+        name, region, custom = self.fake.enterprise[instance]
+        system = {"internet": f"{name}-registry.{region}.cr.aliyuncs.com",
+                  "vpc": f"{name}-registry-vpc.{region}.cr.aliyuncs.com"}  # fmt: skip
+        endpoints = []
+        for kind, domain in system.items():
+            domains = [{"Domain": domain, "Type": "SYSTEM"}]
+            if kind == "internet":
+                domains += [{"Domain": d, "Type": "USER"} for d in custom]
+            endpoints.append({"EndpointType": kind, "Enable": True, "Status": "RUNNING", "Domains": domains})
+        return {"Endpoints": endpoints}
 
     # -- control ----------------------------------------------------------------------------
     def _control(self, path: str, body: bytes) -> None:
@@ -642,6 +784,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--order", choices=ORDERS, default="name")
     p.add_argument("--personal-page-max", type=int, default=100)
     p.add_argument("--region", default="cn-hangzhou")
+    p.add_argument(
+        "--tls", action="store_true", help="the strict fake on 127.0.0.2:443 (scripts/dev-env.sh world)"
+    )
     a = p.parse_args(argv)
     tags = None
     if a.tags_file:
@@ -659,6 +804,7 @@ def main(argv: list[str] | None = None) -> None:
         personal_page_max=a.personal_page_max,
         host=a.host,
         port=a.port,
+        tls=a.tls,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

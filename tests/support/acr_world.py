@@ -37,13 +37,17 @@ def personal_hosts(region: str) -> list[str]:
 
 def instance_hosts(instance_id: str) -> list[str]:
     name, region, custom = INSTANCES[instance_id]
-    return [f"{name}-registry.{region}.cr.aliyuncs.com", f"{name}-registry-vpc.{region}.cr.aliyuncs.com"] + list(
-        custom
-    )
+    return [
+        f"{name}-registry.{region}.cr.aliyuncs.com",
+        f"{name}-registry-vpc.{region}.cr.aliyuncs.com",
+    ] + list(custom)
 
 
 def crpi_hosts() -> list[str]:
-    return [f"{CRPI}.{CRPI_REGION}.personal.cr.aliyuncs.com", f"{CRPI}-vpc.{CRPI_REGION}.personal.cr.aliyuncs.com"]
+    return [
+        f"{CRPI}.{CRPI_REGION}.personal.cr.aliyuncs.com",
+        f"{CRPI}-vpc.{CRPI_REGION}.personal.cr.aliyuncs.com",
+    ]
 
 
 def registry_hosts() -> list[str]:
@@ -116,7 +120,10 @@ def main(argv: list[str]) -> int:
     elif what == "registry-hosts":
         print("\n".join(registry_hosts()))
     else:
-        print("usage: python3 -m tests.support.acr_world hosts|hosts-add|hosts-clean|sans|registry-hosts", file=sys.stderr)
+        print(
+            "usage: python3 -m tests.support.acr_world hosts|hosts-add|hosts-clean|sans|registry-hosts",
+            file=sys.stderr,
+        )
         return 2
     return 0
 

@@ -1,0 +1,128 @@
+"""A TLS front for the local docker-registry that answers for every ACR registry host name.
+
+Like ACR's registries, it takes only credentials valid for the host asked: a temporary token
+issued for that host's region or instance (`accepts`), or the fixed login (the user's own
+registry password, what `docker login` would store). It forwards everything else to the backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ssl
+import threading
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.support import acr_world, env
+
+_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "authorization", "host"}
+
+
+class RegistryFront:
+    def __init__(
+        self,
+        accepts: Callable[[str, str, str], bool],
+        *,
+        host: str = acr_world.REGISTRY_IP,
+        port: int = 443,
+        backend: str = env.REGISTRY,
+    ) -> None:
+        self.accepts = accepts  # (scope, user, password) -> bool
+        self.backend = backend
+        self.requests: Counter[str] = Counter()  # "<host> <METHOD> <path>"
+        self.refused: Counter[str] = Counter()  # host -> 401s for wrong credentials
+        self._lock = threading.Lock()
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(acr_world.CERT_FILE, acr_world.KEY_FILE)
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self), bind_and_activate=False)
+        self._server.allow_reuse_address = True
+        self._server.daemon_threads = True
+        self._server.server_bind()
+        self._server.server_activate()
+        self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    def start(self) -> RegistryFront:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+        self._server.server_close()
+
+    def count(self, key: str, refused: bool = False) -> None:
+        with self._lock:
+            (self.refused if refused else self.requests)[key] += 1
+
+    def allowed(self, scope: str, authorization: str) -> bool:
+        if not authorization.lower().startswith("basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        if (user, password) == (env.REGISTRY_USER, env.REGISTRY_PASSWORD):
+            return True
+        return self.accepts(scope, user, password)
+
+
+def _handler_for(front: RegistryFront) -> type[BaseHTTPRequestHandler]:
+    class Handler(_Handler):
+        pass
+
+    Handler.front = front
+    return Handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    front: RegistryFront
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._forward()
+
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _reply(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _forward(self) -> None:
+        host = (self.headers.get("Host") or "").split(":")[0].lower()
+        scope = acr_world.scope_of(host)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        if scope is None:
+            return self._reply(404, {}, f"no registry {host!r} here\n".encode())
+        if not self.front.allowed(scope, self.headers.get("Authorization", "")):
+            self.front.count(host, refused=bool(self.headers.get("Authorization")))
+            challenge = {"WWW-Authenticate": f'Basic realm="{host}"', "Content-Type": "application/json"}
+            denied = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+            return self._reply(401, challenge, denied)
+        self.front.count(f"{host} {self.command} {self.path.split('?')[0]}")
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+        raw = f"{env.REGISTRY_USER}:{env.REGISTRY_PASSWORD}".encode()
+        headers.update({"Authorization": "Basic " + base64.b64encode(raw).decode(), "Host": host})
+        headers["X-Forwarded-Proto"] = "https"
+        conn = http.client.HTTPConnection(self.front.backend, timeout=60)
+        try:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            payload = resp.read()
+            out = {k: v for k, v in resp.getheaders() if k.lower() not in _HOP | {"content-length"}}
+            self._reply(resp.status, out, payload)
+        finally:
+            conn.close()
