@@ -28,8 +28,8 @@ import fcntl
 import hashlib
 import hmac
 import json
-import signal
 import os
+import signal
 import ssl
 import threading
 import time

@@ -388,7 +388,7 @@ class AliyunRegistry:
             # Drop the URL: it is long and may hold the STS token.
             msg = re.sub(r" with url: \S+", "", str(e.get_error_msg()))
             if "CERTIFICATE_VERIFY_FAILED" in msg or "SSLError" in msg:
-                detail = msg.rsplit("CERTIFICATE_VERIFY_FAILED]", 1)[-1].strip(" ()'\")")[:120]
+                detail = re.sub(r"[()'\"]", "", msg.rsplit("CERTIFICATE_VERIFY_FAILED]", 1)[-1]).strip()[:120]
                 msg = (
                     f"the TLS certificate of {self._host} is not trusted ({detail or 'TLS error'}); "
                     f"for a private CA set [aliyun] ca_file or {CA_BUNDLE_ENV}"

@@ -55,12 +55,12 @@ def listener() -> Iterator[FirstBytes]:
 def test_no_plain_text_byte_reaches_a_tls_endpoint(listener: FirstBytes, form: str) -> None:
     """The first byte on the wire is a TLS handshake record (0x16), never `GET /repos/...`."""
     endpoint = form.format(port=listener.port)
-    with AliyunRegistry(
+    registry = AliyunRegistry(
         access_key_id="test-key", access_key_secret="test-secret", region="cn-hangzhou", endpoint=endpoint,
         retries=0, connect_timeout=2, read_timeout=2,
-    ) as registry:  # fmt: skip
-        with pytest.raises(RegistryError):
-            registry.latest(APP, ["latest"])
+    )  # fmt: skip
+    with registry, pytest.raises(RegistryError):
+        registry.latest(APP, ["latest"])
     assert listener.got.wait(10), "the adapter never connected"
     first = listener.received[0]
     assert first[:1] == b"\x16", f"plain text reached a TLS endpoint: {first!r}"
