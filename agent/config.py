@@ -46,15 +46,18 @@ class AgentSettings:
 
 @dataclass(frozen=True)
 class AliyunSettings:
-    region: str = "cn-hangzhou"
-    edition: str = "personal"
-    instance_id: str | None = None
+    """Credentials, and overrides: region/edition/instance_id only for what the image host cannot say."""
+
+    region: str | None = None  # custom domains only: ACR hosts name their region
+    edition: str = "personal"  # custom domains only
+    instance_id: str | None = None  # enterprise hosts: skips ListInstance discovery
     access_key_id: str | None = None
     access_key_secret: str | None = field(default=None, repr=False)
     security_token: str | None = field(default=None, repr=False)
     endpoint: str | None = None
     timeout: float = 10.0
     retries: int = 3
+    ca_file: str | None = None  # a private CA for the API (else $ALIBABA_CLOUD_CA_BUNDLE, else bundled CAs)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Watch:
     post_update: str | None = None
     hook_timeout: float = 60.0
     mode: str = "update"  # [agent] mode unless the entry sets its own
+    instance_id: str | None = None  # the enterprise instance (cri-...) of this image's host
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     watches = _watches(p, raw.get("watch", []), agent.mode)
     needs_aliyun = any(w.source == "aliyun" for w in watches)
     aliyun = _aliyun(p, _table(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
+    _acr_hosts(p, watches, aliyun)
     auth = _registry_auth(p, _table(p, "registry_auth", raw.get("registry_auth", {})), env)
     webhook = _webhook(p, raw.get("webhook"), env)
     notify = _notify(p, raw.get("notify"), env)
@@ -332,19 +337,20 @@ def _aliyun(p: _Problems, t: dict[str, Any], env: Mapping[str, str], needed: boo
         "endpoint",
         "timeout",
         "retries",
+        "ca_file",
     }
     _unknown(p, "aliyun", t, known)
-    region = _get(p, "aliyun", t, "region", str, "cn-hangzhou")
-    if not _REGION.match(region):
+    region = _get(p, "aliyun", t, "region", str, None)
+    if region is not None and not _REGION.match(region):
         p.add("aliyun.region", f"not a region id: {region!r} (e.g. 'cn-hangzhou')")
     edition = _get(p, "aliyun", t, "edition", str, "personal")
     if edition not in ("personal", "enterprise"):
         p.add("aliyun.edition", f"must be 'personal' or 'enterprise', got {edition!r}")
     instance_id = _get(p, "aliyun", t, "instance_id", str, None)
-    if edition == "enterprise" and not instance_id:
-        p.add("aliyun.instance_id", "required for the enterprise edition (the 'cri-...' instance id)")
-    if edition == "personal" and instance_id:
-        p.add("aliyun.instance_id", "only the enterprise edition has an instance id")
+    _check_instance_id(p, "aliyun.instance_id", instance_id)
+    ca_file = _get(p, "aliyun", t, "ca_file", str, None)
+    if ca_file is not None and not os.path.isfile(ca_file):
+        p.add("aliyun.ca_file", f"no such file: {ca_file!r} (a PEM bundle of CA certificates)")
     key_id = _secret(p, "aliyun", t, "access_key_id", env) or _first_env(env, ENV_KEY_ID)
     key_secret = _secret(p, "aliyun", t, "access_key_secret", env) or _first_env(env, ENV_KEY_SECRET)
     token = _secret(p, "aliyun", t, "security_token", env) or _first_env(env, ENV_STS_TOKEN)
@@ -361,7 +367,30 @@ def _aliyun(p: _Problems, t: dict[str, Any], env: Mapping[str, str], needed: boo
     retries = _get(p, "aliyun", t, "retries", int, 3)
     if not 0 <= retries <= 10:
         p.add("aliyun.retries", "must be between 0 and 10")
-    return AliyunSettings(region, edition, instance_id, key_id, key_secret, token, endpoint, timeout, retries)
+    return AliyunSettings(
+        region, edition, instance_id, key_id, key_secret, token, endpoint, timeout, retries, ca_file
+    )
+
+
+def _check_instance_id(p: _Problems, path: str, value: str | None) -> None:
+    if value is not None and not re.match(r"^cri-[a-z0-9]+$", value):
+        p.add(path, f"an enterprise instance id looks like 'cri-...', got {value!r}")
+
+
+def _acr_hosts(p: _Problems, watches: tuple[Watch, ...], aliyun: AliyunSettings) -> None:
+    """Every ACR watch must name a host whose region, edition and instance can be found."""
+    from agent.registries.acr_hosts import parse_host
+
+    for i, w in enumerate(watches):
+        if w.source != "aliyun":
+            continue
+        try:
+            parse_host(
+                w.image.host, region=aliyun.region, instance_id=w.instance_id, edition=aliyun.edition,
+                default_instance_id=aliyun.instance_id,
+            )  # fmt: skip
+        except ValueError as e:
+            p.add(f"watch[{i}].image", str(e))
 
 
 def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
@@ -488,7 +517,7 @@ def _watches(p: _Problems, value: Any, default_mode: str) -> tuple[Watch, ...]:
 
 _WATCH_KEYS = {
     "container", "image", "source", "strategy", "health", "min_uptime", "health_timeout",
-    "start_stopped", "pre_update", "post_update", "hook_timeout", "mode",
+    "start_stopped", "pre_update", "post_update", "hook_timeout", "mode", "instance_id",
 }  # fmt: skip
 
 
@@ -528,11 +557,13 @@ def _watch(p: _Problems, path: str, t: dict[str, Any], default_mode: str = "upda
     post = _get(p, path, t, "post_update", str, None)
     hook_timeout = _duration(p, path, t, "hook_timeout", 60.0, low=1.0, high=_DAY)
     mode = _mode(p, path, t, default_mode)
+    instance_id = _get(p, path, t, "instance_id", str, None)
+    _check_instance_id(p, f"{path}.instance_id", instance_id)
     if not ok or image is None or container is None:
         return None
     return Watch(
         container, image, source, strategy, health, min_uptime, health_timeout,
-        start_stopped, pre, post, hook_timeout, mode,
+        start_stopped, pre, post, hook_timeout, mode, instance_id,
     )  # fmt: skip
 
 

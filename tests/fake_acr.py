@@ -115,6 +115,7 @@ class FakeAcr:
         instances: tuple[str, ...] = (DEFAULT_INSTANCE,),
         region: str = "cn-hangzhou",
         personal_page_max: int = 100,
+        offset_by_request: bool = False,
         token_ttl: float = 3600.0,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -134,6 +135,7 @@ class FakeAcr:
         self.instances = tuple(instances)
         self.region = region
         self.personal_page_max = personal_page_max
+        self.offset_by_request = offset_by_request
         self.token_ttl = token_ttl
         self.tokens_issued: list[str] = []
         self.tls = tls
@@ -619,8 +621,11 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "GetRepoTags":
             tags = self._existing("/".join(parts[1:3]))
             page = _int_param(query, "Page", 1)
-            size = min(_int_param(query, "PageSize", 30), self.fake.personal_page_max)
-            items = [_tag_fields(t, d) for t, d in _page(tags, page, size)]
+            asked = _int_param(query, "PageSize", 30)
+            size = min(asked, self.fake.personal_page_max)
+            # offset_by_request: pages start where the asked size says, then are cut to the cap
+            start = (page - 1) * (asked if self.fake.offset_by_request else size)
+            items = [_tag_fields(t, d) for t, d in tags[start : start + size]]
             return {"page": page, "pageSize": size, "total": len(tags), "tags": items}
         if action == "GetRepoTag":
             found = dict(self._existing("/".join(parts[1:3]))).get(parts[4])

@@ -240,24 +240,27 @@ class AliyunRegistry:
         return user, password
 
     def _serves(self, host: str) -> bool:
+        """Personal: this region's registry[-…] hosts. Enterprise: only the hosts mapped to this instance."""
         host = host.lower()
         if host in self._registry_hosts:
             return True
         r = re.escape(self.region)
-        if self.edition == "personal":
-            pattern = rf"(registry(-vpc|-internal)?\.{r}\.aliyuncs\.com|crpi-[a-z0-9]+(-vpc)?\.{r}\.personal\.cr\.aliyuncs\.com)"
-        else:
-            pattern = rf"[a-z0-9-]+-registry(-vpc)?\.{r}\.cr\.aliyuncs\.com"
-        return re.fullmatch(pattern, host) is not None
+        pattern = rf"registry(-vpc|-internal|-intl|-intl-vpc)?\.{r}\.aliyuncs\.com"
+        return self.edition == "personal" and re.fullmatch(pattern, host) is not None
+
+    def serve(self, host: str) -> None:
+        """Hand this client's temporary token to `host` too (a host the router mapped to it)."""
+        with self._lock:
+            self._registry_hosts.add(host.lower())
 
     # -- tag listing ------------------------------------------------------------------------
     def _personal_tags(self, repo: RepoKey, wanted: set[str], deadline: float) -> dict[str, str]:
-        def page_request(page: int) -> AcsRequest:
+        def page_request(page: int, size: int) -> AcsRequest:
             req = GetRepoTagsRequest.GetRepoTagsRequest()
             req.set_RepoNamespace(repo.namespace)
             req.set_RepoName(repo.name)
             req.set_Page(page)
-            req.set_PageSize(self._page_size)
+            req.set_PageSize(size)
             return req
 
         try:
@@ -274,12 +277,12 @@ class AliyunRegistry:
     def _enterprise_tags(self, repo: RepoKey, wanted: set[str], deadline: float) -> dict[str, str]:
         repo_id = self._repo_id(repo, deadline)
 
-        def page_request(page: int) -> AcsRequest:
+        def page_request(page: int, size: int) -> AcsRequest:
             req = ListRepoTagRequest.ListRepoTagRequest()
             req.set_InstanceId(self.instance_id)
             req.set_RepoId(repo_id)
             req.set_PageNo(page)
-            req.set_PageSize(min(self._page_size, 100))
+            req.set_PageSize(min(size, 100))
             return req
 
         try:
@@ -296,7 +299,7 @@ class AliyunRegistry:
         repo: RepoKey,
         wanted: set[str],
         deadline: float,
-        page_request: Callable[[int], AcsRequest],
+        page_request: Callable[[int, int], AcsRequest],
     ) -> dict[str, str]:
         """Page through the tag list until every wanted tag is seen or the list ends.
 
@@ -304,9 +307,9 @@ class AliyunRegistry:
         keys are matched case-insensitively, and counts may be strings.
         """
         found: dict[str, str] = {}
-        seen = 0
+        seen, size = 0, self._page_size
         for page in range(1, MAX_PAGES + 1):
-            body = self._call(action, repo.path, functools.partial(page_request, page), deadline)
+            body = self._call(action, repo.path, functools.partial(page_request, page, size), deadline)
             if self.edition == "personal":
                 body = _field(body, "data")
             items = _field(body, "tags", "Images")
@@ -318,8 +321,21 @@ class AliyunRegistry:
                     found[tag] = _field(item, "digest")
             seen += len(items)
             total = _as_int(_field(body, "total", "TotalCount"))
-            if found.keys() >= wanted or not items or (total is not None and seen >= total):
+            if found.keys() >= wanted or (total is not None and seen >= total):
                 return found
+            if not items:
+                if total is None:
+                    return found
+                raise RegistryError(
+                    f"ACR {action} for {repo.path}: page {page} came back empty after {seen} of {total} tags; "
+                    "refusing to call a tag missing",
+                    code="PAGING",
+                    temporary=True,
+                )
+            # Number the next pages in the size the server really used (it may cap what we asked).
+            echoed = _as_int(_field(body, "pageSize", "PageSize"))
+            if echoed and echoed != size and page == 1:
+                size = echoed
         raise RegistryError(f"ACR {action} for {repo.path}: gave up after {MAX_PAGES} pages")
 
     def _repo_id(self, repo: RepoKey, deadline: float) -> str:
@@ -405,8 +421,8 @@ class AliyunRegistry:
             body = json.loads(raw)
         except (TypeError, ValueError):
             body = None
-        if not isinstance(body, dict):
-            raise self._error(f"unexpected answer from {where}: not a JSON object", None, False)
+        if not isinstance(body, dict):  # a gateway's HTML page with 200: try again
+            raise self._error(f"unexpected answer from {where}: not a JSON object", "NOT_JSON", True)
         code = _field(body, "Code")
         if _field(body, "IsSuccess") is False or (
             isinstance(code, str) and code.lower() not in ("success", "")

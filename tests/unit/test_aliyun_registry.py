@@ -216,8 +216,10 @@ def test_credentials_are_renewed_when_close_to_expiry():
 
 
 def test_enterprise_credentials_use_the_instance(fake):
-    """Enterprise: GetAuthorizationToken with InstanceId, for the instance's registry host."""
-    creds = enterprise(fake).credentials("myinst-registry.cn-hangzhou.cr.aliyuncs.com")
+    """Enterprise: GetAuthorizationToken with InstanceId, only for the hosts mapped to that instance."""
+    registry = enterprise(fake, registry_hosts=["myinst-registry.cn-hangzhou.cr.aliyuncs.com"])
+    assert registry.credentials("other-registry.cn-hangzhou.cr.aliyuncs.com") is None
+    creds = registry.credentials("myinst-registry.cn-hangzhou.cr.aliyuncs.com")
     assert creds == ("cr-test", "cr-test-password")
     assert fake.stats()["actions"] == {"GetAuthorizationToken": 1}
 
@@ -311,13 +313,45 @@ def test_unreachable_endpoint_is_temporary():
 
 
 # -- odd answers ---------------------------------------------------------------------------
-@pytest.mark.parametrize("body", [None, "[1, 2]", '{"data": {"tags": "nope"}}', '{"data": 7}'])
-def test_garbage_or_unexpected_json_is_an_unexpected_answer_error(fake, body):
-    """Non-JSON or wrongly shaped 200 answers give RegistryError 'unexpected answer', never a crash."""
+@pytest.mark.parametrize("body", ['{"data": {"tags": "nope"}}', '{"data": 7}'])
+def test_unexpected_json_is_an_unexpected_answer_error(fake, body):
+    """Wrongly shaped 200 answers give RegistryError 'unexpected answer', never a crash."""
     fake.inject("garbage", body=body)
     with pytest.raises(RegistryError, match="unexpected answer from ACR") as e:
         make(fake).latest(APP, ["latest"])
     assert not e.value.temporary
+
+
+@pytest.mark.parametrize("body", [None, "[1, 2]"])
+def test_a_200_that_is_not_a_json_object_is_temporary_and_retried(fake, body):
+    """A gateway's HTML page with status 200: retried, then the real answer counts."""
+    sleeps: list[float] = []
+    fake.inject("garbage", body=body)
+    assert make(fake, sleeps).latest(APP, ["latest"]) == {"latest": "sha256:" + D1}
+    assert len(sleeps) == 1
+    fake.inject("garbage", count=None, body=body)
+    with pytest.raises(RegistryError, match="not a JSON object") as e:
+        make(fake).latest(APP, ["latest"])
+    assert e.value.temporary
+
+
+def test_an_empty_page_before_total_is_an_error_not_a_missing_tag(fake):
+    """total says 50 but the page is empty: a temporary error, never "tag not found"."""
+    empty = {"data": {"page": 1, "pageSize": 30, "total": 50, "tags": []}}
+    fake.inject("garbage", count=None, body=json.dumps(empty))
+    with pytest.raises(RegistryError, match="came back empty after 0 of 50") as e:
+        make(fake, retries=0).latest(APP, ["latest"])
+    assert e.value.temporary and e.value.code == "PAGING"
+
+
+def test_later_pages_use_the_page_size_the_server_echoed():
+    """A server that caps PageSize but counts pages in the size asked would hide tags 30-99."""
+    with FakeAcr(tags={"ns/app": {"zz-last": D1}}, extra_tags={"ns/app": 80}, personal_page_max=30,
+                 offset_by_request=True) as f:  # fmt: skip
+        assert make(f).latest(APP, ["extra-050", "zz-last"]) == {
+            "extra-050": "sha256:" + dict(f.repo_tags("ns/app") or [])["extra-050"],
+            "zz-last": "sha256:" + D1,
+        }
 
 
 def test_odd_tag_entries_are_ignored(fake):

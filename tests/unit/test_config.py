@@ -49,7 +49,6 @@ def test_every_problem_is_listed_at_once_with_its_key_path() -> None:
     for expected in (
         "agent.interval: not a duration: '5 minutes'",
         "agent.colour: unknown key",
-        "aliyun.instance_id: required for the enterprise edition",
         "aliyun.access_key_id: missing credentials",
         "watch[0].image: upper-case letters are not allowed in a repository name ('MyNs')",
         "watch[1].container: required",
@@ -109,7 +108,7 @@ def test_duplicate_containers_and_empty_watch_list() -> None:
 
 
 def test_source_defaults_by_host_and_can_be_forced_for_local_registries() -> None:
-    cfg = parse({"watch": [
+    cfg = parse({"aliyun": {"region": "cn-hangzhou"}, "watch": [
         {"container": "a", "image": "127.0.0.1:5000/ns/a:latest"},
         {"container": "b", "image": "127.0.0.1:5000/ns/b:latest", "source": "aliyun"},
     ]}, ENV)  # fmt: skip
@@ -247,3 +246,22 @@ def test_pull_limits_default_to_15_minutes_and_60_seconds_and_are_bounded() -> N
     assert got == ["agent.pull_stall: must not exceed pull_timeout (10m), got '20m'"]
     got = problems({"agent": {"pull_stall": 60}, "watch": [{"container": "web", "image": IMG}]})
     assert got == ["agent.pull_stall: expected a string, got int 60"]
+
+
+def test_acr_hosts_are_checked_and_unknown_ones_name_the_known_forms() -> None:
+    """The host decides region and edition; a custom domain needs the overrides."""
+    ok = parse({"watch": [
+        {"container": "a", "image": "registry.cn-shanghai.aliyuncs.com/ns/a"},
+        {"container": "b", "image": "acme-registry.cn-beijing.cr.aliyuncs.com/ns/b"},
+        {"container": "c", "image": "images.acme.test/ns/c", "source": "aliyun", "instance_id": "cri-abc1"},
+    ], "aliyun": {"region": "cn-shanghai"}}, ENV)  # fmt: skip
+    assert [w.instance_id for w in ok.watches] == [None, None, "cri-abc1"]
+    got = "\n".join(problems({"watch": [
+        {"container": "a", "image": "images.acme.test/ns/a", "source": "aliyun"},
+        {"container": "b", "image": "registry.cn-shanghai.aliyuncs.com/ns/b", "instance_id": "cri-abc1"},
+        {"container": "c", "image": "acme-registry.cn-beijing.cr.aliyuncs.com/ns/c", "instance_id": "acme"},
+    ]}))  # fmt: skip
+    assert "watch[0].image: cannot tell the ACR region and edition from the host 'images.acme.test'" in got
+    assert "<name>-registry[-vpc].<region>.cr.aliyuncs.com" in got
+    assert "watch[1].image: registry.cn-shanghai.aliyuncs.com is a personal edition host" in got
+    assert "watch[2].instance_id: an enterprise instance id looks like 'cri-...'" in got

@@ -1,0 +1,73 @@
+"""From an image's registry host to the ACR API to ask: region, edition, and how to find the instance.
+
+Pure: no I/O. docs/acr.md has the table of host forms and the API calls made for each.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_R = r"(?P<region>[a-z]{2}-[a-z0-9-]+)"
+_FORMS = (
+    ("personal", re.compile(rf"registry(-vpc|-internal|-intl|-intl-vpc)?\.{_R}\.aliyuncs\.com")),
+    ("crpi", re.compile(rf"crpi-[a-z0-9]+(-vpc)?\.{_R}\.personal\.cr\.aliyuncs\.com")),
+    ("enterprise", re.compile(rf"(?P<name>[a-z0-9][a-z0-9-]*?)-registry(-vpc)?\.{_R}\.cr\.aliyuncs\.com")),
+)
+KNOWN_FORMS = (
+    "registry[-vpc|-internal|-intl|-intl-vpc].<region>.aliyuncs.com (personal edition); "
+    "crpi-<id>[-vpc].<region>.personal.cr.aliyuncs.com (personal edition, newer instances); "
+    "<name>-registry[-vpc].<region>.cr.aliyuncs.com (enterprise edition); "
+    "a custom domain with [aliyun] region and instance_id (enterprise) or region alone (personal)"
+)
+
+
+@dataclass(frozen=True)
+class AcrHost:
+    """What a registry host says about the API behind it."""
+
+    host: str
+    form: str  # personal, crpi, enterprise, custom
+    region: str
+    edition: str  # personal or enterprise
+    instance_name: str | None = None  # enterprise system domains: <name>-registry...
+    instance_id: str | None = None  # given in the config (watch entry or [aliyun])
+
+    @property
+    def api_host(self) -> str:
+        return f"cr.{self.region}.aliyuncs.com"
+
+
+def parse_host(
+    host: str,
+    *,
+    region: str | None = None,
+    instance_id: str | None = None,
+    edition: str | None = None,
+    default_instance_id: str | None = None,
+) -> AcrHost:
+    """Map `host` to an AcrHost. `region`/`edition` only matter for custom domains.
+
+    `instance_id` (a watch entry's) must fit the host; `default_instance_id` ([aliyun]'s) applies
+    to enterprise hosts only. Raises ValueError naming the forms it knows.
+    """
+    name = host.lower().split(":")[0] if not host.startswith("[") else host.lower()
+    for form, pattern in _FORMS:
+        m = pattern.fullmatch(name)
+        if m is None:
+            continue
+        found = m.groupdict()
+        if form == "enterprise":
+            chosen = instance_id or default_instance_id
+            return AcrHost(host, form, found["region"], "enterprise", found["name"], chosen)
+        if instance_id:
+            raise ValueError(f"{host} is a personal edition host: instance_id does not apply to it")
+        return AcrHost(host, form, found["region"], "personal")
+    if not region:
+        raise ValueError(f"cannot tell the ACR region and edition from the host {host!r}; known forms: {KNOWN_FORMS}")
+    instance_id = instance_id or default_instance_id
+    if instance_id or edition == "enterprise":
+        if not instance_id:
+            raise ValueError(f"{host} is a custom domain: the enterprise edition needs instance_id (cri-...)")
+        return AcrHost(host, "custom", region, "enterprise", None, instance_id)
+    return AcrHost(host, "custom", region, "personal")
