@@ -153,16 +153,7 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
 
         registries["registry"] = OciRegistry(auth=configured_auth)
     if any(w.source == "aliyun" for w in cfg.watches):
-        from agent.registries.aliyun import AliyunRegistry
-
-        a = cfg.aliyun
-        registries["aliyun"] = AliyunRegistry(
-            access_key_id=a.access_key_id or "", access_key_secret=a.access_key_secret or "", region=a.region,
-            edition=a.edition, instance_id=a.instance_id, endpoint=a.endpoint, security_token=a.security_token,
-            read_timeout=a.timeout, retries=a.retries,
-            registry_hosts=sorted({w.image.host for w in cfg.watches if w.source == "aliyun"}),
-            on_request=metrics.record_api if metrics is not None else None,
-        )  # fmt: skip
+        registries["aliyun"] = _acr(cfg, configured_auth, metrics)
     runtime = DockerRuntime(pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
     state = State(cfg.agent.state_dir)
     deployer = Deployer(runtime, state, stop=stop, keep_images=cfg.agent.keep_images)
@@ -192,6 +183,19 @@ def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:
 
     config_path = str(cfg.path.resolve())
     return own, lambda target: start_self_update_helper(own, target, config_path)
+
+
+def _acr(cfg: Config, configured_auth: Callable[[str], tuple[str, str] | None], metrics: Any = None) -> Any:
+    """The ACR registry: one API client per (region, edition, instance), made on first use."""
+    from agent.registries.acr import AcrRegistry
+    from agent.registries.dockercfg import docker_config_auth
+
+    return AcrRegistry(
+        cfg.aliyun, state_dir=cfg.agent.state_dir,
+        instance_ids={w.image.host: w.instance_id for w in cfg.watches if w.instance_id},
+        host_auth=lambda host: configured_auth(host) or docker_config_auth(host),
+        on_request=metrics.record_api if metrics is not None else None,
+    )  # fmt: skip
 
 
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:

@@ -64,7 +64,9 @@ def parse_host(
             raise ValueError(f"{host} is a personal edition host: instance_id does not apply to it")
         return AcrHost(host, form, found["region"], "personal")
     if not region:
-        raise ValueError(f"cannot tell the ACR region and edition from the host {host!r}; known forms: {KNOWN_FORMS}")
+        raise ValueError(
+            f"cannot tell the ACR region and edition from the host {host!r}; known forms: {KNOWN_FORMS}"
+        )
     instance_id = instance_id or default_instance_id
     if instance_id or edition == "enterprise":
         if not instance_id:

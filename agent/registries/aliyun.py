@@ -359,6 +359,14 @@ class AliyunRegistry:
         return repo_id
 
     # -- one API call with retries ----------------------------------------------------------
+    def call(self, action: str, what: str, make: Callable[[], AcsRequest]) -> dict[str, Any]:
+        """Any ACR API request (e.g. ListInstance), with this client's retries and error mapping."""
+        return self._call(action, what, make, time.monotonic() + self._total_timeout)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self._scheme}://{self._host}"
+
     def _call(
         self, action: str, what: str, make: Callable[[], AcsRequest], deadline: float
     ) -> dict[str, Any]:

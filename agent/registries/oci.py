@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import ssl
 import threading
 import time
 import urllib.error
@@ -58,7 +59,9 @@ class OciRegistry:
         auth: Callable[[str], tuple[str, str] | None] = lambda host: None,
         scheme_for: Callable[[str], str] | None = None,
         timeout: float = 10,
+        cafile: str | None = None,
     ) -> None:
+        """`cafile`: a private CA trusted in addition to the system's (e.g. [aliyun] ca_file)."""
         self._auth = auth
         self._scheme_for = scheme_for or default_scheme
         self._timeout = timeout
@@ -66,7 +69,13 @@ class OciRegistry:
         self._bearer: dict[tuple[str, str], tuple[str, float]] = {}  # (host, scope) -> token, expiry
         self._basic_hosts: set[str] = set()
         self._local = urllib.request.build_opener(urllib.request.ProxyHandler({}), _SameHostAuth())
-        self._remote = urllib.request.build_opener(_SameHostAuth())  # env proxies and no_proxy apply
+        context = ssl.create_default_context()
+        if cafile:
+            context.load_verify_locations(cafile)
+        # env proxies and no_proxy apply
+        self._remote = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context), _SameHostAuth()
+        )
 
     def credentials(self, host: str) -> tuple[str, str] | None:
         return self._auth(host)

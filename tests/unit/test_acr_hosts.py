@@ -41,7 +41,9 @@ def test_custom_domain_needs_region_and_for_enterprise_instance_id() -> None:
         parse_host("images.acme.test", region="cn-shanghai", edition="enterprise")
 
 
-@pytest.mark.parametrize("host", ["images.acme.test", "docker.io", "registry.aliyuncs.com", "x.cr.aliyuncs.com"])
+@pytest.mark.parametrize(
+    "host", ["images.acme.test", "docker.io", "registry.aliyuncs.com", "x.cr.aliyuncs.com"]
+)
 def test_unmappable_hosts_name_the_known_forms(host: str) -> None:
     with pytest.raises(ValueError) as err:
         parse_host(host)
@@ -55,4 +57,7 @@ def test_instance_id_on_a_personal_host_is_an_error() -> None:
 
 def test_the_aliyun_instance_id_applies_to_enterprise_hosts_only() -> None:
     assert parse_host("registry.cn-hangzhou.aliyuncs.com", default_instance_id="cri-x").instance_id is None
-    assert parse_host("a-registry.cn-hangzhou.cr.aliyuncs.com", default_instance_id="cri-x").instance_id == "cri-x"
+    assert (
+        parse_host("a-registry.cn-hangzhou.cr.aliyuncs.com", default_instance_id="cri-x").instance_id
+        == "cri-x"
+    )
