@@ -1,0 +1,114 @@
+"""AcrRegistry against the strict fake: each host goes to its own region, edition and instance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.config import AliyunSettings
+from agent.errors import RegistryError
+from agent.model import RepoKey
+from agent.registries.acr import AcrRegistry, load_sources
+from tests.fake_acr import DEFAULT_KEYS, FakeAcr
+from tests.support import acr_world
+
+KEY, SECRET = next(iter(DEFAULT_KEYS.items()))
+D1, D2, D3, D4 = "1" * 64, "2" * 64, "3" * 64, "4" * 64
+ACME_SH, BETA_SH, ACME_BJ = acr_world.INSTANCES  # ids
+CRPI_HOST = acr_world.crpi_hosts()[0]
+
+
+@pytest.fixture
+def fake(dev_env: None) -> Iterator[FakeAcr]:
+    tags = {"ns/sh": {"latest": D1}, "ns/hz": {"latest": D2}, "ns/ee": {"latest": D3}, "ns/bj": {"latest": D4}}
+    placement = {"ns/sh": "personal:cn-shanghai", "ns/hz": "personal:cn-hangzhou",
+                 "ns/ee": f"instance:{BETA_SH}", "ns/bj": f"instance:{ACME_BJ}"}  # fmt: skip
+    with FakeAcr(tls=True, tags=tags, placement=placement) as f:
+        yield f
+
+
+def acr(tmp_path: Path, **kw: object) -> AcrRegistry:
+    settings = AliyunSettings(access_key_id=KEY, access_key_secret=SECRET, ca_file=acr_world.CA_FILE, retries=0)
+    return AcrRegistry(settings, state_dir=tmp_path, **kw)  # type: ignore[arg-type]
+
+
+def test_personal_hosts_ask_their_own_region(fake: FakeAcr, tmp_path: Path) -> None:
+    with_tags = acr(tmp_path)
+    assert with_tags.latest(RepoKey("registry.cn-shanghai.aliyuncs.com", "ns", "sh"), ["latest"]) == {
+        "latest": "sha256:" + D1
+    }
+    assert with_tags.latest(RepoKey("registry-vpc.cn-hangzhou.aliyuncs.com", "ns", "hz"), ["latest"]) == {
+        "latest": "sha256:" + D2
+    }
+    # each region's API: the tag list, and a token for the registry HEAD that cross-checks it
+    assert fake.stats()["hosts"] == {"cr.cn-shanghai.aliyuncs.com": 2, "cr.cn-hangzhou.aliyuncs.com": 2}
+    assert fake.stats()["actions"] == {"GetRepoTags": 2, "GetAuthorizationToken": 2}
+    with pytest.raises(RegistryError) as err:  # the repository lives in Shanghai only
+        with_tags.latest(RepoKey("registry.cn-beijing.aliyuncs.com", "ns", "sh"), ["latest"])
+    assert err.value.code == "REPO_NOT_EXIST"
+    assert load_sources(tmp_path)["registry.cn-shanghai.aliyuncs.com/ns/sh"] == "ACR API personal cn-shanghai"
+    with_tags.close()
+
+
+def test_enterprise_instance_is_found_by_name_and_region_and_cached(fake: FakeAcr, tmp_path: Path) -> None:
+    """beta in Shanghai and acme in Beijing (acme also exists in Shanghai): ListInstance + endpoints, once."""
+    registry = acr(tmp_path)
+    beta = RepoKey("beta-registry.cn-shanghai.cr.aliyuncs.com", "ns", "ee")
+    bj = RepoKey("acme-registry-vpc.cn-beijing.cr.aliyuncs.com", "ns", "bj")
+    assert registry.latest(beta, ["latest"]) == {"latest": "sha256:" + D3}
+    assert registry.latest(bj, ["latest"]) == {"latest": "sha256:" + D4}
+    assert registry.describe(bj.host)["instance"] == ACME_BJ
+    registry.close()
+    fake.reset_stats()
+    again = acr(tmp_path)  # a new process: the instances come from state_dir
+    assert again.latest(beta, ["latest"]) == {"latest": "sha256:" + D3}
+    assert "ListInstance" not in fake.stats()["actions"]
+    again.close()
+
+
+def test_custom_domain_needs_the_configured_instance(fake: FakeAcr, tmp_path: Path) -> None:
+    fake.placement["ns/ee"] = f"instance:{ACME_SH}"
+    settings = AliyunSettings(access_key_id=KEY, access_key_secret=SECRET, ca_file=acr_world.CA_FILE,
+                              region="cn-shanghai", retries=0)  # fmt: skip
+    registry = AcrRegistry(settings, state_dir=tmp_path, instance_ids={"images.acme.test": ACME_SH})
+    assert registry.latest(RepoKey("images.acme.test", "ns", "ee"), ["latest"]) == {"latest": "sha256:" + D3}
+    assert "ListInstance" not in fake.stats()["actions"]
+    registry.close()
+
+
+def test_tokens_go_only_to_their_own_region_or_instance(fake: FakeAcr, tmp_path: Path) -> None:
+    """A token per region/instance; the registry front takes each only on its own hosts."""
+    registry = acr(tmp_path)
+    sh = registry.credentials("registry.cn-shanghai.aliyuncs.com")
+    assert registry.credentials("registry-vpc.cn-shanghai.aliyuncs.com") == sh  # cached
+    hz = registry.credentials("registry.cn-hangzhou.aliyuncs.com")
+    beta = registry.credentials("beta-registry.cn-shanghai.cr.aliyuncs.com")
+    acme = registry.credentials("acme-registry.cn-shanghai.cr.aliyuncs.com")
+    assert sh and hz and beta and acme and len({sh, hz, beta, acme}) == 4
+    assert registry.credentials(CRPI_HOST) is None and registry.credentials("docker.io") is None
+    assert fake.token_valid("personal:cn-shanghai", *sh)
+    assert not fake.token_valid("personal:cn-hangzhou", *sh)
+    assert not fake.token_valid(f"instance:{ACME_SH}", *beta)
+    assert fake.stats()["actions"]["GetAuthorizationToken"] == 4
+    registry.close()
+
+
+def test_crpi_falls_back_to_the_registry_head_with_that_hosts_credentials(
+    fake: FakeAcr, tmp_path: Path, docker_client: object
+) -> None:
+    """The personal API does not know the crpi repository: the registry's HEAD answers, with the fixed login."""
+    from tests.support import env
+    from tests.support.images import build_image, push
+
+    # any image in the backing registry will do: the crpi host serves the same store
+    ref = f"{env.REGISTRY}/crpi-ns/app:v1"
+    build_image(ref, marker="crpi", docker_client=docker_client)
+    digest = push(ref, docker_client)
+    fake.placement["crpi-ns/app"] = "crpi"
+    registry = acr(tmp_path, host_auth=lambda host: (env.REGISTRY_USER, env.REGISTRY_PASSWORD))
+    assert registry.latest(RepoKey(CRPI_HOST, "crpi-ns", "app"), ["v1"]) == {"v1": digest}
+    assert fake.stats()["actions"] == {"GetRepoTags": 1}  # asked first, then the registry
+    assert load_sources(tmp_path)[f"{CRPI_HOST}/crpi-ns/app"] == "registry HEAD"
+    registry.close()
