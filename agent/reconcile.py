@@ -15,7 +15,7 @@ from loguru import logger
 from agent import logs, selfcontainer
 from agent.config import Config, Watch
 from agent.deploy import Deployer, Job
-from agent.errors import AgentError, TagDigestError
+from agent.errors import AgentError, RuntimeFault, TagDigestError
 from agent.model import ContainerInfo, RepoKey, Report, Result, Status, digest_for_repo
 from agent.registries import Registry
 from agent.runtimes import Runtime
@@ -289,7 +289,7 @@ def _pull_all(ctx: Context, jobs: list[Job]) -> list[tuple[Job, str | Exception]
 
     def pull(job: Job) -> tuple[Job, str | Exception]:
         try:
-            return job, ctx.deployer.pull(job)
+            return job, _pull_checked(ctx, job)
         except AgentError as e:
             return job, e
 
@@ -297,6 +297,25 @@ def _pull_all(ctx: Context, jobs: list[Job]) -> list[tuple[Job, str | Exception]
         return [pull(j) for j in jobs]
     with ThreadPoolExecutor(max_workers=ctx.config.agent.parallel_pulls) as pool:
         return list(pool.map(pull, jobs))
+
+
+_REFUSED = ("unauthorized", "denied", "authentication required", "no basic auth credentials", " 401")
+
+
+def _pull_checked(ctx: Context, job: Job) -> str:
+    """Pull; once more with docker's own login if the registry refuses ours; then the image must fit the host."""
+    try:
+        image = ctx.deployer.pull(job)
+    except AgentError as e:
+        if job.auth is None or not any(word in str(e).lower() for word in _REFUSED):
+            raise
+        logger.warning("{}: the registry refused the agent's pull credentials ({}); retrying once with docker's own "
+                       "login", job.watch.container, e)  # fmt: skip
+        image = ctx.deployer.pull(replace(job, auth=None))
+    mismatch = ctx.runtime.platform_mismatch(image)
+    if mismatch:
+        raise RuntimeFault(f"{job.digest}: {mismatch}; nothing was changed")
+    return image
 
 
 def _auth_for(ctx: Context, w: Watch) -> tuple[str, str] | None:

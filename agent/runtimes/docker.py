@@ -336,6 +336,13 @@ class DockerRuntime:
             raise RuntimeFault(f"pull {reference}: the image is not present after the pull")
         return str(image["Id"])
 
+    def platform_mismatch(self, image: str) -> str | None:
+        with _fault(f"inspect {image}"):
+            found, engine = self.api.inspect_image(image), self.api.version()
+        have = f"{found.get('Os')}/{found.get('Architecture')}"
+        want = f"{engine.get('Os')}/{engine.get('Arch')}"
+        return None if have == want else f"the image is for {have}, this host runs {want}"
+
     def tag(self, image: str, repository: str, tag: str) -> None:
         with _fault(f"tag {image} as {repository}:{tag}"):
             ok = self.api.tag(image, repository, tag)

@@ -22,7 +22,12 @@ CRPI_HOST = acr_world.crpi_hosts()[0]
 
 @pytest.fixture
 def fake(dev_env: None) -> Iterator[FakeAcr]:
-    tags = {"ns/sh": {"latest": D1}, "ns/hz": {"latest": D2}, "ns/ee": {"latest": D3}, "ns/bj": {"latest": D4}}
+    tags = {
+        "ns/sh": {"latest": D1},
+        "ns/hz": {"latest": D2},
+        "ns/ee": {"latest": D3},
+        "ns/bj": {"latest": D4},
+    }
     placement = {"ns/sh": "personal:cn-shanghai", "ns/hz": "personal:cn-hangzhou",
                  "ns/ee": f"instance:{BETA_SH}", "ns/bj": f"instance:{ACME_BJ}"}  # fmt: skip
     with FakeAcr(tls=True, tags=tags, placement=placement) as f:
@@ -30,7 +35,9 @@ def fake(dev_env: None) -> Iterator[FakeAcr]:
 
 
 def acr(tmp_path: Path, **kw: object) -> AcrRegistry:
-    settings = AliyunSettings(access_key_id=KEY, access_key_secret=SECRET, ca_file=acr_world.CA_FILE, retries=0)
+    settings = AliyunSettings(
+        access_key_id=KEY, access_key_secret=SECRET, ca_file=acr_world.CA_FILE, retries=0
+    )
     return AcrRegistry(settings, state_dir=tmp_path, **kw)  # type: ignore[arg-type]
 
 

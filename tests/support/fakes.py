@@ -34,6 +34,8 @@ class FakeRuntime:
     images: dict[str, tuple[str, ...]] = field(default_factory=dict)  # image_id -> RepoDigests
     fail: dict[str, Exception] = field(default_factory=dict)  # method -> error raised once
     on_start: dict[str, str] = field(default_factory=dict)  # image ref -> behaviour: crash|unhealthy|healthy
+    platforms: dict[str, str] = field(default_factory=dict)  # image id -> why it does not fit this host
+    pull_auths: list[tuple[str, str] | None] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -91,12 +93,16 @@ class FakeRuntime:
         )
 
     def pull(self, reference: str, auth: tuple[str, str] | None = None) -> str:
+        self.pull_auths.append(auth)
         self._maybe_fail("pull")
         self.log.append(f"pull {reference}")
         repo, _, digest = reference.partition("@")
         image_id = "sha256:" + digest[7:15] * 8
         self.images[image_id] = (f"{repo}@{digest}",)
         return image_id
+
+    def platform_mismatch(self, image: str) -> str | None:
+        return self.platforms.get(image)
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         self._maybe_fail("tag")

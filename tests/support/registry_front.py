@@ -114,6 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(401, challenge, denied)
         self.front.count(f"{host} {self.command} {self.path.split('?')[0]}")
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+        headers["Accept"] = ", ".join(self.headers.get_all("Accept") or [])  # docker sends one per type
         raw = f"{env.REGISTRY_USER}:{env.REGISTRY_PASSWORD}".encode()
         headers.update({"Authorization": "Basic " + base64.b64encode(raw).decode(), "Host": host})
         headers["X-Forwarded-Proto"] = "https"
