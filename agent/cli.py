@@ -250,11 +250,13 @@ def _require_watched(cfg: Config, container: str) -> None:
 
 def _status(cfg: Config, *, as_json: bool) -> int:
     from agent.model import digest_for_repo
+    from agent.registries.acr import load_sources
     from agent.runtimes.docker import DockerRuntime
     from agent.state import State
 
     state = State(cfg.agent.state_dir)
     runtime = DockerRuntime()
+    sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
     out: list[dict[str, Any]] = []
     for w in cfg.watches:
         info = runtime.inspect(w.container)
@@ -266,7 +268,7 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             "running": bool(info and info.running), "running_digest": running[0] if running else None,
             "last_check": state.last_check(w.container), "last_deploy": last_deploy,
             "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
-            "history": [h.as_json() for h in hist],
+            "history": [h.as_json() for h in hist], "source": sources.get(str(w.image.repo)),
         })  # fmt: skip
     if as_json:
         print(json.dumps({"containers": out}, indent=2))
@@ -276,6 +278,8 @@ def _status(cfg: Config, *, as_json: bool) -> int:
         print(f"{c['container']}  ({c['image']})")
         print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
         print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
+        if c["source"]:
+            print(f"  source    {c['source']}")
         if c["pinned"]:
             print(f"  pinned    {c['pinned']}  (`agent unpin {c['container']}` to follow the tag again)")
         for d, why in c["quarantined"].items():
