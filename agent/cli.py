@@ -46,7 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     once.add_argument("--metrics-file", metavar="PATH", type=Path,
                       help="write metrics for node_exporter's textfile collector (atomically) after the pass")  # fmt: skip
     sub.add_parser("run", parents=[common], help="the daemon: reconcile on a schedule (and on webhooks)")
-    sub.add_parser("check", parents=[common], help="validate the config and list every problem")
+    check = sub.add_parser("check", parents=[common], help="validate the config and list every problem")
+    check.add_argument(
+        "--online", action="store_true", help="also ask ACR, the registries and docker (docs/acr.md)"
+    )
+    check.add_argument("--json", action="store_true", help="with --online: the checks as JSON")
     status = sub.add_parser(
         "status", parents=[common], help="running and latest digests, quarantine, history"
     )
@@ -82,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in secretfiles.warnings(path):
         logger.warning("{}", warning)
     try:
+        if args.command == "check" and args.online:
+            from agent.online import run_online
+
+            return run_online(cfg, as_json=args.json)
         if args.command == "check":
             from agent import schedule
 
@@ -153,7 +161,7 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
 
         registries["registry"] = OciRegistry(auth=configured_auth)
     if any(w.source == "aliyun" for w in cfg.watches):
-        registries["aliyun"] = _acr(cfg, configured_auth, metrics)
+        registries["aliyun"] = make_acr(cfg, configured_auth, metrics)
     runtime = DockerRuntime(pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
     state = State(cfg.agent.state_dir)
     deployer = Deployer(runtime, state, stop=stop, keep_images=cfg.agent.keep_images)
@@ -185,7 +193,9 @@ def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:
     return own, lambda target: start_self_update_helper(own, target, config_path)
 
 
-def _acr(cfg: Config, configured_auth: Callable[[str], tuple[str, str] | None], metrics: Any = None) -> Any:
+def make_acr(
+    cfg: Config, configured_auth: Callable[[str], tuple[str, str] | None], metrics: Any = None
+) -> Any:
     """The ACR registry: one API client per (region, edition, instance), made on first use."""
     from agent.registries.acr import AcrRegistry
     from agent.registries.dockercfg import docker_config_auth
