@@ -71,11 +71,7 @@ class RegistryFront:
 
 
 def _handler_for(front: RegistryFront) -> type[BaseHTTPRequestHandler]:
-    class Handler(_Handler):
-        pass
-
-    Handler.front = front
-    return Handler
+    return type("Handler", (_Handler,), {"front": front})
 
 
 class _Handler(BaseHTTPRequestHandler):
