@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
-import os
 import random
 import re
 import threading
@@ -33,6 +31,14 @@ from loguru import logger
 from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey, normalize_digest
 from agent.registries import is_loopback
+from agent.registries.aliyun_sdk import (
+    _SENSITIVE,
+    CA_BUNDLE_ENV,
+    _as_int,
+    _field,
+    _split_endpoint,
+    tls_verify,
+)
 
 MAX_PAGES = 200  # 20 000 tags at 100 a page: beyond that something is wrong
 TOKEN_MARGIN = 300.0  # renew a pull token this many seconds before it expires
@@ -40,70 +46,6 @@ _TEMPORARY_CODES = {"InternalError", "ServiceUnavailable", "UnknownError", "SDK.
 _REGION = re.compile(r"^[a-z0-9-]+$")
 # The SDK switches TLS on by identity (`protocol is PT.HTTPS`): only its own constants will do.
 _PROTOCOLS = {"http": protocol_type.HTTP, "https": protocol_type.HTTPS}
-CA_BUNDLE_ENV = "ALIBABA_CLOUD_CA_BUNDLE"
-# What the SDK may log that carries a secret: STS tokens in URLs/headers, tokens in response bodies.
-_SENSITIVE = re.compile(
-    r"""(?i)(['"]?(?:SecurityToken|x-acs-security-token|authorizationToken)['"]?\s*[=:]\s*['"]?)[^&\s'",}]+"""
-)
-
-
-class _SdkLogFilter(logging.Filter):
-    """Drops the SDK's own error lines (we raise better ones) and redacts tokens from the rest."""
-
-    _DUPLICATES = ("ServerException occurred", "HttpError occurred", "Failed to parse response")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if text.startswith(self._DUPLICATES):
-            return False
-        record.msg, record.args = _SENSITIVE.sub(r"\1***", text), None
-        return True
-
-
-for _name in ("aliyunsdkcore.client", "aliyunsdkcore.http.http_response"):
-    logging.getLogger(_name).addFilter(_SdkLogFilter())
-
-
-def _split_endpoint(endpoint: str) -> tuple[str, str]:
-    """("http"|"https", "host[:port]") from a URL or a bare host; https unless it says http://."""
-    scheme, sep, rest = endpoint.partition("://")
-    if not sep:
-        scheme, rest = "https", endpoint
-    scheme = scheme.lower()
-    host = rest.rstrip("/")
-    if scheme not in ("http", "https") or not host or "/" in host or "?" in host:
-        raise ValueError(f"ACR endpoint must be http(s)://host[:port] or a bare host, got {endpoint!r}")
-    return scheme, host
-
-
-def tls_verify(ca_file: str | None) -> str | bool:
-    """What to verify API certificates with: ca_file, else $ALIBABA_CLOUD_CA_BUNDLE, else the bundled CAs.
-
-    Never False: an empty variable must not turn verification off (the SDK would pass "" on).
-    """
-    path = ca_file or os.environ.get(CA_BUNDLE_ENV) or None
-    if path is not None and not os.path.isfile(path):
-        source = "[aliyun] ca_file" if ca_file else CA_BUNDLE_ENV
-        raise ValueError(f"{source}: no such CA bundle file {path!r}")
-    return path or True
-
-
-def _field(obj: Any, *names: str) -> Any:
-    """obj[name] for the first name present, matching case-insensitively; None if absent."""
-    if not isinstance(obj, dict):
-        return None
-    lowered = {str(k).lower(): v for k, v in obj.items()}
-    for name in names:
-        if name.lower() in lowered:
-            return lowered[name.lower()]
-    return None
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class AliyunRegistry:
