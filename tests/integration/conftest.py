@@ -18,7 +18,7 @@ import pytest
 from docker.errors import DockerException
 
 from agent.runtimes.docker import DockerRuntime
-from tests.support import env
+from tests.support import acr_world, env
 
 HERE = Path(__file__).parent
 DEV_ENV = HERE.parent.parent / "scripts" / "dev-env.sh"
@@ -31,7 +31,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.docker)
 
 
+def _acr_world_up() -> bool:
+    """The test CA and the /etc/hosts lines of scripts/dev-env.sh (tests/support/acr_world.py)."""
+    try:
+        resolved = socket.gethostbyname(acr_world.api_host(acr_world.REGIONS[0]))
+    except OSError:
+        return False
+    return resolved == acr_world.API_IP and Path(acr_world.CA_FILE).is_file()
+
+
 def _services_up() -> bool:
+    if not _acr_world_up():
+        return False
     docker_ok = subprocess.run(["docker", "info"], capture_output=True).returncode == 0
     host, port = env.REGISTRY.rsplit(":", 1)
     try:
