@@ -149,7 +149,7 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     t0 = time.monotonic()
     recovered = [] if dry_run else ctx.deployer.recover()
     watches = [w for w in ctx.config.watches if only is None or w.container in only]
-    steps = plan(observe(ctx, watches))
+    steps = _confirm_updates(ctx, plan(observe(ctx, watches)))
     results = apply(ctx, steps, dry_run=dry_run)
     report = Report(tuple(_merge(recovered, results)))
     seconds = time.monotonic() - t0
@@ -297,6 +297,28 @@ def _pull_all(ctx: Context, jobs: list[Job]) -> list[tuple[Job, str | Exception]
         return [pull(j) for j in jobs]
     with ThreadPoolExecutor(max_workers=ctx.config.agent.parallel_pulls) as pool:
         return list(pool.map(pull, jobs))
+
+
+def _confirm_updates(ctx: Context, steps: list[Step]) -> list[Step]:
+    """Before replacing a container, the registry's own digest for the tag wins over the API's.
+
+    Only registries that can tell (`confirm`, e.g. ACR's registry HEAD) and only for tag-following updates.
+    """
+    out = []
+    for s in steps:
+        confirm = getattr(ctx.registries.get(s.watch.source), "confirm", None)
+        if s.action is Action.UPDATE and not s.pinned and confirm is not None and s.target is not None:
+            target = confirm(s.watch.image.repo, s.watch.image.tag, s.target)
+            if target != s.target:
+                running = (
+                    digest_for_repo(list(s.container.repo_digests), s.watch.image.repo) if s.container else []
+                )
+                action = Action.NOTHING if target in running else Action.UPDATE
+                s = replace(
+                    s, action=action, target=target, current=target if action is Action.NOTHING else s.current
+                )
+        out.append(s)
+    return out
 
 
 _REFUSED = ("unauthorized", "denied", "authentication required", "no basic auth credentials", " 401")

@@ -3,7 +3,7 @@
 - personal hosts -> the 2016 API of the host's region;
 - enterprise hosts -> the 2018 API, with the instance from the config or found by ListInstance;
 - crpi hosts -> the personal API first, then the registry's own Registry v2 HEAD.
-Every digest the API reports is cross-checked once with a registry HEAD; the registry wins.
+Before an update, the API's digest is cross-checked once with a registry HEAD (`confirm`); the registry wins.
 Temporary tokens go only to the hosts of the region or instance that issued them.
 """
 
@@ -124,7 +124,7 @@ class AcrRegistry:
             self._note_source(repo, source)
             return found
         self._note_source(repo, source)
-        return {tag: self._cross_check(repo, tag, digest) for tag, digest in found.items()}
+        return found
 
     def credentials(self, host: str) -> tuple[str, str] | None:
         """A temporary token, only for hosts of the region or instance that issues it; never for crpi."""
@@ -151,8 +151,8 @@ class AcrRegistry:
         """Docker-Content-Digest of one HEAD that accepts index and manifest types."""
         return self._oci.latest(repo, [tag]).get(tag)
 
-    def _cross_check(self, repo: RepoKey, tag: str, api_digest: str) -> str:
-        """The digest docker records for a pull by tag. One HEAD per new API digest (cached)."""
+    def confirm(self, repo: RepoKey, tag: str, api_digest: str) -> str:
+        """Before an update: the digest docker records for a pull by tag. One HEAD per new API digest (cached)."""
         key = f"{repo}:{tag}"
         known = self._digests.load().get(key)
         if (

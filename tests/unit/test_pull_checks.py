@@ -42,3 +42,37 @@ def test_an_image_for_another_platform_fails_the_entry_with_nothing_touched(tmp_
         and "nothing was changed" in (r.error or "")
     )
     assert rt.calls["rename"] == 0 and rt.by_name()["a"].running
+
+
+class Confirming(FakeRegistry):
+    """A registry whose HEAD says `says` for every tag (ACR's registry cross-check)."""
+
+    def __init__(self, tags: dict[str, dict[str, str]], says: str) -> None:
+        super().__init__(tags)
+        self.says, self.asked = says, 0
+
+    def confirm(self, repo: object, tag: str, api_digest: str) -> str:
+        self.asked += 1
+        return self.says
+
+
+def test_the_registry_digest_wins_before_an_update(tmp_path: Path) -> None:
+    """The API names a platform manifest, the registry the index the container already runs: nothing to do."""
+    rt = _runtime()  # runs A (the index, as recorded by a pull by tag)
+    reg = Confirming({"ns/web": {"latest": B}}, says=A)
+    r = reconcile(single(tmp_path, reg, rt)).results[0]
+    assert r.status is Status.UP_TO_DATE and rt.pull_auths == [] and reg.asked == 1
+
+
+def test_an_update_pulls_what_the_registry_says(tmp_path: Path) -> None:
+    rt = _runtime()
+    c = "sha256:" + "c" * 64
+    reg = Confirming({"ns/web": {"latest": B}}, says=c)
+    r = reconcile(single(tmp_path, reg, rt)).results[0]
+    assert r.status is Status.UPDATED and r.latest_digest == c
+
+
+def test_a_quiet_pass_asks_the_registry_nothing(tmp_path: Path) -> None:
+    reg = Confirming({"ns/web": {"latest": A}}, says=B)
+    r = reconcile(single(tmp_path, reg, _runtime())).results[0]
+    assert r.status is Status.UP_TO_DATE and reg.asked == 0
