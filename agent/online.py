@@ -105,7 +105,7 @@ def _digest_check(acr: AcrRegistry, w: Watch, api_digest: str | None) -> Check:
 
 def _login_check(acr: AcrRegistry, host: str, cafile: str | None) -> Check:
     try:
-        creds = acr._registry_login(host)
+        creds = acr.registry_login(host)
     except AgentError as e:
         return Check("registry login", False, f"no pull credentials: {e}")
     if creds is None:

@@ -55,7 +55,7 @@ class AcrRegistry:
         self._digests = JsonCache(Path(state_dir) / "acr-digests.json")
         self._sources = JsonCache(Path(state_dir) / SOURCES_FILE)
         cafile = settings.ca_file or os.environ.get(CA_BUNDLE_ENV) or None
-        self._oci = OciRegistry(auth=self._registry_login, cafile=cafile, timeout=settings.timeout)
+        self._oci = OciRegistry(auth=self.registry_login, cafile=cafile, timeout=settings.timeout)
 
     def close(self) -> None:
         with self._lock:
@@ -137,7 +137,7 @@ class AcrRegistry:
         return self.client(t).credentials(host)
 
     # -- the registry's own word ----------------------------------------------------------
-    def _registry_login(self, host: str) -> tuple[str, str] | None:
+    def registry_login(self, host: str) -> tuple[str, str] | None:
         configured = self._host_auth(host)
         if configured:
             return configured
