@@ -70,6 +70,19 @@ class RegistryFront:
         return self.accepts(scope, user, password)
 
 
+def send_reply(
+    handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes = b""
+) -> None:
+    """One whole answer with Content-Length (no body for HEAD)."""
+    handler.send_response(status)
+    for k, v in headers.items():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(body)
+
+
 def _handler_for(front: RegistryFront) -> type[BaseHTTPRequestHandler]:
     return type("Handler", (_Handler,), {"front": front})
 
@@ -88,13 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     def _reply(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        send_reply(self, status, headers, body)
 
     def _forward(self) -> None:
         host = (self.headers.get("Host") or "").split(":")[0].lower()

@@ -22,6 +22,7 @@ from agent.model import RepoKey
 from agent.registries import Registry
 from agent.registries.oci import MANIFEST_ACCEPT, OciRegistry, default_scheme
 from tests.support import env
+from tests.support.registry_front import send_reply
 
 CREDS = (env.REGISTRY_USER, env.REGISTRY_PASSWORD)
 D1 = "sha256:" + "1" * 64
@@ -140,13 +141,7 @@ class BearerRegistry:
                 pass
 
             def _reply(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
+                send_reply(self, status, headers, body)
 
             def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
