@@ -117,6 +117,8 @@ class AcrRegistry:
         try:
             found = client.latest(repo, tags)
         except RegistryError as e:
+            if e.code == "INSTANCE_NOT_EXIST" and t.instance_id is None:  # found once, gone since: look again
+                self._instances.drop(t.host.lower())
             if t.form != "crpi" or e.code != "REPO_NOT_EXIST":
                 raise
             logger.info("{}: the personal API does not know this crpi repository; asking the registry", repo)

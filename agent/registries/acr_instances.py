@@ -36,11 +36,20 @@ class JsonCache:
         return data if isinstance(data, dict) else {}
 
     def put(self, key: str, value: Any) -> None:
+        self._update(key, value)
+
+    def drop(self, key: str) -> None:
+        self._update(key, None)
+
+    def _update(self, key: str, value: Any) -> None:
         with self._lock:
             data = self.load()
             if data.get(key) == value:
                 return
-            data[key] = value
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name)

@@ -66,11 +66,33 @@ def test_enterprise_instance_is_found_by_name_and_region_and_cached(fake: FakeAc
     assert registry.latest(beta, ["latest"]) == {"latest": "sha256:" + D3}
     assert registry.latest(bj, ["latest"]) == {"latest": "sha256:" + D4}
     assert registry.describe(bj.host)["instance"] == ACME_BJ
+    # one API client per (region, edition, instance), made on first use: the discovery one plus two
+    assert sorted(registry._clients) == [
+        ("cn-beijing", "enterprise", ACME_BJ), ("cn-beijing", "personal", None),
+        ("cn-shanghai", "enterprise", BETA_SH), ("cn-shanghai", "personal", None),
+    ]  # fmt: skip
     registry.close()
     fake.reset_stats()
     again = acr(tmp_path)  # a new process: the instances come from state_dir
     assert again.latest(beta, ["latest"]) == {"latest": "sha256:" + D3}
     assert "ListInstance" not in fake.stats()["actions"]
+    again.close()
+
+
+def test_a_cached_instance_that_is_gone_is_looked_up_again(fake: FakeAcr, tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "acr-instances.json").write_text(
+        json.dumps({"beta-registry.cn-shanghai.cr.aliyuncs.com": "cri-gone"})
+    )
+    beta = RepoKey("beta-registry.cn-shanghai.cr.aliyuncs.com", "ns", "ee")
+    registry = acr(tmp_path)
+    with pytest.raises(RegistryError) as err:
+        registry.latest(beta, ["latest"])
+    assert err.value.code == "INSTANCE_NOT_EXIST"
+    registry.close()
+    again = acr(tmp_path)
+    assert again.latest(beta, ["latest"]) == {"latest": "sha256:" + D3}
     again.close()
 
 
