@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import ssl
 import urllib.error
@@ -166,7 +165,6 @@ def run_online(cfg: Config, *, as_json: bool) -> int:
     from agent.cli import make_acr
     from agent.runtimes.docker import DockerRuntime
 
-    cafile = cfg.aliyun.ca_file or os.environ.get(CA_BUNDLE_ENV) or None
     acr = make_acr(cfg, lambda host: None if host not in cfg.registry_auth else
                (cfg.registry_auth[host].username, cfg.registry_auth[host].password))  # fmt: skip
     runtime = DockerRuntime()
@@ -175,7 +173,7 @@ def run_online(cfg: Config, *, as_json: bool) -> int:
         for w in cfg.watches:
             if w.source != "aliyun":
                 continue
-            where, checks = check_watch(acr, runtime, w, cafile)
+            where, checks = check_watch(acr, runtime, w, acr.cafile)
             rows.append({"container": w.container, "image": str(w.image), "resolved": where,
                          "ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]})  # fmt: skip
     finally:

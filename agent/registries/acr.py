@@ -55,7 +55,9 @@ class AcrRegistry:
         self._digests = JsonCache(Path(state_dir) / "acr-digests.json")
         self._sources = JsonCache(Path(state_dir) / SOURCES_FILE)
         cafile = settings.ca_file or os.environ.get(CA_BUNDLE_ENV) or None
-        self._oci = OciRegistry(auth=self.registry_login, cafile=cafile, timeout=settings.timeout)
+        # the private CA for registry HEADs too; a missing file is reported by the API clients
+        self.cafile = cafile if cafile and os.path.isfile(cafile) else None
+        self._oci = OciRegistry(auth=self.registry_login, cafile=self.cafile, timeout=settings.timeout)
 
     def close(self) -> None:
         with self._lock:
@@ -90,12 +92,15 @@ class AcrRegistry:
         with self._lock:
             if key not in self._clients:
                 a = self._settings
-                self._clients[key] = AliyunRegistry(
-                    access_key_id=a.access_key_id or "", access_key_secret=a.access_key_secret or "",
-                    region=region, edition=edition, instance_id=instance, endpoint=a.endpoint,
-                    security_token=a.security_token, ca_file=a.ca_file, read_timeout=a.timeout,
-                    retries=a.retries, on_request=self._on_request, **self._options,
-                )  # fmt: skip
+                try:
+                    self._clients[key] = AliyunRegistry(
+                        access_key_id=a.access_key_id or "", access_key_secret=a.access_key_secret or "",
+                        region=region, edition=edition, instance_id=instance, endpoint=a.endpoint,
+                        security_token=a.security_token, ca_file=a.ca_file, read_timeout=a.timeout,
+                        retries=a.retries, on_request=self._on_request, **self._options,
+                    )  # fmt: skip
+                except ValueError as e:  # e.g. ALIBABA_CLOUD_CA_BUNDLE names a missing file
+                    raise RegistryError(f"ACR {region}: {e}", code="CONFIG") from None
             return self._clients[key]
 
     def describe(self, host: str) -> dict[str, Any]:

@@ -140,3 +140,14 @@ def test_crpi_falls_back_to_the_registry_head_with_that_hosts_credentials(
     assert fake.stats()["actions"] == {"GetRepoTags": 1}  # asked first, then the registry
     assert load_sources(tmp_path)[f"{CRPI_HOST}/crpi-ns/app"] == "registry HEAD"
     registry.close()
+
+
+def test_a_missing_ca_bundle_fails_the_entry_with_a_clear_error(
+    fake: FakeAcr, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALIBABA_CLOUD_CA_BUNDLE", str(tmp_path / "nope.pem"))
+    settings = AliyunSettings(access_key_id=KEY, access_key_secret=SECRET, retries=0)
+    registry = AcrRegistry(settings, state_dir=tmp_path)
+    with pytest.raises(RegistryError, match="ALIBABA_CLOUD_CA_BUNDLE: no such CA bundle file") as err:
+        registry.latest(RepoKey("registry.cn-shanghai.aliyuncs.com", "ns", "sh"), ["latest"])
+    assert err.value.code == "CONFIG"
