@@ -86,6 +86,7 @@ class Watch:
     post_update: str | None = None
     hook_timeout: float = 60.0
     mode: str = "update"  # [agent] mode unless the entry sets its own
+    optional: bool = False  # a missing container is skipped quietly instead of failing the pass
 
 
 @dataclass(frozen=True)
@@ -488,7 +489,7 @@ def _watches(p: _Problems, value: Any, default_mode: str) -> tuple[Watch, ...]:
 
 _WATCH_KEYS = {
     "container", "image", "source", "strategy", "health", "min_uptime", "health_timeout",
-    "start_stopped", "pre_update", "post_update", "hook_timeout", "mode",
+    "start_stopped", "pre_update", "post_update", "hook_timeout", "mode", "optional",
 }  # fmt: skip
 
 
@@ -528,11 +529,12 @@ def _watch(p: _Problems, path: str, t: dict[str, Any], default_mode: str = "upda
     post = _get(p, path, t, "post_update", str, None)
     hook_timeout = _duration(p, path, t, "hook_timeout", 60.0, low=1.0, high=_DAY)
     mode = _mode(p, path, t, default_mode)
+    optional = _get(p, path, t, "optional", bool, False)
     if not ok or image is None or container is None:
         return None
     return Watch(
         container, image, source, strategy, health, min_uptime, health_timeout,
-        start_stopped, pre, post, hook_timeout, mode,
+        start_stopped, pre, post, hook_timeout, mode, optional,
     )  # fmt: skip
 
 
