@@ -13,7 +13,7 @@ from types import TracebackType
 
 from loguru import logger
 
-from agent.errors import LockBusy
+from agent.errors import LockBusy, StateError
 
 
 class RunLock:
@@ -36,6 +36,9 @@ class RunLock:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
             self._fd = fd
+        except OSError as e:
+            self._thread.release()
+            raise StateError(f"cannot take the run lock {self.path}: {e.strerror or e}") from e
         except BaseException:
             self._thread.release()
             raise

@@ -28,6 +28,7 @@ CLIENT_LOOP = (
     " trap 'exit 0' TERM; while :; do r=$(get); [ -n \"$r\" ] || { echo RETRY; r=$(get); };"
     ' if [ -n "$r" ]; then echo "$r"; else echo FAIL; fi; done & wait'
 )
+KILL_AT = "tests.support.kill_at"
 HTTP_SLOW = ["sh", "-c", "trap 'exit 0' TERM; sleep 2; httpd -f -p 8080 -h /www & wait"]
 
 
@@ -142,7 +143,7 @@ def test_sigkill_at_every_step_is_recovered_by_the_next_run(world: World, step: 
     cfg = world.config([{"container": "app", "image": world.image()}])
     new = world.push_image("v2", volumes=["/anon"])
 
-    done = world.agent("once", "-c", str(cfg), CR_AGENT_TEST_KILL_AT=step)
+    done = world.agent(step, "once", "-c", str(cfg), module=KILL_AT)
     assert done.returncode == -signal.SIGKILL, done.stderr
 
     code, report, err = world.once(cfg)  # recovery, then the normal pass
@@ -163,7 +164,7 @@ def test_start_first_sigkill_is_recovered_by_the_next_run(world: World, step: st
     start_app(world, network=net.name)
     cfg = world.config([{"container": "app", "image": world.image(), "strategy": "start-first"}])
     new = world.push_image("v2", volumes=["/anon"])
-    done = world.agent("once", "-c", str(cfg), CR_AGENT_TEST_KILL_AT=step)
+    done = world.agent(step, "once", "-c", str(cfg), module=KILL_AT)
     assert done.returncode == -signal.SIGKILL, done.stderr
     code, report, err = world.once(cfg)
     assert code == 0, err
