@@ -149,7 +149,6 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
     from agent.deploy import Deployer
     from agent.reconcile import Context
     from agent.runtimes.docker import DockerRuntime
-    from agent.state import State
 
     def configured_auth(host: str) -> tuple[str, str] | None:
         a = cfg.registry_auth.get(host)
