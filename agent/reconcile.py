@@ -202,10 +202,13 @@ def _merge(recovered: list[Result], results: list[Result]) -> list[Result]:
     out = []
     for r in results:
         rec = by_name.pop(r.container, None)
-        if rec is not None and r.status is Status.UP_TO_DATE and rec.status is Status.FAILED:
-            attention = bool(rec.detail.get("attention"))  # something is left for the user to do
-            r = Result(r.container, r.image, Status.FAILED if attention else r.status, r.current_digest,
-                       r.latest_digest, rec.error if attention else None, {"recovered": rec.error})  # fmt: skip
+        if rec is not None and rec.detail.get("attention") and r.status.ok:  # left for the user to do
+            error = "; ".join(e for e in (r.error, rec.error) if e)
+            r = Result(r.container, r.image, Status.FAILED, r.current_digest, r.latest_digest, error,
+                       {**r.detail, "recovered": rec.error})  # fmt: skip
+        elif rec is not None and r.status is Status.UP_TO_DATE and rec.status is Status.FAILED:
+            r = Result(r.container, r.image, r.status, r.current_digest, r.latest_digest, None,
+                       {"recovered": rec.error})  # fmt: skip
         out.append(r)
     return out + list(by_name.values())
 

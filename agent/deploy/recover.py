@@ -77,7 +77,8 @@ class Restorer:
         new = kept[0]
         if new.name != name:
             rt.rename(new.id, name)
-        if r.start_new and not self._running(new.id):
+        st = rt.state(new.id)
+        if r.start_new and st is not None and st.status == "created":  # never started; not one that failed
             rt.start(new.id)
         return (f"the old container {r.old_id[:12]} was removed by someone else during the replacement, "
                 f"so {name} is left on the new image {r.digest}")  # fmt: skip

@@ -146,8 +146,8 @@ class Deployer:
         marks |= {n for n in (name + OLD_SUFFIX, name + NEW_SUFFIX) if self.runtime.inspect(n) is not None}
         if not marks:
             return None
-        return (f"a replacement of {name} by another agent is unfinished ({', '.join(sorted(marks))}): "
-                "let that agent finish it, or remove those containers")  # fmt: skip
+        return (f"an unfinished replacement of {name} left {', '.join(sorted(marks))}: let the agent that "
+                "started it finish, or check and remove those containers")  # fmt: skip
 
     def _strategy(self, w: Watch, old: ContainerInfo) -> str:
         if w.strategy == "start-first" and (old.host_ports or old.static_ip):

@@ -25,6 +25,7 @@ class FakeContainer:
     host_ports: bool = False
     cloned_from: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    started: bool = True
 
 
 @dataclass
@@ -104,7 +105,7 @@ class FakeRuntime:
         c = self.lookup(name)
         if c is None:
             return None
-        status = "running" if c.running else "exited"
+        status = "running" if c.running else "exited" if c.started else "created"
         return ContainerState(
             status, c.running, False, c.exit_code, c.restart_count, c.health, "", c.image_id
         )
@@ -151,7 +152,7 @@ class FakeRuntime:
         cid = f"{next(self._ids):064x}"
         self.containers[cid] = replace(src, id=cid, name=name, image=image, image_id=self.image_of(image),
                                        running=False, restart_count=0, health=None, cloned_from=src.id,
-                                       labels={**src.labels, **(labels or {})})  # fmt: skip
+                                       labels={**src.labels, **(labels or {})}, started=False)  # fmt: skip
         self.log.append(f"clone {src.name} {name}")
         return cid
 
@@ -159,6 +160,7 @@ class FakeRuntime:
         self._maybe_fail("start")
         c = self._get(container)
         self.log.append(f"start {c.name}")
+        c.started = True
         behaviour = self.on_start.get(c.image, "running") if c.cloned_from else "running"
         if behaviour == "crash":
             c.running, c.exit_code = False, 1

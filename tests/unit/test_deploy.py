@@ -460,7 +460,9 @@ def test_another_agents_unfinished_replacement_is_respected(tmp_path: Path) -> N
     theirs = rt.add("web" + NEW_SUFFIX, OLD_IMAGE, ())
     rt.containers[theirs].labels = {LABEL_REPLACES: job.container.id, LABEL_AGENT: "someone-else"}
     r = run(dep, job)
-    assert r.status is Status.SKIPPED and "by another agent is unfinished" in (r.error or "")
+    assert r.status is Status.SKIPPED and "unfinished replacement of web left web--cr-agent-new" in (
+        r.error or ""
+    )
     assert rt.by_name()["web"].id == job.container.id and theirs in rt.containers
 
 
