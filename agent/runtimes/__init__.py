@@ -21,6 +21,9 @@ class ContainerState:
     image_id: str
 
 
+Labels = dict[str, str] | None  # labels to add to a container
+
+
 @dataclass(frozen=True)
 class Listed:
     """A container as a listing shows it."""
@@ -62,13 +65,7 @@ class Runtime(Protocol):
     def rename(self, container: str, new_name: str) -> None: ...
 
     def clone(
-        self,
-        source: str,
-        name: str,
-        image: str,
-        *,
-        aliases: bool = True,
-        labels: dict[str, str] | None = None,
+        self, source: str, name: str, image: str, *, aliases: bool = True, labels: Labels = None
     ) -> str:
         """Create (not start) container `name` with `source`'s whole configuration and `image`.
 

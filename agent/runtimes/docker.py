@@ -17,7 +17,7 @@ from loguru import logger
 
 from agent.errors import RuntimeFault
 from agent.model import ContainerInfo
-from agent.runtimes import ContainerState, Listed
+from agent.runtimes import ContainerState, Labels, Listed
 from agent.runtimes.pull import PullAborted, PullWatch, messages, start_pull
 
 _ANON = re.compile(r"^[0-9a-f]{64}$")
@@ -460,13 +460,7 @@ class DockerRuntime:
         return dests
 
     def clone(
-        self,
-        source: str,
-        name: str,
-        image: str,
-        *,
-        aliases: bool = True,
-        labels: dict[str, str] | None = None,
+        self, source: str, name: str, image: str, *, aliases: bool = True, labels: Labels = None
     ) -> str:
         src = self._must_inspect(source)
         old_image = self._image(src["Image"]) or {}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from agent.errors import RegistryError, RuntimeFault
 from agent.model import ContainerInfo, RepoKey
-from agent.runtimes import ContainerState, Listed
+from agent.runtimes import ContainerState, Labels, Listed
 
 
 @dataclass
@@ -137,13 +137,7 @@ class FakeRuntime:
         self.log.append(f"publish {self._get(container).name}")
 
     def clone(
-        self,
-        source: str,
-        name: str,
-        image: str,
-        *,
-        aliases: bool = True,
-        labels: dict[str, str] | None = None,
+        self, source: str, name: str, image: str, *, aliases: bool = True, labels: Labels = None
     ) -> str:
         self._maybe_fail("clone")
         src = self._get(source)
