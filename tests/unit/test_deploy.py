@@ -490,3 +490,22 @@ def test_recovery_removes_its_own_leftover_and_reports_a_strangers(tmp_path: Pat
         results["api"].error or ""
     )
     assert "api" + OLD_SUFFIX in rt.by_name()
+
+
+@pytest.mark.parametrize(("step", "expect"), [("start_new", "old"), ("healthy", "new")])
+def test_a_journal_entry_written_before_the_typed_journal_is_still_recovered(
+    tmp_path: Path, step: str, expect: str
+) -> None:
+    rt, state, dep, job = setup(tmp_path)
+    old_id = job.container.id
+    rt.rename("web", "web" + OLD_SUFFIX)
+    rt.stop(old_id)
+    new_id = rt.clone(old_id, "web", "sha256:" + "2" * 64)
+    rt.start(new_id)
+    state.journal_write("web", step, {
+        "name": "web", "image": str(REF), "old_id": old_id, "old_image_id": OLD_IMAGE, "new_image_id": "x",
+        "temp_name": "web" + OLD_SUFFIX, "digest": NEW, "from_digest": OLD, "was_running": True,
+        "start_new": True, "strategy": "stop-first", "started": 1.0, "new_id": new_id,
+    })  # fmt: skip
+    deployer(rt, state, tmp_path).recover(["web"])
+    assert only_web(rt) == (expect, True) and state.journal() == []
