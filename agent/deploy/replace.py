@@ -131,7 +131,12 @@ class Deployer:
         try:
             r = self._swap(w, r)
         except Exception as e:
-            return self._failed(job, self._last or r, e)
+            last = self._last or r
+            if not last.step.committed:
+                return self._failed(job, last, e)
+            logger.warning("{}: {} after the commit point; finishing the update", w.container, e)
+            result = self._recover(last)
+            return _result(job, result.status, result.error)
         self._committed(r)
         if w.post_update:
             ok, out = run_hook(w.post_update, w.hook_timeout, _env(job))
@@ -240,37 +245,7 @@ class Deployer:
     # ---- recovery ---------------------------------------------------------------------
     def recover(self, watched: list[str] | None = None) -> list[Result]:
         """Finish or undo every replacement a crash left in the journal; report leftovers."""
-        results = []
-        entries = self.state.journal()
-        for entry in entries:
-            r = Replacement.from_json(entry.step, entry.data)
-            try:
-                if r.step.committed:
-                    note = self.restorer.finish(r, self.crash_at)
-                    status = Status.UPDATED if note is None else Status.FAILED
-                    err = note
-                    self._record(
-                        r, "updated" if note is None else "failed", note or "finished after an interruption"
-                    )
-                else:
-                    note = self.restorer.undo(r)
-                    status = Status.FAILED
-                    err = f"interrupted at step {r.step.value}; " + (note or "old container restored")
-                    self._record(r, "interrupted", err)
-                logger.warning(
-                    "{}: recovered from an interrupted replacement ({}): {}",
-                    r.name,
-                    r.step.value,
-                    err or status.value,
-                )
-            except AgentError as e:
-                logger.error(
-                    "{}: recovery of an interrupted replacement failed, the next pass tries again: {}",
-                    r.name,
-                    e,
-                )
-                status, err = Status.FAILED, f"recovery after an interruption failed: {e}"
-            results.append(Result(r.name, r.image, status, r.from_digest, r.digest or None, err))
+        results = [self._recover(Replacement.from_json(e.step, e.data)) for e in self.state.journal()]
         if watched:
             journaled = {e.container for e in self.state.journal()}
             for name, note, removed in self.restorer.leftovers(watched, journaled):
@@ -279,6 +254,28 @@ class Deployer:
                 else:
                     results.append(Result(name, "", Status.FAILED, None, None, note, {"attention": True}))
         return results
+
+    def _recover(self, r: Replacement) -> Result:
+        try:
+            if r.step.committed:
+                note = self.restorer.finish(r, self.crash_at)
+                if note is None:
+                    self._committed(r)
+                else:
+                    self._record(r, "failed", note)
+                status, err = (Status.UPDATED, None) if note is None else (Status.FAILED, note)
+            else:
+                note = self.restorer.undo(r)
+                status = Status.FAILED
+                err = f"interrupted at step {r.step.value}; " + (note or "old container restored")
+                self._record(r, "interrupted", err)
+            logger.warning("{}: recovered from an interrupted replacement ({}): {}", r.name, r.step.value,
+                           err or "finished")  # fmt: skip
+        except AgentError as e:
+            logger.error("{}: recovering an interrupted replacement failed; the next pass tries again: {}",
+                         r.name, e)  # fmt: skip
+            status, err = Status.FAILED, f"recovery after an interruption failed: {e}"
+        return Result(r.name, r.image, status, r.from_digest, r.digest or None, err)
 
     # ---- bookkeeping ------------------------------------------------------------------
     def _record(self, r: Replacement, outcome: str, error: str | None) -> None:

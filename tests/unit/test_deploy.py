@@ -509,3 +509,12 @@ def test_a_journal_entry_written_before_the_typed_journal_is_still_recovered(
     })  # fmt: skip
     deployer(rt, state, tmp_path).recover(["web"])
     assert only_web(rt) == (expect, True) and state.journal() == []
+
+
+def test_an_error_after_the_commit_point_finishes_the_update_instead_of_undoing_it(tmp_path: Path) -> None:
+    rt, state, dep, job = setup(tmp_path)
+    rt.fail["remove"] = RuntimeFault("engine hiccup")  # removing the old container fails once
+    r = run(dep, job)
+    assert r.status is Status.UPDATED, r.error
+    assert only_web(rt) == ("new", True) and state.journal() == []
+    assert rt.tags[str(REF)] == web(rt).image_id
