@@ -181,7 +181,7 @@ def test_log_json_gives_flat_json_lines_only_and_no_table(world: World) -> None:
     import json
 
     world.push_image("v1")
-    cfg = world.config([{"container": "ghost", "image": world.image()}])
+    cfg = world.config([{"container": "ghost", "image": world.image(), "optional": True}])
     done = world.agent("once", "-c", str(cfg), "--log-json")
     assert done.stdout == ""  # no TTY, no --table: no human table mixed into the log
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
