@@ -107,14 +107,13 @@ class Deployer:
     def _replace(self, job: Job, image_id: str) -> Result:
         w, rt = job.watch, self.runtime
         try:
-            old = rt.inspect(w.container)
+            old = rt.inspect(w.container)  # the full, current view, after the pull and the lock
             if old is None or old.id != job.container.id:
                 return _result(job, Status.SKIPPED, f"{w.container} was removed or recreated by another actor "
                                "since it was observed; the next pass looks again")  # fmt: skip
             busy = self._in_progress(w.container, old.id)
             if busy:
                 return _result(job, Status.SKIPPED, busy)
-            old = rt.inspect(old.id) or old  # the full view: ports and static IP
         except AgentError as e:
             return _result(job, Status.FAILED, str(e))
         if w.pre_update:
