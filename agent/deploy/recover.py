@@ -129,6 +129,10 @@ class Restorer:
         if old is not None:
             rt.remove(r.old_id)
 
+    def suspects(self, names: list[str]) -> bool:
+        """Whether any --cr-agent-new/-old container of `names` exists (one listing)."""
+        return bool(self.runtime.inspect_all([n + sfx for n in names for sfx in (NEW_SUFFIX, OLD_SUFFIX)]))
+
     def leftovers(self, names: list[str], journaled: set[str]) -> list[tuple[str, str, bool]]:
         """(container, note, removed) for each --cr-agent-new/-old container left without a journal entry.
 

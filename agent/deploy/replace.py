@@ -92,17 +92,23 @@ class Deployer:
         if self.stop.is_set():
             return _result(job, Status.SKIPPED, "shutting down before the replacement started")
         try:
-            if self._engine is None:
-                self._engine = self.runtime.engine_id()
-            if not self.engine_lock.acquire(self._engine, self.stop, self.lock_wait):
-                return _result(job, Status.SKIPPED, "another agent is replacing a container on this Docker "
-                               "engine; the next pass tries again")  # fmt: skip
+            busy = self._lock_engine()
         except AgentError as e:
             return _result(job, Status.FAILED, str(e))
+        if busy:
+            return _result(job, Status.SKIPPED, busy)
         try:
             return self._replace(job, image_id)
         finally:
             self.engine_lock.release()
+
+    def _lock_engine(self) -> str | None:
+        """Take the engine lock; None once held, else why not."""
+        if self._engine is None:
+            self._engine = self.runtime.engine_id()
+        if self.engine_lock.acquire(self._engine, self.stop, self.lock_wait):
+            return None
+        return "another agent is replacing a container on this Docker engine; the next pass tries again"
 
     def _replace(self, job: Job, image_id: str) -> Result:
         w, rt = job.watch, self.runtime
@@ -243,16 +249,30 @@ class Deployer:
 
     # ---- recovery ---------------------------------------------------------------------
     def recover(self, watched: list[str] | None = None) -> list[Result]:
-        """Finish or undo every replacement a crash left in the journal; report leftovers."""
-        results = [self._recover(Replacement.from_json(e.step, e.data)) for e in self.state.journal()]
-        if watched:
+        """Finish or undo every replacement a crash left in the journal; report leftovers.
+
+        Under the engine lock, so that another agent's replacement in progress is not taken for a leftover.
+        """
+        if not self.state.journal() and not (watched and self.restorer.suspects(watched)):
+            return []  # the usual case: one listing, no lock
+        try:
+            busy = self._lock_engine()
+        except AgentError as e:
+            logger.error("recovery postponed: {}", e)
+            return []
+        if busy:
+            logger.warning("recovery postponed: {}", busy)
+            return []
+        try:
+            results = [self._recover(Replacement.from_json(e.step, e.data)) for e in self.state.journal()]
             journaled = {e.container for e in self.state.journal()}
-            for name, note, removed in self.restorer.leftovers(watched, journaled):
-                if removed:
-                    results.append(Result(name, "", Status.SKIPPED, None, None, note))
-                else:
-                    results.append(Result(name, "", Status.FAILED, None, None, note, {"attention": True}))
-        return results
+            for name, note, removed in self.restorer.leftovers(watched or [], journaled):
+                detail: dict[str, object] = {} if removed else {"attention": True}
+                status = Status.SKIPPED if removed else Status.FAILED
+                results.append(Result(name, "", status, None, None, note, detail))
+            return results
+        finally:
+            self.engine_lock.release()
 
     def _recover(self, r: Replacement) -> Result:
         try:

@@ -518,3 +518,17 @@ def test_an_error_after_the_commit_point_finishes_the_update_instead_of_undoing_
     assert r.status is Status.UPDATED, r.error
     assert only_web(rt) == ("new", True) and state.journal() == []
     assert rt.tags[str(REF)] == web(rt).image_id
+
+
+def test_another_agents_replacement_in_progress_is_not_taken_for_a_leftover(tmp_path: Path) -> None:
+    rt, state, dep, job = setup(tmp_path)
+    other = EngineLock((tmp_path / "locks",))
+    assert other.acquire("fake-engine", threading.Event(), 1)  # the other agent is mid-replacement
+    rt.rename("web", "web" + OLD_SUFFIX)
+    rt.add("web", "sha256:" + "7" * 64, ())
+    dep.lock_wait = 0.3
+    assert dep.recover(["web"]) == []
+    other.release()
+    (r,) = dep.recover(["web"])  # it is still there once the other agent is done: a real leftover
+    assert r.status is Status.FAILED and f"web{OLD_SUFFIX} (running)" in (r.error or "")
+    assert set(rt.by_name()) == {"web", "web" + OLD_SUFFIX}
