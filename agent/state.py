@@ -71,6 +71,13 @@ class Deployment:
 
 
 _CORRUPT = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+# Python 3.10 has no sqlite_errorname: sqlite's own fixed messages for those two codes.
+_CORRUPT_MESSAGES = ("file is not a database", "database disk image is malformed")
+
+
+def _corrupt(e: sqlite3.Error) -> bool:
+    name = getattr(e, "sqlite_errorname", None)
+    return name in _CORRUPT if name else str(e) in _CORRUPT_MESSAGES
 
 
 def _why(e: BaseException) -> str:
@@ -88,7 +95,7 @@ class State:
             os.chmod(state_dir, 0o700)
             self._db = self._open()
         except sqlite3.Error as e:
-            if getattr(e, "sqlite_errorname", "") not in _CORRUPT:
+            if not _corrupt(e):
                 raise StateError(f"cannot open {self.path}: {e}") from e
             self._move_aside()
             self._db = self._guarded(self._open)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
+
+from agent.compat import StrEnum
 
 OLD_SUFFIX = "--cr-agent-old"  # stop-first: the old container's name while the new one proves itself
 NEW_SUFFIX = "--cr-agent-new"  # start-first: the new container's name until it is proven
