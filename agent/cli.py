@@ -119,9 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage_error(e, args.log_json)
     except AgentError as e:
         logger.error("{}", e)
+        _print_failure(args, str(e))
         return EXIT_FAILED
     except Exception as e:  # a bug: say so plainly, exit non-zero
         logger.opt(exception=e).error("unexpected error: {}", e)
+        _print_failure(args, f"unexpected error: {e}")
         return EXIT_FAILED
 
 
@@ -144,12 +146,17 @@ def _output(args: argparse.Namespace) -> str:
     return "table" if args.table or sys.stdout.isatty() else "none"
 
 
+def _print_failure(args: argparse.Namespace, error: str) -> None:
+    """With --json, a pass that could not run still prints a report: its error and no results."""
+    if getattr(args, "json", False):
+        print(logs.redact(json.dumps({"ok": False, "error": error, "results": []}, indent=2)))
+
+
 def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any = None) -> Any:
     """Construct the adapters. Only here (and in daemon.py) are SDK clients made."""
     from agent.deploy import Deployer
     from agent.reconcile import Context
     from agent.runtimes.docker import DockerRuntime
-    from agent.state import State
 
     def configured_auth(host: str) -> tuple[str, str] | None:
         a = cfg.registry_auth.get(host)
@@ -163,7 +170,7 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
     if any(w.source == "aliyun" for w in cfg.watches):
         registries["aliyun"] = make_acr(cfg, configured_auth, metrics)
     runtime = DockerRuntime(pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
-    state = State(cfg.agent.state_dir)
+    state = _open_state(cfg)
     deployer = Deployer(runtime, state, stop=stop, keep_images=cfg.agent.keep_images)
     listeners: list[Callable[[Report, float], None]] = []
     if metrics is not None:
@@ -206,6 +213,19 @@ def make_acr(
         host_auth=lambda host: configured_auth(host) or docker_config_auth(host),
         on_request=metrics.record_api if metrics is not None else None,
     )  # fmt: skip
+
+
+def _open_state(cfg: Config) -> Any:
+    from agent.state import State
+
+    state = State(cfg.agent.state_dir)
+    if state.moved_aside is not None:
+        logger.warning(
+            "the journal of interrupted replacements was lost with {}: check that these containers exist "
+            "and run the image you expect, and look for *--cr-agent-old / *--cr-agent-new ones: {}",
+            state.moved_aside, ", ".join(_watch_names(cfg)),
+        )  # fmt: skip
+    return state
 
 
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:
@@ -281,11 +301,11 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             "history": [h.as_json() for h in hist], "source": sources.get(str(w.image.repo)),
         })  # fmt: skip
     if as_json:
-        print(json.dumps({"containers": out}, indent=2))
+        print(logs.redact(json.dumps({"containers": out}, indent=2)))
         return EXIT_OK
     for c in out:
         check = c["last_check"] or {}
-        print(f"{c['container']}  ({c['image']})")
+        print(logs.redact(f"{c['container']}  ({c['image']})"))
         print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
         print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
         if c["source"]:
@@ -293,10 +313,10 @@ def _status(cfg: Config, *, as_json: bool) -> int:
         if c["pinned"]:
             print(f"  pinned    {c['pinned']}  (`agent unpin {c['container']}` to follow the tag again)")
         for d, why in c["quarantined"].items():
-            print(f"  quarantined {d}: {why}")
+            print(logs.redact(f"  quarantined {d}: {why}"))
         for h in c["history"][:5]:
-            print(f"  {_when(h['started'])}  {h['outcome']:<12} {short_digest(h['from_digest'])} → {short_digest(h['to_digest'])}"
-                  f"  {h['duration']:.1f}s{'  ' + h['error'] if h['error'] else ''}")  # fmt: skip
+            print(logs.redact(f"  {_when(h['started'])}  {h['outcome']:<12} {short_digest(h['from_digest'])} → "
+                              f"{short_digest(h['to_digest'])}  {h['duration']:.1f}s{'  ' + h['error'] if h['error'] else ''}"))  # fmt: skip
     return EXIT_OK
 
 

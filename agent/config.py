@@ -90,6 +90,7 @@ class Watch:
     hook_timeout: float = 60.0
     mode: str = "update"  # [agent] mode unless the entry sets its own
     instance_id: str | None = None  # the enterprise instance (cri-...) of this image's host
+    optional: bool = False  # a missing container is skipped quietly instead of failing the pass
 
 
 @dataclass(frozen=True)
@@ -517,7 +518,7 @@ def _watches(p: _Problems, value: Any, default_mode: str) -> tuple[Watch, ...]:
 
 _WATCH_KEYS = {
     "container", "image", "source", "strategy", "health", "min_uptime", "health_timeout",
-    "start_stopped", "pre_update", "post_update", "hook_timeout", "mode", "instance_id",
+    "start_stopped", "pre_update", "post_update", "hook_timeout", "mode", "instance_id", "optional",
 }  # fmt: skip
 
 
@@ -559,11 +560,12 @@ def _watch(p: _Problems, path: str, t: dict[str, Any], default_mode: str = "upda
     mode = _mode(p, path, t, default_mode)
     instance_id = _get(p, path, t, "instance_id", str, None)
     _check_instance_id(p, f"{path}.instance_id", instance_id)
+    optional = _get(p, path, t, "optional", bool, False)
     if not ok or image is None or container is None:
         return None
     return Watch(
         container, image, source, strategy, health, min_uptime, health_timeout,
-        start_stopped, pre, post, hook_timeout, mode, instance_id,
+        start_stopped, pre, post, hook_timeout, mode, instance_id, optional,
     )  # fmt: skip
 
 

@@ -46,12 +46,26 @@ class RuntimeFault(AgentError):
 
 
 class DeployError(AgentError):
-    """A replacement failed. `rolled_back` says whether the old container was restored."""
+    """A replacement could not go on."""
 
-    def __init__(self, message: str, *, rolled_back: bool = False, logs: str | None = None) -> None:
-        self.rolled_back = rolled_back
-        self.logs = logs
-        super().__init__(message)
+
+class HealthFailed(DeployError):
+    """The new container did not prove itself: its image is at fault and is quarantined."""
+
+
+class Interrupted(DeployError):
+    """Shutdown was asked for while waiting; roll back without blaming the image."""
+
+
+class Disturbed(DeployError):
+    """Another actor changed a container of the replacement (removed or recreated it).
+
+    The image is not at fault: nothing is quarantined.
+    """
+
+
+class StateError(AgentError):
+    """state_dir or state.db cannot be read or written (read-only, full disk, ...)."""
 
 
 class LockBusy(AgentError):

@@ -141,6 +141,18 @@ class ContainerInfo:
     running: bool
     host_ports: bool = False
     static_ip: bool = False
+    state: str = ""  # the engine's word: created, running, restarting, exited, paused, dead
+    exit_code: int = 0
+
+    @property
+    def broken(self) -> str | None:
+        """Why the container is not serving ("restarting, exit code 3"), or None.
+
+        A container stopped cleanly (exit code 0) counts as stopped on purpose, not broken.
+        """
+        if self.state in ("restarting", "dead") or (self.state == "exited" and self.exit_code != 0):
+            return f"{self.state}, exit code {self.exit_code}"
+        return None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import Collection, Sequence
 
 from loguru import logger
 
+from agent.logs import redact
 from agent.model import Report, Status, short_digest
 
 DEFAULT_EVENTS = ("updated", "rolled_back", "failed", "would_update")
@@ -39,7 +40,7 @@ class Notifier:
             line = f"{r.container}: {r.status.value} {short_digest(r.current_digest)} → {short_digest(r.latest_digest)}"
             lines.append(line + (f"\n  {r.error}" if r.error else ""))
         failure = any(r.status in (Status.FAILED, Status.ROLLED_BACK) for r in told)
-        return title, "\n".join(lines), failure
+        return redact(title), redact("\n".join(lines)), failure
 
     def on_pass(self, report: Report, seconds: float) -> None:
         """Send one message per pass with something to tell. Never raises."""

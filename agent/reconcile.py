@@ -39,6 +39,7 @@ class Action(Enum):
     REPORT = "report"  # monitor-only (mode = "notify"): an update is due, tell it, change nothing
     SKIP = "skip"
     FAIL = "fail"
+    MISSING = "missing"  # a watched container that is not there: a warning, and the pass fails
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ def _plan_one(o: Observation) -> Step:
     if o.runtime_error is not None:
         return Step(w, Action.FAIL, None, None, o.runtime_error)
     if o.container is None:
-        return Step(w, Action.SKIP, None, o.latest, f"container {w.container!r} not found")
+        if w.optional:
+            return Step(w, Action.SKIP, None, o.latest, f"container {w.container!r} not found (optional)")
+        return Step(w, Action.MISSING, None, o.latest, f"container {w.container!r} not found")
     running = digest_for_repo(list(o.container.repo_digests), w.image.repo)
     current = target if target in running else (running[0] if running else None)
     if o.pinned is None and o.error is not None:
@@ -85,6 +88,9 @@ def _plan_one(o: Observation) -> Step:
             o.container,
         )
     if target in running:
+        broken = o.container.broken
+        if broken is not None:  # never up to date while it is not serving
+            return Step(w, Action.FAIL, current, target, f"{w.container} is {broken}", o.container)
         return Step(w, Action.NOTHING, current, target, None, o.container)
     if o.pinned is None and target in o.quarantined:
         reason = f"{target} is quarantined ({o.quarantined[target]}); push a new image or run `agent retry {w.container}`"
@@ -147,8 +153,8 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
 def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = False) -> Report:
     """One pass. The caller holds the run lock."""
     t0 = time.monotonic()
-    recovered = [] if dry_run else ctx.deployer.recover()
     watches = [w for w in ctx.config.watches if only is None or w.container in only]
+    recovered = [] if dry_run else ctx.deployer.recover([w.container for w in watches])
     steps = _confirm_updates(ctx, plan(observe(ctx, watches)))
     results = apply(ctx, steps, dry_run=dry_run)
     report = Report(tuple(_merge(recovered, results)))
@@ -196,7 +202,11 @@ def _merge(recovered: list[Result], results: list[Result]) -> list[Result]:
     out = []
     for r in results:
         rec = by_name.pop(r.container, None)
-        if rec is not None and r.status is Status.UP_TO_DATE and rec.status is Status.FAILED:
+        if rec is not None and rec.detail.get("attention") and r.status.ok:  # left for the user to do
+            error = "; ".join(e for e in (r.error, rec.error) if e)
+            r = Result(r.container, r.image, Status.FAILED, r.current_digest, r.latest_digest, error,
+                       {**r.detail, "recovered": rec.error})  # fmt: skip
+        elif rec is not None and r.status is Status.UP_TO_DATE and rec.status is Status.FAILED:
             r = Result(r.container, r.image, r.status, r.current_digest, r.latest_digest, None,
                        {"recovered": rec.error})  # fmt: skip
         out.append(r)
@@ -224,6 +234,10 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
                 "WARNING", "plan.skipped", "{}: skipped: {}", name, s.reason, status="skipped", **at
             )
             results[name] = Result(name, image, Status.SKIPPED, s.current, s.target, s.reason)
+        elif s.action is Action.MISSING:
+            logs.decision("WARNING", "plan.failed", "{}: failed: {} (set optional = true if it may be absent)",
+                          name, s.reason, status="failed", **at)  # fmt: skip
+            results[name] = Result(name, image, Status.FAILED, s.current, s.target, s.reason)
         elif s.action is Action.FAIL:
             logs.decision("ERROR", "plan.failed", "{}: failed: {}", name, s.reason, status="failed", **at)
             results[name] = Result(name, image, Status.FAILED, s.current, s.target, s.reason)
@@ -236,7 +250,8 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
             results[name] = _own_container(ctx, s)
         else:
             assert s.container is not None and s.target is not None
-            updates.append(Job(s.watch, s.container, s.target, s.current, _auth_for(ctx, s.watch)))
+            auth = _auth_for(ctx, s.watch)
+            updates.append(Job(s.watch, s.container, s.target, s.current, auth, follows_tag=not s.pinned))
     for job, pulled in _pull_all(ctx, updates):
         name = job.watch.container
         at = {

@@ -1,17 +1,24 @@
 """On-disk state under state_dir: the replacement journal, history, quarantine, pins, last checks.
 
-One sqlite3 file. Each write is its own transaction, committed before the step it announces.
+One sqlite3 file, 0600 in a 0700 directory. Each write is its own transaction, committed before the
+step it announces. A state.db that is not a database any more is moved aside and a new one started.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from loguru import logger
+
+from agent.errors import StateError
+from agent.logs import redact
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -63,15 +70,67 @@ class Deployment:
         }
 
 
+_CORRUPT = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+# Python 3.10 has no sqlite_errorname: sqlite's own fixed messages for those two codes.
+_CORRUPT_MESSAGES = ("file is not a database", "database disk image is malformed")
+
+
+def _corrupt(e: sqlite3.Error) -> bool:
+    name = getattr(e, "sqlite_errorname", None)
+    return name in _CORRUPT if name else str(e) in _CORRUPT_MESSAGES
+
+
+def _why(e: BaseException) -> str:
+    return getattr(e, "strerror", None) or str(e)
+
+
 class State:
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
         self.dir = state_dir
+        self.path = state_dir / "state.db"
+        self.moved_aside: Path | None = None  # where a corrupt state.db went; its journal is lost
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(state_dir / "state.db", check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(state_dir, 0o700)
+            self._db = self._open()
+        except sqlite3.Error as e:
+            if not _corrupt(e):
+                raise StateError(f"cannot open {self.path}: {e}") from e
+            self._move_aside()
+            self._db = self._guarded(self._open)
+        except OSError as e:
+            raise StateError(f"cannot use state_dir {state_dir}: {_why(e)}") from e
+
+    def _open(self) -> sqlite3.Connection:
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # sqlite gives its -wal the same mode
+        os.chmod(self.path, 0o600)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self) -> None:
+        aside = self.path.with_name(f"state.db.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            self.path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        except OSError as e:
+            raise StateError(f"{self.path} is corrupt and cannot be moved aside: {_why(e)}") from e
+        self.moved_aside = aside
+        logger.warning("{} was corrupt: moved to {}; a new one is started", self.path, aside)
+
+    def _guarded(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (sqlite3.Error, OSError) as e:
+            raise StateError(f"{self.path}: {_why(e)}") from e
 
     def close(self) -> None:
         with self._lock:
@@ -79,7 +138,8 @@ class State:
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            rows: list[tuple[Any, ...]] = self._guarded(lambda: self._db.execute(sql, args).fetchall())
+            return rows
 
     # journal
     def journal_write(self, container: str, step: str, data: dict[str, Any]) -> None:
@@ -100,8 +160,8 @@ class State:
         self._exec(
             "INSERT INTO history (container, started, finished, from_digest, to_digest, outcome, error,"
             " image_id, old_image_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (d.container, d.started, d.finished, d.from_digest, d.to_digest, d.outcome, d.error,
-             d.image_id, d.old_image_id),
+            (d.container, d.started, d.finished, d.from_digest, d.to_digest, d.outcome,
+             redact(d.error) if d.error else None, d.image_id, d.old_image_id),
         )  # fmt: skip
 
     def history(self, container: str, limit: int = 20) -> list[Deployment]:
@@ -115,7 +175,8 @@ class State:
     # quarantine
     def quarantine(self, container: str, digest: str, reason: str) -> None:
         self._exec(
-            "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?)", (container, digest, reason, time.time())
+            "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?)",
+            (container, digest, redact(reason), time.time()),
         )
 
     def quarantined(self, container: str) -> dict[str, str]:
@@ -154,16 +215,19 @@ class State:
         """(container, running, latest, status, error) for each container of a pass, in one transaction."""
         now = time.time()
         with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?, ?, ?)",
-                    [(c, now, run, latest, st, err) for c, run, latest, st, err in rows],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._guarded(
+                self._many,
+                [(c, now, run, latest, st, err and redact(err)) for c, run, latest, st, err in rows],
+            )
+
+    def _many(self, rows: list[tuple[Any, ...]]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def last_check(self, container: str) -> dict[str, Any] | None:
         rows = self._exec(

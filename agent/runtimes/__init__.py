@@ -21,6 +21,19 @@ class ContainerState:
     image_id: str
 
 
+Labels = dict[str, str] | None  # labels to add to a container
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A container as a listing shows it."""
+
+    id: str
+    name: str
+    running: bool
+    labels: dict[str, str]
+
+
 class Runtime(Protocol):
     def inspect(self, name: str) -> ContainerInfo | None:
         """The container called (or with id) `name`, or None when there is none."""
@@ -35,6 +48,14 @@ class Runtime(Protocol):
 
     def state(self, name: str) -> ContainerState | None: ...
 
+    def find(self, label: str) -> list[Listed]:
+        """Containers in any state carrying `label` (`key` or `key=value`)."""
+        ...
+
+    def engine_id(self) -> str:
+        """What identifies the engine, whichever address reaches it."""
+        ...
+
     def pull(self, reference: str, auth: tuple[str, str] | None = None) -> str:
         """Pull `host/ns/repo@sha256:...`; return the image id. Raises RuntimeFault."""
         ...
@@ -47,9 +68,12 @@ class Runtime(Protocol):
 
     def rename(self, container: str, new_name: str) -> None: ...
 
-    def clone(self, source: str, name: str, image: str, *, aliases: bool = True) -> str:
+    def clone(
+        self, source: str, name: str, image: str, *, aliases: bool = True, labels: Labels = None
+    ) -> str:
         """Create (not start) container `name` with `source`'s whole configuration and `image`.
 
+        `labels` are added to (or replace) the source's labels.
         Anonymous volumes of `source` are re-attached, never recreated empty. Returns the new id.
         Without `aliases` it joins the networks under its own name only (see `publish`).
         """

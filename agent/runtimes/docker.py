@@ -17,10 +17,11 @@ from loguru import logger
 
 from agent.errors import RuntimeFault
 from agent.model import ContainerInfo
-from agent.runtimes import ContainerState
+from agent.runtimes import ContainerState, Labels, Listed
 from agent.runtimes.pull import PullAborted, PullWatch, messages, start_pull
 
 _ANON = re.compile(r"^[0-9a-f]{64}$")
+_EXIT = re.compile(r"\((-?\d+)\)")  # a listing's Status: "Exited (3) 2 seconds ago"
 # Config keys an image provides; a container value equal to the old image's was inherited, not chosen.
 _INHERITED_SCALARS = ("Healthcheck", "WorkingDir", "User", "StopSignal")
 
@@ -237,6 +238,8 @@ class DockerRuntime:
             or bool(host.get("PublishAllPorts"))
             or host.get("NetworkMode") == "host",
             static_ip=static or bool((data.get("Config") or {}).get("MacAddress")),
+            state=data["State"].get("Status", ""),
+            exit_code=int(data["State"].get("ExitCode") or 0),
         )
 
     def inspect_all(self, names: Collection[str]) -> dict[str, ContainerInfo]:
@@ -255,12 +258,14 @@ class DockerRuntime:
         digests: dict[str, tuple[str, ...]] = {}
         for image_id in {c["ImageID"] for c in found.values()}:
             digests[image_id] = tuple((self._image(image_id) or {}).get("RepoDigests") or ())
-        return {
-            name: ContainerInfo(
-                c["Id"], name, c["ImageID"], digests[c["ImageID"]], c.get("State") == "running"
-            )
-            for name, c in found.items()
-        }
+        out = {}
+        for name, c in found.items():
+            code = _EXIT.search(c.get("Status") or "") if c.get("State") != "running" else None
+            out[name] = ContainerInfo(
+                c["Id"], name, c["ImageID"], digests[c["ImageID"]], c.get("State") == "running",
+                state=c.get("State") or "", exit_code=int(code.group(1)) if code else 0,
+            )  # fmt: skip
+        return out
 
     def state(self, name: str) -> ContainerState | None:
         data = self._inspect(name)
@@ -277,6 +282,19 @@ class DockerRuntime:
             started_at=st.get("StartedAt", ""),
             image_id=data["Image"],
         )
+
+    def find(self, label: str) -> list[Listed]:
+        with _fault(f"list containers labelled {label}"):
+            found = self.api.containers(all=True, filters={"label": label})
+        return [
+            Listed(c["Id"], (c.get("Names") or ["/"])[0].lstrip("/"), c.get("State") == "running",
+                   dict(c.get("Labels") or {}))
+            for c in found
+        ]  # fmt: skip
+
+    def engine_id(self) -> str:
+        with _fault("ask the Docker Engine for its id"):
+            return str(self.api.info().get("ID") or self.api.base_url)
 
     def list_names(self, prefix: str) -> list[str]:
         """Names of containers in any state that start with `prefix`."""
@@ -448,11 +466,15 @@ class DockerRuntime:
             dests.update(m["Destination"] for m in other.get("Mounts") or [])
         return dests
 
-    def clone(self, source: str, name: str, image: str, *, aliases: bool = True) -> str:
+    def clone(
+        self, source: str, name: str, image: str, *, aliases: bool = True, labels: Labels = None
+    ) -> str:
         src = self._must_inspect(source)
         old_image = self._image(src["Image"]) or {}
         spec = clone_spec(src, old_image, self._shared_destinations(src))
         spec.config["Image"] = image
+        if labels:
+            spec.config["Labels"] = {**(spec.config.get("Labels") or {}), **labels}
         if not aliases:  # start-first: no traffic by alias until publish()
             for ep in (spec.config.get("NetworkingConfig") or {}).get("EndpointsConfig", {}).values():
                 ep["Aliases"] = None

@@ -88,9 +88,12 @@ class World:
         e["DOCKER_CONFIG"] = str(self.tmp / "docker-config")  # no stored docker credentials
         return e
 
-    def agent(self, *args: str, timeout: float = 120, **env_extra: str) -> subprocess.CompletedProcess[str]:
+    def agent(
+        self, *args: str, timeout: float = 120, module: str = "agent", **env_extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the agent; `module="tests.support.kill_at"` runs it with a test-only kill point."""
         return subprocess.run(
-            [sys.executable, "-m", "agent", *args], cwd=self.tmp, env=self.env(**env_extra),
+            [sys.executable, "-m", module, *args], cwd=self.tmp, env=self.env(PYTHONPATH=str(ROOT), **env_extra),
             capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
 

@@ -77,7 +77,7 @@ def test_exit_codes_failed_skipped_and_secrets_absent(world: World) -> None:
     world.run("app2")
     cfg = world.config([
         {"container": "app", "image": world.image()},
-        {"container": "ghost", "image": world.image()},
+        {"container": "ghost", "image": world.image(), "optional": True},
         {"container": "app2", "image": world.image("nothere")},
     ])  # fmt: skip
     code, report, err = world.once(cfg)
@@ -94,12 +94,6 @@ def test_exit_codes_failed_skipped_and_secrets_absent(world: World) -> None:
     assert code == 1
     assert "SignatureDoesNotMatch" in by_container(report)[world.prefix + "app"]["error"]
     assert "wrong-secret-value" not in err + str(report) and KEY_SECRET not in err + str(report)
-
-
-def test_missing_container_alone_is_skipped_with_exit_0(world: World) -> None:
-    world.push_image("v1")
-    code, report, _ = world.once(world.config([{"container": "ghost", "image": world.image()}]))
-    assert code == 0 and by_container(report)[world.prefix + "ghost"]["status"] == "skipped"
 
 
 def test_config_errors_exit_2_and_check_lists_every_problem(world: World, tmp_path: Path) -> None:
@@ -187,7 +181,7 @@ def test_log_json_gives_flat_json_lines_only_and_no_table(world: World) -> None:
     import json
 
     world.push_image("v1")
-    cfg = world.config([{"container": "ghost", "image": world.image()}])
+    cfg = world.config([{"container": "ghost", "image": world.image(), "optional": True}])
     done = world.agent("once", "-c", str(cfg), "--log-json")
     assert done.stdout == ""  # no TTY, no --table: no human table mixed into the log
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]

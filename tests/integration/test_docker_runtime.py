@@ -601,3 +601,20 @@ def test_inspect_all_finds_many_containers_with_one_list_and_their_digests(
         found[prefix + "a"].image_id,
         found[prefix + "a"].repo_digests,
     )
+
+
+def test_clone_labels_find_and_a_broken_containers_state(
+    runtime: DockerRuntime, docker_client: docker.DockerClient, images: Images, prefix: str
+) -> None:
+    """clone adds labels, find lists by label, and inspect / inspect_all say restarting or exited with its code."""
+    src = f"{prefix}src"
+    create(docker_client, src, images.v1, command=SLEEP, labels={"mine": "1"})
+    new_id = runtime.clone(src, f"{prefix}copy", images.v1, labels={"cr-agent.replaces": "x" + prefix})
+    (found,) = runtime.find(f"cr-agent.replaces=x{prefix}")
+    assert (found.id, found.name, found.running) == (new_id, f"{prefix}copy", False)
+    assert found.labels["mine"] == "1" and found.labels["cr-agent.replaces"] == "x" + prefix
+    assert runtime.engine_id() == docker_client.info()["ID"]
+    create(docker_client, f"{prefix}dies", images.v1, command=["sh", "-c", "exit 3"])
+    wait_until(lambda: runtime.state(f"{prefix}dies").status == "exited", 20, "the container to exit")  # type: ignore[union-attr]
+    full, listed = runtime.inspect(f"{prefix}dies"), runtime.inspect_all([f"{prefix}dies"])[f"{prefix}dies"]
+    assert full is not None and full.broken == listed.broken == "exited, exit code 3"

@@ -5,9 +5,11 @@ Real Docker, real registry, real process kills.
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,8 @@ import docker
 import pytest
 
 from agent.deploy import OLD_SUFFIX
-from tests.integration.agentenv import World, by_container, world_fixture
+from agent.state import State
+from tests.integration.agentenv import KEY_SECRET, ROOT, World, by_container, world_fixture
 from tests.support import images
 from tests.support.wait import wait_until
 
@@ -28,6 +31,7 @@ CLIENT_LOOP = (
     " trap 'exit 0' TERM; while :; do r=$(get); [ -n \"$r\" ] || { echo RETRY; r=$(get); };"
     ' if [ -n "$r" ]; then echo "$r"; else echo FAIL; fi; done & wait'
 )
+KILL_AT = "tests.support.kill_at"
 HTTP_SLOW = ["sh", "-c", "trap 'exit 0' TERM; sleep 2; httpd -f -p 8080 -h /www & wait"]
 
 
@@ -142,7 +146,7 @@ def test_sigkill_at_every_step_is_recovered_by_the_next_run(world: World, step: 
     cfg = world.config([{"container": "app", "image": world.image()}])
     new = world.push_image("v2", volumes=["/anon"])
 
-    done = world.agent("once", "-c", str(cfg), CR_AGENT_TEST_KILL_AT=step)
+    done = world.agent(step, "once", "-c", str(cfg), module=KILL_AT)
     assert done.returncode == -signal.SIGKILL, done.stderr
 
     code, report, err = world.once(cfg)  # recovery, then the normal pass
@@ -163,7 +167,7 @@ def test_start_first_sigkill_is_recovered_by_the_next_run(world: World, step: st
     start_app(world, network=net.name)
     cfg = world.config([{"container": "app", "image": world.image(), "strategy": "start-first"}])
     new = world.push_image("v2", volumes=["/anon"])
-    done = world.agent("once", "-c", str(cfg), CR_AGENT_TEST_KILL_AT=step)
+    done = world.agent(step, "once", "-c", str(cfg), module=KILL_AT)
     assert done.returncode == -signal.SIGKILL, done.stderr
     code, report, err = world.once(cfg)
     assert code == 0, err
@@ -245,8 +249,6 @@ def test_history_status_rollback_pin_and_unpin(world: World) -> None:
 
     status = world.agent("status", "-c", str(cfg), "--json")
     assert status.returncode == 0
-    import json
-
     (c,) = json.loads(status.stdout)["containers"]
     assert c["pinned"] == d1 and c["running_digest"] == d1
     assert [h["outcome"] for h in c["history"]][:2] == ["updated", "updated"]
@@ -264,3 +266,219 @@ def test_history_status_rollback_pin_and_unpin(world: World) -> None:
     bad = world.agent("rollback", "-c", str(cfg), "nobody")
     assert bad.returncode == 2 and "not a watched container" in bad.stderr
     subprocess.run(["true"], check=True)
+
+
+# ---- issue 10: the new container runs the pulled digest, never whatever the tag says ---------
+
+
+def test_a_pinned_and_a_following_container_on_one_repository_each_run_their_own_digest(world: World) -> None:
+    d1 = world.push_image("v1")
+    world.run("pinned")
+    world.run("follows")
+    cfg = world.config([{"container": "pinned", "image": world.image()},
+                        {"container": "follows", "image": world.image()}])  # fmt: skip
+    d2 = world.push_image("v2")
+    assert world.once(cfg)[0] == 0
+    State(world.tmp / "state").pin(world.prefix + "pinned", d1)  # as `agent rollback` does
+    d3 = world.push_image("v3")
+    code, report, err = world.once(cfg)  # both pulls first (in parallel), then both replacements
+    assert code == 0, err
+    assert {r["container"]: r["status"] for r in report["results"]} == {
+        world.prefix + "pinned": "updated", world.prefix + "follows": "updated"}  # fmt: skip
+    assert d1 in world.running_digests("pinned") and d3 in world.running_digests("follows")
+    tagged = world.client.api.inspect_image(world.image())["RepoDigests"]
+    assert any(d3 in t for t in tagged), "the tag follows the entry that follows it"
+    assert d2 not in world.running_digests("pinned") + world.running_digests("follows")
+
+
+# ---- issue 9: other actors on the same engine -----------------------------------------------
+
+
+def paused_once(world: World, cfg: Path, step: str) -> tuple[subprocess.Popen[str], Path]:
+    """`agent once --json`, held at `step` until `resume` lets it go on."""
+    where = world.tmp / f"pause-{step}-{len(world.procs)}"
+    where.mkdir()
+    p = subprocess.Popen(
+        [sys.executable, "-m", KILL_AT, "--pause", str(where), step, "once", "-c", str(cfg), "--json",
+         "--log-level", "DEBUG"],
+        cwd=world.tmp, env=world.env(PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    world.procs.append(p)
+    wait_until(lambda: (where / "reached").exists() or p.poll() is not None, 90, f"the agent to reach {step}")
+    assert p.poll() is None, p.communicate()
+    return p, where
+
+
+def resume(p: subprocess.Popen[str], where: Path) -> tuple[int, dict, str]:
+    (where / "go").touch()
+    out, err = p.communicate(timeout=120)
+    assert out.strip(), f"once --json printed nothing:\n{err}"
+    return p.returncode, json.loads(out), err
+
+
+def journal(world: World) -> list[tuple[str, str]]:
+    return [(e.container, e.step) for e in State(world.tmp / "state").journal()]
+
+
+def quarantined(world: World, name: str) -> dict[str, str]:
+    return State(world.tmp / "state").quarantined(world.prefix + name)
+
+
+def test_two_agents_with_different_state_dirs_never_lose_the_container(world: World) -> None:
+    start_app(world)
+    cfg = world.config([{"container": "app", "image": world.image(), "min_uptime": "3s"}])
+    other = world.tmp / "other.toml"
+    other.write_text(cfg.read_text().replace(str(world.tmp / "state"), str(world.tmp / "state2"))
+                     .replace("[[watch]]", '[[watch]]\nstrategy = "start-first"'))  # fmt: skip
+    new = world.push_image("v2", volumes=["/anon"])
+    runs = [subprocess.Popen([sys.executable, "-m", "agent", "once", "-c", str(c), "--json"], cwd=world.tmp,
+                             env=world.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for c in (cfg, other)]  # fmt: skip
+    world.procs.extend(runs)
+    done = [(p.wait(180), json.loads(p.communicate()[0])) for p in runs]
+    statuses = sorted(by_container(report)[world.prefix + "app"]["status"] for _, report in done)
+    assert world.containers() == [world.prefix + "app"], statuses
+    assert world.container("app")["State"]["Running"] and new in world.running_digests("app")
+    assert_volumes_intact(world, "app")
+    assert "updated" in statuses and [code for code, _ in done] == [0, 0], done
+    for c in (cfg, other):  # and each agent's next pass sees it as it is
+        code, report, err = world.once(c)
+        assert code == 0 and by_container(report)[world.prefix + "app"]["status"] == "up_to_date", err
+
+
+def test_a_user_recreating_the_container_during_a_start_first_gate_leaves_no_orphan(world: World) -> None:
+    start_app(world)
+    cfg = world.config([{"container": "app", "image": world.image(), "strategy": "start-first"}])
+    world.push_image("theirs", repo="other")
+    world.push_image("v2", volumes=["/anon"])
+    p, where = paused_once(world, cfg, "health_wait")
+    world.client.containers.get(world.prefix + "app").remove(force=True)  # docker rm -f app
+    theirs = world.run("app", repo="other").id  # docker run --name app ...
+    code, report, err = resume(p, where)
+    r = by_container(report)[world.prefix + "app"]
+    assert code == 1 and r["status"] == "failed" and "recreated by someone else" in r["error"], err
+    assert world.containers() == [world.prefix + "app"], "no --cr-agent-new left running on the volume"
+    assert world.container("app")["Id"] == theirs and journal(world) == []
+
+
+def test_the_old_container_removed_during_a_failing_gate_is_reported_once_and_never_up_to_date(
+    world: World,
+) -> None:
+    start_app(world)
+    cfg = world.config([{"container": "app", "image": world.image(), "min_uptime": "20s"}])
+    bad = world.push_image("v2-dies", volumes=["/anon"], cmd=["sh", "-c", "sleep 3; exit 3"])
+    p, where = paused_once(world, cfg, "health_wait")
+    world.client.containers.get(world.prefix + "app" + OLD_SUFFIX).remove(force=True)
+    code, report, err = resume(p, where)
+    r = by_container(report)[world.prefix + "app"]
+    assert code == 1 and r["status"] == "failed", err
+    assert "exited with code 3" in r["error"] and "removed by someone else" in r["error"]
+    assert bad in quarantined(world, "app") and journal(world) == []
+    assert world.containers() == [world.prefix + "app"] and bad in world.running_digests("app")
+    for _ in range(2):  # later passes: failed with the container's state, no recovery traceback
+        code, report, err = world.once(cfg)
+        r = by_container(report)[world.prefix + "app"]
+        assert code == 1 and r["status"] == "failed" and "exited, exit code 3" in r["error"], err
+        assert "recovery" not in err and "Traceback" not in err
+
+
+def test_compose_recreating_the_container_in_the_stop_first_window_converges(world: World) -> None:
+    start_app(world)
+    cfg = world.config([{"container": "app", "image": world.image()}])
+    world.push_image("theirs", repo="other")
+    world.push_image("v2", volumes=["/anon"])
+    old_id = world.container("app")["Id"]
+    p, where = paused_once(world, cfg, "created")
+    world.client.containers.get(world.prefix + "app").remove(force=True)  # the agent's new, not started
+    theirs = world.run("app", repo="other").id
+    code, report, err = resume(p, where)
+    r = by_container(report)[world.prefix + "app"]
+    assert code == 1 and r["status"] == "failed" and "recreated by someone else" in r["error"], err
+    assert "Traceback" not in err and journal(world) == []
+    assert world.container("app")["Id"] == theirs and world.container("app")["State"]["Running"]
+    kept = world.container("app" + OLD_SUFFIX)
+    assert kept["Id"] == old_id and not kept["State"]["Running"]
+    db = sqlite3.connect(world.tmp / "state" / "state.db")
+    assert db.execute("SELECT outcome FROM history").fetchall() == [("failed",)]
+    code, report, err = world.once(cfg)  # the next pass says what is left, without a traceback
+    assert "recovery failed" not in err and "Traceback" not in err
+    assert OLD_SUFFIX in by_container(report)[world.prefix + "app"]["error"]
+
+
+def test_the_user_removing_the_new_container_during_the_gate_does_not_quarantine(world: World) -> None:
+    start_app(world)
+    cfg = world.config([{"container": "app", "image": world.image(), "min_uptime": "20s"}])
+    new = world.push_image("v2", volumes=["/anon"])
+    old_id = world.container("app")["Id"]
+    p, where = paused_once(world, cfg, "health_wait")
+    world.client.containers.get(world.prefix + "app").remove(force=True)
+    code, report, err = resume(p, where)
+    r = by_container(report)[world.prefix + "app"]
+    assert code == 1 and r["status"] == "failed" and "removed by someone else" in r["error"], err
+    assert world.container("app")["Id"] == old_id and world.container("app")["State"]["Running"]
+    assert_volumes_intact(world, "app")
+    assert quarantined(world, "app") == {} and journal(world) == []
+    cfg = world.config([{"container": "app", "image": world.image()}])
+    code, report, err = world.once(cfg)  # not quarantined: the next pass deploys it
+    assert code == 0 and new in world.running_digests("app"), err
+
+
+def test_a_missing_container_fails_once_unless_optional(world: World) -> None:
+    world.push_image("v1")
+    code, report, err = world.once(world.config([{"container": "ghost", "image": world.image()}]))
+    r = by_container(report)[world.prefix + "ghost"]
+    assert code == 1 and r["status"] == "failed" and "not found" in r["error"]
+    assert "WARNING" in err and "optional = true" in err
+    code, report, err = world.once(
+        world.config([{"container": "ghost", "image": world.image(), "optional": True}])
+    )
+    assert code == 0 and by_container(report)[world.prefix + "ghost"]["status"] == "skipped", err
+
+
+# ---- issue 9: secrets and broken state -----------------------------------------------------------
+
+
+def test_no_secret_reaches_any_output_channel(world: World) -> None:
+    from tests.unit.test_notify import Sink
+
+    start_app(world)
+    token, sts = "webhook-token-" + "x" * 24, "sts-token-" + "y" * 24
+    dump = world.tmp / "hook-env"
+    leak = f"echo {KEY_SECRET} {token} {sts}"  # a hook that prints every secret it was given (or knows)
+    sink = Sink()
+    try:
+        cfg = world.config(
+            [{"container": "app", "image": world.image(), "pre_update": f"env > {dump}; {leak}; exit 1"}],
+            extra=f'security_token = "{sts}"\n[webhook]\nlisten = "127.0.0.1:1"\ntoken = "{token}"\n'
+            f'[notify]\nurls = ["{sink.url}"]\non = ["skipped", "failed"]',
+        )
+        world.push_image("v2", volumes=["/anon"])
+        code, report, err = world.once(cfg)
+        assert by_container(report)[world.prefix + "app"]["status"] == "skipped", err
+        assert "***" in by_container(report)[world.prefix + "app"]["error"]
+        status = world.agent("status", "-c", str(cfg), "--json")
+        channels = {
+            "log": err, "report": json.dumps(report), "status": status.stdout + status.stderr,
+            "hook env": dump.read_text(), "notification": json.dumps(sink.bodies),
+            "state": b"".join(p.read_bytes() for p in (world.tmp / "state").iterdir()).decode("latin-1"),
+        }  # fmt: skip
+        assert sink.bodies and "pre_update hook failed" in channels["notification"]
+        for name, text in channels.items():
+            for secret in (KEY_SECRET, token, sts):
+                assert secret not in text, f"{secret[:8]}... reached the {name}"
+    finally:
+        sink.close()
+
+
+def test_a_corrupt_state_db_is_moved_aside_and_the_containers_to_check_are_named(world: World) -> None:
+    start_app(world)
+    cfg = world.config([{"container": "app", "image": world.image()}])
+    (world.tmp / "state").mkdir()
+    (world.tmp / "state" / "state.db").write_bytes(b"garbage, not sqlite " * 200)
+    code, report, err = world.once(cfg)
+    assert code == 0 and by_container(report)[world.prefix + "app"]["status"] == "up_to_date", err
+    assert "was corrupt" in err and "check that these containers exist" in err and world.prefix + "app" in err
+    assert [p.name.split("-")[0] for p in (world.tmp / "state").glob("state.db.corrupt-*")] == [
+        "state.db.corrupt"
+    ]

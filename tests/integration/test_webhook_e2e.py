@@ -159,7 +159,7 @@ def start(
     # The ghost's repository exists in the fake's table (a pass for it is one API call), its container never does.
     if f"{world.ns}/{GHOST}" not in world.fake.static:
         world.fake.set_tags(f"{world.ns}/{GHOST}", {"latest": "sha256:" + "1" * 64})
-    watches = [*watches, {"container": GHOST, "image": world.image(GHOST)}]
+    watches = [*watches, {"container": GHOST, "image": world.image(GHOST), "optional": True}]
     lines = ["[webhook]", 'listen = "127.0.0.1:0"', f'match = "{match}"']
     lines.append(f'token = "{token}"' if inline_token else 'token_env = "CR_AGENT_WEBHOOK_TOKEN"')
     if debounce is not None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from agent.errors import RegistryError, RuntimeFault
 from agent.model import ContainerInfo, RepoKey
-from agent.runtimes import ContainerState
+from agent.runtimes import ContainerState, Labels, Listed
 
 
 @dataclass
@@ -24,6 +24,8 @@ class FakeContainer:
     health: str | None = None
     host_ports: bool = False
     cloned_from: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    started: bool = True
 
 
 @dataclass
@@ -59,7 +61,7 @@ class FakeRuntime:
                 return c
         raise RuntimeFault(f"no such container: {name}")
 
-    def find(self, name: str) -> FakeContainer | None:
+    def lookup(self, name: str) -> FakeContainer | None:
         try:
             return self._get(name)
         except RuntimeFault:
@@ -70,12 +72,30 @@ class FakeRuntime:
 
     # the Runtime port
     def inspect(self, name: str) -> ContainerInfo | None:
-        c = self.find(name)
+        c = self.lookup(name)
         if c is None:
             return None
-        return ContainerInfo(
-            c.id, c.name, c.image_id, self.images.get(c.image_id, ()), c.running, c.host_ports
-        )
+        state = "running" if c.running else "exited"
+        return ContainerInfo(c.id, c.name, c.image_id, self.images.get(c.image_id, ()), c.running, c.host_ports,
+                             state=state, exit_code=c.exit_code)  # fmt: skip
+
+    def find(self, label: str) -> list[Listed]:
+        key, eq, value = label.partition("=")
+        return [
+            Listed(c.id, c.name, c.running, dict(c.labels))
+            for c in self.containers.values()
+            if key in c.labels and (not eq or c.labels[key] == value)
+        ]
+
+    def engine_id(self) -> str:
+        return "fake-engine"
+
+    def image_of(self, ref: str) -> str:
+        """The image id a create with `ref` (tag, digest reference or id) gets."""
+        if ref in self.images:
+            return ref
+        by_digest = [i for i, digests in self.images.items() if ref in digests]
+        return by_digest[0] if by_digest else getattr(self, "tags", {}).get(ref, "sha256:" + "0" * 64)
 
     def inspect_all(self, names: Collection[str]) -> dict[str, ContainerInfo]:
         self._maybe_fail("inspect_all")
@@ -84,10 +104,10 @@ class FakeRuntime:
     def state(self, name: str) -> ContainerState | None:
         if "state" in self.fail:
             self._maybe_fail("state")
-        c = self.find(name)
+        c = self.lookup(name)
         if c is None:
             return None
-        status = "running" if c.running else "exited"
+        status = "running" if c.running else "exited" if c.started else "created"
         return ContainerState(
             status, c.running, False, c.exit_code, c.restart_count, c.health, "", c.image_id
         )
@@ -113,7 +133,7 @@ class FakeRuntime:
     def rename(self, container: str, new_name: str) -> None:
         self._maybe_fail("rename")
         c = self._get(container)
-        if self.find(new_name) is not None:
+        if self.lookup(new_name) is not None:
             raise RuntimeFault(f"name {new_name} in use")
         self.log.append(f"rename {c.name} {new_name}")
         c.name = new_name
@@ -122,15 +142,17 @@ class FakeRuntime:
         self._maybe_fail("publish")
         self.log.append(f"publish {self._get(container).name}")
 
-    def clone(self, source: str, name: str, image: str, *, aliases: bool = True) -> str:
+    def clone(
+        self, source: str, name: str, image: str, *, aliases: bool = True, labels: Labels = None
+    ) -> str:
         self._maybe_fail("clone")
         src = self._get(source)
-        if self.find(name) is not None:
+        if self.lookup(name) is not None:
             raise RuntimeFault(f"name {name} in use")
         cid = f"{next(self._ids):064x}"
-        image_id = getattr(self, "tags", {}).get(image, "sha256:" + "0" * 64)
-        self.containers[cid] = replace(src, id=cid, name=name, image=image, image_id=image_id, running=False,
-                                       restart_count=0, health=None, cloned_from=src.id)  # fmt: skip
+        self.containers[cid] = replace(src, id=cid, name=name, image=image, image_id=self.image_of(image),
+                                       running=False, restart_count=0, health=None, cloned_from=src.id,
+                                       labels={**src.labels, **(labels or {})}, started=False)  # fmt: skip
         self.log.append(f"clone {src.name} {name}")
         return cid
 
@@ -138,6 +160,7 @@ class FakeRuntime:
         self._maybe_fail("start")
         c = self._get(container)
         self.log.append(f"start {c.name}")
+        c.started = True
         behaviour = self.on_start.get(c.image, "running") if c.cloned_from else "running"
         if behaviour == "crash":
             c.running, c.exit_code = False, 1
@@ -157,7 +180,9 @@ class FakeRuntime:
 
     def remove(self, container: str) -> None:
         self._maybe_fail("remove")
-        c = self._get(container)
+        c = self.lookup(container)
+        if c is None:  # like the engine adapter: already gone is fine
+            return
         self.log.append(f"remove {c.name}")
         del self.containers[c.id]
 

@@ -9,7 +9,11 @@ AGENT = Path(__file__).resolve().parents[2] / "agent"
 CORE = [
     "model.py",
     "reconcile.py",
-    "deploy.py",
+    "deploy/journal.py",
+    "deploy/replace.py",
+    "deploy/gate.py",
+    "deploy/recover.py",
+    "deploy/hooks.py",
     "config.py",
     "state.py",
     "errors.py",

@@ -71,7 +71,8 @@ def test_every_decision_of_a_pass_carries_the_pinned_fields_and_event_names(tmp_
     rt = FakeRuntime(fail={"pull": RuntimeFault("manifest unknown")})
     for name, digest in (("same", B), ("new", A), ("watchonly", A), ("broken", A)):  # vpc: no local copy of B
         rt.add(name, "sha256:" + name[0] * 64, (f"registry-vpc.cn-hangzhou.aliyuncs.com/ns/web@{digest}",))
-    watches = [{"container": n, "image": IMG, "min_uptime": "0s"} for n in ("same", "new", "ghost")]
+    watches = [{"container": n, "image": IMG, "min_uptime": "0s"} for n in ("same", "new")]
+    watches.append({"container": "ghost", "image": IMG, "optional": True})
     watches.append({"container": "watchonly", "image": IMG, "mode": "notify"})
     watches.append({"container": "broken", "image": IMG.replace("web", "nope")})
     ctx = make_ctx(tmp_path, watches, FakeRegistry({"ns/web": {"latest": B}}), rt)

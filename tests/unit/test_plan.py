@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ REF_TEXT = "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"
 REF = ImageRef.parse(REF_TEXT)
 W = Watch("web", REF, "aliyun")
 N = Watch("web", REF, "aliyun", mode="notify")
+OPTIONAL = Watch("web", REF, "aliyun", optional=True)
 
 
 def info(
@@ -27,6 +29,10 @@ def info(
     return ContainerInfo(
         "id1", "web", "sha256:" + "f" * 64, tuple(f"{host}/{repo}@{d}" for d in digests), True
     )
+
+
+def broken(state: str, exit_code: int, *digests: str) -> ContainerInfo:
+    return replace(info(*digests), running=False, state=state, exit_code=exit_code)
 
 
 @pytest.mark.parametrize(
@@ -43,7 +49,23 @@ def info(
             A,
             None,
         ),  # other repo path
-        (Observation(W, None, latest=A), Action.SKIP, None, A, "container 'web' not found"),
+        (Observation(W, None, latest=A), Action.MISSING, None, A, "container 'web' not found"),
+        (Observation(OPTIONAL, None, latest=A), Action.SKIP, None, A, "container 'web' not found (optional)"),
+        (
+            Observation(W, broken("restarting", 3, A), latest=A),
+            Action.FAIL,
+            A,
+            A,
+            "web is restarting, exit code 3",
+        ),
+        (
+            Observation(W, broken("exited", 137, A), latest=A),
+            Action.FAIL,
+            A,
+            A,
+            "web is exited, exit code 137",
+        ),
+        (Observation(W, broken("exited", 0, A), latest=A), Action.NOTHING, A, A, None),  # stopped on purpose
         (Observation(W, info(A), error="boom [REPO_NOT_EXIST]"), Action.FAIL, A, None, "REPO_NOT_EXIST"),
         (Observation(W, info(A), latest=None), Action.FAIL, A, None, "tag 'latest' not found in ns/web"),
         (Observation(W, info(A), latest=B, quarantined={B: "crashed"}), Action.SKIP, A, B, "quarantined"),
@@ -133,9 +155,17 @@ def test_dry_run_reports_would_update_and_changes_nothing(tmp_path: Path) -> Non
     assert rt.log == []
 
 
-def test_missing_container_is_skipped_and_report_stays_ok(tmp_path: Path) -> None:
+def test_missing_container_fails_the_pass_unless_optional(tmp_path: Path) -> None:
     reg = FakeRegistry({"ns/web": {"latest": B}})
     report = reconcile(single(tmp_path, reg, FakeRuntime(), "ghost"))
+    assert report.results[0].status is Status.FAILED and not report.ok
+    assert "'ghost' not found" in (report.results[0].error or "")
+    optional = {
+        "container": "ghost",
+        "image": "registry.cn-hangzhou.aliyuncs.com/ns/web:latest",
+        "optional": True,
+    }
+    report = reconcile(make_ctx(tmp_path, [optional], reg, FakeRuntime()))
     assert report.results[0].status is Status.SKIPPED and report.ok
 
 

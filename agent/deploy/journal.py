@@ -1,0 +1,98 @@
+"""The typed journal of one replacement: what was decided, and how far it got."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from agent.compat import StrEnum
+
+OLD_SUFFIX = "--cr-agent-old"  # stop-first: the old container's name while the new one proves itself
+NEW_SUFFIX = "--cr-agent-new"  # start-first: the new container's name until it is proven
+LABEL_REPLACES = "cr-agent.replaces"  # on a container the agent created: the id of the one it replaces
+LABEL_AGENT = "cr-agent.agent"  # on a container the agent created: which agent (state_dir) made it
+
+
+class Step(StrEnum):
+    """The steps of a replacement, in order. The journal holds the last step announced.
+
+    A step is written before it is carried out, so after a crash it may or may not have happened;
+    every undo and finish action is idempotent.
+    """
+
+    PULLED = "pulled"
+    RENAMED = "renamed"
+    CREATED = "created"
+    OLD_STOPPED = "old_stopped"
+    STARTED = "started"
+    HEALTH_WAIT = "health_wait"
+    HEALTHY = "healthy"  # the commit point: from here on, recovery finishes instead of undoing
+    OLD_REMOVED = "old_removed"
+
+    @property
+    def committed(self) -> bool:
+        return self in (Step.HEALTHY, Step.OLD_REMOVED)
+
+
+# Step names written by versions before the typed journal.
+_LEGACY = {"rename": Step.RENAMED, "create": Step.RENAMED, "stop_old": Step.CREATED,
+           "start_new": Step.OLD_STOPPED}  # fmt: skip
+
+
+def parse_step(text: str) -> Step:
+    return _LEGACY.get(text) or Step(text)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """One replacement of container `name`, as recorded in the journal."""
+
+    name: str
+    image: str  # the watched reference, host/ns/repo:tag
+    old_id: str
+    old_image_id: str
+    new_image: str  # what the new container is created from: host/ns/repo@sha256:...
+    new_image_id: str
+    digest: str
+    from_digest: str | None
+    was_running: bool
+    start_new: bool
+    strategy: str
+    started: float
+    follows_tag: bool = True  # False for a pinned entry: the tag is left where it is
+    step: Step = Step.PULLED
+    new_id: str | None = None
+
+    @property
+    def temp_name(self) -> str:
+        return self.name + OLD_SUFFIX
+
+    @property
+    def new_name(self) -> str:
+        """The new container's name while it is created and gated."""
+        return self.name + NEW_SUFFIX if self.start_first else self.name
+
+    @property
+    def start_first(self) -> bool:
+        return self.strategy == "start-first" and self.start_new
+
+    def at(self, step: Step, **changes: Any) -> Replacement:
+        return dataclasses.replace(self, step=step, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "step": self.step.value}
+
+    @classmethod
+    def from_json(cls, step: str, data: dict[str, Any]) -> Replacement:
+        """Read a journal entry, including those written before the typed journal."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("new_image", data.get("new_image_id") or "")
+        values.setdefault("new_image_id", values["new_image"])
+        values.setdefault("digest", "")
+        values.setdefault("from_digest", None)
+        values.setdefault("old_image_id", "")
+        values.setdefault("started", 0.0)
+        values["step"] = parse_step(step)
+        return cls(**values)
