@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from agent.daemon import run_daemon
 
-            return run_daemon(cfg)
+            return run_daemon(cfg, build_context)
         if args.command == "self-update":
             from agent.selfcontainer import helper_pass
 
