@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 AGENT = Path(__file__).resolve().parents[2] / "agent"
@@ -43,3 +47,66 @@ def test_sdk_clients_are_built_only_in_adapters_cli_and_daemon() -> None:
         if rel.startswith(("registries/", "runtimes/")) or rel in allowed:
             continue
         assert not imported_modules(path) & set(SDKS), f"agent/{rel} imports an SDK"
+
+
+# `agent once` from cron: the modules a quiet pass imports (437 on CPython 3.11 when this was written:
+# the docker SDK with requests/urllib3 is most of it). A count, not a time: the machine may be loaded.
+ONCE_MODULE_BUDGET = 520
+NOT_ON_THE_ONCE_PATH = ("apprise", "prometheus_client", "h11", "agent.webhook", "agent.notify",
+                        "agent.metrics", "aliyunsdkcore", "aliyunsdkcr", "apscheduler")  # fmt: skip
+
+
+def once_imports(tmp_path: Path, *args: str) -> list[tuple[int, int, str]]:
+    """`python -X importtime -m agent once` on a config with nothing to do: (self us, cumulative us, name)."""
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[agent]\nstate_dir = "{tmp_path}/state"\n'
+        f'[[watch]]\ncontainer = "crt-{uuid.uuid4().hex[:8]}-missing"\n'
+        'image = "127.0.0.1:5000/crt-nothing/none:latest"\nsource = "registry"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "agent", "once", "-c", str(config), *args],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    rows = []
+    for line in done.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (.*)$", line)
+        if m:
+            rows.append((int(m[1]), int(m[2]), m[3]))
+    assert rows, f"no -X importtime output: {done.stderr[-2000:]}"
+    return rows
+
+
+def top_importers(rows: list[tuple[int, int, str]], n: int = 15) -> str:
+    """The heaviest imports by cumulative time, each with how many modules it pulled in."""
+    counts: list[tuple[int, str, int]] = []
+    for i, (_, cumulative, name) in enumerate(rows):
+        depth = len(name) - len(name.lstrip())
+        below = 0  # importtime prints a module after the ones it imported, deeper-indented
+        for _, _, child in reversed(rows[:i]):
+            if len(child) - len(child.lstrip()) <= depth:
+                break
+            below += 1
+        counts.append((cumulative, name.strip(), below))
+    counts.sort(reverse=True)
+    return "\n".join(f"{us / 1000:8.1f} ms {mods:4d} modules  {name}" for us, name, mods in counts[:n])
+
+
+def test_agent_once_imports_only_what_a_quiet_pass_uses(tmp_path: Path) -> None:
+    rows = once_imports(tmp_path)
+    names = {name.strip() for _, _, name in rows}
+    unwanted = sorted(n for n in names if n.split(".")[0] in NOT_ON_THE_ONCE_PATH or n in NOT_ON_THE_ONCE_PATH
+                      or n.startswith("agent.webhook"))  # fmt: skip
+    assert not unwanted, f"`agent once` imports {unwanted}; top importers:\n{top_importers(rows)}"
+    assert len(rows) <= ONCE_MODULE_BUDGET, (
+        f"`agent once` imports {len(rows)} modules (budget {ONCE_MODULE_BUDGET}); top importers:\n"
+        f"{top_importers(rows)}"
+    )
+
+
+def test_the_import_check_sees_an_optional_module_when_it_is_used(tmp_path: Path) -> None:
+    """The control: --metrics-file needs prometheus-client, and the same parse finds it."""
+    names = {
+        name.strip() for _, _, name in once_imports(tmp_path, "--metrics-file", str(tmp_path / "m.prom"))
+    }
+    assert "prometheus_client" in names and "agent.metrics" in names
