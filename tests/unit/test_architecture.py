@@ -110,3 +110,16 @@ def test_the_import_check_sees_an_optional_module_when_it_is_used(tmp_path: Path
         name.strip() for _, _, name in once_imports(tmp_path, "--metrics-file", str(tmp_path / "m.prom"))
     }
     assert "prometheus_client" in names and "agent.metrics" in names
+
+
+def test_the_tooling_is_strict_and_lints_bench() -> None:
+    """Unknown pytest options fail, mypy runs in strict mode, and CI lints bench/ like the rest."""
+    from agent.compat import tomllib
+
+    root = AGENT.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["tool"]
+    assert "--strict-config" in project["pytest"]["ini_options"]["addopts"].split()
+    assert project["mypy"]["strict"] is True
+    ci = (root / ".ci" / "run").read_text().splitlines()
+    for command in ("ruff check", "ruff format --check"):
+        assert any(command in line and "bench" in line.split() for line in ci), f"{command} skips bench/"
