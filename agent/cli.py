@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
-from agent import __version__, logs, secretfiles
+from agent import __version__, app, logs, secretfiles
 from agent.config import Config, describe, find_config, load
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
@@ -94,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from agent.daemon import run_daemon
 
-            return run_daemon(cfg, build_context)
+            return run_daemon(cfg, app.build_context)
         if args.command == "self-update":
             from agent.selfcontainer import helper_pass
 
@@ -136,71 +135,13 @@ def _output(args: argparse.Namespace) -> str:
     return "table" if args.table or sys.stdout.isatty() else "none"
 
 
-def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any = None) -> Any:
-    """Construct the adapters. Only here (and in daemon.py) are SDK clients made."""
-    from agent.deploy import Deployer
-    from agent.reconcile import Context
-    from agent.runtimes.docker import DockerRuntime
-    from agent.state import State
-
-    def configured_auth(host: str) -> tuple[str, str] | None:
-        a = cfg.registry_auth.get(host)
-        return (a.username, a.password) if a else None
-
-    registries: dict[str, Any] = {}
-    if any(w.source == "registry" for w in cfg.watches):
-        from agent.registries.oci import OciRegistry
-
-        registries["registry"] = OciRegistry(auth=configured_auth)
-    if any(w.source == "aliyun" for w in cfg.watches):
-        from agent.registries.aliyun import AliyunRegistry
-
-        a = cfg.aliyun
-        registries["aliyun"] = AliyunRegistry(
-            access_key_id=a.access_key_id or "", access_key_secret=a.access_key_secret or "", region=a.region,
-            edition=a.edition, instance_id=a.instance_id, endpoint=a.endpoint, security_token=a.security_token,
-            read_timeout=a.timeout, retries=a.retries,
-            registry_hosts=sorted({w.image.host for w in cfg.watches if w.source == "aliyun"}),
-            on_request=metrics.record_api if metrics is not None else None,
-        )  # fmt: skip
-    runtime = DockerRuntime(pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
-    state = State(cfg.agent.state_dir)
-    deployer = Deployer(runtime, state, stop=stop, keep_images=cfg.agent.keep_images)
-    listeners: list[Callable[[Report, float], None]] = []
-    if metrics is not None:
-        listeners.append(metrics.record_pass)
-    if cfg.notify is not None:
-        from agent.notify import Notifier
-
-        listeners.append(Notifier(cfg.notify.urls, cfg.notify.on).on_pass)
-
-    def on_pass(report: Report, seconds: float) -> None:
-        for listener in listeners:
-            listener(report, seconds)
-
-    return Context(cfg, registries, runtime, state, deployer, on_pass, *_self_update(cfg))
-
-
-def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:
-    """The agent's own container id, and how to start the helper that replaces it."""
-    from agent.selfcontainer import own_container_id
-
-    own = own_container_id()
-    if own is None or not cfg.agent.self_update or cfg.path is None:
-        return own, None
-    from agent.runtimes.helper import start_self_update_helper
-
-    config_path = str(cfg.path.resolve())
-    return own, lambda target: start_self_update_helper(own, target, config_path)
-
-
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:
     from agent.reconcile import reconcile
 
     if dry_run:
         if metrics_file is not None:
             raise ConfigError(["--metrics-file: not with --dry-run (a dry run changes and counts nothing)"])
-        report = reconcile(build_context(cfg), dry_run=True)
+        report = reconcile(app.build_context(cfg), dry_run=True)
     else:
         metrics = None
         if metrics_file is not None:
@@ -208,7 +149,7 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
 
             metrics = Metrics()
         with RunLock(cfg.agent.state_dir / "agent.lock"):
-            report = reconcile(build_context(cfg, metrics=metrics))
+            report = reconcile(app.build_context(cfg, metrics=metrics))
         if metrics is not None and metrics_file is not None:
             try:
                 metrics.write_textfile(metrics_file)
@@ -246,11 +187,8 @@ def _require_watched(cfg: Config, container: str) -> None:
 
 def _status(cfg: Config, *, as_json: bool) -> int:
     from agent.model import digest_for_repo
-    from agent.runtimes.docker import DockerRuntime
-    from agent.state import State
 
-    state = State(cfg.agent.state_dir)
-    runtime = DockerRuntime()
+    state, runtime = app.state(cfg), app.runtime(cfg)
     out: list[dict[str, Any]] = []
     for w in cfg.watches:
         info = runtime.inspect(w.container)
@@ -292,7 +230,6 @@ def _when(ts: float | None) -> str:
 
 def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> int:
     from agent.reconcile import reconcile
-    from agent.state import State
 
     _require_watched(cfg, container)
     if to:
@@ -301,13 +238,13 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
         except ValueError as e:
             raise ConfigError([f"--to: {e}"]) from None
     else:
-        previous = [h.from_digest for h in State(cfg.agent.state_dir).history(container, 50)
+        previous = [h.from_digest for h in app.state(cfg).history(container, 50)
                     if h.outcome == "updated" and h.from_digest]  # fmt: skip
         if not previous:
             raise ConfigError([f"{container}: no earlier deployment in the history; give --to sha256:..."])
         target = previous[0]
     with RunLock(cfg.agent.state_dir / "agent.lock"):
-        ctx = build_context(cfg)
+        ctx = app.build_context(cfg)
         ctx.state.pin(container, target)
         logger.info(
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
@@ -318,10 +255,8 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
 
 
 def _unpin_or_retry(cfg: Config, command: str, container: str) -> int:
-    from agent.state import State
-
     _require_watched(cfg, container)
-    state = State(Path(cfg.agent.state_dir))
+    state = app.state(cfg)
     if command == "unpin":
         had = state.unpin(container)
         print(f"{container}: {'unpinned, following the tag again' if had else 'was not pinned'}")

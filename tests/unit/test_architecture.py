@@ -40,13 +40,59 @@ def test_core_modules_never_import_an_sdk() -> None:
         assert not bad, f"agent/{name} imports {bad}"
 
 
-def test_sdk_clients_are_built_only_in_adapters_cli_and_daemon() -> None:
-    allowed = {"cli.py", "daemon.py"}
+def test_sdk_modules_are_imported_only_by_the_adapters() -> None:
     for path in AGENT.rglob("*.py"):
         rel = path.relative_to(AGENT).as_posix()
-        if rel.startswith(("registries/", "runtimes/")) or rel in allowed:
+        if rel.startswith(("registries/", "runtimes/")):
             continue
         assert not imported_modules(path) & set(SDKS), f"agent/{rel} imports an SDK"
+
+
+ADAPTERS = {"AliyunRegistry", "AcrRegistry", "OciRegistry", "DockerRuntime"}
+
+
+def test_only_the_composition_root_constructs_adapters() -> None:
+    """agent/app.py builds the registries and the runtime (and so the SDK clients); nothing else does."""
+    for path in AGENT.rglob("*.py"):
+        rel = path.relative_to(AGENT).as_posix()
+        if rel == "app.py" or rel.startswith(("registries/", "runtimes/")):
+            continue
+        calls = {
+            node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call)
+        }
+        assert not calls & ADAPTERS, f"agent/{rel} constructs {calls & ADAPTERS}: ask agent/app.py"
+
+
+def full_imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def test_no_module_imports_the_cli() -> None:
+    """The CLI sits on top: the daemon (and everything else) gets what it needs from agent/app.py."""
+    for path in AGENT.rglob("*.py"):
+        rel = path.relative_to(AGENT).as_posix()
+        if rel in ("cli.py", "__main__.py"):
+            continue
+        assert "agent.cli" not in full_imports(path), f"agent/{rel} imports agent.cli"
+
+
+def test_build_context_makes_only_the_registries_the_watches_use(tmp_path: Path) -> None:
+    from agent.app import REGISTRIES, build_context
+    from agent.config import parse
+    from agent.registries.oci import OciRegistry
+
+    assert set(REGISTRIES) == {"aliyun", "registry"}
+    watch = {"container": "web", "image": "127.0.0.1:5000/ns/web:latest", "source": "registry"}
+    ctx = build_context(parse({"agent": {"state_dir": str(tmp_path)}, "watch": [watch]}, {}))
+    assert set(ctx.registries) == {"registry"} and isinstance(ctx.registries["registry"], OciRegistry)
 
 
 # `agent once` from cron: the modules a quiet pass imports (437 on CPython 3.11 when this was written:
