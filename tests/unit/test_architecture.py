@@ -9,6 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
+from bench.common import AGENT_EVENTS, agent_events
+
 AGENT = Path(__file__).resolve().parents[2] / "agent"
 CORE = [
     "model.py",
@@ -102,8 +104,11 @@ NOT_ON_THE_ONCE_PATH = ("apprise", "prometheus_client", "h11", "agent.webhook", 
                         "agent.metrics", "aliyunsdkcore", "aliyunsdkcr", "apscheduler")  # fmt: skip
 
 
-def once_imports(tmp_path: Path, *args: str) -> list[tuple[int, int, str]]:
-    """`python -X importtime -m agent once` on a config with nothing to do: (self us, cumulative us, name)."""
+def once_imports(tmp_path: Path, *args: str) -> tuple[list[tuple[int, int, str]], str]:
+    """`python -X importtime -m agent once --log-json` on a config with nothing to do.
+
+    Returns (self us, cumulative us, name) per import, and the log lines.
+    """
     config = tmp_path / "agent.toml"
     config.write_text(
         f'[agent]\nstate_dir = "{tmp_path}/state"\n'
@@ -111,16 +116,18 @@ def once_imports(tmp_path: Path, *args: str) -> list[tuple[int, int, str]]:
         'image = "127.0.0.1:5000/crt-nothing/none:latest"\nsource = "registry"\n'
     )
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "agent", "once", "-c", str(config), *args],
+        [sys.executable, "-X", "importtime", "-m", "agent", "once", "--log-json", "-c", str(config), *args],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
-    rows = []
+    rows, logged = [], []
     for line in done.stderr.splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (.*)$", line)
         if m:
             rows.append((int(m[1]), int(m[2]), m[3]))
+        else:
+            logged.append(line)
     assert rows, f"no -X importtime output: {done.stderr[-2000:]}"
-    return rows
+    return rows, "\n".join(logged)
 
 
 def top_importers(rows: list[tuple[int, int, str]], n: int = 15) -> str:
@@ -139,7 +146,7 @@ def top_importers(rows: list[tuple[int, int, str]], n: int = 15) -> str:
 
 
 def test_agent_once_imports_only_what_a_quiet_pass_uses(tmp_path: Path) -> None:
-    rows = once_imports(tmp_path)
+    rows, logged = once_imports(tmp_path)
     names = {name.strip() for _, _, name in rows}
     unwanted = sorted(n for n in names if n.split(".")[0] in NOT_ON_THE_ONCE_PATH or n in NOT_ON_THE_ONCE_PATH
                       or n.startswith("agent.webhook"))  # fmt: skip
@@ -148,13 +155,21 @@ def test_agent_once_imports_only_what_a_quiet_pass_uses(tmp_path: Path) -> None:
         f"`agent once` imports {len(rows)} modules (budget {ONCE_MODULE_BUDGET}); top importers:\n"
         f"{top_importers(rows)}"
     )
+    # the same run's --log-json lines, read as bench/ reads them
+    (done,) = agent_events(logged, "pass.done")
+    assert done["checked"] == 1 and done["seconds"] >= 0
+
+
+def test_the_events_bench_reads_are_emitted_by_the_agent() -> None:
+    source = "\n".join(p.read_text() for p in AGENT.rglob("*.py"))
+    for event in AGENT_EVENTS:
+        assert f'"{event}"' in source, f"bench/ reads the {event!r} event, which the agent no longer logs"
 
 
 def test_the_import_check_sees_an_optional_module_when_it_is_used(tmp_path: Path) -> None:
     """The control: --metrics-file needs prometheus-client, and the same parse finds it."""
-    names = {
-        name.strip() for _, _, name in once_imports(tmp_path, "--metrics-file", str(tmp_path / "m.prom"))
-    }
+    rows, _ = once_imports(tmp_path, "--metrics-file", str(tmp_path / "m.prom"))
+    names = {name.strip() for _, _, name in rows}
     assert "prometheus_client" in names and "agent.metrics" in names
 
 
