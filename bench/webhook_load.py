@@ -34,7 +34,6 @@ import http.client
 import json
 import math
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -55,6 +54,7 @@ from typing import Any
 import docker
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.common import machine_facts
 from tests.fake_acr import DEFAULT_KEYS
 from tests.support import env, images
 
@@ -93,26 +93,6 @@ def proc_status(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0])
     return out
-
-
-def machine_facts(client: docker.DockerClient) -> dict[str, Any]:
-    mem_kb = 0
-    with contextlib.suppress(OSError, StopIteration, ValueError):
-        meminfo = Path("/proc/meminfo").read_text().splitlines()
-        mem_kb = int(next(ln.split()[1] for ln in meminfo if ln.startswith("MemTotal")))
-    cpu = ""
-    with contextlib.suppress(OSError, StopIteration):
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name"))
-    version, info = client.version(), client.info()
-    return {
-        "nproc": len(os.sched_getaffinity(0)), "cpu": cpu, "memory_gib": round(mem_kb / 2**20, 1),
-        "kernel": platform.release(), "python": platform.python_version(),
-        "docker": version.get("Version"), "docker_api": version.get("ApiVersion"),
-        "storage_driver": info.get("Driver"), "containers_running_on_host": info.get("ContainersRunning"),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-    }  # fmt: skip
 
 
 # ---- HTTP -----------------------------------------------------------------------------------------
@@ -588,9 +568,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(r: dict[str, Any]) -> None:
     m, ld = r["machine"], r["load"]
-    print(f"\nmachine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, kernel {m['kernel']}, "
+    print(f"\nmachine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, kernel {m['kernel']}, "
           f"Docker {m['docker']}, Python {m['python']}, load avg at start {m['loadavg_at_start']}, "
-          f"{m['containers_running_on_host']} containers running on the host")  # fmt: skip
+          f"{m['running_containers_on_host']} containers running on the host")  # fmt: skip
     print("\n| endpoint | threads | requests | req/s | p50 ms | p99 ms | max ms | errors | 503 | passes |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key in ("healthz", "hooks"):

@@ -146,10 +146,10 @@ def render(out: dict[str, Any], methods: list[Method], res: Path) -> str:
         f"Reproduce: `cd /work/main && .venv/bin/{out['command']}` ({out['seconds'] / 60:.0f} min here). "
         "`--quick` runs each method once in about a minute and writes to bench/work/quick/.",
         "",
-        f"Machine: {f.get('nproc')} cores ({f.get('cpu')}), {f.get('memory_gib')} GiB RAM, kernel {f.get('kernel')}, "
+        f"Machine: {f.get('cores')} cores ({f.get('cpu')}), {f.get('memory_gib')} GiB RAM, kernel {f.get('kernel')}, "
         f"Docker {f.get('docker')} (API {f.get('docker_api')}, {f.get('storage_driver')}), Python {f.get('python')}; "
         f"{f.get('date')}. The Docker engine is shared with other engineers' tests and benchmarks: "
-        f"{f.get('running_containers_at_start')} containers were running, load average {f.get('loadavg_at_start')} "
+        f"{f.get('running_containers_on_host')} containers were running, load average {f.get('loadavg_at_start')} "
         f"at the start and {out.get('loadavg_at_end')} at the end, so absolute times are those of a busy 2-core "
         "host; compare within a round.",
         "",

@@ -8,8 +8,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
-import re
 import secrets
 import shutil
 import signal
@@ -29,7 +27,7 @@ import docker
 import docker.errors
 
 import bench.downtime as package
-from bench.common import wait_port
+from bench.common import machine_facts, ouroboros_python, ouroboros_versions, wait_port
 from bench.downtime import DOC, ROOT, WORK, log
 from bench.downtime.analyse import (
     EXTRAS,
@@ -56,9 +54,6 @@ from bench.downtime.render import render, rerender, write_handover
 from tests.support import env, images
 
 RECEIVER = ROOT / "bench" / "blog_receiver.sh"
-OUROBOROS_VERSION = "1.4.2"
-# The first is another benchmark's (used read-only); the second is ours, installed on first need.
-OUROBOROS_VENVS = (WORK / "ouroboros-venv", WORK / "downtime-ouroboros-venv")
 KEY_ID, KEY_SECRET = "test-key-id", "test-key-secret"  # tests/fake_acr.py DEFAULT_KEYS
 # busybox httpd as PID 1 ignores SIGTERM (docker stop would wait its 10 s grace period); the shell
 # exits on TERM, and the kernel then kills httpd with the rest of the container.
@@ -396,50 +391,6 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
-def machine_facts(client: docker.DockerClient) -> dict[str, Any]:
-    version, info = client.version(), client.info()
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    meminfo = Path("/proc/meminfo").read_text().splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "")
-    mem_kb = next((int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal")), 0)
-    return {
-        "nproc": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kb / 2**20, 1),
-        "kernel": platform.release(), "docker": version.get("Version"), "docker_api": version.get("ApiVersion"),
-        "storage_driver": info.get("Driver"), "python": platform.python_version(),
-        "running_containers_at_start": info.get("ContainersRunning"),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-    }  # fmt: skip
-
-
-def ouroboros_exe(install: bool) -> Path | None:
-    for venv in OUROBOROS_VENVS:
-        if (venv / "bin" / "ouroboros").exists():
-            return venv / "bin" / "ouroboros"
-    if not install:
-        return None
-    venv = OUROBOROS_VENVS[1]
-    log(f"installing ouroboros-cli=={OUROBOROS_VERSION} into {venv.relative_to(ROOT)}")
-    shutil.rmtree(venv, ignore_errors=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        f"ouroboros-cli=={OUROBOROS_VERSION}"], check=True, capture_output=True, timeout=600)  # fmt: skip
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        log(f"could not install ouroboros-cli: {e}")
-        shutil.rmtree(venv, ignore_errors=True)
-        return None
-    return venv / "bin" / "ouroboros"
-
-
-def ouroboros_versions(exe: Path) -> str:
-    out = subprocess.run([str(exe.parent / "python"), "-m", "pip", "show", "ouroboros-cli", "apprise", "docker"],
-                         capture_output=True, text=True).stdout  # fmt: skip
-    pairs = zip(
-        re.findall(r"^Name: (.*)$", out, re.M), re.findall(r"^Version: (.*)$", out, re.M), strict=False
-    )
-    return ", ".join(f"{n} {v}" for n, v in pairs) + f" ({exe.parent.parent.relative_to(ROOT)})"
-
-
 # ---- the container's own times -------------------------------------------------------------------------
 def measure_start(b: Bench, i: int) -> dict[str, Any]:
     """`docker start` → first answer on a published port (a 2 ms host loop), and `docker stop`'s duration."""
@@ -689,7 +640,8 @@ def main(argv: list[str] | None = None) -> int:
         return handover(a.handover, keep=a.keep)
     runs = a.runs or (1 if a.quick else 5)
     extras = (not a.quick) if a.extras is None else a.extras
-    ouro = None if a.no_ouroboros else ouroboros_exe(install=not a.quick)
+    py = None if a.no_ouroboros else ouroboros_python(install=not a.quick)
+    ouro = py.parent / "ouroboros" if py is not None else None
     methods = [m for m in METHODS + EXTRAS if (m in METHODS or extras) if not a.only or m.key in a.only]
     methods = [m for m in methods if ouro is not None or m.tool != "ouroboros"]
     to_doc = not (a.quick or a.only or runs < 3)
@@ -706,8 +658,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         b.open()
         out["facts"] = b.facts
-        if ouro is not None:
-            out["ouroboros"] = ouroboros_versions(ouro)
+        if py is not None:
+            out["ouroboros"] = ", ".join(f"{k} {v}" for k, v in ouroboros_versions(py).items())
         for i in range(runs):
             rnd: dict[str, Any] = {"start": measure_start(b, i)}
             if any(m.exposure == "proxy" for m in methods):
