@@ -383,14 +383,7 @@ class World:
         time.sleep(0.5)  # a thread that was creating a container when we were stopped may just have finished
         with contextlib.suppress(Exception):
             self.purge()
-        for p in reversed(self._procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+        stop_processes(reversed(self._procs), grace=10)
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
         if self in _WORLDS:
@@ -640,6 +633,18 @@ def parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 6) -
         return []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, items))
+
+
+def stop_processes(procs: Iterable[subprocess.Popen[Any]], grace: float) -> None:
+    """SIGTERM each process we started that still runs; SIGKILL it after `grace` seconds."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(grace)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
 
 
 # ---- the peers -----------------------------------------------------------------------------------

@@ -9,18 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.downtime import DOC, ROOT, log
+from bench.downtime import analyse as loops
 from bench.downtime.analyse import (
     EXTRAS,
-    GATE,
-    LOOP_MAX_REQUESTS,
-    LOOP_MAX_SECONDS,
-    MAX_IN_FLIGHT,
     METHODS,
-    NAME_PERIOD,
     OBSERVERS,
-    PERIOD,
-    PROXY_PERIOD,
-    REQUEST_TIMEOUT,
     Method,
     _off_network_ms,
     stats,
@@ -153,7 +146,7 @@ def render(out: dict[str, Any], methods: list[Method], res: Path) -> str:
         f"at the start and {out.get('loadavg_at_end')} at the end, so absolute times are those of a busy 2-core "
         "host; compare within a round.",
         "",
-        f'cr-agent measured: commit {code["commit"]}{dirty}. Gate: `min_uptime = "{GATE["min_uptime"]}"` (the '
+        f'cr-agent measured: commit {code["commit"]}{dirty}. Gate: `min_uptime = "{loops.GATE["min_uptime"]}"` (the '
         "image has no HEALTHCHECK and no probe is configured).",
         "",
         f"Each figure is the median of {out['runs']} runs with (min–max). Rounds are interleaved: round *i* runs every "
@@ -169,11 +162,11 @@ def render(out: dict[str, Any], methods: list[Method], res: Path) -> str:
         "",
         "## 1. Requests that failed during the update",
         "",
-        f"The host loops start one GET every {PERIOD * 1000:.0f} ms on a published port, every "
-        f"{PROXY_PERIOD * 1000:.0f} ms through the proxy by alias and every {NAME_PERIOD * 1000:.0f} ms by container "
-        f"name, each on a new TCP connection with a {REQUEST_TIMEOUT:.0f} s timeout, whatever the earlier requests are "
-        f"doing (but never more than {MAX_IN_FLIGHT} pending), at most {LOOP_MAX_REQUESTS} requests or "
-        f"{LOOP_MAX_SECONDS:.0f} s; they run from before the tool starts until 0.5 s after every loop has seen v2. "
+        f"The host loops start one GET every {loops.PERIOD * 1000:.0f} ms on a published port, every "
+        f"{loops.PROXY_PERIOD * 1000:.0f} ms through the proxy by alias and every {loops.NAME_PERIOD * 1000:.0f} ms by container "
+        f"name, each on a new TCP connection with a {loops.REQUEST_TIMEOUT:.0f} s timeout, whatever the earlier requests are "
+        f"doing (but never more than {loops.MAX_IN_FLIGHT} pending), at most {loops.LOOP_MAX_REQUESTS} requests or "
+        f"{loops.LOOP_MAX_SECONDS:.0f} s; they run from before the tool starts until 0.5 s after every loop has seen v2. "
         "The in-network client sends one request at a time, 20 ms apart. A request fails unless it gets `200` with "
         "the page of v1 or v2. *Longest gap*: the longest time between two successful answers (its floor is the "
         "loop's period). *Stalled*: answered, but after more than 0.9 s.",

@@ -27,7 +27,7 @@ import docker
 import docker.errors
 
 import bench.downtime as package
-from bench.common import machine_facts, ouroboros_python, ouroboros_versions, wait_port
+from bench.common import machine_facts, ouroboros_python, ouroboros_versions, stop_processes, wait_port
 from bench.downtime import DOC, ROOT, WORK, log
 from bench.downtime.analyse import (
     EXTRAS,
@@ -255,14 +255,7 @@ class Bench:
         return self
 
     def close(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+        stop_processes(self.procs, grace=5)
         self.procs.clear()
         if hasattr(self, "api"):
             self.remove_containers(self.prefix)
