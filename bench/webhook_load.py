@@ -57,6 +57,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.common import machine_facts
 from tests.fake_acr import DEFAULT_KEYS
 from tests.support import env, images
+from tests.support.purge import purge
 
 ROOT = Path(__file__).resolve().parents[1]
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]  # stops at once on SIGTERM
@@ -191,20 +192,6 @@ def services_up() -> bool:
     except OSError:
         return False
     return True
-
-
-def purge(client: docker.DockerClient, prefix: str) -> None:
-    """Remove our containers (forced) and image references; nothing without the prefix."""
-    api = client.api
-    for c in api.containers(all=True, filters={"name": prefix}):
-        if any(n.lstrip("/").startswith(prefix) for n in c["Names"]):
-            with contextlib.suppress(docker.errors.DockerException):
-                api.remove_container(c["Id"], force=True, v=True)
-    for image in api.images():
-        for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
-            if f"/{prefix}" in ref:
-                with contextlib.suppress(docker.errors.DockerException):
-                    api.remove_image(ref)
 
 
 class Bench:
