@@ -43,6 +43,7 @@ from bench.common import (
     wait_port,
     write_result,
 )
+from tests.support import payloads
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -178,13 +179,7 @@ def _trial(w: World, repo: str, cname: str, port: int, marker: str, period: floa
 
 
 def _post_hook(port: int, token: str, namespace: str, name: str, digest: str) -> None:
-    payload = {
-        "push_data": {"digest": digest, "pushed_at": time.strftime("%Y-%m-%d %H:%M:%S"), "tag": "latest"},
-        "repository": {"date_created": "2024-01-01 00:00:00", "name": name, "namespace": namespace,
-                       "region": "cn-hangzhou", "repo_authentication_type": "NO_CERTIFIED",
-                       "repo_full_name": f"{namespace}/{name}", "repo_origin_type": "NO_CERTIFIED",
-                       "repo_type": "PRIVATE"},
-    }  # fmt: skip
+    payload = payloads.acr_payload(namespace, name, digest=digest)
     req = urllib.request.Request(f"http://127.0.0.1:{port}/hooks/aliyun/{token}", data=json.dumps(payload).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
     with _OPENER.open(req, timeout=5) as resp:

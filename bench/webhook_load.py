@@ -56,7 +56,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import machine_facts
 from tests.fake_acr import DEFAULT_KEYS
-from tests.support import env, images
+from tests.support import env, images, payloads
 from tests.support.purge import purge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,13 +174,7 @@ def load(name: str, port: int, request: Callable[[], tuple[str, str, bytes | Non
 
 # ---- the world: fake ACR, images, containers, the agent -------------------------------------------
 def acr_payload(namespace: str, name: str, tag: str = "latest") -> bytes:
-    return json.dumps({
-        "push_data": {"digest": "sha256:" + secrets.token_hex(32), "pushed_at": "2016-11-29 12:25:46", "tag": tag},
-        "repository": {"date_created": "2016-10-28 21:31:42", "name": name, "namespace": namespace,
-                       "region": "cn-hangzhou", "repo_authentication_type": "NO_CERTIFIED",
-                       "repo_full_name": f"{namespace}/{name}", "repo_origin_type": "NO_CERTIFIED",
-                       "repo_type": "PRIVATE"},
-    }).encode()  # fmt: skip
+    return json.dumps(payloads.acr_payload(namespace, name, tag)).encode()
 
 
 def services_up() -> bool:
