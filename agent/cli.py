@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
-from agent import __version__, logs, secretfiles
+from agent import __version__, app, logs, secretfiles
 from agent.config import Config, describe, find_config, load
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
@@ -102,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from agent.daemon import run_daemon
 
-            return run_daemon(cfg)
+            return run_daemon(cfg, app.build_context)
         if args.command == "self-update":
             from agent.selfcontainer import helper_pass
 
@@ -152,89 +151,13 @@ def _print_failure(args: argparse.Namespace, error: str) -> None:
         print(logs.redact(json.dumps({"ok": False, "error": error, "results": []}, indent=2)))
 
 
-def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any = None) -> Any:
-    """Construct the adapters. Only here (and in daemon.py) are SDK clients made."""
-    from agent.deploy import Deployer
-    from agent.reconcile import Context
-    from agent.runtimes.docker import DockerRuntime
-
-    def configured_auth(host: str) -> tuple[str, str] | None:
-        a = cfg.registry_auth.get(host)
-        return (a.username, a.password) if a else None
-
-    registries: dict[str, Any] = {}
-    if any(w.source == "registry" for w in cfg.watches):
-        from agent.registries.oci import OciRegistry
-
-        registries["registry"] = OciRegistry(auth=configured_auth)
-    if any(w.source == "aliyun" for w in cfg.watches):
-        registries["aliyun"] = make_acr(cfg, configured_auth, metrics)
-    runtime = DockerRuntime(pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
-    state = _open_state(cfg)
-    deployer = Deployer(runtime, state, stop=stop, keep_images=cfg.agent.keep_images)
-    listeners: list[Callable[[Report, float], None]] = []
-    if metrics is not None:
-        listeners.append(metrics.record_pass)
-    if cfg.notify is not None:
-        from agent.notify import Notifier
-
-        listeners.append(Notifier(cfg.notify.urls, cfg.notify.on).on_pass)
-
-    def on_pass(report: Report, seconds: float) -> None:
-        for listener in listeners:
-            listener(report, seconds)
-
-    return Context(cfg, registries, runtime, state, deployer, on_pass, *_self_update(cfg))
-
-
-def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:
-    """The agent's own container id, and how to start the helper that replaces it."""
-    from agent.selfcontainer import own_container_id
-
-    own = own_container_id()
-    if own is None or not cfg.agent.self_update or cfg.path is None:
-        return own, None
-    from agent.runtimes.helper import start_self_update_helper
-
-    config_path = str(cfg.path.resolve())
-    return own, lambda target: start_self_update_helper(own, target, config_path)
-
-
-def make_acr(
-    cfg: Config, configured_auth: Callable[[str], tuple[str, str] | None], metrics: Any = None
-) -> Any:
-    """The ACR registry: one API client per (region, edition, instance), made on first use."""
-    from agent.registries.acr import AcrRegistry
-    from agent.registries.dockercfg import docker_config_auth
-
-    return AcrRegistry(
-        cfg.aliyun, state_dir=cfg.agent.state_dir,
-        instance_ids={w.image.host: w.instance_id for w in cfg.watches if w.instance_id},
-        host_auth=lambda host: configured_auth(host) or docker_config_auth(host),
-        on_request=metrics.record_api if metrics is not None else None,
-    )  # fmt: skip
-
-
-def _open_state(cfg: Config) -> Any:
-    from agent.state import State
-
-    state = State(cfg.agent.state_dir)
-    if state.moved_aside is not None:
-        logger.warning(
-            "the journal of interrupted replacements was lost with {}: check that these containers exist "
-            "and run the image you expect, and look for *--cr-agent-old / *--cr-agent-new ones: {}",
-            state.moved_aside, ", ".join(_watch_names(cfg)),
-        )  # fmt: skip
-    return state
-
-
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:
     from agent.reconcile import reconcile
 
     if dry_run:
         if metrics_file is not None:
             raise ConfigError(["--metrics-file: not with --dry-run (a dry run changes and counts nothing)"])
-        report = reconcile(build_context(cfg), dry_run=True)
+        report = reconcile(app.build_context(cfg), dry_run=True)
     else:
         metrics = None
         if metrics_file is not None:
@@ -242,7 +165,7 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
 
             metrics = Metrics()
         with RunLock(cfg.agent.state_dir / "agent.lock"):
-            report = reconcile(build_context(cfg, metrics=metrics))
+            report = reconcile(app.build_context(cfg, metrics=metrics))
         if metrics is not None and metrics_file is not None:
             try:
                 metrics.write_textfile(metrics_file)
@@ -281,11 +204,8 @@ def _require_watched(cfg: Config, container: str) -> None:
 def _status(cfg: Config, *, as_json: bool) -> int:
     from agent.model import digest_for_repo
     from agent.registries.acr import load_sources
-    from agent.runtimes.docker import DockerRuntime
-    from agent.state import State
 
-    state = State(cfg.agent.state_dir)
-    runtime = DockerRuntime()
+    state, runtime = app.state(cfg), app.runtime(cfg)
     sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
     out: list[dict[str, Any]] = []
     for w in cfg.watches:
@@ -330,7 +250,6 @@ def _when(ts: float | None) -> str:
 
 def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> int:
     from agent.reconcile import reconcile
-    from agent.state import State
 
     _require_watched(cfg, container)
     if to:
@@ -339,13 +258,13 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
         except ValueError as e:
             raise ConfigError([f"--to: {e}"]) from None
     else:
-        previous = [h.from_digest for h in State(cfg.agent.state_dir).history(container, 50)
+        previous = [h.from_digest for h in app.state(cfg).history(container, 50)
                     if h.outcome == "updated" and h.from_digest]  # fmt: skip
         if not previous:
             raise ConfigError([f"{container}: no earlier deployment in the history; give --to sha256:..."])
         target = previous[0]
     with RunLock(cfg.agent.state_dir / "agent.lock"):
-        ctx = build_context(cfg)
+        ctx = app.build_context(cfg)
         ctx.state.pin(container, target)
         logger.info(
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
@@ -356,10 +275,8 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
 
 
 def _unpin_or_retry(cfg: Config, command: str, container: str) -> int:
-    from agent.state import State
-
     _require_watched(cfg, container)
-    state = State(Path(cfg.agent.state_dir))
+    state = app.state(cfg)
     if command == "unpin":
         had = state.unpin(container)
         print(f"{container}: {'unpinned, following the tag again' if had else 'was not pinned'}")

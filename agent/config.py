@@ -307,7 +307,7 @@ def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
 
 
 def _mode(p: _Problems, path: str, t: Mapping[str, Any], default: str) -> str:
-    mode = _get(p, path, t, "mode", str, default)
+    mode: str = _get(p, path, t, "mode", str, default)
     if mode not in MODES:
         p.add(f"{path}.mode", f"must be 'update' or 'notify' (monitor only), got {mode!r}")
         return default
@@ -438,7 +438,7 @@ def _webhook(p: _Problems, value: Any, env: Mapping[str, str]) -> WebhookSetting
 
 
 def _listen(p: _Problems, section: str, t: dict[str, Any], example: str) -> str | None:
-    listen = _get(p, section, t, "listen", str, None)
+    listen: str | None = _get(p, section, t, "listen", str, None)
     if listen is None:
         p.add(f"{section}.listen", f'required, e.g. "{example}"')
     elif (

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -15,6 +16,9 @@ from agent.errors import ConfigError, LockBusy
 from agent.model import Report
 from agent.runlock import RunLock
 from agent.schedule import Ticker, describe
+
+if TYPE_CHECKING:
+    from agent.reconcile import Context
 
 
 class Coordinator:
@@ -42,6 +46,8 @@ class Coordinator:
         self.last: dict[str, Any] = {}
         self.started = time.time()
         self.scheduler_dead: str | None = None  # why the schedule's thread stopped, if it did
+        self.idle = threading.Event()  # the worker waits for wake-ups and none is queued
+        self.lock_waits = 0  # times a pass found the run lock taken (tests wait on it)
 
     # wake-ups (webhook): never block
     def wake(self, containers: frozenset[str] | None, reason: str) -> None:
@@ -51,6 +57,7 @@ class Coordinator:
             else:
                 self._pending = (self._pending or set()) | set(containers)
             self._last_wake = time.monotonic()
+            self.idle.clear()
             self._cv.notify_all()
         logger.info(
             "wake-up queued ({}): {}", reason, "all" if containers is None else ", ".join(sorted(containers))
@@ -70,6 +77,7 @@ class Coordinator:
             while not self._pending_all and not self._pending:
                 if self.stop.is_set():
                     return False
+                self.idle.set()
                 self._cv.wait(0.5)
             first = time.monotonic()
             while True:
@@ -106,6 +114,7 @@ class Coordinator:
                 self._lock.acquire(blocking=True, timeout=1.0)
                 break
             except LockBusy as e:
+                self.lock_waits += 1
                 if "this process" not in str(e):
                     logger.info("waiting for the run lock: {}", e)
                     self.stop.wait(1.0)
@@ -160,46 +169,84 @@ class Coordinator:
         }
 
 
-def run_daemon(cfg: Config) -> int:
-    from agent.cli import build_context
-    from agent.metrics import Metrics
-    from agent.reconcile import reconcile
+class Daemon:
+    """`agent run`: `start` builds and starts everything, `run` waits, `stop` tears down (idempotent).
 
-    stop = threading.Event()
-    metrics = Metrics()
-    ctx = build_context(cfg, stop=stop, metrics=metrics)
-    lock = RunLock(cfg.agent.state_dir / "agent.lock")
-    debounce = cfg.webhook.debounce if cfg.webhook else 0.5
-    coord = Coordinator(lambda only: reconcile(ctx, only=only), lock, debounce=debounce, stop=stop)
+    The first SIGTERM/SIGINT lets the current step finish; a second one exits at once. The signal
+    handlers that were in place before `start` are restored by `stop`.
+    """
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        if not stop.is_set():
-            logger.info("{} received: finishing the current step, then stopping", signal.Signals(signum).name)
-        stop.set()
+    def __init__(self, cfg: Config, build: Callable[..., Context]) -> None:
+        self.cfg = cfg
+        self._build = build  # the composition root's build_context(cfg, stop=, metrics=)
+        self.stop_event = threading.Event()
+        self.coord: Coordinator | None = None
+        self.ticker: Ticker | None = None
+        self._ctx: Context | None = None
+        self._servers: list[Any] = []
+        self._saved: dict[int, Any] = {}
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    def start(self) -> None:
+        from agent.metrics import Metrics
+        from agent.reconcile import reconcile
 
-    ticker = Ticker(cfg.agent.schedule, lambda: coord.run_pass(None, "schedule"), stop)
-    servers: list[Any] = []
-    if cfg.webhook or cfg.metrics:
-        from agent.webhook.server import start_listeners
+        cfg = self.cfg
+        metrics = Metrics()
+        ctx = self._ctx = self._build(cfg, stop=self.stop_event, metrics=metrics)
+        lock = RunLock(cfg.agent.state_dir / "agent.lock")
+        debounce = cfg.webhook.debounce if cfg.webhook else 0.5
+        coord = self.coord = Coordinator(
+            lambda only: reconcile(ctx, only=only), lock, debounce=debounce, stop=self.stop_event
+        )
+        self.ticker = Ticker(cfg.agent.schedule, lambda: coord.run_pass(None, "schedule"), self.stop_event)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._saved[sig] = signal.signal(sig, self._on_signal)
+        if cfg.webhook or cfg.metrics:
+            from agent.webhook.server import start_listeners
 
+            try:
+                self._servers = start_listeners(cfg, coord, coord.health, metrics)
+            except ConfigError:
+                self.stop()
+                raise
+        logger.info(
+            "agent running: {} watch entries, schedule {}", len(cfg.watches), describe(cfg.agent.schedule)
+        )
+
+    def run(self) -> int:
+        """Until stopped. Non-zero when the schedule's thread died, so systemd restarts us."""
+        assert self.coord is not None and self.ticker is not None, "start() first"
         try:
-            servers = start_listeners(cfg, coord, coord.health, metrics)
-        except ConfigError:
-            ctx.state.close()
-            raise
-    logger.info(
-        "agent running: {} watch entries, schedule {}", len(cfg.watches), describe(cfg.agent.schedule)
-    )
-    try:
-        return serve(coord, ticker)
-    finally:
+            return serve(self.coord, self.ticker)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        servers, self._servers = self._servers, []
         for server in servers:
             server.stop()
-        ctx.state.close()
-        logger.info("stopped")
+        if self._ctx is not None:
+            self._ctx.state.close()
+            self._ctx = None
+            logger.info("stopped")
+        saved, self._saved = self._saved, {}
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.stop_event.is_set():
+            logger.warning("{} received again: exiting now, without waiting for the current step", name)
+            os._exit(128 + signum)
+        logger.info("{} received: finishing the current step, then stopping", name)
+        self.stop_event.set()
+
+
+def run_daemon(cfg: Config, build: Callable[..., Context]) -> int:
+    daemon = Daemon(cfg, build)
+    daemon.start()
+    return daemon.run()
 
 
 def serve(coord: Coordinator, ticker: Ticker) -> int:

@@ -23,7 +23,7 @@ from agent.errors import AgentError, RegistryError
 from agent.model import digest_for_repo
 from agent.registries import is_loopback
 from agent.registries.acr import AcrRegistry
-from agent.registries.aliyun import CA_BUNDLE_ENV
+from agent.registries.aliyun_sdk import CA_BUNDLE_ENV
 
 RAM_HINT = (
     "grant the RAM user read access to Container Registry: attach AliyunContainerRegistryReadOnlyAccess, "
@@ -162,12 +162,10 @@ def _container_check(runtime: Any, w: Watch) -> Check:
 
 
 def run_online(cfg: Config, *, as_json: bool) -> int:
-    from agent.cli import make_acr
-    from agent.runtimes.docker import DockerRuntime
+    from agent import app
 
-    acr = make_acr(cfg, lambda host: None if host not in cfg.registry_auth else
-               (cfg.registry_auth[host].username, cfg.registry_auth[host].password))  # fmt: skip
-    runtime = DockerRuntime()
+    acr: Any = app.REGISTRIES["aliyun"](cfg, None)
+    runtime = app.runtime(cfg)
     rows: list[dict[str, Any]] = []
     try:
         for w in cfg.watches:

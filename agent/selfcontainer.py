@@ -48,7 +48,7 @@ def skip_reason(container: str) -> str:
 
 def helper_pass(cfg: Any, container: str, *, wait: float = LOCK_WAIT) -> Any:
     """In the helper container: wait for the pass that started us, then update `container` alone."""
-    from agent.cli import build_context
+    from agent.app import build_context
     from agent.reconcile import reconcile
     from agent.runlock import RunLock
 

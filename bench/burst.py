@@ -12,9 +12,7 @@ the replace phase (first "replacing" to "pass done"), and the bytes the registry
 
 from __future__ import annotations
 
-import datetime
 import json
-import re
 import sys
 import time
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 from bench.common import (
     World,
     agent_cmd,
+    agent_events,
     log,
     parallel,
     parser,
@@ -30,8 +29,6 @@ from bench.common import (
     summarize_requests,
     write_result,
 )
-
-_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \| \w+ +\| (.*)$")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
 def _once(w: World, cfg: Any, env: dict[str, str], n: int, failures: list[dict[str, Any]]) -> dict[str, Any]:
     offset = w.registry_log.mark()
     t0 = time.time()
-    proc = run_measured(agent_cmd("once", "-c", str(cfg), "--json"), env_vars=env, cwd=w.dir, timeout=1800)
+    proc = run_measured(
+        agent_cmd("once", "--log-json", "-c", str(cfg), "--json"), env_vars=env, cwd=w.dir, timeout=1800
+    )
     reqs = summarize_requests(w.registry_log.since(offset))
     try:
         report = json.loads(proc.stdout)
@@ -112,10 +111,8 @@ def _once(w: World, cfg: Any, env: dict[str, str], n: int, failures: list[dict[s
     if proc.rc != 0 or updated != n:
         failures.append({"rc": proc.rc, "updated": updated, "stderr": proc.stderr[-2000:]})
         log(f"agent once exited {proc.rc}, {updated}/{n} updated: {proc.stderr[-600:]}")
-    lines = [(datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp(), m.group(2))
-             for m in map(_LINE.match, proc.stderr.splitlines()) if m]  # fmt: skip
-    first_replace = next((ts for ts, msg in lines if ": replacing " in msg), None)
-    done = next((ts for ts, msg in lines if msg.startswith("pass done")), None)
+    first_replace = next((e["ts"] for e in agent_events(proc.stderr, "plan.update")), None)
+    done = next((e["ts"] for e in agent_events(proc.stderr, "pass.done")), None)
     row: dict[str, Any] = {"wall": proc.wall, "cpu": proc.cpu, "updated": updated,
                            "registry_bytes": reqs["bytes"], "registry_requests": reqs["requests"]}  # fmt: skip
     if first_replace:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import datetime
 import json
 import os
 import platform
@@ -382,14 +383,7 @@ class World:
         time.sleep(0.5)  # a thread that was creating a container when we were stopped may just have finished
         with contextlib.suppress(Exception):
             self.purge()
-        for p in reversed(self._procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+        stop_processes(reversed(self._procs), grace=10)
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
         if self in _WORLDS:
@@ -641,6 +635,18 @@ def parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 6) -
         return list(pool.map(fn, items))
 
 
+def stop_processes(procs: Iterable[subprocess.Popen[Any]], grace: float) -> None:
+    """SIGTERM each process we started that still runs; SIGKILL it after `grace` seconds."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(grace)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
 # ---- the peers -----------------------------------------------------------------------------------
 def agent_cmd(*args: str) -> list[str]:
     """`agent ...` as installed in the venv running the benchmarks (the console script users run)."""
@@ -648,12 +654,28 @@ def agent_cmd(*args: str) -> list[str]:
     return [str(exe), *args] if exe.exists() else [sys.executable, "-m", "agent", *args]
 
 
-_PASS_DONE = re.compile(r"pass done: .* in (\d+(?:\.\d+)?)s")
+# the `--log-json` events the benchmarks read (tests/unit/test_architecture.py checks the agent emits them)
+AGENT_EVENTS = ("pass.start", "plan.update", "pass.result", "pass.done")
+
+
+def agent_events(text: str, *names: str) -> list[dict[str, Any]]:
+    """The agent's `--log-json` lines with an `event` field (all, or those named), `ts` in epoch seconds."""
+    out = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") and (not names or record["event"] in names):
+            record["ts"] = datetime.datetime.fromisoformat(record["time"]).timestamp()
+            out.append(record)
+    return out
 
 
 def agent_pass_seconds(stderr: str) -> float | None:
-    found = _PASS_DONE.findall(stderr)
-    return float(found[-1]) if found else None
+    """The pass's own duration, from the `pass.done` event of an `agent ... --log-json` run."""
+    done = agent_events(stderr, "pass.done")
+    return float(done[-1]["seconds"]) if done else None
 
 
 def ouroboros_python(install: bool = True) -> Path | None:

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(reps):
             for label, cmd in (("python -c pass", [sys.executable, "-c", "pass"]),
                                ("agent --version", agent_cmd("--version")),
-                               ("agent once", agent_cmd("once", "-c", str(cfg)))):  # fmt: skip
+                               ("agent once", agent_cmd("once", "--log-json", "-c", str(cfg)))):  # fmt: skip
                 proc = run_measured(cmd, env_vars=env, cwd=w.dir)
                 if proc.rc != 0:
                     raise SystemExit(f"{label} exited {proc.rc}: {proc.stderr[-1000:]}")

@@ -16,10 +16,8 @@ the push (when ACR would also fire its webhook).
 
 from __future__ import annotations
 
-import datetime
 import json
 import random
-import re
 import secrets
 import signal
 import subprocess
@@ -34,6 +32,7 @@ from bench.common import (
     HTTPD,
     World,
     agent_cmd,
+    agent_events,
     free_port,
     log,
     ouroboros_cmd,
@@ -44,9 +43,9 @@ from bench.common import (
     wait_port,
     write_result,
 )
+from tests.support import payloads
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_LOGURU_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \| \w+ +\| (.*)$")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +106,7 @@ def _variant(w: World, name: str, spec: dict[str, Any], reps: int, py: Path | No
         health = f'{{ http = "http://127.0.0.1:{port}/", timeout = "2s", interval = "100ms" }}'
         cfg = w.agent_config(f"{name}.toml", [{"container": cname, "image": w.ref(repo), "health": health}],
                              interval=spec.get("interval", "1h"), extra=extra, state=f"state-{name}")  # fmt: skip
-        cmd, env = agent_cmd("run", "-c", str(cfg)), w.agent_env()
+        cmd, env = agent_cmd("run", "--log-json", "-c", str(cfg)), w.agent_env()
         period = float(spec["interval"][:-1]) if "interval" in spec else 0.0
     else:
         assert py is not None
@@ -180,13 +179,7 @@ def _trial(w: World, repo: str, cname: str, port: int, marker: str, period: floa
 
 
 def _post_hook(port: int, token: str, namespace: str, name: str, digest: str) -> None:
-    payload = {
-        "push_data": {"digest": digest, "pushed_at": time.strftime("%Y-%m-%d %H:%M:%S"), "tag": "latest"},
-        "repository": {"date_created": "2024-01-01 00:00:00", "name": name, "namespace": namespace,
-                       "region": "cn-hangzhou", "repo_authentication_type": "NO_CERTIFIED",
-                       "repo_full_name": f"{namespace}/{name}", "repo_origin_type": "NO_CERTIFIED",
-                       "repo_type": "PRIVATE"},
-    }  # fmt: skip
+    payload = payloads.acr_payload(namespace, name, digest=digest)
     req = urllib.request.Request(f"http://127.0.0.1:{port}/hooks/aliyun/{token}", data=json.dumps(payload).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
     with _OPENER.open(req, timeout=5) as resp:
@@ -226,33 +219,23 @@ def _wait_settled(w: World, cname: str, image_id: str, timeout: float) -> None:
     raise TimeoutError(f"{cname}: the replacement did not settle within {timeout}s")
 
 
-def _events(text: str) -> list[tuple[float, str]]:
-    out = []
-    for line in text.splitlines():
-        m = _LOGURU_TIME.match(line)
-        if m:
-            when = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-            out.append((when, m.group(2)))
-    return out
-
-
 def _split_agent(trials: list[dict[str, Any]], text: str) -> None:
-    """From the agent's log: when the pass that deployed each push started, and when its pull ended."""
-    events = _events(text)
+    """From the agent's `--log-json` events: when the pass that deployed each push started, and when its pull ended."""
+    starts = [e["ts"] for e in agent_events(text, "pass.start")]
+    pulled = [(e["ts"], e["to_digest"]) for e in agent_events(text, "plan.update")]
+    done = [
+        (e["ts"], e["to_digest"]) for e in agent_events(text, "pass.result") if e.get("status") == "updated"
+    ]
     for t in trials:
-        starts = [ts for ts, msg in events if "pass started" in msg and ts <= t["t1"]]
-        pulled = [
-            ts for ts, msg in events if "replacing" in msg and t["digest"] in msg and ts >= t["t0"] - 0.01
-        ]
-        done = [
-            ts for ts, msg in events if ": updated " in msg and t["digest"] in msg and ts >= t["t0"] - 0.01
-        ]
-        if starts:
-            t["after_pass_start"] = t["t1"] - starts[-1]
-            if pulled:
-                t["pass_to_pulled"] = pulled[0] - starts[-1]
-        if pulled and done:
-            t["pulled_to_done"] = done[0] - pulled[0]
+        before = [ts for ts in starts if ts <= t["t1"]]
+        got = [ts for ts, digest in pulled if digest == t["digest"] and ts >= t["t0"] - 0.01]
+        end = [ts for ts, digest in done if digest == t["digest"] and ts >= t["t0"] - 0.01]
+        if before:
+            t["after_pass_start"] = t["t1"] - before[-1]
+            if got:
+                t["pass_to_pulled"] = got[0] - before[-1]
+        if got and end:
+            t["pulled_to_done"] = end[0] - got[0]
 
 
 def _ouroboros_notes(text: str, asked: int) -> list[str]:

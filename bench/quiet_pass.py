@@ -96,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                 {"container": c, "image": w.ref(repos[i // a.per_repo]), "min_uptime": "1s"} for i, c in enumerate(names)
             ])  # fmt: skip
             commands = {
-                "cr-agent": (agent_cmd("once", "-c", str(cfg)), w.agent_env(), agent_pass_seconds),
+                "cr-agent": (
+                    agent_cmd("once", "--log-json", "-c", str(cfg)),
+                    w.agent_env(),
+                    agent_pass_seconds,
+                ),
                 "cron-script": (["sh", str(CRON_SCRIPT), *names], w.cron_env(), None),
             }
             if py is not None:

@@ -2,7 +2,7 @@
 
     python -m bench.reconcile_loop -c agent.toml --passes 1000 --every 50
 
-The same objects `agent run` builds (cli.build_context); no scheduler, no webhook, so what is left
+The same objects `agent run` builds (app.build_context); no scheduler, no webhook, so what is left
 is the pass itself. Prints one JSON object: VmRSS (from /proc/self/status) every `every` passes, and
 the pass times. Logs go to stderr at INFO, as the daemon's do.
 """
@@ -31,7 +31,7 @@ def main() -> int:
     p.add_argument("--every", type=int, default=50)
     a = p.parse_args()
     from agent import logs
-    from agent.cli import build_context
+    from agent.app import build_context
     from agent.config import load
     from agent.reconcile import reconcile
 

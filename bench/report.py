@@ -3,7 +3,7 @@
     python -m bench.report [--quick] [--seconds N]
 
 The block between <!-- downtime:begin --> and <!-- downtime:end --> in the existing page is kept as
-it is: the downtime scenario (bench/downtime.py) is written by someone else and merged there.
+it is: the downtime scenario (bench/downtime/) is written by someone else and merged there.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bench.common import OUROBOROS_VERSION, ROOT, log, results_dir
 DOC = ROOT / "docs" / "benchmarks.md"
 MIB = 1024.0
 DOWNTIME_DEFAULT = """<!-- downtime:begin -->
-*Measured by `bench/downtime.py` (another engineer's scenario), written to
+*Measured by `bench/downtime/` (another engineer's scenario), written to
 [docs/benchmarks-downtime.md](benchmarks-downtime.md); its summary is merged here.*
 <!-- downtime:end -->"""
 
@@ -113,7 +113,7 @@ def render(res: dict[str, Any], *, quick: bool, seconds: float | None, downtime:
     if parts:
         took = (f" The scenarios on this page took {sum(t for _, t in parts) / 60:.0f} minutes ("
                 + ", ".join(f"{n} {t / 60:.1f}" for n, t in parts) + ")"
-                + (f"; bench/downtime.py another {dt['seconds'] / 60:.1f}" if dt and dt.get("seconds") else "") + ".")  # fmt: skip
+                + (f"; bench/downtime/ another {dt['seconds'] / 60:.1f}" if dt and dt.get("seconds") else "") + ".")  # fmt: skip
     elif seconds:
         took = f" The run that produced this page took {seconds / 60:.0f} minutes."
     w("Each figure is the **median** of several runs, with the **min–max** in brackets. Ratios are taken "
@@ -133,7 +133,7 @@ def render(res: dict[str, Any], *, quick: bool, seconds: float | None, downtime:
     _footprint(w, fp)
     _burst(w, bu)
     _oddities(w, q, lat, fp)
-    w("## Downtime during replacement (bench/downtime.py)")
+    w("## Downtime during replacement (bench/downtime/)")
     w("")
     w(downtime)
     w("")

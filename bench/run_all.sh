@@ -32,7 +32,7 @@ for scenario in quiet_pass latency footprint burst; do
   echo "bench: == $scenario ==" >&2
   "$py" -m "bench.$scenario" "${quick[@]}" "${args[@]}" || failed+=("$scenario")
 done
-if [ -f bench/downtime.py ]; then  # scenario 3 (another engineer's): same conventions
+if [ -d bench/downtime ]; then  # scenario 3 (another engineer's): same conventions
   echo "bench: == downtime ==" >&2
   "$py" -m bench.downtime "${quick[@]}" || failed+=(downtime)
 fi

@@ -34,7 +34,6 @@ import http.client
 import json
 import math
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -55,8 +54,10 @@ from typing import Any
 import docker
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.common import machine_facts
 from tests.fake_acr import DEFAULT_KEYS
-from tests.support import env, images
+from tests.support import env, images, payloads
+from tests.support.purge import purge
 
 ROOT = Path(__file__).resolve().parents[1]
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]  # stops at once on SIGTERM
@@ -93,26 +94,6 @@ def proc_status(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0])
     return out
-
-
-def machine_facts(client: docker.DockerClient) -> dict[str, Any]:
-    mem_kb = 0
-    with contextlib.suppress(OSError, StopIteration, ValueError):
-        meminfo = Path("/proc/meminfo").read_text().splitlines()
-        mem_kb = int(next(ln.split()[1] for ln in meminfo if ln.startswith("MemTotal")))
-    cpu = ""
-    with contextlib.suppress(OSError, StopIteration):
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next(ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name"))
-    version, info = client.version(), client.info()
-    return {
-        "nproc": len(os.sched_getaffinity(0)), "cpu": cpu, "memory_gib": round(mem_kb / 2**20, 1),
-        "kernel": platform.release(), "python": platform.python_version(),
-        "docker": version.get("Version"), "docker_api": version.get("ApiVersion"),
-        "storage_driver": info.get("Driver"), "containers_running_on_host": info.get("ContainersRunning"),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-    }  # fmt: skip
 
 
 # ---- HTTP -----------------------------------------------------------------------------------------
@@ -193,13 +174,7 @@ def load(name: str, port: int, request: Callable[[], tuple[str, str, bytes | Non
 
 # ---- the world: fake ACR, images, containers, the agent -------------------------------------------
 def acr_payload(namespace: str, name: str, tag: str = "latest") -> bytes:
-    return json.dumps({
-        "push_data": {"digest": "sha256:" + secrets.token_hex(32), "pushed_at": "2016-11-29 12:25:46", "tag": tag},
-        "repository": {"date_created": "2016-10-28 21:31:42", "name": name, "namespace": namespace,
-                       "region": "cn-hangzhou", "repo_authentication_type": "NO_CERTIFIED",
-                       "repo_full_name": f"{namespace}/{name}", "repo_origin_type": "NO_CERTIFIED",
-                       "repo_type": "PRIVATE"},
-    }).encode()  # fmt: skip
+    return json.dumps(payloads.acr_payload(namespace, name, tag)).encode()
 
 
 def services_up() -> bool:
@@ -211,20 +186,6 @@ def services_up() -> bool:
     except OSError:
         return False
     return True
-
-
-def purge(client: docker.DockerClient, prefix: str) -> None:
-    """Remove our containers (forced) and image references; nothing without the prefix."""
-    api = client.api
-    for c in api.containers(all=True, filters={"name": prefix}):
-        if any(n.lstrip("/").startswith(prefix) for n in c["Names"]):
-            with contextlib.suppress(docker.errors.DockerException):
-                api.remove_container(c["Id"], force=True, v=True)
-    for image in api.images():
-        for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
-            if f"/{prefix}" in ref:
-                with contextlib.suppress(docker.errors.DockerException):
-                    api.remove_image(ref)
 
 
 class Bench:
@@ -588,9 +549,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(r: dict[str, Any]) -> None:
     m, ld = r["machine"], r["load"]
-    print(f"\nmachine: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, kernel {m['kernel']}, "
+    print(f"\nmachine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, kernel {m['kernel']}, "
           f"Docker {m['docker']}, Python {m['python']}, load avg at start {m['loadavg_at_start']}, "
-          f"{m['containers_running_on_host']} containers running on the host")  # fmt: skip
+          f"{m['running_containers_on_host']} containers running on the host")  # fmt: skip
     print("\n| endpoint | threads | requests | req/s | p50 ms | p99 ms | max ms | errors | 503 | passes |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key in ("healthz", "hooks"):

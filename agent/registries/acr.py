@@ -21,7 +21,8 @@ from agent.errors import AgentError, RegistryError
 from agent.model import RepoKey
 from agent.registries.acr_hosts import AcrHost, parse_host
 from agent.registries.acr_instances import JsonCache, find_instance
-from agent.registries.aliyun import CA_BUNDLE_ENV, AliyunRegistry
+from agent.registries.aliyun import AliyunRegistry
+from agent.registries.aliyun_sdk import CA_BUNDLE_ENV
 from agent.registries.oci import OciRegistry
 
 SOURCES_FILE = "acr-sources.json"  # which source answered, per repository: `agent status` shows it
@@ -167,7 +168,7 @@ class AcrRegistry:
             and known.get("api") == api_digest
             and isinstance(known.get("registry"), str)
         ):
-            return known["registry"]
+            return str(known["registry"])
         try:
             registry = self.registry_digest(repo, tag)
         except AgentError as e:

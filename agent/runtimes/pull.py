@@ -116,7 +116,7 @@ def start_pull(
     else:  # the credentials in the Docker client config, as `docker pull` would use
         registry, _ = docker.auth.resolve_repository_name(repository)
         header = docker.auth.get_config_header(api, registry)
-    response = api.post(
+    response: requests.Response = api.post(
         f"{api.base_url}/v{api.api_version}/images/create",
         params={"fromImage": repository, "tag": tag or "latest"},
         headers={"X-Registry-Auth": header} if header else {},

@@ -5,8 +5,6 @@ Everything a test creates carries its unique name prefix, so concurrent runs on 
 
 from __future__ import annotations
 
-import contextlib
-import re
 import secrets
 import socket
 import subprocess
@@ -15,14 +13,13 @@ from pathlib import Path
 
 import docker
 import pytest
-from docker.errors import DockerException
 
 from agent.runtimes.docker import DockerRuntime
 from tests.support import acr_world, env
+from tests.support.purge import purge
 
 HERE = Path(__file__).parent
 DEV_ENV = HERE.parent.parent / "scripts" / "dev-env.sh"
-_ANON = re.compile(r"^[0-9a-f]{64}$")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -76,34 +73,6 @@ def runtime(docker_client: docker.DockerClient) -> DockerRuntime:
 
 def new_prefix() -> str:
     return f"crt-{secrets.token_hex(4)}-"
-
-
-def purge(client: docker.DockerClient, prefix: str) -> None:
-    """Remove containers (forced), their anonymous volumes, networks, volumes and image refs named `prefix`*."""
-    api = client.api
-    anonymous: set[str] = set()
-    for c in api.containers(all=True, filters={"name": prefix}):
-        if not any(n.lstrip("/").startswith(prefix) for n in c["Names"]):
-            continue
-        anonymous.update(m["Name"] for m in c.get("Mounts") or [] if _ANON.match(m.get("Name") or ""))
-        _quietly(api.remove_container, c["Id"], force=True, v=False)
-    for net in api.networks(names=[prefix]):
-        if net["Name"].startswith(prefix):
-            _quietly(api.remove_network, net["Id"])
-    volumes = api.volumes(filters={"name": prefix}).get("Volumes") or []
-    anonymous.update(v["Name"] for v in volumes if v["Name"].startswith(prefix))
-    for name in anonymous:
-        _quietly(api.remove_volume, name, force=True)
-    # By reference, never by id: a cached build can share its id with another run's image.
-    for image in api.images():
-        for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
-            if f"/{prefix}" in ref:
-                _quietly(api.remove_image, ref)
-
-
-def _quietly(fn: object, *args: object, **kwargs: object) -> None:
-    with contextlib.suppress(DockerException):
-        fn(*args, **kwargs)  # type: ignore[operator]
 
 
 @pytest.fixture

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
+import uuid
 from pathlib import Path
+
+from bench.common import AGENT_EVENTS, agent_events
 
 AGENT = Path(__file__).resolve().parents[2] / "agent"
 CORE = [
@@ -40,10 +46,145 @@ def test_core_modules_never_import_an_sdk() -> None:
         assert not bad, f"agent/{name} imports {bad}"
 
 
-def test_sdk_clients_are_built_only_in_adapters_cli_and_daemon() -> None:
-    allowed = {"cli.py", "daemon.py"}
+def test_sdk_modules_are_imported_only_by_the_adapters() -> None:
     for path in AGENT.rglob("*.py"):
         rel = path.relative_to(AGENT).as_posix()
-        if rel.startswith(("registries/", "runtimes/")) or rel in allowed:
+        if rel.startswith(("registries/", "runtimes/")):
             continue
         assert not imported_modules(path) & set(SDKS), f"agent/{rel} imports an SDK"
+
+
+ADAPTERS = {"AliyunRegistry", "AcrRegistry", "OciRegistry", "DockerRuntime"}
+
+
+def test_only_the_composition_root_constructs_adapters() -> None:
+    """agent/app.py builds the registries and the runtime (and so the SDK clients); nothing else does."""
+    for path in AGENT.rglob("*.py"):
+        rel = path.relative_to(AGENT).as_posix()
+        if rel == "app.py" or rel.startswith(("registries/", "runtimes/")):
+            continue
+        calls = {
+            node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call)
+        }
+        assert not calls & ADAPTERS, f"agent/{rel} constructs {calls & ADAPTERS}: ask agent/app.py"
+
+
+def full_imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def test_no_module_imports_the_cli() -> None:
+    """The CLI sits on top: the daemon (and everything else) gets what it needs from agent/app.py."""
+    for path in AGENT.rglob("*.py"):
+        rel = path.relative_to(AGENT).as_posix()
+        if rel in ("cli.py", "__main__.py"):
+            continue
+        assert "agent.cli" not in full_imports(path), f"agent/{rel} imports agent.cli"
+
+
+def test_build_context_makes_only_the_registries_the_watches_use(tmp_path: Path) -> None:
+    from agent.app import REGISTRIES, build_context
+    from agent.config import parse
+    from agent.registries.oci import OciRegistry
+
+    assert set(REGISTRIES) == {"aliyun", "registry"}
+    watch = {"container": "web", "image": "127.0.0.1:5000/ns/web:latest", "source": "registry"}
+    ctx = build_context(parse({"agent": {"state_dir": str(tmp_path)}, "watch": [watch]}, {}))
+    assert set(ctx.registries) == {"registry"} and isinstance(ctx.registries["registry"], OciRegistry)
+
+
+# `agent once` from cron: the modules a quiet pass imports (437 on CPython 3.11 when this was written:
+# the docker SDK with requests/urllib3 is most of it). A count, not a time: the machine may be loaded.
+ONCE_MODULE_BUDGET = 520
+NOT_ON_THE_ONCE_PATH = ("apprise", "prometheus_client", "h11", "agent.webhook", "agent.notify",
+                        "agent.metrics", "aliyunsdkcore", "aliyunsdkcr", "apscheduler")  # fmt: skip
+
+
+def once_imports(tmp_path: Path, *args: str) -> tuple[list[tuple[int, int, str]], str]:
+    """`python -X importtime -m agent once --log-json` on a config with nothing to do.
+
+    Returns (self us, cumulative us, name) per import, and the log lines.
+    """
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[agent]\nstate_dir = "{tmp_path}/state"\n'
+        f'[[watch]]\ncontainer = "crt-{uuid.uuid4().hex[:8]}-missing"\n'
+        'image = "127.0.0.1:5000/crt-nothing/none:latest"\nsource = "registry"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "agent", "once", "--log-json", "-c", str(config), *args],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    rows, logged = [], []
+    for line in done.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (.*)$", line)
+        if m:
+            rows.append((int(m[1]), int(m[2]), m[3]))
+        else:
+            logged.append(line)
+    assert rows, f"no -X importtime output: {done.stderr[-2000:]}"
+    return rows, "\n".join(logged)
+
+
+def top_importers(rows: list[tuple[int, int, str]], n: int = 15) -> str:
+    """The heaviest imports by cumulative time, each with how many modules it pulled in."""
+    counts: list[tuple[int, str, int]] = []
+    for i, (_, cumulative, name) in enumerate(rows):
+        depth = len(name) - len(name.lstrip())
+        below = 0  # importtime prints a module after the ones it imported, deeper-indented
+        for _, _, child in reversed(rows[:i]):
+            if len(child) - len(child.lstrip()) <= depth:
+                break
+            below += 1
+        counts.append((cumulative, name.strip(), below))
+    counts.sort(reverse=True)
+    return "\n".join(f"{us / 1000:8.1f} ms {mods:4d} modules  {name}" for us, name, mods in counts[:n])
+
+
+def test_agent_once_imports_only_what_a_quiet_pass_uses(tmp_path: Path) -> None:
+    rows, logged = once_imports(tmp_path)
+    names = {name.strip() for _, _, name in rows}
+    unwanted = sorted(n for n in names if n.split(".")[0] in NOT_ON_THE_ONCE_PATH or n in NOT_ON_THE_ONCE_PATH
+                      or n.startswith("agent.webhook"))  # fmt: skip
+    assert not unwanted, f"`agent once` imports {unwanted}; top importers:\n{top_importers(rows)}"
+    assert len(rows) <= ONCE_MODULE_BUDGET, (
+        f"`agent once` imports {len(rows)} modules (budget {ONCE_MODULE_BUDGET}); top importers:\n"
+        f"{top_importers(rows)}"
+    )
+    # the same run's --log-json lines, read as bench/ reads them
+    (done,) = agent_events(logged, "pass.done")
+    assert done["checked"] == 1 and done["seconds"] >= 0
+
+
+def test_the_events_bench_reads_are_emitted_by_the_agent() -> None:
+    source = "\n".join(p.read_text() for p in AGENT.rglob("*.py"))
+    for event in AGENT_EVENTS:
+        assert f'"{event}"' in source, f"bench/ reads the {event!r} event, which the agent no longer logs"
+
+
+def test_the_import_check_sees_an_optional_module_when_it_is_used(tmp_path: Path) -> None:
+    """The control: --metrics-file needs prometheus-client, and the same parse finds it."""
+    rows, _ = once_imports(tmp_path, "--metrics-file", str(tmp_path / "m.prom"))
+    names = {name.strip() for _, _, name in rows}
+    assert "prometheus_client" in names and "agent.metrics" in names
+
+
+def test_the_tooling_is_strict_and_lints_bench() -> None:
+    """Unknown pytest options fail, mypy runs in strict mode, and CI lints bench/ like the rest."""
+    from agent.compat import tomllib
+
+    root = AGENT.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["tool"]
+    assert "--strict-config" in project["pytest"]["ini_options"]["addopts"].split()
+    assert project["mypy"]["strict"] is True
+    ci = (root / ".ci" / "run").read_text().splitlines()
+    for command in ("ruff check", "ruff format --check"):
+        assert any(command in line and "bench" in line.split() for line in ci), f"{command} skips bench/"

@@ -20,7 +20,7 @@ def agent_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore
     cfg = tmp_path / "agent.toml"
     cfg.write_text(f'[agent]\nstate_dir = "{tmp_path}"\n[[watch]]\ncontainer = "web"\n'
                    'image = "127.0.0.1:5000/ns/web:latest"\n')  # fmt: skip
-    monkeypatch.setattr(cli, "build_context", lambda cfg, **kw: None)
+    monkeypatch.setattr("agent.app.build_context", lambda cfg, **kw: None)
     monkeypatch.setattr("agent.reconcile.reconcile", lambda ctx, **kw: REPORT)
     yield lambda *args: cli.main(["once", "-c", str(cfg), *args])
     logs.setup("INFO")

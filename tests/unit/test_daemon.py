@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from agent.config import Schedule
+from agent.config import Config, Schedule
 from agent.daemon import Coordinator, serve
+from agent.deploy import Deployer
 from agent.errors import LockBusy
 from agent.model import Report
 from agent.runlock import RunLock
 from agent.schedule import Ticker
+from agent.state import State
+from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.support.wait import wait_until
 
 
@@ -54,10 +60,9 @@ def test_burst_of_wakeups_collapses_into_one_pass(coord) -> None:
     c, runner = coord
     for _ in range(50):
         c.wake(frozenset({"web"}), "test")
-    wait_until(lambda: c.passes == 1, 5, "one pass")
+    # idle: the worker waits for wake-ups with none queued, so no second pass can follow
+    wait_until(lambda: c.passes == 1 and c.idle.is_set(), 5, "one pass, then an idle worker")
     assert runner.calls == [frozenset({"web"})]
-    time.sleep(0.5)  # a second pass would start within one debounce window; prove none does
-    assert c.passes == 1
 
 
 def test_wakeup_during_a_pass_is_queued_and_run_after_it(coord, tmp_path: Path) -> None:
@@ -68,7 +73,8 @@ def test_wakeup_during_a_pass_is_queued_and_run_after_it(coord, tmp_path: Path) 
     assert runner.entered.wait(5)
     c.wake(frozenset({"api"}), "hook")
     c.wake(frozenset({"web"}), "hook")
-    time.sleep(0.4)  # longer than the debounce: the wake-up must wait for the running pass
+    # the worker took the wake-ups and now waits for the run lock the running pass holds
+    wait_until(lambda: c.lock_waits >= 1, 5, "the worker waiting for the run lock")
     assert runner.calls == [None] and runner.active == 1
     runner.release.set()
     t.join(5)
@@ -146,3 +152,89 @@ def test_a_clean_stop_exits_0_and_healthz_says_the_scheduler_runs(tmp_path: Path
     assert c.health()["scheduler"] == "running" and "status" not in c.health()
     assert serve(c, t) == 0
     assert runner.calls == [None]
+
+
+CHILD = """
+import sys, threading
+from pathlib import Path
+from agent import logs
+from agent.config import load
+from agent.daemon import Daemon
+from agent.deploy import Deployer
+from agent.reconcile import Context
+from agent.state import State
+from tests.support.fakes import FakeRuntime
+
+class StuckRegistry:  # the first pass hangs in a registry lookup that ignores the stop request
+    def latest(self, repo, tags):
+        print("pass started", flush=True)
+        threading.Event().wait()
+
+def build(cfg, stop=None, metrics=None):
+    rt, state = FakeRuntime(), State(cfg.agent.state_dir)
+    return Context(cfg, {"registry": StuckRegistry()}, rt, state, Deployer(rt, state, stop=stop))
+
+logs.setup("INFO", False)
+daemon = Daemon(load(Path(sys.argv[1])), build)
+daemon.start()
+sys.exit(daemon.run())
+"""
+
+
+def daemon_config(tmp_path: Path) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'[agent]\nstate_dir = "{tmp_path}/state"\ninterval = "1h"\n'
+        '[[watch]]\ncontainer = "web"\nimage = "127.0.0.1:5000/ns/web:latest"\nsource = "registry"\n'
+    )
+    return path
+
+
+def test_a_second_sigterm_exits_at_once_while_the_first_waits_for_the_step(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(daemon_config(tmp_path))],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as child:  # fmt: skip
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "pass started\n"
+            child.send_signal(signal.SIGTERM)
+            err = child.stderr
+            assert err is not None
+            seen = ""
+            while "waiting for the current pass" not in seen:  # stopping, but the pass is still stuck
+                line = err.readline()
+                assert line, f"the daemon exited after one SIGTERM: {seen}"
+                seen += line
+            assert child.poll() is None
+            child.send_signal(signal.SIGTERM)
+            assert child.wait(10) == 128 + signal.SIGTERM
+            assert "received again: exiting now" in seen + err.read()
+        finally:
+            child.kill()
+
+
+def test_stop_restores_the_signal_handlers_that_were_there_before(tmp_path: Path) -> None:
+    from agent.config import load
+    from agent.daemon import Daemon
+    from agent.reconcile import Context
+
+    def build(cfg: Config, stop: threading.Event | None = None, metrics: object = None) -> Context:
+        state = State(cfg.agent.state_dir)
+        runtime = FakeRuntime()
+        return Context(cfg, {"registry": FakeRegistry({})}, runtime, state, Deployer(runtime, state))
+
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not expected to be called")
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        d = Daemon(load(daemon_config(tmp_path)), build)
+        d.start()
+        assert signal.getsignal(signal.SIGTERM) not in (mine, before)
+        d.stop_event.set()  # as the first SIGTERM does
+        assert d.run() == 0
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -1,84 +1,59 @@
-"""Downtime during an update: failed requests and the longest gap without an answer, per update method.
-
-A busybox httpd container serving its image's marker is updated from v1 to v2 while request loops
-(bounded in count and in time) run throughout. Methods:
-
-* cr-agent stop-first, the container publishing a loopback port; the loop runs on the host against
-  127.0.0.1:<port>;
-* cr-agent start-first, the container with no host port, on a user-defined network under the alias
-  `web`. What a real user has in front of such a service is a reverse proxy container that resolves
-  the service's DNS name; here a busybox httpd CGI proxy resolves the name on every request through
-  Docker's DNS (as nginx does with `resolver 127.0.0.11` and a variable in proxy_pass), takes the first
-  address, gives up after 2 s and answers 502 naming the address it tried. The host loop asks it for the
-  alias `web` (as compose users address a service) and, more slowly, for the container's name (as
-  `docker run --name` users do). A third loop runs inside a client container on the same network, as
-  tests/integration/test_safety.py does, stamping each step with /proc/uptime;
-* Ouroboros 1.4.2, `ouroboros --run-once --monitor <container>` (pull, stop, remove, create, start);
-* the blog's webhook receiver, bench/blog_receiver.sh (`docker rm -f`, `docker pull`, `docker run`).
-
-Full mode adds cr-agent stop-first behind the same proxy.
-
-`--handover N` (issue 9 item 11) runs only cr-agent start-first, N updates one after the other, with the
-clients that never retry (the proxy and the in-network client), and writes its own block of the page.
-
-Each round also measures the container's own start time (`docker start` → first answer) and stop time,
-when a starting container's alias appears in Docker's DNS against when it first answers, and, for cr-agent,
-the time from "replacing A → B" (the new digest seen and pulled) to the new container passing the health
-gate (min_uptime "1s"), from the agent's DEBUG log.
-
-    .venv/bin/python bench/downtime.py --quick   # 1 run per method, ~1 min, writes bench/work/quick/
-    .venv/bin/python bench/downtime.py           # 5 runs per method, ~7 min, writes docs/benchmarks-downtime.md
-    .venv/bin/python bench/downtime.py --from-json bench/work/results/downtime.json   # only rewrite the page
-
-The page keeps its hand-written findings (between <!-- analysis:begin --> and <!-- analysis:end -->).
-
-Everything it creates is named `crb-<random>-...` and removed at the end, also on failure or SIGTERM.
-"""
+"""Downtime: the world (containers, proxy, fake ACR), the request loops, one update per method, main."""
 
 from __future__ import annotations
 
 import argparse
 import base64
 import contextlib
-import datetime
 import hashlib
 import json
 import os
-import platform
-import re
 import secrets
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import docker
+import docker.errors
 
-import docker  # noqa: E402
-import docker.errors  # noqa: E402
+import bench.downtime as package
+from bench.common import machine_facts, ouroboros_python, ouroboros_versions, stop_processes, wait_port
+from bench.downtime import DOC, ROOT, WORK, log
+from bench.downtime.analyse import (
+    EXTRAS,
+    GATE,
+    LOOP_MAX_REQUESTS,
+    LOOP_MAX_SECONDS,
+    MAX_IN_FLIGHT,
+    METHODS,
+    NAME_PERIOD,
+    OBSERVERS,
+    PERIOD,
+    PROXY_PERIOD,
+    REQUEST_TIMEOUT,
+    Method,
+    Sample,
+    agent_phases,
+    agent_timeline,
+    analyse,
+    parse_client_log,
+    summarize,
+    uptime_offset,
+)
+from bench.downtime.render import render, rerender, write_handover
+from tests.support import env, images
 
-from bench.common import wait_port  # noqa: E402
-from tests.support import env, images  # noqa: E402
-
-WORK = ROOT / "bench" / "work"
-DOC = ROOT / "docs" / "benchmarks-downtime.md"
 RECEIVER = ROOT / "bench" / "blog_receiver.sh"
-OUROBOROS_VERSION = "1.4.2"
-# The first is another benchmark's (used read-only); the second is ours, installed on first need.
-OUROBOROS_VENVS = (WORK / "ouroboros-venv", WORK / "downtime-ouroboros-venv")
 KEY_ID, KEY_SECRET = "test-key-id", "test-key-secret"  # tests/fake_acr.py DEFAULT_KEYS
 # busybox httpd as PID 1 ignores SIGTERM (docker stop would wait its 10 s grace period); the shell
 # exits on TERM, and the kernel then kills httpd with the rest of the container.
@@ -102,18 +77,6 @@ fi
 rm -f /tmp/err.$$
 """
 PROXY_CMD = ["sh", "-c", "chmod 755 /www/cgi-bin/p; trap 'exit 0' TERM; httpd -f -p 8081 -h /www & wait"]
-PERIOD = 0.01  # the host loop on a published port starts one request every 10 ms
-PROXY_PERIOD = 0.02  # through the proxy (a few processes per request on a shared 2-core host): every 20 ms
-NAME_PERIOD = 0.04  # through the proxy by container name: every 40 ms
-MAX_IN_FLIGHT = 24  # per loop: when this many are pending, the next one waits (bounds the proxy's load)
-LOOP_MAX_REQUESTS = 20000
-LOOP_MAX_SECONDS = 150.0
-REQUEST_TIMEOUT = 5.0  # the proxy gives up after 2 s on the lookup and 2 s on the upstream, and answers 502
-GATE = {"min_uptime": "1s", "health_timeout": "60s"}
-
-
-def log(msg: str) -> None:
-    print(f"[downtime {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # ---- one HTTP request, classified -------------------------------------------------------------------
@@ -144,17 +107,6 @@ def http_get(port: int, path: str, timeout: float = REQUEST_TIMEOUT) -> tuple[st
     code = parts[1].decode(errors="replace") if len(parts) > 1 else "?"
     text = body.decode(errors="replace").strip()
     return ("ok", text) if code == "200" else (f"http {code}", text)
-
-
-# ---- the observers ----------------------------------------------------------------------------------
-@dataclass
-class Sample:
-    t: float  # wall clock (epoch s) when the answer (or the failure) came
-    outcome: str  # "ok" or why not
-    body: str = ""  # the page, or the proxy's reason
-    t0: float | None = None  # when the request was sent
-    dns_s: float | None = None  # in-network client: how long the lookup took
-    ips: list[str] | None = None  # in-network client: the addresses, in the order Docker's DNS gave them
 
 
 class HostLoop:
@@ -233,145 +185,6 @@ def client_loop_cmd(n: int, target: str = "web", skip: str = "") -> list[str]:
     return ["sh", "-c", script]
 
 
-def uptime_offset() -> float:
-    """Epoch seconds minus /proc/uptime (the client containers stamp with the host's uptime)."""
-    up = float(Path("/proc/uptime").read_text().split()[0])
-    return time.time() - up
-
-
-def parse_client_log(text: str, offset: float) -> list[Sample]:
-    out = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 5:
-            continue
-        with contextlib.suppress(ValueError):
-            t0, t1, t = (float(x) + offset for x in parts[:3])
-            ips = [x for x in parts[3].split(",") if x and x != "none"]
-            ok = parts[4] == "OK"
-            why = "ok" if ok else ("no address" if not ips else "no answer")
-            out.append(Sample(t, why, parts[5] if ok and len(parts) > 5 else "", t0, dns_s=t1 - t0, ips=ips))
-    return out
-
-
-def analyse(
-    samples: list[Sample], old: str, new: str, ips: dict[str, str | None], since: float = 0.0
-) -> dict[str, Any]:
-    """Failed and total requests, the longest gap between successful answers, and what happened around it.
-
-    `ips` names the old and the new container's addresses, to tell which one a failed request went to.
-    """
-    samples = sorted(samples, key=lambda s: s.t)
-    which = {v: k for k, v in ips.items() if v}
-
-    def good(s: Sample) -> bool:
-        return s.outcome == "ok" and s.body in (old, new)
-
-    def why(s: Sample) -> str:
-        if s.outcome == "ok":
-            return f"unexpected page {s.body[:20]!r}"
-        target = s.ips[0] if s.ips else (s.body.split()[-1] if s.body.startswith("upstream ") else "")
-        reason = "no address" if s.body == "no address" else s.outcome
-        if s.t0 is not None and s.t - s.t0 >= 1.9:  # the proxy or the client gave up: the request hung
-            reason += " after hanging"
-        return f"{reason} (to the {which[target]} container)" if target in which else reason
-
-    ok = [s for s in samples if good(s)]
-    failed = [s for s in samples if not good(s)]
-    gap, gap_at = 0.0, (None, None)  # type: tuple[float, tuple[float | None, float | None]]
-    for a, b in zip(ok, ok[1:], strict=False):
-        if b.t - a.t > gap:
-            gap, gap_at = b.t - a.t, (a.t, b.t)
-    first_new = next((s.t for s in ok if s.body == new), None)
-    span = samples[-1].t - samples[0].t if len(samples) > 1 else 0.0
-    lat = sorted(s.t - s.t0 for s in samples if s.t0 is not None)
-    # Requests to the new container that took over 0.9 s but were answered: stalled, not failed.
-    stalled = [s for s in ok if s.t0 is not None and s.t - s.t0 > 0.9]
-    lo, hi = (gap_at[0] or 0) - 0.05, (gap_at[1] or 0) + 0.05
-    around = [s for s in samples if lo <= s.t <= hi or not good(s) or (s in stalled and s.t >= since)]
-    return {
-        "requests": len(samples), "failed": len(failed), "longest_gap_ms": round(gap * 1000, 1),
-        "gap_from": gap_at[0], "gap_to": gap_at[1], "first_new": first_new,
-        "last_old": max((s.t for s in ok if s.body == old), default=None),
-        "failures": dict(Counter(why(s) for s in failed)), "stalled_over_0_9s": len(stalled),
-        "rate_per_s": round(len(samples) / span, 1) if span else None,
-        "latency_ms": {"median": round(lat[len(lat) // 2] * 1000, 1), "p99": round(lat[int(len(lat) * .99)] * 1000, 1),
-                       "max": round(lat[-1] * 1000, 1)} if lat else None,
-        "old_after_new": sum(1 for s in ok if first_new and s.t > first_new and s.body == old),
-        # For a post-mortem: [sent, answered, outcome, v1|v2|reason, lookup s, addresses]
-        "around_gap": [[s.t0, s.t, s.outcome, "v2" if s.body == new else "v1" if s.body == old else s.body[:40],
-                        s.dns_s, s.ips] for s in around[:300]],
-    }  # fmt: skip
-
-
-# ---- the agent's DEBUG log --------------------------------------------------------------------------
-_LOG = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \| (\w+) *\| (.*)$")
-
-
-def agent_timeline(stderr: str, container: str) -> dict[str, float]:
-    """Epoch times of "replacing", each "step X" and "pass done" for `container` (loguru: local time, 1 ms)."""
-    out: dict[str, float] = {}
-    for line in stderr.splitlines():
-        m = _LOG.match(line)
-        if not m:
-            continue
-        t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-        msg = m.group(3)
-        if msg.startswith(f"{container}: replacing "):
-            out.setdefault("replacing", t)
-        elif msg.startswith(f"{container}: step "):
-            out.setdefault(msg.rsplit(" ", 1)[1], t)
-        elif msg.startswith("pass done"):
-            out.setdefault("pass_done", t)
-    return out
-
-
-def agent_phases(tl: dict[str, float], strategy: str) -> dict[str, float | None]:
-    """Durations in ms between the agent's log lines. The gate has passed at `step healthy` (before
-    a071f2d, start-first logged `step stop_old` as the gate passed, so there the first of the two counts)."""
-
-    def ms(a: str, b: str) -> float | None:
-        return round((tl[b] - tl[a]) * 1000, 1) if a in tl and b in tl else None
-
-    gate = "stop_old" if strategy == "start-first" and "stop_old" in tl else "healthy"
-    return {
-        "seen_to_healthy_ms": ms("replacing", gate),
-        "seen_to_start_new_ms": ms("replacing", "start_new"),
-        "stop_old_to_start_new_ms": ms("stop_old", "start_new") if strategy == "stop-first" else None,
-        "start_call_ms": ms("start_new", "health_wait"),
-        "gate_ms": ms("health_wait", gate),
-        "healthy_to_pass_done_ms": ms(gate, "pass_done"),
-        "seen_to_pass_done_ms": ms("replacing", "pass_done"),
-    }
-
-
-# ---- what is measured -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Method:
-    key: str
-    label: str
-    tool: str  # agent | ouroboros | blog
-    exposure: str  # port | proxy
-    strategy: str | None = None
-
-
-METHODS = [
-    Method("agent-stop", "cr-agent stop-first, published port", "agent", "port", "stop-first"),
-    Method("agent-start", "cr-agent start-first, behind the proxy", "agent", "proxy", "start-first"),
-    Method("ouroboros", "Ouroboros 1.4.2 --run-once, published port", "ouroboros", "port"),
-    Method("blog", "blog receiver (rm -f, pull, run), published port", "blog", "port"),
-]
-EXTRAS = [  # full mode, or --extras
-    Method("agent-stop-proxy", "cr-agent stop-first, behind the proxy", "agent", "proxy", "stop-first"),
-]
-OBSERVERS = {
-    "host": "host → 127.0.0.1:port",
-    "alias": "host → proxy → alias `web`",
-    "name": "host → proxy → container name",
-    "client": "in-network client → alias `web` (closed loop)",
-}
-
-
 def agent_code() -> dict[str, Any]:
     """Which agent/ was measured: the commit, and a hash of uncommitted changes under agent/ if any."""
 
@@ -442,14 +255,7 @@ class Bench:
         return self
 
     def close(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
+        stop_processes(self.procs, grace=5)
         self.procs.clear()
         if hasattr(self, "api"):
             self.remove_containers(self.prefix)
@@ -576,50 +382,6 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str, interval: floa
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
-
-
-def machine_facts(client: docker.DockerClient) -> dict[str, Any]:
-    version, info = client.version(), client.info()
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    meminfo = Path("/proc/meminfo").read_text().splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "")
-    mem_kb = next((int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal")), 0)
-    return {
-        "nproc": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kb / 2**20, 1),
-        "kernel": platform.release(), "docker": version.get("Version"), "docker_api": version.get("ApiVersion"),
-        "storage_driver": info.get("Driver"), "python": platform.python_version(),
-        "running_containers_at_start": info.get("ContainersRunning"),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-    }  # fmt: skip
-
-
-def ouroboros_exe(install: bool) -> Path | None:
-    for venv in OUROBOROS_VENVS:
-        if (venv / "bin" / "ouroboros").exists():
-            return venv / "bin" / "ouroboros"
-    if not install:
-        return None
-    venv = OUROBOROS_VENVS[1]
-    log(f"installing ouroboros-cli=={OUROBOROS_VERSION} into {venv.relative_to(ROOT)}")
-    shutil.rmtree(venv, ignore_errors=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        f"ouroboros-cli=={OUROBOROS_VERSION}"], check=True, capture_output=True, timeout=600)  # fmt: skip
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        log(f"could not install ouroboros-cli: {e}")
-        shutil.rmtree(venv, ignore_errors=True)
-        return None
-    return venv / "bin" / "ouroboros"
-
-
-def ouroboros_versions(exe: Path) -> str:
-    out = subprocess.run([str(exe.parent / "python"), "-m", "pip", "show", "ouroboros-cli", "apprise", "docker"],
-                         capture_output=True, text=True).stdout  # fmt: skip
-    pairs = zip(
-        re.findall(r"^Name: (.*)$", out, re.M), re.findall(r"^Version: (.*)$", out, re.M), strict=False
-    )
-    return ", ".join(f"{n} {v}" for n, v in pairs) + f" ({exe.parent.parent.relative_to(ROOT)})"
 
 
 # ---- the container's own times -------------------------------------------------------------------------
@@ -835,17 +597,6 @@ def run_agent(b: Bench, m: Method, name: str, ref: str) -> dict[str, Any]:
 
 
 # ---- the whole benchmark --------------------------------------------------------------------------------
-def stats(values: list[float | None]) -> dict[str, Any]:
-    xs = [float(v) for v in values if v is not None]
-    if not xs:
-        return {"n": 0, "median": None, "min": None, "max": None, "values": []}
-    return {
-        "n": len(xs),
-        "median": round(statistics.median(xs), 2),
-        "min": min(xs),
-        "max": max(xs),
-        "values": xs,
-    }
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:
@@ -853,7 +604,9 @@ def _exit_on_signal(signum: int, _frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.downtime", description=(package.__doc__ or "").splitlines()[0]
+    )
     p.add_argument("--quick", action="store_true", help="1 run per method, no extras, Ouroboros only if installed; "
                                                         "writes bench/work/quick/")  # fmt: skip
     p.add_argument("--runs", type=int, help="runs per method (default 5; quick 1)")
@@ -880,7 +633,8 @@ def main(argv: list[str] | None = None) -> int:
         return handover(a.handover, keep=a.keep)
     runs = a.runs or (1 if a.quick else 5)
     extras = (not a.quick) if a.extras is None else a.extras
-    ouro = None if a.no_ouroboros else ouroboros_exe(install=not a.quick)
+    py = None if a.no_ouroboros else ouroboros_python(install=not a.quick)
+    ouro = py.parent / "ouroboros" if py is not None else None
     methods = [m for m in METHODS + EXTRAS if (m in METHODS or extras) if not a.only or m.key in a.only]
     methods = [m for m in methods if ouro is not None or m.tool != "ouroboros"]
     to_doc = not (a.quick or a.only or runs < 3)
@@ -891,14 +645,14 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {
         "runs": runs, "quick": a.quick, "methods": {m.key: m.label for m in methods}, "periods_ms": [PERIOD * 1000, PROXY_PERIOD * 1000, NAME_PERIOD * 1000],
         "gate": GATE, "agent_code": agent_code(), "rounds": [], "errors": [],
-        "command": "python bench/downtime.py" + "".join(f" {x}" for x in (argv if argv is not None else sys.argv[1:])
+        "command": "python -m bench.downtime" + "".join(f" {x}" for x in (argv if argv is not None else sys.argv[1:])
                                                         if x != "--keep"), "to_doc": to_doc,
     }  # fmt: skip
     try:
         b.open()
         out["facts"] = b.facts
-        if ouro is not None:
-            out["ouroboros"] = ouroboros_versions(ouro)
+        if py is not None:
+            out["ouroboros"] = ", ".join(f"{k} {v}" for k, v in ouroboros_versions(py).items())
         for i in range(runs):
             rnd: dict[str, Any] = {"start": measure_start(b, i)}
             if any(m.exposure == "proxy" for m in methods):
@@ -931,99 +685,6 @@ def main(argv: list[str] | None = None) -> int:
         f"wrote {(res / 'downtime.json').relative_to(ROOT)} and {target.relative_to(ROOT)} in {out['seconds']} s"
     )
     return 1 if out["errors"] else 0
-
-
-def rerender(path: Path) -> int:
-    out = json.loads(path.read_text())
-    methods = [m for m in METHODS + EXTRAS if m.key in out["methods"]]
-    out["summary"] = summarize(out, methods)
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    target = (
-        DOC
-        if out.get("to_doc", not out["quick"] and out["runs"] >= 3)
-        else path.parent / "benchmarks-downtime.md"
-    )
-    target.write_text(render(out, methods, path.parent))
-    log(f"wrote {target.relative_to(ROOT)} from {path}")
-    return 0
-
-
-def summarize(out: dict[str, Any], methods: list[Method]) -> dict[str, Any]:
-    rounds = out["rounds"]
-    s: dict[str, Any] = {
-        "start": {k: stats([r["start"][k] for r in rounds]) for k in rounds[0]["start"]} if rounds else {}
-    }
-    races = [r["dns_race"] for r in rounds if "dns_race" in r]
-    s["dns_race"] = {
-        k: stats([x[k] for x in races]) for k in ("start_call_ms", "in_dns_ms", "first_answer_ms")
-    }
-    s["methods"] = {}
-    for m in methods:
-        rs = [r[m.key] for r in rounds if m.key in r]
-        ms: dict[str, Any] = {"runs": len(rs)}
-        for obs in OBSERVERS:
-            got = [r[obs] for r in rs if obs in r]
-            if got:
-                ms[obs] = {k: stats([g[k] for g in got]) for k in ("failed", "requests", "longest_gap_ms",
-                                                                   "stalled_over_0_9s")}  # fmt: skip
-                ms[obs]["failures"] = dict(sum((Counter(g["failures"]) for g in got), Counter()))
-                ms[obs]["runs_with_failures"] = sum(1 for g in got if g["failed"])
-        if m.tool == "agent" and rs:
-            phases = [r["tool"]["phases"] for r in rs]
-            ms["phases"] = {k: stats([ph[k] for ph in phases]) for k in phases[0]}
-            for k in ("gap_from_minus_stop_old_ms", "gap_to_minus_start_new_ms"):
-                ms[k] = stats([r.get(k) for r in rs])
-            if m.exposure == "proxy":  # the first answer from v2 through the proxy, against the gate passing
-                ms["v2_minus_healthy_ms"] = stats([
-                    (r["alias"]["first_new"] - r["tool"]["timeline"]["healthy"]) * 1000 for r in rs
-                    if r["alias"]["first_new"] and "healthy" in r["tool"]["timeline"]])  # fmt: skip
-        ms["tool_wall_ms"] = stats([r["tool_wall_ms"] for r in rs])
-        ms["notes"] = sorted({n for r in rs for n in r["tool"].get("notes", [])})
-        s["methods"][m.key] = ms
-    # Ratios within one round.
-    s["ratios"] = {}
-    for m in methods:
-        obs = "host" if m.exposure == "port" else "alias"
-        vs_start, vs_agent, vs_stop_start = [], [], []
-        for r in rounds:
-            if m.key not in r:
-                continue
-            gap = r[m.key][obs]["longest_gap_ms"]
-            vs_start.append(gap / r["start"]["start_to_answer_ms"])
-            vs_stop_start.append(gap / (r["start"]["start_to_answer_ms"] + r["start"]["stop_call_ms"]))
-            if "agent-stop" in r and r["agent-stop"]["host"]["longest_gap_ms"]:
-                vs_agent.append(gap / r["agent-stop"]["host"]["longest_gap_ms"])
-        s["ratios"][m.key] = {"gap_over_start": stats(vs_start), "gap_over_stop_plus_start": stats(vs_stop_start),
-                              "gap_over_agent_stop_first": stats(vs_agent)}  # fmt: skip
-    return s
-
-
-# ---- the report -----------------------------------------------------------------------------------------
-def fmt(st: dict[str, Any] | None, digits: int = 0) -> str:
-    if not st or not st.get("n") or st.get("median") is None:
-        return "–"
-    f = f"{{:.{digits}f}}"
-    if st["n"] == 1 or st["min"] == st["max"]:
-        return f.format(st["median"])
-    return f"{f.format(st['median'])} ({f.format(st['min'])}–{f.format(st['max'])})"
-
-
-ANALYSIS_BEGIN, ANALYSIS_END = "<!-- analysis:begin -->", "<!-- analysis:end -->"
-
-
-HANDOVER_BEGIN, HANDOVER_END = "<!-- handover:begin -->", "<!-- handover:end -->"
-
-
-def kept_block(begin: str, end: str) -> str:
-    """A block of docs/benchmarks-downtime.md that a full run keeps (hand-written, or another mode's)."""
-    old = DOC.read_text() if DOC.exists() else ""
-    m = re.search(re.escape(begin) + ".*?" + re.escape(end), old, re.S)
-    return m.group(0) if m else f"{begin}\n*(Not measured yet.)*\n{end}"
-
-
-def kept_analysis() -> str:
-    """The hand-written findings in docs/benchmarks-downtime.md, kept when the script rewrites the page."""
-    return kept_block(ANALYSIS_BEGIN, ANALYSIS_END)
 
 
 # ---- --handover N: start-first only, N updates, clients that never retry ------------------------------------
@@ -1060,233 +721,3 @@ def handover(updates: int, keep: bool = False) -> int:
     res.mkdir(parents=True, exist_ok=True)
     (res / "handover.json").write_text(json.dumps(out, indent=1) + "\n")
     return write_handover(out)
-
-
-def write_handover(out: dict[str, Any]) -> int:
-    block = render_handover(out)
-    text = DOC.read_text()
-    pattern = re.escape(HANDOVER_BEGIN) + ".*?" + re.escape(HANDOVER_END)
-    DOC.write_text(re.sub(pattern, lambda _m: block, text, flags=re.S) if re.search(pattern, text, re.S) else
-                   text.replace(ANALYSIS_END, ANALYSIS_END + "\n\n" + block, 1))  # fmt: skip
-    log(f"wrote the hand-over block of {DOC.relative_to(ROOT)}")
-    return 1 if out["errors"] else 0
-
-
-def _off_network_ms(events: list[list[Any]]) -> float | None:
-    """From the old container's first disconnect to its next connect, in ms (None: it never came back)."""
-    gone = next((t for t, action, who in events if who == "old" and action == "disconnect"), None)
-    back = next(
-        (t for t, action, who in events if who == "old" and action == "connect" and gone and t > gone), None
-    )
-    return round((back - gone) * 1000, 1) if gone and back else None
-
-
-def render_handover(out: dict[str, Any]) -> str:
-    runs, f, code = out["runs"], out.get("facts", {}), out["agent_code"]
-    dirty = f" with uncommitted changes to {', '.join(code['dirty_files'])}" if code["dirty_files"] else ""
-    L = [
-        HANDOVER_BEGIN,
-        f"### Start-first, {out['updates']} updates, clients that never retry",
-        "",
-        f"Written by `bench/downtime.py --handover {out['updates']}` ({out['seconds'] / 60:.0f} min, {f.get('date')}, "
-        f"load average {f.get('loadavg_at_start')} → {out.get('loadavg_at_end')}; cr-agent {code['commit']}{dirty}). "
-        f"{len(runs)} updates of a fresh v1 → v2 each, set up as in section 1. Neither the proxy nor the in-network "
-        "client retries: one lookup, the first address, one connection, given up after 2 s (the kernel's own "
-        "ARP and SYN retries within those 2 s still happen). *Stalled*: answered after more than 0.9 s.",
-        "",
-        "*After the gate*: sent once `step healthy` was logged, that is during the hand-over and after it; "
-        "earlier failures are the old container alone not answering within 2 s on the loaded host.",
-        "",
-        "| requests from | failed, all updates | of them after the gate | of | updates with a failure after the gate "
-        "| stalled, all updates | longest gap (ms) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for obs, label in OBSERVERS.items():
-        got = [(r[obs], r["tool"]["timeline"].get("healthy", 0.0)) for r in runs if obs in r]
-        if not got:
-            continue
-        late = [sum(1 for x in g["around_gap"] if x[2] != "ok" and (x[0] or 0) >= t) for g, t in got]
-        gaps = stats([g["longest_gap_ms"] for g, _ in got])
-        L.append(f"| {label} | {sum(g['failed'] for g, _ in got)} | {sum(late)} | {sum(g['requests'] for g, _ in got)} | "
-                 f"{sum(1 for n in late if n)}/{len(got)} | {sum(g['stalled_over_0_9s'] for g, _ in got)} | {fmt(gaps)} |")  # fmt: skip
-    fails = Counter()  # type: Counter[str]
-    for r in runs:
-        for obs, label in OBSERVERS.items():
-            for k, v in (r.get(obs) or {}).get("failures", {}).items():
-                fails[f"{label}: {k}"] += v
-    if fails:
-        L += ["", "Failures: " + "; ".join(f"{k} ×{v}" for k, v in sorted(fails.items())) + "."]
-    off = [_off_network_ms(r.get("network_events") or []) for r in runs]
-    if any(x is not None for x in off):
-        L += ["", "The old container off its network during the drain (the engine's `disconnect` → `connect` events; "
-              f"a request that resolved it just before must get its kernel retry, 1 s later, inside this): {fmt(stats(off))} ms."]  # fmt: skip
-    phases = [r["tool"]["phases"] for r in runs]
-    if phases:
-        L += ["", f"`step healthy` → pass done (publish, drain with its 2 s grace, renames, stop, remove): "
-              f"{fmt(stats([p['healthy_to_pass_done_ms'] for p in phases]))} ms."]  # fmt: skip
-    if out["errors"]:
-        L += ["", f"Errors: {len(out['errors'])} (see bench/work/results/handover.json)."]
-    L.append(HANDOVER_END)
-    return "\n".join(L)
-
-
-def render(out: dict[str, Any], methods: list[Method], res: Path) -> str:
-    s, f, ms = out["summary"], out.get("facts", {}), out["summary"]["methods"]
-    code = out["agent_code"]
-    dirty = f", with uncommitted changes to {', '.join(code['dirty_files'])} (diff {code['diff_sha256']})" if code[
-        "dirty_files"] else ""  # fmt: skip
-    L = [
-        "# Benchmark: downtime during an update",
-        "",
-        "How long a service stops answering while it is updated, for cr-agent's two strategies and for two peers: "
-        "Ouroboros and the webhook receiver of the blog this project started from. Produced by bench/downtime.py "
-        "(its docstring describes the set-up); the numbers below are written by the script, the prose around them "
-        "explains what the script measures.",
-        "",
-        f"Reproduce: `cd /work/main && .venv/bin/{out['command']}` ({out['seconds'] / 60:.0f} min here). "
-        "`--quick` runs each method once in about a minute and writes to bench/work/quick/.",
-        "",
-        f"Machine: {f.get('nproc')} cores ({f.get('cpu')}), {f.get('memory_gib')} GiB RAM, kernel {f.get('kernel')}, "
-        f"Docker {f.get('docker')} (API {f.get('docker_api')}, {f.get('storage_driver')}), Python {f.get('python')}; "
-        f"{f.get('date')}. The Docker engine is shared with other engineers' tests and benchmarks: "
-        f"{f.get('running_containers_at_start')} containers were running, load average {f.get('loadavg_at_start')} "
-        f"at the start and {out.get('loadavg_at_end')} at the end, so absolute times are those of a busy 2-core "
-        "host; compare within a round.",
-        "",
-        f'cr-agent measured: commit {code["commit"]}{dirty}. Gate: `min_uptime = "{GATE["min_uptime"]}"` (the '
-        "image has no HEALTHCHECK and no probe is configured).",
-        "",
-        f"Each figure is the median of {out['runs']} runs with (min–max). Rounds are interleaved: round *i* runs every "
-        "method once, so ratios are taken within a round.",
-        "",
-        "## Findings",
-        "",
-        "Written by hand from the full run below; the script keeps this block when it rewrites the page.",
-        "",
-        kept_analysis(),
-        "",
-        kept_block(HANDOVER_BEGIN, HANDOVER_END),
-        "",
-        "## 1. Requests that failed during the update",
-        "",
-        f"The host loops start one GET every {PERIOD * 1000:.0f} ms on a published port, every "
-        f"{PROXY_PERIOD * 1000:.0f} ms through the proxy by alias and every {NAME_PERIOD * 1000:.0f} ms by container "
-        f"name, each on a new TCP connection with a {REQUEST_TIMEOUT:.0f} s timeout, whatever the earlier requests are "
-        f"doing (but never more than {MAX_IN_FLIGHT} pending), at most {LOOP_MAX_REQUESTS} requests or "
-        f"{LOOP_MAX_SECONDS:.0f} s; they run from before the tool starts until 0.5 s after every loop has seen v2. "
-        "The in-network client sends one request at a time, 20 ms apart. A request fails unless it gets `200` with "
-        "the page of v1 or v2. *Longest gap*: the longest time between two successful answers (its floor is the "
-        "loop's period). *Stalled*: answered, but after more than 0.9 s.",
-        "",
-        "| method | requests from | failed | of | longest gap (ms) | stalled | runs with failures |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for m in methods:
-        for obs, label in OBSERVERS.items():
-            if m.key in ms and obs in ms[m.key]:
-                o = ms[m.key][obs]
-                first = obs in ("host", "alias")
-                L.append(f"| {m.label if first else '″'} | {label} | {fmt(o['failed'])} | {fmt(o['requests'])} | "
-                         f"{fmt(o['longest_gap_ms'])} | {fmt(o['stalled_over_0_9s'])} | "
-                         f"{o['runs_with_failures']}/{ms[m.key]['runs']} |")  # fmt: skip
-    st = s["start"]
-    L += [
-        "",
-        "The container's own times, the same image, measured in every round (2 ms loop on a published port):",
-        "",
-        "| | ms |",
-        "|---|---|",
-        f"| `docker start` → first answer (the container's start time) | {fmt(st.get('start_to_answer_ms'))} |",
-        f"| `docker start` call | {fmt(st.get('start_call_ms'))} |",
-        f"| `docker stop` call (the shell exits on SIGTERM at once) | {fmt(st.get('stop_call_ms'))} |",
-        f"| `docker stop` called → last answer | {fmt(st.get('stop_to_last_answer_ms'))} |",
-        "",
-        "Longest gap (published port, or the proxy by alias) over the container's start time, and over its stop + "
-        "start time, and over cr-agent stop-first's gap, within each round:",
-        "",
-        "| method | gap / start | gap / (stop + start) | gap / cr-agent stop-first's |",
-        "|---|---|---|---|",
-    ]
-    for m in methods:
-        r = s["ratios"].get(m.key)
-        if r and r["gap_over_start"]["n"]:
-            L.append(f"| {m.label} | {fmt(r['gap_over_start'], 2)} | {fmt(r['gap_over_stop_plus_start'], 2)} | "
-                     f"{fmt(r['gap_over_agent_stop_first'], 2) if m.key != 'agent-stop' else '1'} |")  # fmt: skip
-    L += ["", "How the failed requests failed, all runs. *to the old/new container*: the address the proxy or the "
-          "client tried belonged to it; *after hanging*: no answer and no error until the proxy or the client gave "
-          "up (2 s), otherwise the failure came at once (refused, reset: what a retrying proxy such as nginx's "
-          "default `proxy_next_upstream error` would retry on the next address); *no address*: the name did not "
-          "resolve (here a lookup of an unknown name is forwarded to the host's resolvers and times out):",
-          ""]  # fmt: skip
-    for m in methods:
-        for obs, label in OBSERVERS.items():
-            fails = (ms.get(m.key) or {}).get(obs, {}).get("failures")
-            if fails:
-                L.append(f"* {m.label}, {label}: " + ", ".join(f"{k} ×{v}" for k, v in sorted(fails.items())))
-    race = s["dns_race"]
-    if race["in_dns_ms"]["n"]:
-        L += [
-            "",
-            "When a starting container becomes reachable under its alias (ms after `docker start` is called; another "
-            "container already answers as `web`; a client loop resolves `web` and requests the new address as soon "
-            "as the lookup returns it):",
-            "",
-            "| the alias resolves to the new container | the start call returns | the new container first answers |",
-            "|---|---|---|",
-            f"| {fmt(race['in_dns_ms'])} | {fmt(race['start_call_ms'])} | {fmt(race['first_answer_ms'])} |",
-        ]
-    L += [
-        "",
-        "## 2. cr-agent: new digest seen → new container healthy",
-        "",
-        "Timed from the agent's own DEBUG log (`agent once --log-level DEBUG`; loguru timestamps, 1 ms): from "
-        "`replacing A → B`, which is logged once the new image has been pulled (so the pull is excluded), to "
-        '`step healthy`, logged when the gate has passed. The gate is `min_uptime = "1s"`, checked every 0.5 s, '
-        "so about 1 s of it is the gate by design. *pass done* also includes retiring the old container.",
-        "",
-    ]
-    cols = [m for m in methods if m.tool == "agent" and m.key in ms and "phases" in ms[m.key]]
-    L += ["| ms | " + " | ".join(m.label.replace("cr-agent ", "") for m in cols) + " |",
-          "|---|" + "---|" * len(cols)]  # fmt: skip
-    rows = [("seen → healthy", "seen_to_healthy_ms"), ("seen → `start_new`", "seen_to_start_new_ms"),
-            ("`stop_old` → `start_new` (stop-first)", "stop_old_to_start_new_ms"),
-            ("`start_new` → `health_wait` (the start call)", "start_call_ms"), ("the gate", "gate_ms"),
-            ("healthy → pass done", "healthy_to_pass_done_ms"), ("seen → pass done", "seen_to_pass_done_ms")]  # fmt: skip
-    for label, k in rows:
-        L.append(f"| {label} | " + " | ".join(fmt(ms[m.key]["phases"].get(k)) for m in cols) + " |")
-    a = ms.get("agent-stop")
-    if a and "gap_from_minus_stop_old_ms" in a:
-        L += [
-            "",
-            "Where cr-agent stop-first's gap sits against its log: the last answer before the gap comes "
-            f"{fmt(a['gap_from_minus_stop_old_ms'])} ms after `step stop_old`, the first answer after it "
-            f"{fmt(a['gap_to_minus_start_new_ms'])} ms after `step start_new`.",
-        ]
-    before = [
-        (m, ms[m.key]["v2_minus_healthy_ms"])
-        for m in cols
-        if ms[m.key].get("v2_minus_healthy_ms", {}).get("n")
-    ]
-    if before:
-        L += ["", "The first answer from v2 through the proxy, in ms after `step healthy` (negative: v2 was already "
-              "answering clients before its gate had passed):", ""]  # fmt: skip
-        L += [f"* {m.label}: {fmt(st)}" for m, st in before]
-    notes = {m.label: ms[m.key]["notes"] for m in methods if ms.get(m.key, {}).get("notes")}
-    if out.get("ouroboros"):
-        L += ["", f"Ouroboros: {out['ouroboros']}, run as `ouroboros --run-once --monitor <container> --repo-user … "
-              "--repo-pass … --skip-startup-notifications` with an empty DOCKER_CONFIG and no notifiers."]  # fmt: skip
-        for label, ns in notes.items():
-            L.append(f"{label}: {'; '.join(ns)}.")
-    if out["errors"]:
-        L += ["", "Errors:", ""] + [
-            f"* {e['method']} run {e['run']}: {e['error'][:300]!r}" for e in out["errors"]
-        ]
-    L += [
-        "",
-        f"Raw data, with the requests around each gap: {res.relative_to(ROOT)}/downtime.json (bench/work/ is not committed).",
-    ]
-    return "\n".join(L) + "\n"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

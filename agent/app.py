@@ -1,0 +1,114 @@
+"""The composition root: the one module that picks and constructs the adapters (and so the SDK clients).
+
+The CLI and the daemon ask it for a `Context`; nothing else builds a registry, a runtime or a State.
+Imports stay inside the functions, so `agent once` loads only the adapters its watches use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from agent.config import Config
+from agent.model import Report
+
+if TYPE_CHECKING:
+    from agent.metrics import Metrics
+    from agent.reconcile import Context
+    from agent.registries import Registry
+    from agent.runtimes.docker import DockerRuntime
+    from agent.state import State
+
+
+def _configured_auth(cfg: Config) -> Callable[[str], tuple[str, str] | None]:
+    def auth(host: str) -> tuple[str, str] | None:
+        a = cfg.registry_auth.get(host)
+        return (a.username, a.password) if a else None
+
+    return auth
+
+
+def _oci(cfg: Config, metrics: Metrics | None) -> Registry:
+    from agent.registries.oci import OciRegistry
+
+    return OciRegistry(auth=_configured_auth(cfg))
+
+
+def _aliyun(cfg: Config, metrics: Metrics | None) -> Registry:
+    """ACR: one API client per (region, edition, instance) of the watched hosts, made on first use."""
+    from agent.registries.acr import AcrRegistry
+    from agent.registries.dockercfg import docker_config_auth
+
+    configured = _configured_auth(cfg)
+    return AcrRegistry(
+        cfg.aliyun, state_dir=cfg.agent.state_dir,
+        instance_ids={w.image.host: w.instance_id for w in cfg.watches if w.instance_id},
+        host_auth=lambda host: configured(host) or docker_config_auth(host),
+        on_request=metrics.record_api if metrics is not None else None,
+    )  # fmt: skip
+
+
+# watch source -> the registry adapter for it; built only when a watch uses that source
+REGISTRIES: dict[str, Callable[[Config, Metrics | None], Registry]] = {"aliyun": _aliyun, "registry": _oci}
+
+
+def runtime(cfg: Config) -> DockerRuntime:
+    from agent.runtimes.docker import DockerRuntime
+
+    return DockerRuntime(pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
+
+
+def state(cfg: Config) -> State:
+    from loguru import logger
+
+    from agent.state import State
+
+    st = State(cfg.agent.state_dir)
+    if st.moved_aside is not None:
+        logger.warning(
+            "the journal of interrupted replacements was lost with {}: check that these containers exist "
+            "and run the image you expect, and look for *--cr-agent-old / *--cr-agent-new ones: {}",
+            st.moved_aside, ", ".join(w.container for w in cfg.watches),
+        )  # fmt: skip
+    return st
+
+
+def build_context(
+    cfg: Config, *, stop: threading.Event | None = None, metrics: Metrics | None = None
+) -> Context:
+    """Everything one pass needs, for `agent once`, `agent rollback` and the daemon."""
+    from agent.deploy import Deployer
+    from agent.reconcile import Context
+
+    registries = {
+        source: REGISTRIES[source](cfg, metrics) for source in sorted({w.source for w in cfg.watches})
+    }
+    rt, st = runtime(cfg), state(cfg)
+    deployer = Deployer(rt, st, stop=stop, keep_images=cfg.agent.keep_images)
+    listeners: list[Callable[[Report, float], None]] = []
+    if metrics is not None:
+        listeners.append(metrics.record_pass)
+    if cfg.notify is not None:
+        from agent.notify import Notifier
+
+        listeners.append(Notifier(cfg.notify.urls, cfg.notify.on).on_pass)
+
+    def on_pass(report: Report, seconds: float) -> None:
+        for listener in listeners:
+            listener(report, seconds)
+
+    return Context(cfg, registries, rt, st, deployer, on_pass, *_self_update(cfg))
+
+
+def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:
+    """The agent's own container id, and how to start the helper that replaces it."""
+    from agent.selfcontainer import own_container_id
+
+    own = own_container_id()
+    if own is None or not cfg.agent.self_update or cfg.path is None:
+        return own, None
+    from agent.runtimes.helper import start_self_update_helper
+
+    config_path = str(cfg.path.resolve())
+    return own, lambda target: start_self_update_helper(own, target, config_path)
