@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(describe(cfg))
             print(f"  schedule of `agent run`: {schedule.describe(cfg.agent.schedule)}")
+            _check_labels(cfg)
             print("config OK")
             return EXIT_OK
         if args.command == "once":
@@ -148,11 +149,13 @@ def build_context(cfg: Config, stop: threading.Event | None = None, metrics: Any
         return (a.username, a.password) if a else None
 
     registries: dict[str, Any] = {}
-    if any(w.source == "registry" for w in cfg.watches):
+    discovering = cfg.agent.discover is not None  # labels may name either source
+    has_keys = bool(cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret)
+    if discovering or any(w.source == "registry" for w in cfg.watches):
         from agent.registries.oci import OciRegistry
 
         registries["registry"] = OciRegistry(auth=configured_auth)
-    if any(w.source == "aliyun" for w in cfg.watches):
+    if (discovering and has_keys) or any(w.source == "aliyun" for w in cfg.watches):
         from agent.registries.aliyun import AliyunRegistry
 
         a = cfg.aliyun
@@ -233,8 +236,36 @@ def _print_report(report: Report, output: str) -> None:
         print(logs.redact(line))
 
 
+def _discovered(cfg: Config) -> Any:
+    """The label-discovered entries and failures now (one container list), for check and status."""
+    from agent.discover import Discovered, discover
+    from agent.runtimes.docker import DockerRuntime
+
+    if cfg.agent.discover is None:
+        return Discovered((), ())
+    has_keys = bool(cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret)
+    return discover(cfg, DockerRuntime(), ("registry", "aliyun") if has_keys else ("registry",))
+
+
+def _check_labels(cfg: Config) -> None:
+    from agent.discover import describe as line
+
+    if cfg.agent.discover is None:
+        return
+    try:
+        found = _discovered(cfg)
+    except AgentError as e:
+        print(f"  labels: cannot list containers ({e})")
+        return
+    for w in found.watches:
+        print(logs.redact(f"  {line(w)}"))
+    for r in (*found.failed, *found.skipped):
+        print(logs.redact(f"  {r.container}: {r.status.value}: {r.error}"))
+
+
 def _watch_names(cfg: Config) -> list[str]:
-    return [w.container for w in cfg.watches]
+    found = _discovered(cfg) if cfg.agent.discover else None
+    return [w.container for w in cfg.watches] + ([w.container for w in found.watches] if found else [])
 
 
 def _require_watched(cfg: Config, container: str) -> None:
@@ -245,6 +276,7 @@ def _require_watched(cfg: Config, container: str) -> None:
 
 
 def _status(cfg: Config, *, as_json: bool) -> int:
+    from agent.discover import origins
     from agent.model import digest_for_repo
     from agent.runtimes.docker import DockerRuntime
     from agent.state import State
@@ -252,7 +284,10 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     state = State(cfg.agent.state_dir)
     runtime = DockerRuntime()
     out: list[dict[str, Any]] = []
-    for w in cfg.watches:
+    found = _discovered(cfg)
+    for r in (*found.failed, *found.skipped):
+        out.append({"container": r.container, "image": r.image, "origin": "labels", "error": r.error})
+    for w in (*cfg.watches, *found.watches):
         info = runtime.inspect(w.container)
         running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
         hist = state.history(w.container, limit=10)
@@ -262,14 +297,19 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             "running": bool(info and info.running), "running_digest": running[0] if running else None,
             "last_check": state.last_check(w.container), "last_deploy": last_deploy,
             "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
-            "history": [h.as_json() for h in hist],
+            "history": [h.as_json() for h in hist], "origin": w.origin, "settings": origins(w),
+            "tag_pattern": str(w.pattern) if w.pattern else None,
         })  # fmt: skip
     if as_json:
         print(json.dumps({"containers": out}, indent=2))
         return EXIT_OK
     for c in out:
+        if c.get("error"):
+            print(f"{c['container']}  ({c['image']})  [labels] failed: {c['error']}")
+            continue
         check = c["last_check"] or {}
         print(f"{c['container']}  ({c['image']})")
+        print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
         print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
         print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
         if c["pinned"]:

@@ -15,6 +15,7 @@ from loguru import logger
 from agent import logs, selfcontainer
 from agent.config import Config, Watch
 from agent.deploy import Deployer, Job
+from agent.discover import Discovered, discover
 from agent.errors import AgentError, TagDigestError
 from agent.model import ContainerInfo, RepoKey, Report, Result, Status, digest_for_repo
 from agent.registries import Registry
@@ -148,9 +149,11 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     """One pass. The caller holds the run lock."""
     t0 = time.monotonic()
     recovered = [] if dry_run else ctx.deployer.recover()
-    watches = [w for w in ctx.config.watches if only is None or w.container in only]
+    found = _discover(ctx)
+    watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
     steps = plan(observe(ctx, watches))
     results = apply(ctx, steps, dry_run=dry_run)
+    results += [r for r in (*found.failed, *found.skipped) if only is None or r.container in only]
     report = Report(tuple(_merge(recovered, results)))
     seconds = time.monotonic() - t0
     if not dry_run:
@@ -175,6 +178,15 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     if ctx.on_pass and not dry_run:  # a dry run changes nothing and tells no one
         ctx.on_pass(report, seconds)
     return report
+
+
+def _discover(ctx: Context) -> Discovered:
+    """Watch entries from labels; a failed container list fails no configured entry."""
+    try:
+        return discover(ctx.config, ctx.runtime, ctx.registries.keys())
+    except AgentError as e:
+        logger.error("label discovery failed: {}", e)
+        return Discovered((), ())
 
 
 def _mark_seen(state: State, report: Report) -> Report:

@@ -21,6 +21,18 @@ class ContainerState:
     image_id: str
 
 
+@dataclass(frozen=True)
+class ListedContainer:
+    """One container as a single listing shows it: no inspect."""
+
+    id: str
+    name: str
+    image: str  # the reference it was created with, or an image id when that no longer names its image
+    running: bool
+    labels: dict[str, str]
+    network_mode: str = ""
+
+
 class Runtime(Protocol):
     def inspect(self, name: str) -> ContainerInfo | None:
         """The container called (or with id) `name`, or None when there is none."""
@@ -34,6 +46,14 @@ class Runtime(Protocol):
         ...
 
     def state(self, name: str) -> ContainerState | None: ...
+
+    def list_containers(self) -> list[ListedContainer]:
+        """Every container in any state, with one list call."""
+        ...
+
+    def configured_image(self, name: str) -> str | None:
+        """The image reference the container was created with (its Config.Image), or None."""
+        ...
 
     def pull(self, reference: str, auth: tuple[str, str] | None = None) -> str:
         """Pull `host/ns/repo@sha256:...`; return the image id. Raises RuntimeFault."""

@@ -17,10 +17,12 @@ from loguru import logger
 
 from agent.errors import RuntimeFault
 from agent.model import ContainerInfo
-from agent.runtimes import ContainerState
+from agent.runtimes import ContainerState, ListedContainer
 from agent.runtimes.pull import PullAborted, PullWatch, messages, start_pull
 
 _ANON = re.compile(r"^[0-9a-f]{64}$")
+IMAGE_LABEL = "cr-agent.image"  # the tag a container follows, kept once it runs a digest
+COMPOSE_IMAGE = "com.docker.compose.image"  # Compose v2 compares it with the image id (mustRecreate)
 # Config keys an image provides; a container value equal to the old image's was inherited, not chosen.
 _INHERITED_SCALARS = ("Healthcheck", "WorkingDir", "User", "StopSignal")
 
@@ -157,6 +159,11 @@ def clone_spec(src: Json, old_image: Json, shared_destinations: set[str] | None 
     return CloneSpec(cfg, connect)
 
 
+def is_tag_reference(ref: str) -> bool:
+    """`name[:tag]`, not an image id or a digest reference."""
+    return bool(ref) and "@" not in ref and not ref.startswith("sha256:") and not _ANON.match(ref)
+
+
 def _links(links: list[str] | None) -> dict[str, str | None] | None:
     if not links:
         return None
@@ -277,6 +284,22 @@ class DockerRuntime:
             started_at=st.get("StartedAt", ""),
             image_id=data["Image"],
         )
+
+    def list_containers(self) -> list[ListedContainer]:
+        with _fault("list containers"):
+            found = self.api.containers(all=True)
+        return [
+            ListedContainer(
+                c["Id"], (c.get("Names") or ["/"])[0].lstrip("/"), c.get("Image") or "",
+                c.get("State") == "running", dict(c.get("Labels") or {}),
+                (c.get("HostConfig") or {}).get("NetworkMode") or "",
+            )
+            for c in found
+        ]  # fmt: skip
+
+    def configured_image(self, name: str) -> str | None:
+        data = self._inspect(name)
+        return None if data is None else (data.get("Config") or {}).get("Image")
 
     def list_names(self, prefix: str) -> list[str]:
         """Names of containers in any state that start with `prefix`."""
@@ -446,6 +469,7 @@ class DockerRuntime:
         old_image = self._image(src["Image"]) or {}
         spec = clone_spec(src, old_image, self._shared_destinations(src))
         spec.config["Image"] = image
+        self._relabel(spec.config, src, image)
         if not aliases:  # start-first: no traffic by alias until publish()
             for ep in (spec.config.get("NetworkingConfig") or {}).get("EndpointsConfig", {}).values():
                 ep["Aliases"] = None
@@ -471,6 +495,16 @@ class DockerRuntime:
             self._discard(new_id, src)
             raise
         return new_id
+
+    def _relabel(self, config: Json, src: Json, image: str) -> None:
+        """Remember the tag the source followed; give Compose v2 the new image id it will compare."""
+        labels = dict(config.get("Labels") or {})  # without those inherited from the old image
+        created_with = (src.get("Config") or {}).get("Image") or ""
+        if IMAGE_LABEL not in labels and is_tag_reference(created_with):
+            labels[IMAGE_LABEL] = created_with
+        if COMPOSE_IMAGE in labels:
+            labels[COMPOSE_IMAGE] = str((self._image(image) or {}).get("Id") or labels[COMPOSE_IMAGE])
+        config["Labels"] = labels
 
     def _discard(self, new_id: str, src: Json) -> None:
         """Remove a half-made clone and the fresh anonymous volumes only it had."""

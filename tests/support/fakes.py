@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from agent.errors import RegistryError, RuntimeFault
 from agent.model import ContainerInfo, RepoKey
-from agent.runtimes import ContainerState
+from agent.runtimes import ContainerState, ListedContainer
 
 
 @dataclass
@@ -24,6 +24,8 @@ class FakeContainer:
     health: str | None = None
     host_ports: bool = False
     cloned_from: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    network_mode: str = ""
 
 
 @dataclass
@@ -78,6 +80,18 @@ class FakeRuntime:
     def inspect_all(self, names: Collection[str]) -> dict[str, ContainerInfo]:
         self._maybe_fail("inspect_all")
         return {n: info for n in names if (info := self.inspect(n)) is not None}
+
+    def list_containers(self) -> list[ListedContainer]:
+        self._maybe_fail("list_containers")
+        return [
+            ListedContainer(c.id, c.name, c.image, c.running, dict(c.labels), c.network_mode)
+            for c in self.containers.values()
+        ]
+
+    def configured_image(self, name: str) -> str | None:
+        self._maybe_fail("configured_image")
+        c = self.find(name)
+        return None if c is None else c.image
 
     def state(self, name: str) -> ContainerState | None:
         if "state" in self.fail:
