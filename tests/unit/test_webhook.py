@@ -1081,3 +1081,15 @@ def test_healthz_turns_503_when_the_daemons_worker_thread_dies(
     r = run.request("GET", "/healthz")
     assert (r.status, r.json()) == (503, {"status": "degraded"})
     assert run.request("GET", "/healthz", headers=BEARER).json()["worker_alive"] is False
+
+
+def test_with_label_discovery_an_unnamed_repository_or_container_wakes_a_pass(
+    make: Callable[..., Running],
+) -> None:
+    """`[agent] discover`: a labelled container may follow any repository, so the hook wakes one whole pass."""
+    run = make(discovering=True)
+    r = run.request("POST", HOOK, acr_payload(namespace="other", name="thing", tag="v2"))
+    assert (r.status, r.json()) == (202, {"queued": "all"})
+    assert run.waker.calls[-1][0] is None
+    r = run.request("POST", "/v1/update?container=labelled", b"", {"Authorization": f"Bearer {TOKEN}"})
+    assert r.status == 202 and run.waker.calls[-1][0] == frozenset({"labelled"})
