@@ -164,6 +164,17 @@ def is_tag_reference(ref: str) -> bool:
     return bool(ref) and "@" not in ref and not ref.startswith("sha256:") and not _ANON.match(ref)
 
 
+def relabel(labels: dict[str, str], created_with: str, new_image_id: str) -> dict[str, str]:
+    """The labels of a replacement: the tag the source followed is remembered, and Compose v2's
+    `com.docker.compose.image` becomes the new image id, which is what its next `up` compares."""
+    out = dict(labels)
+    if IMAGE_LABEL not in out and is_tag_reference(created_with):
+        out[IMAGE_LABEL] = created_with
+    if COMPOSE_IMAGE in out and new_image_id:
+        out[COMPOSE_IMAGE] = new_image_id
+    return out
+
+
 def _links(links: list[str] | None) -> dict[str, str | None] | None:
     if not links:
         return None
@@ -497,14 +508,10 @@ class DockerRuntime:
         return new_id
 
     def _relabel(self, config: Json, src: Json, image: str) -> None:
-        """Remember the tag the source followed; give Compose v2 the new image id it will compare."""
-        labels = dict(config.get("Labels") or {})  # without those inherited from the old image
+        compose = COMPOSE_IMAGE in (config.get("Labels") or {})
+        image_id = str((self._image(image) or {}).get("Id") or "") if compose else ""
         created_with = (src.get("Config") or {}).get("Image") or ""
-        if IMAGE_LABEL not in labels and is_tag_reference(created_with):
-            labels[IMAGE_LABEL] = created_with
-        if COMPOSE_IMAGE in labels:
-            labels[COMPOSE_IMAGE] = str((self._image(image) or {}).get("Id") or labels[COMPOSE_IMAGE])
-        config["Labels"] = labels
+        config["Labels"] = relabel(config.get("Labels") or {}, created_with, image_id)
 
     def _discard(self, new_id: str, src: Json) -> None:
         """Remove a half-made clone and the fresh anonymous volumes only it had."""
