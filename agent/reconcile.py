@@ -32,6 +32,11 @@ class Observation:
     pinned: str | None = None
     quarantined: Mapping[str, str] = field(default_factory=dict)
     runtime_error: str | None = None
+    pin_deployed: bool = False  # the pinned digest was deployed once already, since the pin was set
+    pin_reported: bool = False  # and the last pass already reported that it was recreated outside
+
+
+PIN_CONFLICT = "pinned to"
 
 
 class Action(Enum):
@@ -52,6 +57,7 @@ class Step:
     container: ContainerInfo | None = None
     pinned: bool = False
     tag_digest: str | None = None  # what the tag points to, when a pin overrides it
+    pin_conflict: bool = False  # pinned, deployed, then recreated outside the agent
 
 
 def plan(observations: Iterable[Observation]) -> list[Step]:
@@ -87,6 +93,12 @@ def _plan_one(o: Observation) -> Step:
         )
     if target in running:
         return Step(w, Action.NOTHING, current, target, None, o.container)
+    if o.pinned is not None and o.pin_deployed:  # someone else recreated it: keep the pin, no flip-flop
+        reason = (f"{PIN_CONFLICT} {target} but recreated outside the agent (e.g. `docker compose pull && up -d`); "
+                  f"not redeployed: `agent unpin {w.container}` to follow the tag, or pin the digest in the "
+                  "compose file (docs/labels.md)")  # fmt: skip
+        action = Action.SKIP if o.pin_reported else Action.FAIL  # loud once, then quiet while it lasts
+        return Step(w, action, current, target, reason, o.container, pin_conflict=True)
     if o.pinned is None and target in o.quarantined:
         reason = f"{target} is quarantined ({o.quarantined[target]}); push a new image or run `agent retry {w.container}`"
         return Step(w, Action.SKIP, current, target, reason, o.container)
@@ -139,9 +151,11 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
         if w.image.tag in bad_tags.get(key, {}):
             error = f"ACR listed an invalid digest for tag {w.image.tag!r}: {bad_tags[key][w.image.tag]!r}"
         latest = found.get(key, {}).get(w.image.tag)
-        out.append(
-            Observation(w, info, latest, error, pins.get(w.container), quarantines.get(w.container, {}))
-        )
+        pinned = pins.get(w.container)
+        deployed = pinned is not None and ctx.state.pin_deployed(w.container)
+        seen = deployed and (ctx.state.last_check(w.container) or {}).get("error") or ""
+        out.append(Observation(w, info, latest, error, pinned, quarantines.get(w.container, {}), None,
+                               deployed, seen.startswith(f"{PIN_CONFLICT} {pinned} ")))  # fmt: skip
     return out
 
 
@@ -272,6 +286,8 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
         r = results[s.watch.container]
         if s.pinned:
             r = replace(r, detail={**r.detail, "pinned": True, "tag_digest": s.tag_digest})
+        if s.pin_conflict:
+            r = replace(r, detail={**r.detail, "pin_conflict": True, "seen_before": s.action is Action.SKIP})
         out.append(r)
     return out
 
