@@ -14,6 +14,7 @@ from loguru import logger
 
 from agent import logs, selfcontainer
 from agent.config import Config, Watch
+from agent.dependants import rejoin_dependants
 from agent.deploy import Deployer, Job
 from agent.discover import Discovered, discover
 from agent.errors import AgentError, TagDigestError
@@ -280,7 +281,7 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
         logs.decision("INFO", "plan.update", "{}: replacing {} → {}", name, job.from_digest, job.digest,
                       status="updating", **at)  # fmt: skip
         with logs.about("replace.step", status="updating", **at):
-            results[name] = ctx.deployer.replace(job, pulled)
+            results[name] = _with_dependants(ctx, job, ctx.deployer.replace(job, pulled))
     out = []
     for s in steps:  # a pinned entry also reports what the tag itself points to
         r = results[s.watch.container]
@@ -310,6 +311,19 @@ def _own_container(ctx: Context, s: Step) -> Result:
                   name, helper, status="skipped", **at)  # fmt: skip
     return Result(name, image, Status.SKIPPED, s.current, s.target,
                   f"own container: handed to helper container {helper}", {"self_update": helper})  # fmt: skip
+
+
+def _with_dependants(ctx: Context, job: Job, result: Result) -> Result:
+    """After an update, the containers that shared the old one's network namespace join the new one."""
+    if result.status is not Status.UPDATED:
+        return result
+    try:
+        new = ctx.runtime.inspect(job.watch.container)
+        done = rejoin_dependants(ctx.runtime, job.container.id, new.id) if new else []
+    except AgentError as e:
+        logger.error("{}: cannot list the containers in its network namespace: {}", job.watch.container, e)
+        return replace(result, detail={**result.detail, "dependants_error": str(e)})
+    return replace(result, detail={**result.detail, "dependants": done}) if done else result
 
 
 def _pull_all(ctx: Context, jobs: list[Job]) -> list[tuple[Job, str | Exception]]:

@@ -51,6 +51,10 @@ class Runtime(Protocol):
         """Every container in any state, with one list call."""
         ...
 
+    def rejoin(self, child: str, parent_id: str) -> str:
+        """Recreate `child` (same image and configuration) in `parent_id`'s network namespace."""
+        ...
+
     def configured_image(self, name: str) -> str | None:
         """The image reference the container was created with (its Config.Image), or None."""
         ...

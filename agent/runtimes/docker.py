@@ -308,6 +308,11 @@ class DockerRuntime:
             for c in found
         ]  # fmt: skip
 
+    def rejoin(self, child: str, parent_id: str) -> str:
+        from agent.runtimes.namespaces import rejoin
+
+        return rejoin(self, child, parent_id)
+
     def configured_image(self, name: str) -> str | None:
         data = self._inspect(name)
         return None if data is None else (data.get("Config") or {}).get("Image")

@@ -88,6 +88,15 @@ class FakeRuntime:
             for c in self.containers.values()
         ]
 
+    def rejoin(self, child: str, parent_id: str) -> str:
+        self._maybe_fail("rejoin")
+        c = self._get(child)
+        self.log.append(f"rejoin {c.name}")
+        del self.containers[c.id]
+        cid = f"{next(self._ids):064x}"
+        self.containers[cid] = replace(c, id=cid, network_mode=f"container:{parent_id}", cloned_from=c.id)
+        return cid
+
     def configured_image(self, name: str) -> str | None:
         self._maybe_fail("configured_image")
         c = self.find(name)

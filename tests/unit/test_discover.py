@@ -177,5 +177,9 @@ def test_a_pass_lists_containers_once_updates_the_labelled_and_fails_only_the_ba
     assert set(by) == {"web", "bad"}
     assert by["web"].status is Status.UPDATED
     assert by["bad"].status is Status.FAILED and "cr-agent.strategy" in (by["bad"].error or "")
-    assert rt.calls["list_containers"] == 1 and rt.calls["configured_image"] == 0
     assert rt.by_name()["plain"].cloned_from is None
+    assert rt.calls["list_containers"] == 2  # discovery, and the dependants of the one updated container
+    rt.calls.clear()
+    quiet = reconcile(ctx)
+    assert {r.container: r.status for r in quiet.results} == {"web": Status.UP_TO_DATE, "bad": Status.FAILED}
+    assert rt.calls["list_containers"] == 1 and rt.calls["configured_image"] == 0  # one list per pass
