@@ -80,6 +80,11 @@ def _key(p: TagPattern, tag: str, when: float | None) -> tuple[object, ...] | No
     return (v,) if v is not None else None
 
 
+def matches(p: TagPattern, tag: str) -> bool:
+    """Whether a pushed tag could be picked (webhook `match = "tag"`)."""
+    return _key(p, tag, None) is not None
+
+
 def newest(p: TagPattern, tags: Iterable[tuple[str, float | None]], running: str | None) -> str | None:
     """The newest matching tag, or None. A running tag at least as new as every match keeps running."""
     listed = list(tags)

@@ -18,6 +18,7 @@ from agent.dependants import rejoin_dependants
 from agent.deploy import Deployer, Job
 from agent.discover import Discovered, discover
 from agent.errors import AgentError, TagDigestError
+from agent.follow import resolve_patterns
 from agent.model import ContainerInfo, RepoKey, Report, Result, Status, digest_for_repo
 from agent.registries import Registry
 from agent.runtimes import Runtime
@@ -166,8 +167,9 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     recovered = [] if dry_run else ctx.deployer.recover()
     found = _discover(ctx)
     watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
+    watches, picked = resolve_patterns(ctx.registries, ctx.runtime, watches)
     steps = plan(observe(ctx, watches))
-    results = apply(ctx, steps, dry_run=dry_run)
+    results = apply(ctx, steps, dry_run=dry_run) + picked
     results += [r for r in (*found.failed, *found.skipped) if only is None or r.container in only]
     report = Report(tuple(_merge(recovered, results)))
     seconds = time.monotonic() - t0

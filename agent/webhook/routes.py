@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, unquote
 from loguru import logger
 
 from agent.metrics import Metrics
+from agent.patterns import TagPattern, matches
 from agent.webhook.acr import BadPayload, parse_push, printable
 from agent.webhook.messages import Reply, Request, Route, error_reply, json_reply
 
@@ -48,6 +49,10 @@ class WatchTarget:
     namespace: str
     repository: str
     tag: str
+    pattern: TagPattern | None = None  # with match = "tag", a pushed tag matching it counts
+
+    def follows(self, tag: str) -> bool:
+        return tag == self.tag if self.pattern is None else matches(self.pattern, tag)
 
 
 # The same answer for an unknown path and for a wrong or missing hook token: no hint.
@@ -242,7 +247,7 @@ class Routes:
         matching = sorted(
             t.container
             for t in self._targets
-            if t.namespace == namespace and t.repository == name and (not self._match_tag or t.tag == tag)
+            if t.namespace == namespace and t.repository == name and (not self._match_tag or t.follows(tag))
         )
         if not matching and self._discovering:  # a labelled container may follow it: one whole pass
             self._waker.wake(None, f"aliyun hook {image}")

@@ -109,7 +109,8 @@ def start_listeners(
     listeners: list[_Listener] = []
     if cfg.webhook:
         targets = [
-            WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag) for w in cfg.watches
+            WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag, w.pattern)
+            for w in cfg.watches
         ]
         listeners.append(
             WebhookServer(
