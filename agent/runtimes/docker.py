@@ -19,10 +19,9 @@ from agent.errors import RuntimeFault
 from agent.model import ContainerInfo
 from agent.runtimes import ContainerState, ListedContainer
 from agent.runtimes.pull import PullAborted, PullWatch, messages, start_pull
+from agent.runtimes.relabel import COMPOSE_IMAGE, relabel
 
 _ANON = re.compile(r"^[0-9a-f]{64}$")
-IMAGE_LABEL = "cr-agent.image"  # the tag a container follows, kept once it runs a digest
-COMPOSE_IMAGE = "com.docker.compose.image"  # Compose v2 compares it with the image id (mustRecreate)
 # Config keys an image provides; a container value equal to the old image's was inherited, not chosen.
 _INHERITED_SCALARS = ("Healthcheck", "WorkingDir", "User", "StopSignal")
 
@@ -157,22 +156,6 @@ def clone_spec(src: Json, old_image: Json, shared_destinations: set[str] | None 
     if networking:
         cfg["NetworkingConfig"] = networking
     return CloneSpec(cfg, connect)
-
-
-def is_tag_reference(ref: str) -> bool:
-    """`name[:tag]`, not an image id or a digest reference."""
-    return bool(ref) and "@" not in ref and not ref.startswith("sha256:") and not _ANON.match(ref)
-
-
-def relabel(labels: dict[str, str], created_with: str, new_image_id: str) -> dict[str, str]:
-    """The labels of a replacement: the tag the source followed is remembered, and Compose v2's
-    `com.docker.compose.image` becomes the new image id, which is what its next `up` compares."""
-    out = dict(labels)
-    if IMAGE_LABEL not in out and is_tag_reference(created_with):
-        out[IMAGE_LABEL] = created_with
-    if COMPOSE_IMAGE in out and new_image_id:
-        out[COMPOSE_IMAGE] = new_image_id
-    return out
 
 
 def _links(links: list[str] | None) -> dict[str, str | None] | None:
@@ -516,7 +499,7 @@ class DockerRuntime:
         compose = COMPOSE_IMAGE in (config.get("Labels") or {})
         image_id = str((self._image(image) or {}).get("Id") or "") if compose else ""
         created_with = (src.get("Config") or {}).get("Image") or ""
-        config["Labels"] = relabel(config.get("Labels") or {}, created_with, image_id)
+        config["Labels"] = relabel(config.get("Labels") or {}, created_with, image_id, image)
 
     def _discard(self, new_id: str, src: Json) -> None:
         """Remove a half-made clone and the fresh anonymous volumes only it had."""

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.runtimes.docker import COMPOSE_IMAGE, IMAGE_LABEL, clone_spec, relabel
+from agent.runtimes.docker import clone_spec
+from agent.runtimes.relabel import COMPOSE_IMAGE, IMAGE_LABEL, relabel
 
 CONFIG_HASH = "com.docker.compose.config-hash"
 OLD_ID, NEW_ID = "sha256:" + "1" * 64, "sha256:" + "2" * 64
@@ -81,3 +82,5 @@ def test_the_followed_tag_is_remembered_once_and_plain_containers_get_no_compose
     again = relabel(labels, NEW_ID, "sha256:" + "3" * 64)  # the next replacement runs an id
     assert again == labels
     assert IMAGE_LABEL not in relabel({}, "127.0.0.1:5000/ns/web@sha256:" + "4" * 64, NEW_ID)
+    moved = relabel(labels, "127.0.0.1:5000/ns/web:v1", NEW_ID, "127.0.0.1:5000/ns/web:v2")  # a tag pattern
+    assert moved[IMAGE_LABEL] == "127.0.0.1:5000/ns/web:v2"
