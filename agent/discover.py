@@ -122,9 +122,10 @@ def discover(cfg: Config, runtime: Runtime, sources: Collection[str]) -> Discove
 def origins(w: Watch) -> dict[str, str]:
     """Where each setting of an entry came from: its [[watch]] entry, a label, the container, a default."""
     out = {}
-    for key in ("image", "source", "strategy", "health", "min_uptime", "mode"):
+    for key in ("image", "tag", "source", "strategy", "health", "min_uptime", "mode"):
         if w.origin == "config":
-            out[key] = "config" if key in w.given else "default"
+            given = key in w.given or (key == "tag" and {"tag_regex", "sort"} & w.given)
+            out[key] = "config" if given else "default"
         elif key == "image":
             out[key] = "container"
         elif key in w.given:

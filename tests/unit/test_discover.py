@@ -183,3 +183,25 @@ def test_a_pass_lists_containers_once_updates_the_labelled_and_fails_only_the_ba
     quiet = reconcile(ctx)
     assert {r.container: r.status for r in quiet.results} == {"web": Status.UP_TO_DATE, "bad": Status.FAILED}
     assert rt.calls["list_containers"] == 1 and rt.calls["configured_image"] == 0  # one list per pass
+
+
+def test_a_tag_label_sets_a_fixed_tag_or_a_pattern() -> None:
+    found = from_listing(
+        cfg(),
+        [
+            listed("pattern", {"cr-agent.enable": "true", "cr-agent.tag": "semver:^1.2"}),
+            listed("fixed", {"cr-agent.enable": "true", "cr-agent.tag": "stable"}),
+            listed("bad", {"cr-agent.enable": "true", "cr-agent.tag": "semver:^^"}),
+        ],
+        no_inspect,
+        SOURCES,
+    )
+    by = {w.container: w for w in found.watches}
+    assert (
+        str(by["pattern"].pattern) == "semver:^1.2" and origins(by["pattern"])["tag"] == "label cr-agent.tag"
+    )
+    assert str(by["fixed"].image) == "127.0.0.1:5000/ns/web:stable" and by["fixed"].pattern is None
+    (bad,) = found.failed
+    assert bad.container == "bad" and (bad.error or "").startswith(
+        "label cr-agent.tag: not an npm-style version range"
+    )
