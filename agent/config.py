@@ -306,9 +306,9 @@ def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
         p.add("agent.discover", f"must be 'labels' or 'all', got {discover!r}")
         discover = None
     return AgentSettings(
-        Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode, self_update=self_update,
-        discover=discover,
-    )
+        Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode,
+        self_update=self_update, discover=discover,
+    )  # fmt: skip
 
 
 def _mode(p: _Problems, path: str, t: Mapping[str, Any], default: str) -> str:
