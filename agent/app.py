@@ -81,9 +81,12 @@ def build_context(
     from agent.deploy import Deployer
     from agent.reconcile import Context
 
-    registries = {
-        source: REGISTRIES[source](cfg, metrics) for source in sorted({w.source for w in cfg.watches})
-    }
+    sources = {w.source for w in cfg.watches}
+    if cfg.agent.discover is not None:  # labels may name either source; ACR only with keys to ask it
+        sources.add("registry")
+        if cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret:
+            sources.add("aliyun")
+    registries = {source: REGISTRIES[source](cfg, metrics) for source in sorted(sources)}
     rt, st = runtime(cfg), state(cfg)
     deployer = Deployer(rt, st, stop=stop, keep_images=cfg.agent.keep_images)
     listeners: list[Callable[[Report, float], None]] = []

@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(describe(cfg))
             print(f"  schedule of `agent run`: {schedule.describe(cfg.agent.schedule)}")
+            _check_labels(cfg)
             print("config OK")
             return EXIT_OK
         if args.command == "once":
@@ -190,8 +191,35 @@ def _print_report(report: Report, output: str) -> None:
         print(logs.redact(line))
 
 
+def _discovered(cfg: Config) -> Any:
+    """The label-discovered entries and failures now (one container list), for check and status."""
+    from agent.discover import Discovered, discover
+
+    if cfg.agent.discover is None:
+        return Discovered((), ())
+    has_keys = bool(cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret)
+    return discover(cfg, app.runtime(cfg), ("registry", "aliyun") if has_keys else ("registry",))
+
+
+def _check_labels(cfg: Config) -> None:
+    from agent.discover import describe as line
+
+    if cfg.agent.discover is None:
+        return
+    try:
+        found = _discovered(cfg)
+    except AgentError as e:
+        print(f"  labels: cannot list containers ({e})")
+        return
+    for w in found.watches:
+        print(logs.redact(f"  {line(w)}"))
+    for r in (*found.failed, *found.skipped):
+        print(logs.redact(f"  {r.container}: {r.status.value}: {r.error}"))
+
+
 def _watch_names(cfg: Config) -> list[str]:
-    return [w.container for w in cfg.watches]
+    found = _discovered(cfg) if cfg.agent.discover else None
+    return [w.container for w in cfg.watches] + ([w.container for w in found.watches] if found else [])
 
 
 def _require_watched(cfg: Config, container: str) -> None:
@@ -202,13 +230,17 @@ def _require_watched(cfg: Config, container: str) -> None:
 
 
 def _status(cfg: Config, *, as_json: bool) -> int:
+    from agent.discover import origins
     from agent.model import digest_for_repo
     from agent.registries.acr import load_sources
 
     state, runtime = app.state(cfg), app.runtime(cfg)
     sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
     out: list[dict[str, Any]] = []
-    for w in cfg.watches:
+    found = _discovered(cfg)
+    for r in (*found.failed, *found.skipped):
+        out.append({"container": r.container, "image": r.image, "origin": "labels", "error": r.error})
+    for w in (*cfg.watches, *found.watches):
         info = runtime.inspect(w.container)
         running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
         hist = state.history(w.container, limit=10)
@@ -219,13 +251,18 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             "last_check": state.last_check(w.container), "last_deploy": last_deploy,
             "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
             "history": [h.as_json() for h in hist], "source": sources.get(str(w.image.repo)),
+            "origin": w.origin, "settings": origins(w), "tag_pattern": str(w.pattern) if w.pattern else None,
         })  # fmt: skip
     if as_json:
         print(logs.redact(json.dumps({"containers": out}, indent=2)))
         return EXIT_OK
     for c in out:
+        if c.get("error"):
+            print(f"{c['container']}  ({c['image']})  [labels] failed: {c['error']}")
+            continue
         check = c["last_check"] or {}
         print(logs.redact(f"{c['container']}  ({c['image']})"))
+        print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
         print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
         print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
         if c["source"]:

@@ -13,6 +13,8 @@ from agent.compat import tomllib
 from agent.durations import parse_duration
 from agent.errors import ConfigError
 from agent.model import ImageRef
+from agent.patterns import TagPattern
+from agent.patterns import parse as parse_pattern
 
 DEFAULT_PATHS = (Path("agent.toml"), Path("/etc/cr-agent/agent.toml"))
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -42,6 +44,7 @@ class AgentSettings:
     pull_timeout: float = 900.0  # a pull's overall deadline
     pull_stall: float = 60.0  # abort a pull that moved no bytes for this long
     self_update: bool = False  # update the agent's own container, last, through a helper container
+    discover: str | None = None  # "labels" or "all": watch containers by their labels (agent/discover.py)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ class Watch:
     mode: str = "update"  # [agent] mode unless the entry sets its own
     instance_id: str | None = None  # the enterprise instance (cri-...) of this image's host
     optional: bool = False  # a missing container is skipped quietly instead of failing the pass
+    pattern: TagPattern | None = None  # follow the newest matching tag instead of one fixed tag
+    origin: str = "config"  # "config" ([[watch]]) or "labels" (discovered)
+    given: frozenset[str] = frozenset()  # the settings the entry or the labels set; the rest are defaults
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     agent = _agent(p, _table(p, "agent", raw.get("agent", {})))
     pull_timeout, pull_stall = _pull_limits(p, raw.get("agent"))
     agent = replace(agent, pull_timeout=pull_timeout, pull_stall=pull_stall)
-    watches = _watches(p, raw.get("watch", []), agent.mode)
+    watches = _watches(p, raw.get("watch", []), agent.mode, agent.discover is not None)
     needs_aliyun = any(w.source == "aliyun" for w in watches)
     aliyun = _aliyun(p, _table(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
     _acr_hosts(p, watches, aliyun)
@@ -276,7 +282,7 @@ def _secret(
 
 def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
     known = {"interval", "cron", "jitter", "state_dir", "parallel_pulls", "keep_images", "mode",
-             "self_update"}  # fmt: skip
+             "self_update", "discover"}  # fmt: skip
     _unknown(p, "agent", t, known | _PULL_KEYS)
     cron = _get(p, "agent", t, "cron", str, None)
     interval: float | None = None
@@ -301,9 +307,14 @@ def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
     if not 0 <= keep <= 100:
         p.add("agent.keep_images", "must be between 0 and 100")
     self_update = _get(p, "agent", t, "self_update", bool, False)
+    discover = _get(p, "agent", t, "discover", str, None)
+    if discover not in (None, "labels", "all"):
+        p.add("agent.discover", f"must be 'labels' or 'all', got {discover!r}")
+        discover = None
     return AgentSettings(
-        Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode, self_update=self_update
-    )
+        Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode,
+        self_update=self_update, discover=discover,
+    )  # fmt: skip
 
 
 def _mode(p: _Problems, path: str, t: Mapping[str, Any], default: str) -> str:
@@ -493,12 +504,12 @@ def _notify(p: _Problems, value: Any, env: Mapping[str, str]) -> NotifySettings 
     return NotifySettings(tuple(urls), tuple(on))
 
 
-def _watches(p: _Problems, value: Any, default_mode: str) -> tuple[Watch, ...]:
+def _watches(p: _Problems, value: Any, default_mode: str, discovering: bool = False) -> tuple[Watch, ...]:
     if not isinstance(value, list):
         p.add("watch", "must be an array of tables ([[watch]])")
         return ()
-    if not value:
-        p.add("watch", "no [[watch]] entries: nothing to keep updated")
+    if not value and not discovering:
+        p.add("watch", "no [[watch]] entries: nothing to keep updated (or set [agent] discover)")
     out: list[Watch] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(value):
@@ -518,7 +529,7 @@ def _watches(p: _Problems, value: Any, default_mode: str) -> tuple[Watch, ...]:
 
 _WATCH_KEYS = {
     "container", "image", "source", "strategy", "health", "min_uptime", "health_timeout",
-    "start_stopped", "pre_update", "post_update", "hook_timeout", "mode", "instance_id", "optional",
+    "start_stopped", "pre_update", "post_update", "hook_timeout", "mode", "instance_id", "optional", "tag", "tag_regex", "sort",
 }  # fmt: skip
 
 
@@ -561,12 +572,40 @@ def _watch(p: _Problems, path: str, t: dict[str, Any], default_mode: str = "upda
     instance_id = _get(p, path, t, "instance_id", str, None)
     _check_instance_id(p, f"{path}.instance_id", instance_id)
     optional = _get(p, path, t, "optional", bool, False)
+    image, pattern = _tag(p, path, t, image)
     if not ok or image is None or container is None:
         return None
     return Watch(
         container, image, source, strategy, health, min_uptime, health_timeout,
-        start_stopped, pre, post, hook_timeout, mode, instance_id, optional,
+        start_stopped, pre, post, hook_timeout, mode, instance_id, optional, pattern, "config", frozenset(t),
     )  # fmt: skip
+
+
+def _tag(
+    p: _Problems, path: str, t: dict[str, Any], image: ImageRef | None
+) -> tuple[ImageRef | None, TagPattern | None]:
+    """`tag` (a fixed tag, or "semver:<range>"), `tag_regex` and `sort`."""
+    tag = _get(p, path, t, "tag", str, None)
+    regex = _get(p, path, t, "tag_regex", str, None)
+    sort = _get(p, path, t, "sort", str, None)
+    try:
+        pattern = parse_pattern(tag, regex, sort)
+    except ValueError as e:
+        p.add(f"{path}.{'tag_regex' if regex is not None else 'tag'}", str(e))
+        return image, None
+    if pattern is None and tag is not None and image is not None:
+        try:
+            image = ImageRef.parse(f"{image.repository}:{tag}")
+        except ValueError as e:
+            p.add(f"{path}.tag", str(e))
+    return image, pattern
+
+
+def watch_from_table(path: str, table: dict[str, Any], default_mode: str) -> tuple[Watch | None, list[str]]:
+    """One watch entry validated like [[watch]]; problems are named from `path` (a label prefix too)."""
+    p = _Problems()
+    w = _watch(p, path, table, default_mode)
+    return (None if p.items else w), p.items
 
 
 def _health(p: _Problems, path: str, value: Any) -> HealthSpec | None:
@@ -595,7 +634,9 @@ def _health(p: _Problems, path: str, value: Any) -> HealthSpec | None:
 def describe(cfg: Config, redact: Callable[[str], str] = lambda s: s) -> str:
     """A short human summary for `agent check`."""
     lines = [f"config {cfg.path}: {len(cfg.watches)} watch entr{'y' if len(cfg.watches) == 1 else 'ies'}"]
-    for w in cfg.watches:
-        mode = ", monitor only" if w.mode == "notify" else ""
-        lines.append(f"  {w.container} ← {w.image} (source {w.source}, strategy {w.strategy}{mode})")
+    from agent.discover import describe as line
+
+    lines += [f"  {line(w)}" for w in cfg.watches]
+    if cfg.agent.discover:
+        lines.append(f"  discover = {cfg.agent.discover!r}: containers opt in with labels (cr-agent.enable)")
     return redact("\n".join(lines))

@@ -14,8 +14,11 @@ from loguru import logger
 
 from agent import logs, selfcontainer
 from agent.config import Config, Watch
+from agent.dependants import rejoin_dependants
 from agent.deploy import Deployer, Job
+from agent.discover import Discovered, discover
 from agent.errors import AgentError, RuntimeFault, TagDigestError
+from agent.follow import resolve_patterns
 from agent.model import ContainerInfo, RepoKey, Report, Result, Status, digest_for_repo
 from agent.registries import Registry
 from agent.runtimes import Runtime
@@ -31,6 +34,11 @@ class Observation:
     pinned: str | None = None
     quarantined: Mapping[str, str] = field(default_factory=dict)
     runtime_error: str | None = None
+    pin_deployed: bool = False  # the pinned digest was deployed once already, since the pin was set
+    pin_reported: bool = False  # and the last pass already reported that it was recreated outside
+
+
+PIN_CONFLICT = "pinned to"
 
 
 class Action(Enum):
@@ -52,6 +60,7 @@ class Step:
     container: ContainerInfo | None = None
     pinned: bool = False
     tag_digest: str | None = None  # what the tag points to, when a pin overrides it
+    pin_conflict: bool = False  # pinned, deployed, then recreated outside the agent
 
 
 def plan(observations: Iterable[Observation]) -> list[Step]:
@@ -92,6 +101,12 @@ def _plan_one(o: Observation) -> Step:
         if broken is not None:  # never up to date while it is not serving
             return Step(w, Action.FAIL, current, target, f"{w.container} is {broken}", o.container)
         return Step(w, Action.NOTHING, current, target, None, o.container)
+    if o.pinned is not None and o.pin_deployed:  # someone else recreated it: keep the pin, no flip-flop
+        reason = (f"{PIN_CONFLICT} {target} but recreated outside the agent (e.g. `docker compose pull && up -d`); "
+                  f"not redeployed: `agent unpin {w.container}` to follow the tag, or pin the digest in the "
+                  "compose file (docs/labels.md)")  # fmt: skip
+        action = Action.SKIP if o.pin_reported else Action.FAIL  # loud once, then quiet while it lasts
+        return Step(w, action, current, target, reason, o.container, pin_conflict=True)
     if o.pinned is None and target in o.quarantined:
         reason = f"{target} is quarantined ({o.quarantined[target]}); push a new image or run `agent retry {w.container}`"
         return Step(w, Action.SKIP, current, target, reason, o.container)
@@ -144,19 +159,27 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
         if w.image.tag in bad_tags.get(key, {}):
             error = f"ACR listed an invalid digest for tag {w.image.tag!r}: {bad_tags[key][w.image.tag]!r}"
         latest = found.get(key, {}).get(w.image.tag)
-        out.append(
-            Observation(w, info, latest, error, pins.get(w.container), quarantines.get(w.container, {}))
-        )
+        pinned = pins.get(w.container)
+        deployed = pinned is not None and ctx.state.pin_deployed(w.container)
+        seen = deployed and (ctx.state.last_check(w.container) or {}).get("error") or ""
+        out.append(Observation(w, info, latest, error, pinned, quarantines.get(w.container, {}), None,
+                               deployed, seen.startswith(f"{PIN_CONFLICT} {pinned} ")))  # fmt: skip
     return out
 
 
 def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = False) -> Report:
     """One pass. The caller holds the run lock."""
     t0 = time.monotonic()
-    watches = [w for w in ctx.config.watches if only is None or w.container in only]
+    found = _discover(ctx)
+    watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
     recovered = [] if dry_run else ctx.deployer.recover([w.container for w in watches])
+    if recovered and ctx.config.agent.discover is not None:  # a recovered container is listed again
+        found = _discover(ctx)
+        watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
+    watches, picked = resolve_patterns(ctx.registries, ctx.runtime, watches)
     steps = _confirm_updates(ctx, plan(observe(ctx, watches)))
-    results = apply(ctx, steps, dry_run=dry_run)
+    results = apply(ctx, steps, dry_run=dry_run) + picked
+    results += [r for r in (*found.failed, *found.skipped) if only is None or r.container in only]
     report = Report(tuple(_merge(recovered, results)))
     seconds = time.monotonic() - t0
     if not dry_run:
@@ -181,6 +204,15 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     if ctx.on_pass and not dry_run:  # a dry run changes nothing and tells no one
         ctx.on_pass(report, seconds)
     return report
+
+
+def _discover(ctx: Context) -> Discovered:
+    """Watch entries from labels; a failed container list fails no configured entry."""
+    try:
+        return discover(ctx.config, ctx.runtime, ctx.registries.keys())
+    except AgentError as e:
+        logger.error("label discovery failed: {}", e)
+        return Discovered((), ())
 
 
 def _mark_seen(state: State, report: Report) -> Report:
@@ -269,12 +301,14 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
         logs.decision("INFO", "plan.update", "{}: replacing {} → {}", name, job.from_digest, job.digest,
                       status="updating", **at)  # fmt: skip
         with logs.about("replace.step", status="updating", **at):
-            results[name] = ctx.deployer.replace(job, pulled)
+            results[name] = _with_dependants(ctx, job, ctx.deployer.replace(job, pulled))
     out = []
     for s in steps:  # a pinned entry also reports what the tag itself points to
         r = results[s.watch.container]
         if s.pinned:
             r = replace(r, detail={**r.detail, "pinned": True, "tag_digest": s.tag_digest})
+        if s.pin_conflict:
+            r = replace(r, detail={**r.detail, "pin_conflict": True, "seen_before": s.action is Action.SKIP})
         out.append(r)
     return out
 
@@ -297,6 +331,19 @@ def _own_container(ctx: Context, s: Step) -> Result:
                   name, helper, status="skipped", **at)  # fmt: skip
     return Result(name, image, Status.SKIPPED, s.current, s.target,
                   f"own container: handed to helper container {helper}", {"self_update": helper})  # fmt: skip
+
+
+def _with_dependants(ctx: Context, job: Job, result: Result) -> Result:
+    """After an update, the containers that shared the old one's network namespace join the new one."""
+    if result.status is not Status.UPDATED:
+        return result
+    try:
+        new = ctx.runtime.inspect(job.watch.container)
+        done = rejoin_dependants(ctx.runtime, job.container.id, new.id) if new else []
+    except AgentError as e:
+        logger.error("{}: cannot list the containers in its network namespace: {}", job.watch.container, e)
+        return replace(result, detail={**result.detail, "dependants_error": str(e)})
+    return replace(result, detail={**result.detail, "dependants": done}) if done else result
 
 
 def _pull_all(ctx: Context, jobs: list[Job]) -> list[tuple[Job, str | Exception]]:

@@ -201,6 +201,15 @@ class State:
         rows = self._exec("SELECT digest FROM pins WHERE container = ?", (container,))
         return rows[0][0] if rows else None
 
+    def pin_deployed(self, container: str) -> bool:
+        """Whether the agent already deployed the pinned digest since the pin was set."""
+        rows = self._exec(
+            "SELECT 1 FROM history h JOIN pins p ON p.container = h.container WHERE h.container = ?"
+            " AND h.to_digest = p.digest AND h.outcome = 'updated' AND h.started >= p.since LIMIT 1",
+            (container,),
+        )
+        return bool(rows)
+
     def all_pins(self) -> dict[str, str]:
         return {c: d for c, d in self._exec("SELECT container, digest FROM pins")}
 

@@ -40,6 +40,8 @@ command -v pipx >/dev/null || need+=(pipx)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v openssl >/dev/null || need+=(openssl)
+# Compose v1 (1.29, Python): tests/integration/test_compose_v1.py runs it for real
+command -v docker-compose >/dev/null || need+=(docker-compose)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   apt-get update -q >/dev/null

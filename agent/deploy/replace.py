@@ -25,6 +25,7 @@ from agent.model import ContainerInfo, ImageRef, Result, Status
 from agent.probes import probe as run_probe
 from agent.runlock import EngineLock
 from agent.runtimes import Runtime
+from agent.runtimes.relabel import IMAGE_LABEL
 from agent.state import Deployment, State
 
 
@@ -175,7 +176,7 @@ class Deployer:
             rt.rename(r.old_id, r.temp_name)
             self.crash_at(Step.RENAMED)
         r = self._step(r, Step.CREATED)
-        labels = self.restorer.labels(r.old_id)
+        labels = {**self.restorer.labels(r.old_id), IMAGE_LABEL: r.image}  # the tag it follows from now on
         new_id = rt.clone(r.old_id, r.new_name, r.new_image, aliases=not r.start_first, labels=labels)
         r = self._step(r, Step.CREATED, new_id=new_id)
         self.crash_at(Step.CREATED)

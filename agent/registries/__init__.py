@@ -19,6 +19,13 @@ class Registry(Protocol):
         """
         ...
 
+    def tags(self, repo: RepoKey) -> list[tuple[str, float | None]]:
+        """Every tag of `repo` with its update time when the registry says it (tag patterns).
+
+        Pages through the whole list. Raises RegistryError.
+        """
+        ...
+
     def credentials(self, host: str) -> tuple[str, str] | None:
         """A (username, password) for pulling from `host`, if this registry can issue one."""
         ...

@@ -134,6 +134,19 @@ class AcrRegistry:
         self._note_source(repo, source)
         return found
 
+    def tags(self, repo: RepoKey) -> list[tuple[str, float | None]]:
+        """Every tag of `repo` with its update time (tag patterns): the whole list, from the API that serves it."""
+        try:
+            t = self.target(repo.host)
+        except ValueError as e:
+            raise RegistryError(str(e), code="UNMAPPABLE_HOST") from None
+        try:
+            return self.client(t).tags(repo)
+        except RegistryError as e:
+            if t.form != "crpi" or e.code != "REPO_NOT_EXIST":
+                raise
+            return self._oci.tags(repo)
+
     def credentials(self, host: str) -> tuple[str, str] | None:
         """A temporary token, only for hosts of the region or instance that issues it; never for crpi."""
         try:

@@ -141,6 +141,16 @@ class AliyunRegistry:
             raise TagDigestError(f"ACR listed an invalid digest for {listed}", found=found, bad=bad)
         return found
 
+    def tags(self, repo: RepoKey) -> list[tuple[str, float | None]]:
+        """Every tag with its update time (seconds), paging through the whole list."""
+        listed: dict[str, tuple[str, float | None]] = {}
+        deadline = time.monotonic() + self._total_timeout
+        if self.edition == "personal":
+            self._personal_tags(repo, set(), deadline, listed)
+        else:
+            self._enterprise_tags(repo, set(), deadline, listed)
+        return list(listed.values())
+
     def credentials(self, host: str) -> tuple[str, str] | None:
         """ACR's temporary pull login (user cr_temp_user, ~1 h) for this edition's registry hosts."""
         if not self._serves(host):
@@ -196,7 +206,9 @@ class AliyunRegistry:
             self._registry_hosts.add(host.lower())
 
     # -- tag listing ------------------------------------------------------------------------
-    def _personal_tags(self, repo: RepoKey, wanted: set[str], deadline: float) -> dict[str, str]:
+    def _personal_tags(
+        self, repo: RepoKey, wanted: set[str], deadline: float, listed: dict[str, Any] | None = None
+    ) -> dict[str, str]:
         def page_request(page: int, size: int) -> AcsRequest:
             req = GetRepoTagsRequest.GetRepoTagsRequest()
             req.set_RepoNamespace(repo.namespace)
@@ -206,7 +218,7 @@ class AliyunRegistry:
             return req
 
         try:
-            return self._scan("GetRepoTags", repo, wanted, deadline, page_request)
+            return self._scan("GetRepoTags", repo, wanted, deadline, page_request, listed)
         except RegistryError as e:
             # The personal edition's page-size limit is undocumented: if 100 is refused, use 30 from now on.
             refused = not e.temporary and "page" in f"{e.code} {e}".lower() and self._page_size > 30
@@ -214,9 +226,11 @@ class AliyunRegistry:
                 raise
             logger.warning("ACR refused PageSize={} ({}); using 30", self._page_size, e)
             self._page_size = 30
-            return self._scan("GetRepoTags", repo, wanted, deadline, page_request)
+            return self._scan("GetRepoTags", repo, wanted, deadline, page_request, listed)
 
-    def _enterprise_tags(self, repo: RepoKey, wanted: set[str], deadline: float) -> dict[str, str]:
+    def _enterprise_tags(
+        self, repo: RepoKey, wanted: set[str], deadline: float, listed: dict[str, Any] | None = None
+    ) -> dict[str, str]:
         repo_id = self._repo_id(repo, deadline)
 
         def page_request(page: int, size: int) -> AcsRequest:
@@ -228,7 +242,7 @@ class AliyunRegistry:
             return req
 
         try:
-            return self._scan("ListRepoTag", repo, wanted, deadline, page_request)
+            return self._scan("ListRepoTag", repo, wanted, deadline, page_request, listed)
         except RegistryError as e:
             if e.code == "REPO_NOT_EXIST":  # deleted and maybe re-created: resolve again next time
                 with self._lock:
@@ -242,8 +256,11 @@ class AliyunRegistry:
         wanted: set[str],
         deadline: float,
         page_request: Callable[[int, int], AcsRequest],
+        listed: dict[str, Any] | None = None,
     ) -> dict[str, str]:
         """Page through the tag list until every wanted tag is seen or the list ends.
+
+        With `listed`, the whole list: every tag and its update time go there (tag patterns).
 
         Personal answers nest {tags, total} under data, enterprise ones have {Images, TotalCount};
         keys are matched case-insensitively, and counts may be strings.
@@ -261,9 +278,12 @@ class AliyunRegistry:
                 tag = _field(item, "tag")
                 if isinstance(tag, str) and tag in wanted:
                     found[tag] = _field(item, "digest")
+                if isinstance(tag, str) and listed is not None:
+                    stamp = _as_int(_field(item, "imageUpdate", "ImageUpdate"))
+                    listed[tag] = (tag, stamp / 1000 if stamp else None)
             seen += len(items)
             total = _as_int(_field(body, "total", "TotalCount"))
-            if found.keys() >= wanted or (total is not None and seen >= total):
+            if (listed is None and found.keys() >= wanted) or (total is not None and seen >= total):
                 return found
             if not items:
                 if total is None:

@@ -38,6 +38,9 @@ def default_scheme(host: str) -> str:
     return "http" if is_loopback(host) else "https"
 
 
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
 class _SameHostAuth(urllib.request.HTTPRedirectHandler):
     """Follow redirects, but never carry credentials to another host."""
 
@@ -77,6 +80,8 @@ class OciRegistry:
             urllib.request.HTTPSHandler(context=context), _SameHostAuth()
         )
 
+    tag_page = 1000  # tags per page of a tag list
+
     def credentials(self, host: str) -> tuple[str, str] | None:
         return self._auth(host)
 
@@ -96,6 +101,39 @@ class OciRegistry:
                 f"registry sent an invalid Docker-Content-Digest for {listed}", found=found, bad=bad
             )
         return found
+
+    def tags(self, repo: RepoKey) -> list[tuple[str, float | None]]:
+        """`GET /v2/<name>/tags/list`, following `Link: <…>; rel="next"`; Registry v2 gives no times."""
+        host, scope, what = repo.host, f"repository:{repo.path}:pull", f"{repo} tag list"
+        url: str | None = f"{self._scheme_for(host)}://{host}/v2/{repo.path}/tags/list?n={self.tag_page}"
+        out: list[tuple[str, float | None]] = []
+        for _ in range(100):
+            if url is None:
+                return out
+            status, headers, raw = self._get(url, self._known_auth(host, scope), what)
+            if status == 401:
+                authorization = self._answer(host, scope, headers.get("WWW-Authenticate", ""), what)
+                if authorization:
+                    status, headers, raw = self._get(url, authorization, what)
+            if status != 200:
+                code = "NOT_FOUND" if status == 404 else f"HTTP{status}"
+                raise RegistryError(
+                    f"registry refused {what}: HTTP {status}", code=code, temporary=status >= 500
+                )
+            try:
+                listed = json.loads(raw).get("tags") or []
+            except (ValueError, AttributeError):
+                raise RegistryError(f"registry sent no JSON tag list for {what}") from None
+            out += [(t, None) for t in listed if isinstance(t, str)]
+            nxt = _NEXT_LINK.search(headers.get("Link", ""))
+            url = urllib.parse.urljoin(url, nxt.group(1)) if nxt else None
+        raise RegistryError(f"{what}: gave up after 100 pages")
+
+    def _get(self, url: str, authorization: str | None, what: str) -> tuple[int, Message, bytes]:
+        req = urllib.request.Request(url, headers={"Accept": "application/json"})
+        if authorization:
+            req.add_header("Authorization", authorization)
+        return self._open(req, what)
 
     # -- one tag ----------------------------------------------------------------------------
     def _head(self, repo: RepoKey, tag: str) -> str | None:

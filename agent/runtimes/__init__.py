@@ -34,6 +34,18 @@ class Listed:
     labels: dict[str, str]
 
 
+@dataclass(frozen=True)
+class ListedContainer:
+    """One container as a single listing shows it: no inspect."""
+
+    id: str
+    name: str
+    image: str  # the reference it was created with, or an image id when that no longer names its image
+    running: bool
+    labels: dict[str, str]
+    network_mode: str = ""
+
+
 class Runtime(Protocol):
     def inspect(self, name: str) -> ContainerInfo | None:
         """The container called (or with id) `name`, or None when there is none."""
@@ -54,6 +66,18 @@ class Runtime(Protocol):
 
     def engine_id(self) -> str:
         """What identifies the engine, whichever address reaches it."""
+        ...
+
+    def list_containers(self) -> list[ListedContainer]:
+        """Every container in any state, with one list call."""
+        ...
+
+    def rejoin(self, child: str, parent_id: str) -> str:
+        """Recreate `child` (same image and configuration) in `parent_id`'s network namespace."""
+        ...
+
+    def configured_image(self, name: str) -> str | None:
+        """The tag reference the container follows (its `cr-agent.image` label, else Config.Image), or None."""
         ...
 
     def pull(self, reference: str, auth: tuple[str, str] | None = None) -> str:

@@ -17,8 +17,9 @@ from loguru import logger
 
 from agent.errors import RuntimeFault
 from agent.model import ContainerInfo
-from agent.runtimes import ContainerState, Labels, Listed
+from agent.runtimes import ContainerState, Labels, Listed, ListedContainer
 from agent.runtimes.pull import PullAborted, PullWatch, messages, start_pull
+from agent.runtimes.relabel import COMPOSE_IMAGE, IMAGE_LABEL, relabel
 
 _ANON = re.compile(r"^[0-9a-f]{64}$")
 _EXIT = re.compile(r"\((-?\d+)\)")  # a listing's Status: "Exited (3) 2 seconds ago"
@@ -296,6 +297,30 @@ class DockerRuntime:
         with _fault("ask the Docker Engine for its id"):
             return str(self.api.info().get("ID") or self.api.base_url)
 
+    def list_containers(self) -> list[ListedContainer]:
+        with _fault("list containers"):
+            found = self.api.containers(all=True)
+        return [
+            ListedContainer(
+                c["Id"], (c.get("Names") or ["/"])[0].lstrip("/"), c.get("Image") or "",
+                c.get("State") == "running", dict(c.get("Labels") or {}),
+                (c.get("HostConfig") or {}).get("NetworkMode") or "",
+            )
+            for c in found
+        ]  # fmt: skip
+
+    def rejoin(self, child: str, parent_id: str) -> str:
+        from agent.runtimes.namespaces import rejoin
+
+        return rejoin(self, child, parent_id)
+
+    def configured_image(self, name: str) -> str | None:
+        data = self._inspect(name)
+        if data is None:
+            return None
+        config = data.get("Config") or {}
+        return (config.get("Labels") or {}).get(IMAGE_LABEL) or config.get("Image")
+
     def list_names(self, prefix: str) -> list[str]:
         """Names of containers in any state that start with `prefix`."""
         with _fault(f"list containers named {prefix}*"):
@@ -473,6 +498,7 @@ class DockerRuntime:
         old_image = self._image(src["Image"]) or {}
         spec = clone_spec(src, old_image, self._shared_destinations(src))
         spec.config["Image"] = image
+        self._relabel(spec.config, src, image)
         if labels:
             spec.config["Labels"] = {**(spec.config.get("Labels") or {}), **labels}
         if not aliases:  # start-first: no traffic by alias until publish()
@@ -500,6 +526,12 @@ class DockerRuntime:
             self._discard(new_id, src)
             raise
         return new_id
+
+    def _relabel(self, config: Json, src: Json, image: str) -> None:
+        compose = COMPOSE_IMAGE in (config.get("Labels") or {})
+        image_id = str((self._image(image) or {}).get("Id") or "") if compose else ""
+        created_with = (src.get("Config") or {}).get("Image") or ""
+        config["Labels"] = relabel(config.get("Labels") or {}, created_with, image_id, image)
 
     def _discard(self, new_id: str, src: Json) -> None:
         """Remove a half-made clone and the fresh anonymous volumes only it had."""

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, unquote
 from loguru import logger
 
 from agent.metrics import Metrics
+from agent.patterns import TagPattern, matches
 from agent.webhook.acr import BadPayload, parse_push, printable
 from agent.webhook.messages import Reply, Request, Route, error_reply, json_reply
 
@@ -48,6 +49,10 @@ class WatchTarget:
     namespace: str
     repository: str
     tag: str
+    pattern: TagPattern | None = None  # with match = "tag", a pushed tag matching it counts
+
+    def follows(self, tag: str) -> bool:
+        return tag == self.tag if self.pattern is None else matches(self.pattern, tag)
 
 
 # The same answer for an unknown path and for a wrong or missing hook token: no hint.
@@ -121,6 +126,7 @@ class Routes:
         match_tag: bool = False,
         open_details: bool = False,
         log_name: str = "webhook",
+        discovering: bool = False,
     ) -> None:
         self._auth = _Auth(token)
         self._targets = tuple(targets)
@@ -128,6 +134,7 @@ class Routes:
         self._health = health
         self._metrics = metrics
         self._match_tag = match_tag
+        self._discovering = discovering  # containers may be watched by their labels: names are not all known
         self._open_details = open_details
         self._name = log_name
         self._throttle = _Throttle(UNAUTHORIZED_LOG_INTERVAL)
@@ -202,7 +209,7 @@ class Routes:
             if not value:
                 return error_reply(HTTPStatus.BAD_REQUEST, "container= needs a container name", "bad_request")
         unknown = sorted(set(self._wanted(head)) - {t.container for t in self._targets})
-        if unknown:
+        if unknown and not self._discovering:
             names = ", ".join(repr(printable(n, 100)) for n in unknown)
             message = f"no watch entry for container {names}"
             return error_reply(HTTPStatus.NOT_FOUND, message, "unknown_container", unknown=unknown)
@@ -240,8 +247,12 @@ class Routes:
         matching = sorted(
             t.container
             for t in self._targets
-            if t.namespace == namespace and t.repository == name and (not self._match_tag or t.tag == tag)
+            if t.namespace == namespace and t.repository == name and (not self._match_tag or t.follows(tag))
         )
+        if not matching and self._discovering:  # a labelled container may follow it: one whole pass
+            self._waker.wake(None, f"aliyun hook {image}")
+            note = f"{image}: no [[watch]] entry follows it; queued a pass for labelled containers"
+            return json_reply(HTTPStatus.ACCEPTED, {"queued": "all"}, outcome="accepted", note=note)
         if not matching:
             note = f"{image}: no watch entry follows it"
             return json_reply(HTTPStatus.ACCEPTED, {"queued": []}, outcome="ignored", note=note)

@@ -60,6 +60,7 @@ class WebhookServer(_Listener):
         health: Callable[[], dict[str, object]],
         metrics: Metrics,
         match_tag: bool = False,
+        discovering: bool = False,
         max_body: int = 64 * 1024,
         max_head: int = 16 * 1024,
         client_timeout: float = 10.0,
@@ -74,8 +75,9 @@ class WebhookServer(_Listener):
             max_per_ip=max_per_ip, lanes={PROBE: 8, HOOK: max_clients},
         )  # fmt: skip
         routes = Routes(
-            token=token, targets=targets, waker=waker, health=health, metrics=metrics, match_tag=match_tag
-        )
+            token=token, targets=targets, waker=waker, health=health, metrics=metrics, match_tag=match_tag,
+            discovering=discovering,
+        )  # fmt: skip
         super().__init__("webhook", listen, routes, limits)
 
 
@@ -107,7 +109,8 @@ def start_listeners(
     listeners: list[_Listener] = []
     if cfg.webhook:
         targets = [
-            WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag) for w in cfg.watches
+            WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag, w.pattern)
+            for w in cfg.watches
         ]
         listeners.append(
             WebhookServer(
@@ -118,6 +121,7 @@ def start_listeners(
                 health=health,
                 metrics=metrics,
                 match_tag=cfg.webhook.match == "tag",
+                discovering=cfg.agent.discover is not None,
             )  # fmt: skip
         )
     if cfg.metrics:

@@ -308,13 +308,16 @@ def test_replace_keeps_whole_configuration_and_volume_data(
     after = inspect(docker_client, web)
     assert after["Id"] == new_id and after["Image"] == images.v2_id
     assert_no_diff(unmet(after, RICH_EXPECTED), "explicit settings")
-    # Only what the image provides may change: its Env entry and its label.
+    # Only what the image provides may change: its Env entry and its label; the agent adds cr-agent.image.
     skip = ("Image", "Env", "Labels")
     assert_no_diff(diff(without(before["Config"], skip), without(after["Config"], skip), "Config"), "Config")
     hc_old, hc_new = without(before["HostConfig"], ["Mounts"]), without(after["HostConfig"], ["Mounts"])
     assert_no_diff(diff(hc_old, hc_new, "HostConfig"), "HostConfig")
     assert_no_diff(diff(env_map(before) | {"IMG_VERSION": "v2"}, env_map(after), "Env"), "Env")
-    labels = before["Config"]["Labels"] | {"org.example.image": "v2"}
+    labels = before["Config"]["Labels"] | {
+        "org.example.image": "v2",
+        "cr-agent.image": before["Config"]["Image"],
+    }
     assert_no_diff(diff(labels, after["Config"]["Labels"], "Labels"), "Labels")
     assert_no_diff(diff(mounts(before), mounts(after), "Mounts"), "Mounts")
     assert_no_diff(diff(networks(before), networks(after), "Networks"), "Networks")
@@ -362,7 +365,7 @@ def test_inherited_image_defaults_follow_the_new_image(
         "GREETING": "hello-v2",
         "USER_SET": "yes",
     }
-    assert cfg["Labels"] == {"org.example.image": "v2", "mine": "1"}
+    assert cfg["Labels"] == {"org.example.image": "v2", "mine": "1", "cr-agent.image": images.v1}
     assert cfg["Hostname"] == inspect(docker_client, name)["Id"][:12], "default hostname follows the new id"
     wait_until(lambda: "started-v2" in runtime.logs(name), 10, "the new image's CMD to run")
 

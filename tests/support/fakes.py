@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, replace
 
 from agent.errors import RegistryError, RuntimeFault
 from agent.model import ContainerInfo, RepoKey
-from agent.runtimes import ContainerState, Labels, Listed
+from agent.runtimes import ContainerState, Labels, Listed, ListedContainer
+from agent.runtimes.relabel import relabel
 
 
 @dataclass
@@ -26,6 +27,7 @@ class FakeContainer:
     cloned_from: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     started: bool = True
+    network_mode: str = ""
 
 
 @dataclass
@@ -101,6 +103,27 @@ class FakeRuntime:
         self._maybe_fail("inspect_all")
         return {n: info for n in names if (info := self.inspect(n)) is not None}
 
+    def list_containers(self) -> list[ListedContainer]:
+        self._maybe_fail("list_containers")
+        return [
+            ListedContainer(c.id, c.name, c.image, c.running, dict(c.labels), c.network_mode)
+            for c in self.containers.values()
+        ]
+
+    def rejoin(self, child: str, parent_id: str) -> str:
+        self._maybe_fail("rejoin")
+        c = self._get(child)
+        self.log.append(f"rejoin {c.name}")
+        del self.containers[c.id]
+        cid = f"{next(self._ids):064x}"
+        self.containers[cid] = replace(c, id=cid, network_mode=f"container:{parent_id}", cloned_from=c.id)
+        return cid
+
+    def configured_image(self, name: str) -> str | None:
+        self._maybe_fail("configured_image")
+        c = self.lookup(name)
+        return None if c is None else c.labels.get("cr-agent.image") or c.image
+
     def state(self, name: str) -> ContainerState | None:
         if "state" in self.fail:
             self._maybe_fail("state")
@@ -152,7 +175,8 @@ class FakeRuntime:
         cid = f"{next(self._ids):064x}"
         self.containers[cid] = replace(src, id=cid, name=name, image=image, image_id=self.image_of(image),
                                        running=False, restart_count=0, health=None, cloned_from=src.id,
-                                       labels={**src.labels, **(labels or {})}, started=False)  # fmt: skip
+                                       labels={**relabel(src.labels, src.image, "", image), **(labels or {})},
+                                       started=False)  # fmt: skip
         self.log.append(f"clone {src.name} {name}")
         return cid
 

@@ -266,3 +266,13 @@ def test_credentials_delegate_to_auth():
     """credentials(host) is whatever the auth callable gives."""
     registry = OciRegistry(auth=lambda host: ("a", "b") if host == "h" else None)
     assert registry.credentials("h") == ("a", "b") and registry.credentials("x") is None
+
+
+def test_real_registry_tag_list_follows_the_next_links(pushed):
+    """`GET /v2/<name>/tags/list?n=…` page by page (Link rel="next"), for tag patterns; no times in v2."""
+    registry = OciRegistry(auth=lambda host: CREDS)
+    registry.tag_page = 1
+    assert sorted(registry.tags(RepoKey(env.REGISTRY, pushed["ns"], "app"))) == [
+        ("multi", None),
+        ("v1", None),
+    ]

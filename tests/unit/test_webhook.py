@@ -22,6 +22,7 @@ from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent import patterns
 from agent.metrics import Metrics
 from agent.model import Report
 from agent.webhook import MetricsServer, WatchTarget, WebhookServer, parse_listen
@@ -1081,3 +1082,24 @@ def test_healthz_turns_503_when_the_daemons_worker_thread_dies(
     r = run.request("GET", "/healthz")
     assert (r.status, r.json()) == (503, {"status": "degraded"})
     assert run.request("GET", "/healthz", headers=BEARER).json()["worker_alive"] is False
+
+
+def test_with_label_discovery_an_unnamed_repository_or_container_wakes_a_pass(
+    make: Callable[..., Running],
+) -> None:
+    """`[agent] discover`: a labelled container may follow any repository, so the hook wakes one whole pass."""
+    run = make(discovering=True)
+    r = run.request("POST", HOOK, acr_payload(namespace="other", name="thing", tag="v2"))
+    assert (r.status, r.json()) == (202, {"queued": "all"})
+    assert run.waker.calls[-1][0] is None
+    r = run.request("POST", "/v1/update?container=labelled", b"", {"Authorization": f"Bearer {TOKEN}"})
+    assert r.status == 202 and run.waker.calls[-1][0] == frozenset({"labelled"})
+
+
+def test_match_tag_with_a_pattern_wakes_on_a_matching_tag_only(make: Callable[..., Running]) -> None:
+    """`match = "tag"`: an entry with `tag = "semver:^1.2"` follows `1.4.0`, not `2.0.0` nor `1.5.0-rc.1`."""
+    semver = patterns.parse("semver:^1.2", None, None)
+    run = make(targets=(WatchTarget("api", "shop", "api", "1.2.0", semver),), match_tag=True)
+    for tag, queued in (("1.4.0", ["api"]), ("2.0.0", []), ("1.5.0-rc.1", [])):
+        r = run.request("POST", HOOK, acr_payload(namespace="shop", name="api", tag=tag))
+        assert (r.status, r.json()) == (202, {"queued": queued}), tag
