@@ -94,8 +94,9 @@ def build_context(
         listeners.append(metrics.record_pass)
     if cfg.notify is not None:
         from agent.notify import Notifier
+        from agent.notify_state import NoticeBook
 
-        listeners.append(Notifier(cfg.notify.urls, cfg.notify.on).on_pass)
+        listeners.append(Notifier(cfg.notify, NoticeBook(cfg.agent.state_dir)).on_pass)
 
     def on_pass(report: Report, seconds: float) -> None:
         for listener in listeners:

@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         "--online", action="store_true", help="also ask ACR, the registries and docker (docs/acr.md)"
     )
     check.add_argument("--json", action="store_true", help="with --online: the checks as JSON")
+    sub.add_parser("notify-test", parents=[common], help="send a test message to each [notify] URL")
     status = sub.add_parser(
         "status", parents=[common], help="running and latest digests, quarantine, history"
     )
@@ -107,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.selfcontainer import helper_pass
 
             return EXIT_OK if helper_pass(cfg, args.container).ok else EXIT_FAILED
+        if args.command == "notify-test":
+            return _notify_test(cfg)
         if args.command == "status":
             return _status(cfg, as_json=args.json)
         if args.command == "rollback":
@@ -215,6 +218,17 @@ def _check_labels(cfg: Config) -> None:
         print(logs.redact(f"  {line(w)}"))
     for r in (*found.failed, *found.skipped):
         print(logs.redact(f"  {r.container}: {r.status.value}: {r.error}"))
+
+
+def _notify_test(cfg: Config) -> int:
+    from agent.notify import Notifier, scheme
+
+    if cfg.notify is None:
+        raise ConfigError(["notify: no [notify] section with urls in the config"])
+    outcome = Notifier(cfg.notify).test()
+    for i, (url, (ok, why)) in enumerate(zip(cfg.notify.urls, outcome, strict=True)):
+        print(f"#{i + 1} {scheme(url)}://…  {'ok' if ok else 'FAILED'}: {why}")
+    return EXIT_OK if all(ok for ok, _ in outcome) else EXIT_FAILED
 
 
 def _watch_names(cfg: Config) -> list[str]:

@@ -115,7 +115,10 @@ class MetricsSettings:
 @dataclass(frozen=True)
 class NotifySettings:
     urls: tuple[str, ...] = field(repr=False)
-    on: tuple[str, ...] = ("updated", "rolled_back", "failed")
+    on: tuple[str, ...] = ("updated", "rolled_back", "failed", "would_update", "recovered")
+    language: str = "en"  # "zh" by default when the system locale is Chinese
+    title_prefix: str = ""  # e.g. a DingTalk robot's security keyword
+    repeat_after: float = 6 * 3600.0  # tell a failure that stays the same again after this long
 
 
 @dataclass(frozen=True)
@@ -470,14 +473,14 @@ def _metrics(p: _Problems, value: Any) -> MetricsSettings | None:
     return MetricsSettings(listen) if listen else None
 
 
-_EVENTS = ("updated", "rolled_back", "failed", "would_update", "skipped", "up_to_date")
+_EVENTS = ("updated", "rolled_back", "failed", "would_update", "recovered", "skipped", "up_to_date")
 
 
 def _notify(p: _Problems, value: Any, env: Mapping[str, str]) -> NotifySettings | None:
     if value is None:
         return None
     t = _table(p, "notify", value)
-    _unknown(p, "notify", t, {"urls", "urls_env", "on"})
+    _unknown(p, "notify", t, {"urls", "urls_env", "on", "language", "title_prefix", "repeat_after"})
     urls: list[str] = []
     listed = _get(p, "notify", t, "urls", list, [])
     if not all(isinstance(u, str) for u in listed):
@@ -497,11 +500,18 @@ def _notify(p: _Problems, value: Any, env: Mapping[str, str]) -> NotifySettings 
             )
     if not urls and not env_name:
         p.add("notify.urls", "give at least one apprise URL (or urls_env)")
-    on = _get(p, "notify", t, "on", list, list(_EVENTS[:4]))
+    on = _get(p, "notify", t, "on", list, list(_EVENTS[:5]))
     for i, e in enumerate(on):
         if e not in _EVENTS:
             p.add(f"notify.on[{i}]", f"unknown event {e!r} (known: {', '.join(_EVENTS)})")
-    return NotifySettings(tuple(urls), tuple(on))
+    from agent.notify_text import LANGUAGES, language_from_env
+
+    language = _get(p, "notify", t, "language", str, language_from_env(env))
+    if language not in LANGUAGES:
+        p.add("notify.language", f"must be 'zh' or 'en', got {language!r}")
+    prefix = _get(p, "notify", t, "title_prefix", str, "")
+    repeat = _duration(p, "notify", t, "repeat_after", 6 * 3600.0, low=60.0)
+    return NotifySettings(tuple(urls), tuple(on), language, prefix, repeat)
 
 
 def _watches(p: _Problems, value: Any, default_mode: str, discovering: bool = False) -> tuple[Watch, ...]:

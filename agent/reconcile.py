@@ -300,8 +300,10 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
             continue
         logs.decision("INFO", "plan.update", "{}: replacing {} → {}", name, job.from_digest, job.digest,
                       status="updating", **at)  # fmt: skip
+        t0 = time.monotonic()
         with logs.about("replace.step", status="updating", **at):
-            results[name] = _with_dependants(ctx, job, ctx.deployer.replace(job, pulled))
+            r = _with_dependants(ctx, job, ctx.deployer.replace(job, pulled))
+        results[name] = replace(r, detail={**r.detail, "seconds": round(time.monotonic() - t0, 3)})
     out = []
     for s in steps:  # a pinned entry also reports what the tag itself points to
         r = results[s.watch.container]

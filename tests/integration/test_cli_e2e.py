@@ -158,19 +158,22 @@ def test_enterprise_edition_end_to_end_with_repo_id_cached_and_a_notification(wo
             "ListRepoTag": 1,
             "GetAuthorizationToken": 1,
         }
-        (note,) = sink.bodies
-        assert "1 updated" in note["title"] and f"{world.prefix}app: updated" in note["message"]
-        assert sink.url not in err
+        (note,) = [hit.data for hit in sink.wait(1)]
+        assert "1 updated" in note["title"] and f"{world.prefix}app updated" in note["message"]
+        assert sink.url("json") not in err
 
 
 @contextmanager
 def notify_sink(cfg: Path) -> Iterator[Any]:
     """A JSON webhook on loopback, added to the config as its [notify] URL."""
-    from tests.unit.test_notify import Sink
+    from tests.support.receiver import Receiver
 
-    sink = Sink()
+    sink = Receiver()
     try:
-        cfg.write_text(cfg.read_text().replace("[[watch]]", f'[notify]\nurls = ["{sink.url}"]\n[[watch]]', 1))
+        url = sink.url("json")
+        cfg.write_text(
+            cfg.read_text().replace("[[watch]]", f'[notify]\nurls = ["{url}"]\nlanguage = "en"\n[[watch]]', 1)
+        )
         yield sink
     finally:
         sink.close()

@@ -230,12 +230,12 @@ def test_a_dry_run_tells_no_one(tmp_path: Path) -> None:
 
 
 def test_notifier_tells_a_would_update_once_per_digest() -> None:
+    from agent.config import NotifySettings
     from agent.model import Result
     from agent.notify import Notifier
 
-    n = Notifier(["json://127.0.0.1:1/"])
+    n = Notifier(NotifySettings(("json://127.0.0.1:1/",)))
     fresh = Result("web", REF_TEXT, Status.WOULD_UPDATE, A, B)
     seen = Result("web", REF_TEXT, Status.WOULD_UPDATE, A, B, detail={"seen_before": True})
-    msg = n.message(Report((fresh,)))
-    assert msg is not None and "1 would update" in msg[0] and not msg[2]
-    assert n.message(Report((seen,))) is None
+    assert [i.kind for i in n.select(Report((fresh,)))] == ["would_update"]
+    assert n.select(Report((seen,))) == []
