@@ -156,6 +156,7 @@ def _print_failure(args: argparse.Namespace, error: str) -> None:
 
 
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:
+    from agent.heartbeat import wrap
     from agent.reconcile import reconcile
 
     if dry_run:
@@ -169,7 +170,8 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
 
             metrics = Metrics()
         with RunLock(cfg.agent.state_dir / "agent.lock"):
-            report = reconcile(app.build_context(cfg, metrics=metrics))
+            ctx = app.build_context(cfg, metrics=metrics)
+            report = wrap(cfg.agent.heartbeat_url, lambda: reconcile(ctx))
         if metrics is not None and metrics_file is not None:
             try:
                 metrics.write_textfile(metrics_file)

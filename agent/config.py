@@ -45,6 +45,7 @@ class AgentSettings:
     pull_stall: float = 60.0  # abort a pull that moved no bytes for this long
     self_update: bool = False  # update the agent's own container, last, through a helper container
     discover: str | None = None  # "labels" or "all": watch containers by their labels (agent/discover.py)
+    heartbeat_url: str | None = field(default=None, repr=False)  # dead-man's switch (healthchecks.io style)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class Config:
     @property
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
-        out = [self.aliyun.access_key_secret, self.aliyun.security_token]
+        out = [self.aliyun.access_key_secret, self.aliyun.security_token, self.agent.heartbeat_url]
         out += [a.password for a in self.registry_auth.values()]
         if self.webhook:
             out.append(self.webhook.token)
@@ -285,7 +286,7 @@ def _secret(
 
 def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
     known = {"interval", "cron", "jitter", "state_dir", "parallel_pulls", "keep_images", "mode",
-             "self_update", "discover"}  # fmt: skip
+             "self_update", "discover", "heartbeat_url"}  # fmt: skip
     _unknown(p, "agent", t, known | _PULL_KEYS)
     cron = _get(p, "agent", t, "cron", str, None)
     interval: float | None = None
@@ -314,9 +315,12 @@ def _agent(p: _Problems, t: dict[str, Any]) -> AgentSettings:
     if discover not in (None, "labels", "all"):
         p.add("agent.discover", f"must be 'labels' or 'all', got {discover!r}")
         discover = None
+    heartbeat = _get(p, "agent", t, "heartbeat_url", str, None)
+    if heartbeat is not None and not re.match(r"^https?://[^/\s]+", heartbeat):
+        p.add("agent.heartbeat_url", "expected an http:// or https:// URL, e.g. https://hc-ping.com/<uuid>")
     return AgentSettings(
         Schedule(interval, cron, jitter), Path(state_dir), parallel, keep, mode,
-        self_update=self_update, discover=discover,
+        self_update=self_update, discover=discover, heartbeat_url=heartbeat,
     )  # fmt: skip
 
 

@@ -195,8 +195,14 @@ class Daemon:
         ctx = self._ctx = self._build(cfg, stop=self.stop_event, metrics=metrics)
         lock = RunLock(cfg.agent.state_dir / "agent.lock")
         debounce = cfg.webhook.debounce if cfg.webhook else 0.5
+        from agent.heartbeat import wrap
+
+        beat = self.cfg.agent.heartbeat_url
         coord = self.coord = Coordinator(
-            lambda only: reconcile(ctx, only=only), lock, debounce=debounce, stop=self.stop_event
+            lambda only: wrap(beat, lambda: reconcile(ctx, only=only)),
+            lock,
+            debounce=debounce,
+            stop=self.stop_event,
         )
         self.ticker = Ticker(cfg.agent.schedule, lambda: coord.run_pass(None, "schedule"), self.stop_event)
         for sig in (signal.SIGTERM, signal.SIGINT):

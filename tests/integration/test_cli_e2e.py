@@ -267,3 +267,28 @@ def test_run_with_a_busy_webhook_port_exits_2_with_a_clear_error(world: World) -
     assert done.returncode == 2, done.stderr
     assert f"webhook.listen: cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "0123456789abcdef0123" not in done.stderr
+
+
+def test_heartbeat_pings_around_passes_of_once_and_run(world: World) -> None:
+    from tests.support.receiver import Receiver
+
+    world.push_image("v1")
+    world.run("app")
+    rx = Receiver()
+    hb = f'heartbeat_url = "{rx.url(path="/hb")}"'
+    try:
+        good = world.config([{"container": "app", "image": world.image()}], agent=hb)
+        assert world.once(good)[0] == 0
+        assert [h.path for h in rx.wait(2)] == ["/hb/start", "/hb"]
+        bad = world.config([{"container": "app", "image": world.image(tag="nope")}], agent=hb)
+        code, _, err = world.once(bad)
+        assert code == 1 and rx.url() not in err
+        start, fail = rx.wait(4)[2:]
+        assert (start.path, fail.path) == ("/hb/start", "/hb/fail") and "tag 'nope' not found" in fail.text
+        good = world.config([{"container": "app", "image": world.image()}], agent=hb)  # the same file again
+        p = world.spawn("run", "-c", str(good))
+        assert [h.path for h in rx.wait(6)[4:]] == ["/hb/start", "/hb"]
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0, world.log_of(p)
+    finally:
+        rx.close()

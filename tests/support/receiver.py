@@ -45,13 +45,13 @@ class Receiver:
             def _any(self) -> None:
                 n = int(self.headers.get("Content-Length", 0) or 0)
                 hit = Hit(self.command, self.path, self.headers.get("Content-Type", ""), self.rfile.read(n))
+                with rec._cv:  # recorded before the answer, so a client's sequence keeps its order
+                    rec.hits.append(hit)
+                    rec._cv.notify_all()
                 self.send_response(rec.status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"OK")
-                with rec._cv:
-                    rec.hits.append(hit)
-                    rec._cv.notify_all()
 
             do_GET = do_POST = do_HEAD = _any  # noqa: N815
 
