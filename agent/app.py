@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from agent.reconcile import Context
     from agent.registries import Registry
     from agent.runtimes.docker import DockerRuntime
+    from agent.runtimes.pull import PullProgress
     from agent.state import State
 
 
@@ -53,10 +54,12 @@ def _aliyun(cfg: Config, metrics: Metrics | None) -> Registry:
 REGISTRIES: dict[str, Callable[[Config, Metrics | None], Registry]] = {"aliyun": _aliyun, "registry": _oci}
 
 
-def runtime(cfg: Config) -> DockerRuntime:
+def runtime(cfg: Config, on_progress: Callable[[str, PullProgress], None] | None = None) -> DockerRuntime:
     from agent.runtimes.docker import DockerRuntime
 
-    return DockerRuntime(pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
+    return DockerRuntime(
+        pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall, on_progress=on_progress
+    )
 
 
 def state(cfg: Config) -> State:
@@ -75,7 +78,11 @@ def state(cfg: Config) -> State:
 
 
 def build_context(
-    cfg: Config, *, stop: threading.Event | None = None, metrics: Metrics | None = None
+    cfg: Config,
+    *,
+    stop: threading.Event | None = None,
+    metrics: Metrics | None = None,
+    on_progress: Callable[[str, PullProgress], None] | None = None,
 ) -> Context:
     """Everything one pass needs, for `agent once`, `agent rollback` and the daemon."""
     from agent.deploy import Deployer
@@ -87,7 +94,7 @@ def build_context(
         if cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret:
             sources.add("aliyun")
     registries = {source: REGISTRIES[source](cfg, metrics) for source in sorted(sources)}
-    rt, st = runtime(cfg), state(cfg)
+    rt, st = runtime(cfg, on_progress), state(cfg)
     deployer = Deployer(rt, st, stop=stop, keep_images=cfg.agent.keep_images)
     listeners: list[Callable[[Report, float], None]] = []
     if metrics is not None:

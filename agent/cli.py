@@ -169,8 +169,8 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
             from agent.metrics import Metrics
 
             metrics = Metrics()
-        with RunLock(cfg.agent.state_dir / "agent.lock"):
-            ctx = app.build_context(cfg, metrics=metrics)
+        with RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
+            ctx = app.build_context(cfg, metrics=metrics, on_progress=bars)
             report = wrap(cfg.agent.heartbeat_url, lambda: reconcile(ctx))
         if metrics is not None and metrics_file is not None:
             try:
@@ -181,6 +181,17 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
                 return EXIT_FAILED
     _print_report(report, output)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _pull_bars(output: str) -> Any:
+    """Live pull progress bars when stdout is a terminal that shows the table; else nothing."""
+    import contextlib
+
+    if output != "table" or not sys.stdout.isatty():
+        return contextlib.nullcontext(None)
+    from agent.progress import PullBars
+
+    return PullBars()
 
 
 def _print_report(report: Report, output: str) -> None:

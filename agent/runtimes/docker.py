@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +18,7 @@ from loguru import logger
 from agent.errors import RuntimeFault
 from agent.model import ContainerInfo
 from agent.runtimes import ContainerState, Labels, Listed, ListedContainer
-from agent.runtimes.pull import PullAborted, PullWatch, messages, start_pull
+from agent.runtimes.pull import PullAborted, PullProgress, PullWatch, messages, start_pull
 from agent.runtimes.relabel import COMPOSE_IMAGE, IMAGE_LABEL, relabel
 
 _ANON = re.compile(r"^[0-9a-f]{64}$")
@@ -181,8 +181,10 @@ class DockerRuntime:
         pull_timeout: float = 900.0,
         pull_stall: float = 60.0,
         drain_grace: float = 2.0,
+        on_progress: Callable[[str, PullProgress], None] | None = None,
     ) -> None:
         self.pull_timeout, self.pull_stall, self.drain_grace = pull_timeout, pull_stall, drain_grace
+        self.on_progress = on_progress  # (reference, progress so far) after each message of a pull
         if client is None:
             with _fault("connect to the Docker Engine"):
                 if base_url:
@@ -363,6 +365,8 @@ class DockerRuntime:
                     if msg.get("error"):
                         error = str(msg["error"]).replace(secret, "***") if secret else msg["error"]
                         raise RuntimeFault(f"pull {reference}: {error}")
+                    if self.on_progress is not None:
+                        self.on_progress(reference, watch.progress)
                     line = watch.due_report()
                     if line:
                         logger.info("pulling {}: {}", reference, line)

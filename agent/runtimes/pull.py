@@ -50,12 +50,15 @@ class PullProgress:
         self.states[layer] = now
         return moved
 
-    def summary(self) -> str:
+    def counts(self) -> tuple[int, int, int, int]:
+        """(bytes fetched, bytes known in all, layers done, layers seen)."""
         done = sum(1 for status, _ in self.states.values() if status in _DONE)
-        got = sum(self.fetched.values())
-        total = sum(self.sizes.values())
+        return sum(self.fetched.values()), sum(self.sizes.values()), done, len(self.states)
+
+    def summary(self) -> str:
+        got, total, done, layers = self.counts()
         size = f"{_mb(got)} of {_mb(total)}" if total else _mb(got)
-        return f"{size}, {done} of {len(self.states)} layers done"
+        return f"{size}, {done} of {layers} layers done"
 
 
 class PullAborted(Exception):

@@ -92,12 +92,14 @@ def build_image(
     stop_signal: str | None = None,
     workdir: str | None = None,
     expose: list[str] | None = None,
+    random_mb: int = 0,
     docker_client: docker.DockerClient | None = None,
 ) -> str:
     """Build a busybox image tagged `tag` whose /marker holds `marker`; return its image id.
 
     `healthcheck` is the text after HEALTHCHECK, e.g. `--interval=1s CMD ["true"]`.
-    `files` maps absolute paths in the image to their text.
+    `files` maps absolute paths in the image to their text; `random_mb` adds /big, a layer that
+    does not compress, for pulls that take a while.
     """
     dc = docker_client or client()
     with tempfile.TemporaryDirectory(prefix="crt-build-") as ctx:
@@ -109,6 +111,11 @@ def build_image(
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             with open(dest, "w") as fh:
                 fh.write(text)
+        if random_mb:
+            os.makedirs(os.path.join(ctx, "files"), exist_ok=True)
+            with open(os.path.join(ctx, "files", "big"), "wb") as fh:
+                for _ in range(random_mb):
+                    fh.write(os.urandom(1 << 20))
         with open(os.path.join(ctx, "Dockerfile"), "w") as fh:
             fh.write(
                 _dockerfile(
@@ -121,7 +128,7 @@ def build_image(
                     stop_signal=stop_signal,
                     workdir=workdir,
                     expose=expose,
-                    has_files=bool(files),
+                    has_files=bool(files) or random_mb > 0,
                 )
             )
         image, _ = dc.images.build(path=ctx, tag=tag, rm=True, forcerm=True, pull=False)
