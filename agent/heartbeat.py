@@ -52,7 +52,11 @@ class Heartbeat:
             except urllib.error.HTTPError as e:
                 done.append(f"HTTP {e.code}")
             except Exception as e:  # never leaves this thread; the reason is logged without the URL
-                done.append(str(getattr(e, "reason", "") or type(e).__name__))
+                reason = getattr(e, "reason", e)
+                late = isinstance(reason, TimeoutError)
+                done.append(
+                    f"no answer within {self.timeout:g} s" if late else str(reason) or type(e).__name__
+                )
 
         thread = threading.Thread(target=send, name="heartbeat", daemon=True)
         thread.start()

@@ -13,28 +13,31 @@ KINDS = ("updated", "rolled_back", "failed", "would_update", "recovered", "build
 _ICON = {"updated": "✅", "rolled_back": "↩️", "failed": "❌", "would_update": "🔔", "recovered": "💚",
          "build_failed": "🛠❌", "build_stuck": "🛠⏳"}  # fmt: skip
 
-_WORDS: Mapping[str, Mapping[str, str]] = {
-    "en": {
-        "updated": "updated", "rolled_back": "rolled back", "failed": "failed", "would_update": "update available",
-        "recovered": "recovered", "build_failed": "ACR build failed", "build_stuck": "ACR build stuck",
-        "took": "took {s}", "reason": "reason", "logs": "last log lines of the new container",
-        "undo": "undo", "retry": "retry", "apply": "apply", "since": "failing since {t} (reminder)",
-        "build": "build {id}, {state} for {m} min", "console": "console", "pass": "pass took {s}",
-        "test_title": "test message", "test_body": "cr-agent on {host} can reach this channel.",
-        "interrupted": "an interrupted replacement was finished or undone",
-        "works_again": "works again", "sep": ", ", "colon": ": ",
-    },
-    "zh": {
-        "updated": "已更新", "rolled_back": "已回滚", "failed": "失败", "would_update": "有可用更新",
-        "recovered": "已恢复", "build_failed": "ACR 构建失败", "build_stuck": "ACR 构建卡住",
-        "took": "耗时 {s}", "reason": "原因", "logs": "新容器的最后几行日志",
-        "undo": "撤销", "retry": "重试", "apply": "应用", "since": "自 {t} 起一直失败（提醒）",
-        "build": "构建 {id}，{state} 已 {m} 分钟", "console": "控制台", "pass": "本轮耗时 {s}",
-        "test_title": "测试消息", "test_body": "{host} 上的 cr-agent 可以发送到此渠道。",
-        "interrupted": "中断的替换已完成或已撤销",
-        "works_again": "已恢复正常", "sep": "，", "colon": "：",
-    },
-}  # fmt: skip
+_PHRASES: Mapping[str, tuple[str, str]] = {  # key: (English, 中文)
+    "updated": ("updated", "已更新"),
+    "rolled_back": ("rolled back", "已回滚"),
+    "failed": ("failed", "失败"),
+    "would_update": ("update available", "有可用更新"),
+    "recovered": ("recovered", "已恢复"),
+    "build_failed": ("ACR build failed", "ACR 构建失败"),
+    "build_stuck": ("ACR build stuck", "ACR 构建卡住"),
+    "took": ("took {s}", "耗时 {s}"),
+    "reason": ("reason", "原因"),
+    "logs": ("last log lines of the new container", "新容器的最后几行日志"),
+    "undo": ("undo", "撤销"),
+    "retry": ("retry", "重试"),
+    "since": ("failing since {t} (reminder)", "自 {t} 起一直失败（提醒）"),
+    "build": ("build {id}, {state} for {m} min", "构建 {id}，{state} 已 {m} 分钟"),
+    "console": ("console", "控制台"),
+    "pass": ("pass took {s}", "本轮耗时 {s}"),
+    "test_title": ("test message", "测试消息"),
+    "test_body": ("cr-agent on {host} can reach this channel.", "{host} 上的 cr-agent 可以发送到此渠道。"),
+    "interrupted": ("an interrupted replacement was finished or undone", "中断的替换已完成或已撤销"),
+    "works_again": ("works again", "已恢复正常"),
+    "sep": (", ", "，"),
+    "colon": (": ", "："),
+}
+_WORDS = {lang: {k: v[i] for k, v in _PHRASES.items()} for i, lang in enumerate(("en", "zh"))}
 
 
 @dataclass(frozen=True)
