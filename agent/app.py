@@ -15,6 +15,8 @@ from agent.model import Report
 
 if TYPE_CHECKING:
     from agent.metrics import Metrics
+    from agent.notify_state import NoticeBook
+    from agent.notify_text import Item
     from agent.reconcile import Context
     from agent.registries import Registry
     from agent.runtimes.docker import DockerRuntime
@@ -88,7 +90,7 @@ def build_context(
     from agent.deploy import Deployer
     from agent.reconcile import Context
 
-    sources = {w.source for w in cfg.watches}
+    sources = {w.source for w in cfg.watches} | ({"aliyun"} if cfg.build_watch else set())
     if cfg.agent.discover is not None:  # labels may name either source; ACR only with keys to ask it
         sources.add("registry")
         if cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret:
@@ -103,13 +105,25 @@ def build_context(
         from agent.notify import Notifier
         from agent.notify_state import NoticeBook
 
-        listeners.append(Notifier(cfg.notify, NoticeBook(cfg.agent.state_dir)).on_pass)
+        book = NoticeBook(cfg.agent.state_dir)
+        more = [_build_watch(cfg, registries["aliyun"], book)] if cfg.build_watch else []
+        listeners.append(Notifier(cfg.notify, book, sources=more).on_pass)
 
     def on_pass(report: Report, seconds: float) -> None:
         for listener in listeners:
             listener(report, seconds)
 
     return Context(cfg, registries, rt, st, deployer, on_pass, *_self_update(cfg))
+
+
+def _build_watch(cfg: Config, acr: Registry, book: NoticeBook) -> Callable[[], list[Item]]:
+    """The ACR build records worth telling, one request per watched repository."""
+    from agent.buildwatch import BuildSource, BuildWatch
+    from agent.registries.acr_builds import list_builds
+
+    assert cfg.notify is not None
+    watch = BuildWatch(book, cfg.notify.stuck_after)
+    return BuildSource(lambda repo: list_builds(acr, repo), cfg.build_watch, watch)
 
 
 def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:

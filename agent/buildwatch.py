@@ -13,6 +13,8 @@ from typing import Any
 
 from loguru import logger
 
+from agent.errors import AgentError
+from agent.model import RepoKey
 from agent.notify_state import Notice, NoticeBook
 from agent.notify_text import Item
 
@@ -92,4 +94,22 @@ class BuildWatch:
             self.book.put(key, Notice(b.status, b.started or now, now))
             out.append(Item(kind, repository, f"{repository}:{b.tag}" if b.tag else "", build_id=b.id,
                             build_state=b.status, build_minutes=int(age // 60), link=link))  # fmt: skip
+        return out
+
+
+class BuildSource:
+    """One build-list request per watched repository; what is news, as notification items."""
+
+    def __init__(self, registry: Any, repos: Iterable[RepoKey], watch: BuildWatch) -> None:
+        self.registry, self.repos, self.watch = registry, list(repos), watch
+
+    def __call__(self) -> list[Item]:
+        out = []
+        for repo in self.repos:
+            try:
+                body, link = self.registry.builds(repo)
+            except AgentError as e:
+                logger.warning("{}: cannot list ACR builds: {}", repo, e)
+                continue
+            out += self.watch.news(repo.path, read_builds(body, repo.path), link)
         return out

@@ -12,7 +12,7 @@ from typing import Any
 from agent.compat import tomllib
 from agent.durations import parse_duration
 from agent.errors import ConfigError
-from agent.model import ImageRef
+from agent.model import ImageRef, RepoKey
 from agent.patterns import TagPattern
 from agent.patterns import parse as parse_pattern
 
@@ -98,6 +98,7 @@ class Watch:
     pattern: TagPattern | None = None  # follow the newest matching tag instead of one fixed tag
     origin: str = "config"  # "config" ([[watch]]) or "labels" (discovered)
     given: frozenset[str] = frozenset()  # the settings the entry or the labels set; the rest are defaults
+    watch_builds: bool = False  # tell failed and stuck ACR builds of this repository
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class NotifySettings:
     language: str = "en"  # "zh" by default when the system locale is Chinese
     title_prefix: str = ""  # e.g. a DingTalk robot's security keyword
     repeat_after: float = 6 * 3600.0  # tell a failure that stays the same again after this long
+    stuck_after: float = 30 * 60.0  # an ACR build queued or building longer than this is stuck
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Config:
     path: Path | None = None
     notify: NotifySettings | None = None
     metrics: MetricsSettings | None = None
+    build_watch: tuple[RepoKey, ...] = ()  # ACR repositories whose builds are watched
 
     @property
     def secrets(self) -> list[str]:
@@ -180,21 +183,25 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
 
 def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     p = _Problems()
-    _unknown(p, "", raw, {"agent", "aliyun", "watch", "registry_auth", "webhook", "notify", "metrics"})
+    known = {"agent", "aliyun", "watch", "registry_auth", "webhook", "notify", "metrics", "build_watch"}
+    _unknown(p, "", raw, known)
     agent = _agent(p, _table(p, "agent", raw.get("agent", {})))
     pull_timeout, pull_stall = _pull_limits(p, raw.get("agent"))
     agent = replace(agent, pull_timeout=pull_timeout, pull_stall=pull_stall)
     watches = _watches(p, raw.get("watch", []), agent.mode, agent.discover is not None)
-    needs_aliyun = any(w.source == "aliyun" for w in watches)
+    needs_aliyun = any(w.source == "aliyun" for w in watches) or bool(raw.get("build_watch"))
     aliyun = _aliyun(p, _table(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
     _acr_hosts(p, watches, aliyun)
     auth = _registry_auth(p, _table(p, "registry_auth", raw.get("registry_auth", {})), env)
     webhook = _webhook(p, raw.get("webhook"), env)
     notify = _notify(p, raw.get("notify"), env)
     metrics = _metrics(p, raw.get("metrics"))
+    from agent.config_builds import build_repos
+
+    builds = build_repos(p, raw.get("build_watch", []), watches, notify is not None)
     if p.items:
         raise ConfigError(p.items)
-    return Config(agent, aliyun, watches, auth, webhook, None, notify, metrics)
+    return Config(agent, aliyun, watches, auth, webhook, None, notify, metrics, builds)
 
 
 def _table(p: _Problems, path: str, value: Any) -> dict[str, Any]:
@@ -484,7 +491,9 @@ def _notify(p: _Problems, value: Any, env: Mapping[str, str]) -> NotifySettings 
     if value is None:
         return None
     t = _table(p, "notify", value)
-    _unknown(p, "notify", t, {"urls", "urls_env", "on", "language", "title_prefix", "repeat_after"})
+    _unknown(
+        p, "notify", t, {"urls", "urls_env", "on", "language", "title_prefix", "repeat_after", "stuck_after"}
+    )
     urls: list[str] = []
     listed = _get(p, "notify", t, "urls", list, [])
     if not all(isinstance(u, str) for u in listed):
@@ -515,7 +524,8 @@ def _notify(p: _Problems, value: Any, env: Mapping[str, str]) -> NotifySettings 
         p.add("notify.language", f"must be 'zh' or 'en', got {language!r}")
     prefix = _get(p, "notify", t, "title_prefix", str, "")
     repeat = _duration(p, "notify", t, "repeat_after", 6 * 3600.0, low=60.0)
-    return NotifySettings(tuple(urls), tuple(on), language, prefix, repeat)
+    stuck = _duration(p, "notify", t, "stuck_after", 1800.0, low=60.0)
+    return NotifySettings(tuple(urls), tuple(on), language, prefix, repeat, stuck)
 
 
 def _watches(p: _Problems, value: Any, default_mode: str, discovering: bool = False) -> tuple[Watch, ...]:
@@ -544,6 +554,7 @@ def _watches(p: _Problems, value: Any, default_mode: str, discovering: bool = Fa
 _WATCH_KEYS = {
     "container", "image", "source", "strategy", "health", "min_uptime", "health_timeout",
     "start_stopped", "pre_update", "post_update", "hook_timeout", "mode", "instance_id", "optional", "tag", "tag_regex", "sort",
+    "watch_builds",
 }  # fmt: skip
 
 
@@ -587,11 +598,13 @@ def _watch(p: _Problems, path: str, t: dict[str, Any], default_mode: str = "upda
     _check_instance_id(p, f"{path}.instance_id", instance_id)
     optional = _get(p, path, t, "optional", bool, False)
     image, pattern = _tag(p, path, t, image)
+    builds = _get(p, path, t, "watch_builds", bool, False)
     if not ok or image is None or container is None:
         return None
     return Watch(
         container, image, source, strategy, health, min_uptime, health_timeout,
         start_stopped, pre, post, hook_timeout, mode, instance_id, optional, pattern, "config", frozenset(t),
+        builds,
     )  # fmt: skip
 
 

@@ -50,8 +50,10 @@ class Notifier:
         host: str | None = None,
         clock: Callable[[], float] = time.time,
         timeout: float = TIMEOUT,
+        sources: Sequence[Callable[[], list[Item]]] = (),
     ) -> None:
         self.settings = settings
+        self.sources = list(sources)  # more to tell in the same message, e.g. ACR builds
         self.urls = list(settings.urls)
         self.book = book
         self.host = host or socket.gethostname()
@@ -99,6 +101,8 @@ class Notifier:
         """Send one message per pass with something to tell. Never raises."""
         try:
             items = self.select(report)
+            for source in self.sources:
+                items += source()
             if items:
                 self.send(items, seconds)
         except Exception as e:  # telling must never break a pass

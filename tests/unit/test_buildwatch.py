@@ -84,3 +84,66 @@ def test_old_records_are_history_not_news(tmp_path: Path) -> None:
         w.news("r", [Build("old", "FAILED", NOW - 2 * 86400), Build("young", "PENDING", NOW - 60)], None)
         == []
     )
+
+
+ACR = "registry.cn-hangzhou.aliyuncs.com"
+ENV = {"ALIYUN_ACCESS_KEY_ID": "i", "ALIYUN_ACCESS_KEY_SECRET": "s"}
+NOTIFY = {"urls": ["json://127.0.0.1:1/x"]}
+
+
+def test_config_collects_each_watched_repository_once() -> None:
+    from agent.config import parse
+    from agent.model import RepoKey
+
+    cfg = parse({
+        "watch": [{"container": "a", "image": f"{ACR}/ns/web:latest", "watch_builds": True},
+                  {"container": "b", "image": f"{ACR}/ns/web:v2", "watch_builds": True},
+                  {"container": "c", "image": f"{ACR}/ns/api:latest"}],
+        "build_watch": [{"repository": "ns/base"}, {"repository": "registry.cn-shanghai.aliyuncs.com/ns/tool"}],
+        "notify": {**NOTIFY, "stuck_after": "45m"},
+    }, ENV)  # fmt: skip
+    assert cfg.build_watch == (
+        RepoKey(ACR, "ns", "web"), RepoKey(ACR, "ns", "base"), RepoKey("registry.cn-shanghai.aliyuncs.com", "ns", "tool"),
+    )  # fmt: skip
+    assert cfg.notify is not None and cfg.notify.stuck_after == 2700
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ({"build_watch": [{"repository": "ns/x"}]}, "build_watch: watching ACR builds needs [notify] urls"),
+        ({"build_watch": [{}], "notify": NOTIFY}, "build_watch[0].repository: required"),
+        ({"build_watch": [{"repository": "NS/x"}], "notify": NOTIFY}, "upper-case letters are not allowed"),
+        (
+            {"build_watch": [{"repository": "ns/x", "tag": "v"}], "notify": NOTIFY},
+            "build_watch[0].tag: unknown key",
+        ),
+        (
+            {"build_watch": {"repository": "ns/x"}, "notify": NOTIFY},
+            "build_watch: must be an array of tables",
+        ),
+        ({"notify": {**NOTIFY, "stuck_after": "10s"}}, "notify.stuck_after: must be between 1m and 30d"),
+    ],
+)
+def test_config_problems(raw: dict, problem: str) -> None:
+    from agent.config import parse
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        parse({"watch": [{"container": "a", "image": f"{ACR}/ns/web:latest"}], **raw}, ENV)
+    assert problem in str(e.value)
+
+
+def test_watch_builds_needs_an_acr_source() -> None:
+    from agent.config import parse
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        parse(
+            {
+                "watch": [{"container": "a", "image": "127.0.0.1:5000/ns/a", "watch_builds": True}],
+                "notify": NOTIFY,
+            },
+            {},
+        )
+    assert "watch[0].watch_builds: only ACR repositories" in str(e.value)
