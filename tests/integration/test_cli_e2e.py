@@ -209,11 +209,13 @@ def test_monitor_only_reports_would_update_notifies_once_and_never_pulls(world: 
         assert code == 0 and (r["status"], r["latest_digest"]) == ("would_update", d2), err
         assert world.fake.stats()["actions"] == {"GetRepoTags": 1}  # no registry token: nothing pulled
         assert world.container("app")["Id"] == c.id and d2 not in world.running_digests("app")
-        (note,) = sink.bodies
-        assert "1 would update" in note["title"] and f"{world.prefix}app: would_update" in note["message"]
+        (note,) = [hit.data for hit in sink.wait(1)]
+        assert (
+            "1 update available" in note["title"] and f"{world.prefix}app update available" in note["message"]
+        )
         code, report, _ = world.once(cfg)  # the same digest again: reported, not notified again
         assert by_container(report)[world.prefix + "app"]["seen_before"] is True
-        assert len(sink.bodies) == 1 and world.container("app")["Id"] == c.id
+        assert len(sink.hits) == 1 and world.container("app")["Id"] == c.id
 
 
 @pytest.mark.parametrize("cron", ["0 3 * * 0-2", "0 3 * * */2", "@daily"])
