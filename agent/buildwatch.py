@@ -100,14 +100,16 @@ class BuildWatch:
 class BuildSource:
     """One build-list request per watched repository; what is news, as notification items."""
 
-    def __init__(self, registry: Any, repos: Iterable[RepoKey], watch: BuildWatch) -> None:
-        self.registry, self.repos, self.watch = registry, list(repos), watch
+    def __init__(
+        self, lister: Callable[[RepoKey], tuple[Any, str | None]], repos: Iterable[RepoKey], watch: BuildWatch
+    ) -> None:
+        self.lister, self.repos, self.watch = lister, list(repos), watch  # lister: (answer, console link)
 
     def __call__(self) -> list[Item]:
         out = []
         for repo in self.repos:
             try:
-                body, link = self.registry.builds(repo)
+                body, link = self.lister(repo)
             except AgentError as e:
                 logger.warning("{}: cannot list ACR builds: {}", repo, e)
                 continue

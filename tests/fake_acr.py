@@ -150,6 +150,7 @@ class FakeAcr:
         self.front: Any = None
         self._held: Any = None
         self._repo_ids: dict[str, str] = {}
+        self.builds: dict[str, list[tuple[str, str, int, str]]] = {}  # repo -> (id, status, start ms, tag)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._stopping = threading.Event()
@@ -285,6 +286,11 @@ class FakeAcr:
     def set_tags(self, repo: str, tags: dict[str, str]) -> None:
         with self._lock:
             self.static[repo] = dict(tags)
+
+    def set_builds(self, repo: str, builds: list[tuple[str, str, int, str]]) -> None:
+        """Build records, newest first: (id, status such as FAILED or BUILDING, start epoch ms, tag)."""
+        with self._lock:
+            self.builds[repo] = list(builds)
 
     def repo_tags(self, repo: str) -> list[tuple[str, str]] | None:
         """[(tag, bare hex digest)] in this fake's listing order; None if the repo does not exist."""
@@ -596,6 +602,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return "GetRepo", repo
             if parts[3:] == ["tags"]:
                 return "GetRepoTags", repo
+            if parts[3:] == ["build"]:
+                return "GetRepoBuildList", repo
             if len(parts) == 5 and parts[3] == "tags":
                 return "GetRepoTag", repo
         return "Unknown", None
@@ -627,6 +635,14 @@ class _Handler(BaseHTTPRequestHandler):
             start = (page - 1) * (asked if self.fake.offset_by_request else size)
             items = [_tag_fields(t, d) for t, d in tags[start : start + size]]
             return {"page": page, "pageSize": size, "total": len(tags), "tags": items}
+        if action == "GetRepoBuildList":  # the documented-by-nobody shape: lowercase, as the other calls
+            repo = "/".join(parts[1:3])
+            self._existing(repo)
+            builds = self.fake.builds.get(repo, [])[: _int_param(query, "PageSize", 30)]
+            items = [{"buildId": i, "buildStatus": st, "startTime": ms, "endTime": ms + 1000,
+                      "image": {"repoNamespace": parts[1], "repoName": parts[2], "tag": tag}}
+                     for i, st, ms, tag in builds]  # fmt: skip
+            return {"builds": items, "total": len(self.fake.builds.get(repo, [])), "page": 1}
         if action == "GetRepoTag":
             found = dict(self._existing("/".join(parts[1:3]))).get(parts[4])
             if found is None:
@@ -653,7 +669,7 @@ class _Handler(BaseHTTPRequestHandler):
         action = query.get("Action", "")
         if action == "GetRepository" and query.get("RepoNamespaceName"):
             return action, f"{query['RepoNamespaceName']}/{query.get('RepoName', '')}"
-        if action == "ListRepoTag" and query.get("RepoId"):
+        if action in ("ListRepoTag", "ListRepoBuildRecord") and query.get("RepoId"):
             return action, self.fake.repo_for_id(query["RepoId"]) or query["RepoId"]
         return action, None
 
@@ -664,6 +680,7 @@ class _Handler(BaseHTTPRequestHandler):
             "GetAuthorizationToken",
             "ListInstance",
             "ListInstanceEndpoint",
+            "ListRepoBuildRecord",
         )
         if action not in known:
             raise ApiError(404, "InvalidAction.NotFound", f"Specified api {action!r} is not found.")
@@ -695,6 +712,13 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             raise ApiError(404, "REPO_NOT_EXIST", "repo not exist")
         tags = self._existing(found, scope)
+        if action == "ListRepoBuildRecord":
+            ns, name = found.split("/")
+            builds = self.fake.builds.get(found, [])
+            records = [{"BuildRecordId": i, "BuildStatus": st, "StartTime": str(ms), "EndTime": str(ms + 1000),
+                        "Image": {"RepoNamespaceName": ns, "RepoName": name, "ImageTag": tag, "RepoId": query["RepoId"]}}
+                       for i, st, ms, tag in builds[: _int_param(query, "PageSize", 30)]]  # fmt: skip
+            return {"BuildRecords": records, "TotalCount": str(len(builds)), "PageNo": 1}
         page = _int_param(query, "PageNo", 1)
         size = min(_int_param(query, "PageSize", 30), 100)
         images = []

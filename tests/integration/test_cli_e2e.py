@@ -294,3 +294,18 @@ def test_heartbeat_pings_around_passes_of_once_and_run(world: World) -> None:
         assert p.wait(30) == 0, world.log_of(p)
     finally:
         rx.close()
+
+
+def test_build_watch_tells_a_failed_acr_build_once_across_runs_of_once(world: World) -> None:
+    import time
+
+    world.push_image("v1")
+    world.run("app")
+    cfg = world.config([{"container": "app", "image": world.image(), "watch_builds": True}])
+    world.fake.set_builds(f"{world.ns}/web", [("b-9", "FAILED", int(time.time() * 1000) - 60_000, "latest")])
+    with notify_sink(cfg) as sink:
+        assert world.once(cfg)[0] == 0  # a failed ACR build does not fail the deploy pass
+        assert world.once(cfg)[0] == 0
+        (note,) = [hit.data for hit in sink.wait(1)]
+        assert "1 ACR build failed" in note["title"] and "build b-9, FAILED" in note["message"]
+        assert len(sink.hits) == 1
