@@ -23,13 +23,6 @@ ACTION = {"personal": "GetRepoBuildList", "enterprise": "ListRepoBuildRecord"}
 
 
 @pytest.fixture
-def rx() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
 def fake() -> Iterator[FakeAcr]:
     with FakeAcr(tags={"ns/web": {"latest": "a" * 64}}) as f:
         now = int(time.time() * 1000)

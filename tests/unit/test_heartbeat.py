@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from loguru import logger
@@ -23,13 +22,6 @@ BAD = Report((
     Result("web", "h/ns/web:latest", Status.ROLLED_BACK, A, B, "health check failed: HTTP 500"),
     Result("api", "h/ns/api:latest", Status.UP_TO_DATE, A, A),
 ))  # fmt: skip
-
-
-@pytest.fixture
-def rx() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def paths(rx: Receiver, n: int) -> list[str]:

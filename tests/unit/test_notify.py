@@ -24,20 +24,6 @@ IMG = "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"
 
 
 @pytest.fixture
-def rx() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def hole() -> Iterator[BlackHole]:
-    h = BlackHole()
-    yield h
-    h.close()
-
-
-@pytest.fixture
 def warnings() -> Iterator[list[str]]:
     lines: list[str] = []
     sink_id = logger.add(lines.append, level="WARNING", format="{message}")
