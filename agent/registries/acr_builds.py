@@ -13,14 +13,23 @@ from aliyunsdkcore.request import AcsRequest
 from aliyunsdkcr.request.v20160607 import GetRepoBuildListRequest
 from aliyunsdkcr.request.v20181201 import ListRepoBuildRecordRequest
 
+from agent.errors import RegistryError
 from agent.model import RepoKey
 
 PAGE_SIZE = 10  # the newest builds; the API lists newest first
 CONSOLE = "https://cr.console.aliyun.com"
 
 
-def list_builds(client: Any, repo: RepoKey) -> tuple[Any, str]:
-    """(the answer's body, a console link to the repository's builds) through an AliyunRegistry client."""
+def list_builds(registry: Any, repo: RepoKey) -> tuple[Any, str]:
+    """(the answer's body, a console link to the repository's builds) through the ACR adapter."""
+    client = registry
+    if hasattr(
+        registry, "target"
+    ):  # a router over hosts (region, edition, instance): its client for this host
+        try:
+            client = registry.client(registry.target(repo.host))
+        except ValueError as e:
+            raise RegistryError(str(e), code="UNMAPPABLE_HOST") from None
     deadline = time.monotonic() + client._total_timeout
     if client.edition == "personal":
 

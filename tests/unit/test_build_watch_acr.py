@@ -96,3 +96,27 @@ def test_a_repository_the_api_cannot_list_is_a_warning_and_the_pass_goes_on(
     assert any("ns/gone: cannot list ACR builds" in line and "REPO_NOT_EXIST" in line for line in lines), (
         lines
     )
+
+
+def test_a_router_over_hosts_lists_through_its_client_for_the_host(fake: FakeAcr) -> None:
+    from agent.errors import RegistryError
+
+    client = AliyunRegistry(access_key_id="test-key-id", access_key_secret="test-key-secret",
+                            region="cn-hangzhou", endpoint=fake.url, read_timeout=2)  # fmt: skip
+
+    class Router:  # the shape of the per-host ACR router: target(host) → client(target)
+        def target(self, host: str) -> str:
+            if host != WEB.host:
+                raise ValueError(f"cannot map {host}")
+            return host
+
+        def client(self, target: str) -> AliyunRegistry:
+            return client
+
+    try:
+        body, link = list_builds(Router(), WEB)
+        assert len(body["data"]["builds"]) == 5 and link.endswith("/ns/web/build")
+        with pytest.raises(RegistryError, match="cannot map example.com"):
+            list_builds(Router(), RepoKey("example.com", "ns", "web"))
+    finally:
+        client.close()
