@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent.config import NotifySettings
 from agent.model import Report, Status
 from agent.notify import Notifier
 from agent.reconcile import reconcile
@@ -39,13 +40,13 @@ def test_a_pinned_container_recreated_outside_is_reported_once_and_not_redeploye
         and "recreated outside the agent" in loud.error
         and "agent unpin web" in loud.error
     )
-    told = Notifier(["json://localhost"]).message(Report((loud,)))
-    assert told is not None and "web: failed" in told[1]
+    told = Notifier(NotifySettings(("json://localhost",))).select(Report((loud,)))
+    assert [(i.kind, i.name) for i in told] == [("failed", "web")]
 
     for _ in range(3):  # compose keeps the tag's image; the agent keeps the pin and keeps quiet
         (quiet,) = reconcile(ctx).results
         assert quiet.status is Status.SKIPPED and quiet.detail["seen_before"] is True
-        assert Notifier(["json://localhost"]).message(Report((quiet,))) is None
+        assert Notifier(NotifySettings(("json://localhost",))).select(Report((quiet,))) == []
     assert rt.calls["pull"] == 1 and rt.by_name()["web"].cloned_from is None
 
     ctx.state.unpin("web")
