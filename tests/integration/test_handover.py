@@ -79,4 +79,7 @@ def test_the_service_name_resolves_while_the_two_containers_swap_names(
         client,
         f"timeout 3 nslookup {old} 127.0.0.11 | awk '/^Name:/{{f=1}} f&&/^Address/{{print $2}}'",
     )
-    assert lookup == f"0 {_ip(docker_client, new, net)}", "the name resolves to the new container, by alias"
+    code, _, answers = lookup.partition(" ")
+    # Never empty: the new container answers to the name by alias. Under load Docker's DNS may still
+    # list the renamed old one for an instant; it keeps answering through its drain grace.
+    assert code == "0" and _ip(docker_client, new, net) in answers.split(), lookup
