@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from agent.runtimes.docker import DockerRuntime
     from agent.runtimes.pull import PullProgress
     from agent.state import State
+    from agent.targets import Target
 
 
 def _configured_auth(cfg: Config) -> Callable[[str], tuple[str, str] | None]:
@@ -96,8 +97,12 @@ def build_context(
         if cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret:
             sources.add("aliyun")
     registries = {source: REGISTRIES[source](cfg, metrics) for source in sorted(sources)}
+    from agent.state import ScopedState
+
     rt, st = runtime(cfg, on_progress), state(cfg)
-    deployer = Deployer(rt, st, stop=stop, keep_images=cfg.agent.keep_images)
+    elsewhere = {w.container for w in cfg.watches if w.docker_host is not None}
+    scoped = ScopedState(st, lambda name: name not in elsewhere)  # other engines recover their own
+    deployer = Deployer(rt, scoped, stop=stop, keep_images=cfg.agent.keep_images)
     listeners: list[Callable[[Report, float], None]] = []
     if metrics is not None:
         listeners.append(metrics.record_pass)
@@ -113,7 +118,36 @@ def build_context(
         for listener in listeners:
             listener(report, seconds)
 
-    return Context(cfg, registries, rt, st, deployer, on_pass, *_self_update(cfg))
+    return Context(cfg, registries, rt, st, deployer, on_pass, *_self_update(cfg), _targets(cfg, st, stop))
+
+
+def _targets(cfg: Config, st: State, stop: threading.Event | None) -> dict[tuple[str, str | None], Target]:
+    """Per engine: a Swarm target for service entries; a container target for other engines' containers."""
+    from agent.deploy import Deployer
+    from agent.runtimes.docker import DockerRuntime
+    from agent.runtimes.engines import client_for
+    from agent.runtimes.swarm import SwarmRuntime
+    from agent.services import ServiceDeployer
+    from agent.state import ScopedState
+    from agent.targets import ContainerTarget, ServiceTarget
+
+    out: dict[tuple[str, str | None], Target] = {}
+    for host in sorted({w.docker_host or "" for w in cfg.watches}):
+        on_host = [w for w in cfg.watches if (w.docker_host or "") == host]
+        tls = next((w.docker_tls_dir for w in on_host if w.docker_tls_dir), None)
+        client = client_for(host, tls) if host else None
+        if any(w.kind == "service" for w in on_host):
+            services = SwarmRuntime(client)
+            deploy = ServiceDeployer(services, st, stop=stop)
+            out[("service", host or None)] = ServiceTarget(services, deploy, host or None)
+        if host and any(w.kind == "container" for w in on_host):
+            names = frozenset(w.container for w in on_host)
+            rt = DockerRuntime(client, pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
+            deployer = Deployer(
+                rt, ScopedState(st, names.__contains__), stop=stop, keep_images=cfg.agent.keep_images
+            )
+            out[("container", host)] = ContainerTarget(rt, deployer, host)
+    return out
 
 
 def _build_watch(cfg: Config, acr: Registry, book: NoticeBook) -> Callable[[], list[Item]]:

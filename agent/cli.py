@@ -316,6 +316,9 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
     from agent.reconcile import reconcile
 
     _require_watched(cfg, container)
+    watch = next(w for w in cfg.watches if w.container == container)
+    if watch.kind == "service" and not to:
+        return _rollback_service(cfg, watch, output=output)
     if to:
         try:
             target = normalize_digest(to)
@@ -334,6 +337,24 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
         )
         report = reconcile(ctx, only=frozenset({container}))
+    _print_report(report, output)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _rollback_service(cfg: Config, watch: Any, *, output: str) -> int:
+    """Swarm's own rollback to the previous spec, then a pin to the digest it returned to."""
+    from agent.targets import ServiceTarget
+
+    with RunLock(cfg.agent.state_dir / "agent.lock"):
+        ctx = app.build_context(cfg)
+        target = ctx.target(watch)
+        assert isinstance(target, ServiceTarget)
+        result, digest = target.deployer.rollback(watch)
+        if digest:
+            ctx.state.pin(watch.container, digest)
+            logger.info("{}: rolled back and pinned to {} (`agent unpin {}` to follow the tag again)",
+                        watch.container, digest, watch.container)  # fmt: skip
+    report = Report((result,))
     _print_report(report, output)
     return EXIT_OK if report.ok else EXIT_FAILED
 

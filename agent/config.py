@@ -99,6 +99,13 @@ class Watch:
     origin: str = "config"  # "config" ([[watch]]) or "labels" (discovered)
     given: frozenset[str] = frozenset()  # the settings the entry or the labels set; the rest are defaults
     watch_builds: bool = False  # tell failed and stuck ACR builds of this repository
+    service: str | None = None  # a Swarm service entry (then `container` holds the same name)
+    docker_host: str | None = None  # the engine: unix://, tcp:// (TLS from docker_tls_dir) or ssh://
+    docker_tls_dir: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        return "service" if self.service else "container"
 
 
 @dataclass(frozen=True)
@@ -555,19 +562,38 @@ _WATCH_KEYS = {
     "container", "image", "source", "strategy", "health", "min_uptime", "health_timeout",
     "start_stopped", "pre_update", "post_update", "hook_timeout", "mode", "instance_id", "optional", "tag", "tag_regex", "sort",
     "watch_builds",
+    "service", "docker_host", "docker_tls_dir",
 }  # fmt: skip
+_NOT_FOR_SERVICES = (
+    "health",
+    "start_stopped",
+    "pre_update",
+    "post_update",
+)  # Swarm's HEALTHCHECK gates tasks
 
 
 def _watch(p: _Problems, path: str, t: dict[str, Any], default_mode: str = "update") -> Watch | None:
     _unknown(p, path, t, _WATCH_KEYS)
     ok = True
     container = _get(p, path, t, "container", str, None)
+    service = _get(p, path, t, "service", str, None)
+    key = "service" if service is not None else "container"
+    if container is not None and service is not None:
+        p.add(f"{path}.service", "give either container or service, not both")
+        ok = False
+    container = container if service is None else service
     if container is None:
-        p.add(f"{path}.container", "required: the name of the container to keep updated")
+        p.add(f"{path}.container", "required: the name of the container (or `service`) to keep updated")
         ok = False
     elif not _CONTAINER_NAME.match(container):
-        p.add(f"{path}.container", f"not a valid container name: {container!r}")
+        p.add(f"{path}.{key}", f"not a valid {key} name: {container!r}")
         ok = False
+    for k in _NOT_FOR_SERVICES if service is not None else ():
+        if k in t:
+            p.add(
+                f"{path}.{k}", "not for a service entry: Swarm's HEALTHCHECK and its rollback gate each task"
+            )
+    docker_host, tls_dir = _engine(p, path, t)
     image_text = _get(p, path, t, "image", str, None)
     image = None
     if image_text is None:
@@ -583,7 +609,7 @@ def _watch(p: _Problems, path: str, t: dict[str, Any], default_mode: str = "upda
         source = None
     if source is None:
         source = "aliyun" if image is None or image.host.endswith(".aliyuncs.com") else "registry"
-    strategy = _get(p, path, t, "strategy", str, "stop-first")
+    strategy = _get(p, path, t, "strategy", str, "start-first" if service else "stop-first")
     if strategy not in ("stop-first", "start-first"):
         p.add(f"{path}.strategy", f"must be 'stop-first' or 'start-first', got {strategy!r}")
     health = _health(p, f"{path}.health", t.get("health"))
@@ -605,6 +631,7 @@ def _watch(p: _Problems, path: str, t: dict[str, Any], default_mode: str = "upda
         container, image, source, strategy, health, min_uptime, health_timeout,
         start_stopped, pre, post, hook_timeout, mode, instance_id, optional, pattern, "config", frozenset(t),
         builds,
+        service, docker_host, tls_dir,
     )  # fmt: skip
 
 
@@ -633,6 +660,19 @@ def watch_from_table(path: str, table: dict[str, Any], default_mode: str) -> tup
     p = _Problems()
     w = _watch(p, path, table, default_mode)
     return (None if p.items else w), p.items
+
+
+def _engine(p: _Problems, path: str, t: dict[str, Any]) -> tuple[str | None, Path | None]:
+    host = _get(p, path, t, "docker_host", str, None)
+    tls = _get(p, path, t, "docker_tls_dir", str, None)
+    if host is not None and not host.startswith(("unix:///", "tcp://", "ssh://")):
+        p.add(f"{path}.docker_host", f"must start with unix:///, tcp:// or ssh://, got {host!r}")
+        host = None
+    if tls is not None and (host is None or not host.startswith("tcp://")):
+        p.add(f"{path}.docker_tls_dir", "only with a tcp:// docker_host")
+    if tls is not None and not Path(tls).is_dir():
+        p.add(f"{path}.docker_tls_dir", f"not a directory: {tls!r} (it holds ca.pem, cert.pem, key.pem)")
+    return host, Path(tls) if tls is not None else None
 
 
 def _health(p: _Problems, path: str, value: Any) -> HealthSpec | None:

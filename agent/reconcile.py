@@ -17,12 +17,13 @@ from agent.config import Config, Watch
 from agent.dependants import rejoin_dependants
 from agent.deploy import Deployer, Job
 from agent.discover import Discovered, discover
-from agent.errors import AgentError, RuntimeFault, TagDigestError
+from agent.errors import AgentError, TagDigestError
 from agent.follow import resolve_patterns
 from agent.model import ContainerInfo, RepoKey, Report, Result, Status, digest_for_repo
 from agent.registries import Registry
 from agent.runtimes import Runtime
 from agent.state import State
+from agent.targets import ContainerTarget, Target
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ def _plan_one(o: Observation) -> Step:
         return Step(w, Action.FAIL, None, None, o.runtime_error)
     if o.container is None:
         if w.optional:
-            return Step(w, Action.SKIP, None, o.latest, f"container {w.container!r} not found (optional)")
-        return Step(w, Action.MISSING, None, o.latest, f"container {w.container!r} not found")
+            return Step(w, Action.SKIP, None, o.latest, f"{w.kind} {w.container!r} not found (optional)")
+        return Step(w, Action.MISSING, None, o.latest, f"{w.kind} {w.container!r} not found")
     running = digest_for_repo(list(o.container.repo_digests), w.image.repo)
     current = target if target in running else (running[0] if running else None)
     if o.pinned is None and o.error is not None:
@@ -125,6 +126,14 @@ class Context:
     on_pass: Callable[[Report, float], None] | None = None
     self_id: str | None = None  # the agent's own container, when it runs in one
     start_helper: Callable[[str], str] | None = None  # self_update: starts the helper for that container
+    # by (kind, docker_host); containers on the default engine fall back to runtime + deployer
+    targets: dict[tuple[str, str | None], Target] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.targets.setdefault(("container", None), ContainerTarget(self.runtime, self.deployer))
+
+    def target(self, w: Watch) -> Target:
+        return self.targets[(w.kind, w.docker_host)]
 
 
 def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
@@ -147,10 +156,16 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
             logger.error("{}: registry lookup failed: {}", repo, e)
             failed[key] = str(e)
     pins, quarantines = ctx.state.all_pins(), ctx.state.all_quarantined()
-    try:
-        infos = ctx.runtime.inspect_all([w.container for w in watches])
-    except AgentError as e:
-        return [Observation(w, None, runtime_error=f"docker: {e}") for w in watches]
+    by_target: dict[int, tuple[Target, list[Watch]]] = {}
+    for w in watches:
+        t = ctx.target(w)
+        by_target.setdefault(id(t), (t, []))[1].append(w)
+    infos: dict[str, ContainerInfo] = {}
+    problems: dict[str, str] = {}
+    for t, ws in by_target.values():
+        running, why = t.observe(ws)
+        infos.update(running)
+        problems.update(why)
     out = []
     for w in watches:
         key = (w.source, w.image.repo)
@@ -162,7 +177,8 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
         pinned = pins.get(w.container)
         deployed = pinned is not None and ctx.state.pin_deployed(w.container)
         seen = deployed and (ctx.state.last_check(w.container) or {}).get("error") or ""
-        out.append(Observation(w, info, latest, error, pinned, quarantines.get(w.container, {}), None,
+        out.append(Observation(w, info, latest, error, pinned, quarantines.get(w.container, {}),
+                               problems.get(w.container),
                                deployed, seen.startswith(f"{PIN_CONFLICT} {pinned} ")))  # fmt: skip
     return out
 
@@ -172,7 +188,8 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     t0 = time.monotonic()
     found = _discover(ctx)
     watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
-    recovered = [] if dry_run else ctx.deployer.recover([w.container for w in watches])
+    names = [w.container for w in watches]
+    recovered = [] if dry_run else [r for t in ctx.targets.values() for r in t.recover(names)]
     if recovered and ctx.config.agent.discover is not None:  # a recovered container is listed again
         found = _discover(ctx)
         watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
@@ -241,6 +258,12 @@ def _merge(recovered: list[Result], results: list[Result]) -> list[Result]:
         elif rec is not None and r.status is Status.UP_TO_DATE and rec.status is Status.FAILED:
             r = Result(r.container, r.image, r.status, r.current_digest, r.latest_digest, None,
                        {"recovered": rec.error})  # fmt: skip
+        elif (
+            rec is not None and r.status in (Status.UP_TO_DATE, Status.SKIPPED) and rec.detail.get("service")
+        ):
+            r = replace(
+                rec, detail={**rec.detail, "recovered": True}
+            )  # Swarm finished what a killed agent began
         out.append(r)
     return out + list(by_name.values())
 
@@ -302,7 +325,7 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
                       status="updating", **at)  # fmt: skip
         t0 = time.monotonic()
         with logs.about("replace.step", status="updating", **at):
-            r = _with_dependants(ctx, job, ctx.deployer.replace(job, pulled))
+            r = _with_dependants(ctx, job, ctx.target(job.watch).apply_update(job, pulled))
         results[name] = replace(r, detail={**r.detail, "seconds": round(time.monotonic() - t0, 3)})
     out = []
     for s in steps:  # a pinned entry also reports what the tag itself points to
@@ -353,7 +376,7 @@ def _pull_all(ctx: Context, jobs: list[Job]) -> list[tuple[Job, str | Exception]
 
     def pull(job: Job) -> tuple[Job, str | Exception]:
         try:
-            return job, _pull_checked(ctx, job)
+            return job, ctx.target(job.watch).prepare(job)
         except AgentError as e:
             return job, e
 
@@ -383,25 +406,6 @@ def _confirm_updates(ctx: Context, steps: list[Step]) -> list[Step]:
                 )
         out.append(s)
     return out
-
-
-_REFUSED = ("unauthorized", "denied", "authentication required", "no basic auth credentials", " 401")
-
-
-def _pull_checked(ctx: Context, job: Job) -> str:
-    """Pull; once more with docker's own login if the registry refuses ours; then the image must fit the host."""
-    try:
-        image = ctx.deployer.pull(job)
-    except AgentError as e:
-        if job.auth is None or not any(word in str(e).lower() for word in _REFUSED):
-            raise
-        logger.warning("{}: the registry refused the agent's pull credentials ({}); retrying once with docker's own "
-                       "login", job.watch.container, e)  # fmt: skip
-        image = ctx.deployer.pull(replace(job, auth=None))
-    mismatch = ctx.runtime.platform_mismatch(image)
-    if mismatch:
-        raise RuntimeFault(f"{job.digest}: {mismatch}; nothing was changed")
-    return image
 
 
 def _auth_for(ctx: Context, w: Watch) -> tuple[str, str] | None:

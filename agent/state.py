@@ -11,6 +11,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS pins (container TEXT PRIMARY KEY, digest TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS checks (
   container TEXT PRIMARY KEY, checked REAL NOT NULL, running_digest TEXT, latest_digest TEXT,
   status TEXT, error TEXT);
+CREATE TABLE IF NOT EXISTS service_journal (name TEXT PRIMARY KEY, data TEXT NOT NULL, updated REAL NOT NULL);
 """
 
 
@@ -253,3 +255,28 @@ class State:
             "status": status,
             "error": error,
         }
+
+    # ---- Swarm service updates in flight: Swarm does the rollout, the journal says one was issued ----
+    def service_journal_write(self, name: str, data: dict[str, Any]) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO service_journal VALUES (?, ?, ?)", (name, json.dumps(data), time.time())
+        )
+
+    def service_journal_clear(self, name: str) -> None:
+        self._exec("DELETE FROM service_journal WHERE name = ?", (name,))
+
+    def service_journal(self) -> dict[str, dict[str, Any]]:
+        return {
+            n: json.loads(d) for n, d in self._exec("SELECT name, data FROM service_journal ORDER BY name")
+        }
+
+
+class ScopedState(State):
+    """The same state.db, with a journal limited to the entries one engine's deployer may recover."""
+
+    def __init__(self, state: State, keep: Callable[[str], bool]) -> None:  # noqa: D107 - shares the connection
+        self.__dict__.update(state.__dict__)
+        self._keep = keep
+
+    def journal(self) -> list[JournalEntry]:
+        return [e for e in super().journal() if self._keep(e.container)]

@@ -42,6 +42,7 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v openssl >/dev/null || need+=(openssl)
 # Compose v1 (1.29, Python): tests/integration/test_compose_v1.py runs it for real
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v ip >/dev/null || need+=(iproute2)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   apt-get update -q >/dev/null
@@ -108,4 +109,22 @@ for host in $(python3 -m tests.support.acr_world registry-hosts); do
   cmp -s "$TLS/ca.crt" "/etc/docker/certs.d/$host/ca.crt" || cp "$TLS/ca.crt" "/etc/docker/certs.d/$host/ca.crt"
 done
 
+# A second engine for the tests of several engines: its own socket, data root, exec root, pidfile and
+# bridge (created here, distinct subnet), no iptables. Never `--bridge=none`: a dockerd started with it
+# deletes docker0, the first engine's bridge.
+D2_DIR="${CR_TEST_DOCKER2_DIR:-/run/cr-agent-test}"
+D2_BRIDGE="${CR_TEST_DOCKER2_BRIDGE:-crt-docker2}"
+if ! docker -H "unix://$D2_DIR/docker2.sock" info >/dev/null 2>&1; then
+  log "starting a second dockerd on $D2_DIR/docker2.sock (bridge $D2_BRIDGE)"
+  mkdir -p "$D2_DIR" "$WORK/docker2"
+  if ! ip link show "$D2_BRIDGE" >/dev/null 2>&1; then
+    ip link add "$D2_BRIDGE" type bridge
+    ip addr add 10.213.0.1/24 dev "$D2_BRIDGE"
+    ip link set "$D2_BRIDGE" up
+  fi
+  setsid nohup dockerd --host "unix://$D2_DIR/docker2.sock" --data-root "$WORK/docker2" \
+    --exec-root "$D2_DIR/docker2-exec" --pidfile "$D2_DIR/docker2.pid" \
+    --bridge="$D2_BRIDGE" --iptables=false --ip-masq=false >>"$LOGS/dockerd2.log" 2>&1 &
+  wait_for 60 "the second dockerd" docker -H "unix://$D2_DIR/docker2.sock" info
+fi
 log "ready: docker $(docker version -f '{{.Server.Version}}'), registry $REG_ADDR (user $REG_USER)"

@@ -135,3 +135,43 @@ class Runtime(Protocol):
     def remove_image(self, ref: str) -> None:
         """Remove without force; a missing image is fine. Raises RuntimeFault when in use."""
         ...
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A Swarm service, reduced to what the agent needs."""
+
+    id: str
+    name: str
+    image: str  # the spec's image: repo:tag@sha256:... when pinned, else repo:tag
+    digests: tuple[str, ...]  # the pinned digest, else the running tasks' RepoDigests entries
+    replicas_running: int
+    update_state: str | None  # UpdateStatus.State; None before the first update
+    update_message: str
+    host_ports: bool  # a host-mode published port: start-first cannot bind it twice on one node
+    previous_image: str | None
+
+
+class ServiceRuntime(Protocol):
+    """The Swarm side of an engine: services, driven through the Engine API on a manager."""
+
+    def is_manager(self) -> bool: ...
+
+    def service(self, name: str) -> ServiceInfo | None: ...
+
+    def update(
+        self, name: str, image: str, *, monitor: float, order: str | None, auth: tuple[str, str] | None
+    ) -> None:
+        """Point the service at `image` with FailureAction=rollback and the given Monitor (seconds).
+
+        `order` None keeps the service's own. Raises RuntimeFault.
+        """
+        ...
+
+    def rollback(self, name: str) -> None:
+        """Swarm's own rollback to the PreviousSpec."""
+        ...
+
+    def failed_logs(self, name: str, tail: int = 20) -> str:
+        """The last log lines of the most recent failed task, when its container is on this node."""
+        ...

@@ -71,7 +71,8 @@ class World:
         for w in watches:
             lines.append("[[watch]]")
             w = {"source": "aliyun", "min_uptime": "1s", **w}
-            w["container"] = self.prefix + w["container"]
+            key = "service" if "service" in w else "container"
+            w[key] = self.prefix + w[key]
             for k, v in w.items():
                 lines.append(
                     f"{k} = {json.dumps(v) if not isinstance(v, str) or not v.startswith('{') else v}"

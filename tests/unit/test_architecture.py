@@ -25,6 +25,8 @@ CORE = [
     "errors.py",
     "daemon.py",
     "durations.py",
+    "services.py",
+    "targets.py",
 ]
 SDKS = ("docker", "aliyunsdkcore", "aliyunsdkcr")
 

@@ -265,3 +265,25 @@ def test_acr_hosts_are_checked_and_unknown_ones_name_the_known_forms() -> None:
     assert "<name>-registry[-vpc].<region>.cr.aliyuncs.com" in got
     assert "watch[1].image: registry.cn-shanghai.aliyuncs.com is a personal edition host" in got
     assert "watch[2].instance_id: an enterprise instance id looks like 'cri-...'" in got
+
+
+def test_service_entries_and_engines() -> None:
+    cfg = parse({"watch": [{"service": "api", "image": IMG, "docker_host": "ssh://ops@10.0.0.5"}]}, ENV)
+    (w,) = cfg.watches
+    assert (w.kind, w.container, w.strategy, w.docker_host) == (
+        "service",
+        "api",
+        "start-first",
+        "ssh://ops@10.0.0.5",
+    )
+    found = problems({"watch": [
+        {"service": "api", "container": "web", "image": IMG},
+        {"service": "b", "image": IMG, "health": {"tcp": "127.0.0.1:1"}},
+        {"container": "c", "image": IMG, "docker_host": "http://x"},
+        {"container": "d", "image": IMG, "docker_tls_dir": "/nonexistent"},
+    ]})  # fmt: skip
+    text = "\n".join(found)
+    assert "watch[0].service: give either container or service, not both" in text
+    assert "watch[1].health: not for a service entry" in text
+    assert "watch[2].docker_host: must start with unix:///, tcp:// or ssh://" in text
+    assert "watch[3].docker_tls_dir: only with a tcp:// docker_host" in text
