@@ -71,7 +71,11 @@ class ContainerTarget:
         return self.deployer.replace(job, prepared)
 
     def recover(self, watched: list[str]) -> list[Result]:
-        return self.deployer.recover(watched)
+        try:
+            return self.deployer.recover(watched)
+        except AgentError as e:  # an engine that is down fails its own entries in observe, not the pass
+            logger.error("recovery on {} postponed: {}", self.engine or "the local engine", e)
+            return []
 
 
 class ServiceTarget:
