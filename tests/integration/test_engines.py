@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
-import requests
 
 from tests.integration.agentenv import SLEEPER, World, by_container, world_fixture
 from tests.integration.conftest import DEV_ENV, purge
@@ -21,18 +21,26 @@ RUN = Path(os.environ.get("CR_TEST_DOCKER2_DIR", "/run/cr-agent-test"))
 HOST2 = f"unix://{RUN / 'docker2.sock'}"
 
 
-def _answers(client: docker.DockerClient) -> bool:
+def _answers(_client: docker.DockerClient | None = None) -> bool:
+    """The second engine answers /_ping: one raw request on its socket, always closed (docker-py's pool
+    keeps a socket open when the engine is gone)."""
     try:
-        return bool(client.ping())
-    except (docker.errors.DockerException, requests.RequestException):
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(str(RUN / "docker2.sock"))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return sock.recv(64).split(b" ")[1:2] == [b"200"]
+    except OSError:
         return False
 
 
 def _start_engine2() -> docker.DockerClient:
     client = docker.DockerClient(base_url=HOST2, version="1.41", timeout=120)
     if not _answers(client):
+        client.close()  # its pool may hold a socket to the engine that went away
         done = subprocess.run(["bash", str(DEV_ENV)], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
+        client = docker.DockerClient(base_url=HOST2, version="1.41", timeout=120)
     return client
 
 
@@ -40,8 +48,12 @@ def _start_engine2() -> docker.DockerClient:
 def engine2(prefix: str) -> Iterator[docker.DockerClient]:
     client = _start_engine2()
     yield client
+    client.close()
     client = _start_engine2()  # a test may have stopped it
-    purge(client, prefix)
+    try:
+        purge(client, prefix)
+    finally:
+        client.close()
 
 
 @pytest.fixture
