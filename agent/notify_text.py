@@ -9,9 +9,10 @@ from agent.model import Result, Status, short_digest
 
 LANGUAGES = ("zh", "en")
 LOG_LINES = 10  # of a rolled-back container's output
-KINDS = ("updated", "rolled_back", "failed", "would_update", "recovered", "build_failed", "build_stuck")
+KINDS = ("updated", "rolled_back", "failed", "would_update", "recovered", "skipped", "up_to_date",
+         "build_failed", "build_stuck")  # fmt: skip
 _ICON = {"updated": "✅", "rolled_back": "↩️", "failed": "❌", "would_update": "🔔", "recovered": "💚",
-         "build_failed": "🛠❌", "build_stuck": "🛠⏳"}  # fmt: skip
+         "skipped": "⏭", "up_to_date": "✔", "build_failed": "🛠❌", "build_stuck": "🛠⏳"}  # fmt: skip
 
 _PHRASES: Mapping[str, tuple[str, str]] = {  # key: (English, 中文)
     "updated": ("updated", "已更新"),
@@ -19,6 +20,8 @@ _PHRASES: Mapping[str, tuple[str, str]] = {  # key: (English, 中文)
     "failed": ("failed", "失败"),
     "would_update": ("update available", "有可用更新"),
     "recovered": ("recovered", "已恢复"),
+    "skipped": ("skipped", "已跳过"),
+    "up_to_date": ("up to date", "已是最新"),
     "build_failed": ("ACR build failed", "ACR 构建失败"),
     "build_stuck": ("ACR build stuck", "ACR 构建卡住"),
     "took": ("took {s}", "耗时 {s}"),

@@ -440,18 +440,18 @@ def test_a_missing_container_fails_once_unless_optional(world: World) -> None:
 
 
 def test_no_secret_reaches_any_output_channel(world: World) -> None:
-    from tests.unit.test_notify import Sink
+    from tests.support.receiver import Receiver
 
     start_app(world)
     token, sts = "webhook-token-" + "x" * 24, "sts-token-" + "y" * 24
     dump = world.tmp / "hook-env"
     leak = f"echo {KEY_SECRET} {token} {sts}"  # a hook that prints every secret it was given (or knows)
-    sink = Sink()
+    sink = Receiver()
     try:
         cfg = world.config(
             [{"container": "app", "image": world.image(), "pre_update": f"env > {dump}; {leak}; exit 1"}],
             extra=f'security_token = "{sts}"\n[webhook]\nlisten = "127.0.0.1:1"\ntoken = "{token}"\n'
-            f'[notify]\nurls = ["{sink.url}"]\non = ["skipped", "failed"]',
+            f'[notify]\nurls = ["{sink.url("json")}"]\non = ["skipped", "failed"]',
         )
         world.push_image("v2", volumes=["/anon"])
         code, report, err = world.once(cfg)
@@ -460,10 +460,10 @@ def test_no_secret_reaches_any_output_channel(world: World) -> None:
         status = world.agent("status", "-c", str(cfg), "--json")
         channels = {
             "log": err, "report": json.dumps(report), "status": status.stdout + status.stderr,
-            "hook env": dump.read_text(), "notification": json.dumps(sink.bodies),
+            "hook env": dump.read_text(), "notification": json.dumps([h.text for h in sink.hits]),
             "state": b"".join(p.read_bytes() for p in (world.tmp / "state").iterdir()).decode("latin-1"),
         }  # fmt: skip
-        assert sink.bodies and "pre_update hook failed" in channels["notification"]
+        assert sink.hits and "pre_update hook failed" in channels["notification"]
         for name, text in channels.items():
             for secret in (KEY_SECRET, token, sts):
                 assert secret not in text, f"{secret[:8]}... reached the {name}"

@@ -96,7 +96,11 @@ def test_pass_duration_closes_the_message() -> None:
         (Result("web", IMG, Status.UPDATED, A, B, detail={"seconds": 4.5}), ALL, "updated"),
         (Result("web", IMG, Status.UPDATED, A, B), ("failed",), None),
         (Result("web", IMG, Status.UP_TO_DATE, B, B), ALL, None),
-        (Result("web", IMG, Status.SKIPPED, B, B, "quarantined"), (*ALL, "skipped"), None),
+        (
+            Result("web", IMG, Status.SKIPPED, B, B, "quarantined"),
+            (*ALL, "skipped"),
+            "skipped",
+        ),  # told when asked for
         (Result("web", IMG, Status.WOULD_UPDATE, A, B, detail={"seen_before": True}), ALL, None),
         (Result("web", IMG, Status.UP_TO_DATE, B, B, detail={"recovered": "interrupted"}), ALL, "recovered"),
         (Result("web", IMG, Status.FAILED, A, None, "boom"), ALL, "failed"),
@@ -134,3 +138,16 @@ def test_test_message_in_both_languages() -> None:
         "cr-agent on box can reach this channel.",
     )
     assert trial_message("box", "zh")[0] == "cr-agent @ box：测试消息"
+
+
+@pytest.mark.parametrize("status", [Status.SKIPPED, Status.UP_TO_DATE])
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_event_notify_on_accepts_is_told(status: Status, lang: str) -> None:
+    from agent.config import _EVENTS
+
+    assert status.value in _EVENTS  # `[notify] on` accepts it, so a message must say it
+    r = Result("web", "127.0.0.1:5000/ns/web:latest", status, None, None, "pre_update hook failed (exit 1)")
+    item = item_for(r, {status.value})
+    assert item is not None
+    text = body([item], lang, False)
+    assert "web" in text and ("pre_update hook failed" in text or status is Status.UP_TO_DATE)
