@@ -33,7 +33,9 @@ class Restorer:
 
     def ours(self, label: str) -> list[str]:
         """Ids of the containers this agent created that carry `label`."""
-        return [c.id for c in self.runtime.find(label) if c.labels.get(LABEL_AGENT) == self.agent_id]
+        return [
+            c.id for c in self.runtime.list_containers(label) if c.labels.get(LABEL_AGENT) == self.agent_id
+        ]
 
     def _new_ids(self, r: Replacement) -> set[str]:
         """The new container(s) of `r`: by the journal, or by label when a crash came before it was written."""
@@ -143,7 +145,7 @@ class Restorer:
         found = self.runtime.inspect_all([n + sfx for n in wanted for sfx in (NEW_SUFFIX, OLD_SUFFIX)])
         if not found:  # the usual case: one listing, nothing more
             return out
-        mine = {c.id for c in self.runtime.find(f"{LABEL_AGENT}={self.agent_id}")}
+        mine = {c.id for c in self.runtime.list_containers(f"{LABEL_AGENT}={self.agent_id}")}
         for name in wanted:
             for left in (found.get(name + sfx) for sfx in (NEW_SUFFIX, OLD_SUFFIX)):
                 if left is None:

@@ -153,7 +153,7 @@ class Deployer:
 
     def _in_progress(self, name: str, old_id: str) -> str | None:
         """Why another agent's replacement of `name` is to be respected, or None."""
-        marks = {c.name for c in self.runtime.find(f"{LABEL_REPLACES}={old_id}")}
+        marks = {c.name for c in self.runtime.list_containers(f"{LABEL_REPLACES}={old_id}")}
         marks |= {n for n in (name + OLD_SUFFIX, name + NEW_SUFFIX) if self.runtime.inspect(n) is not None}
         if not marks:
             return None

@@ -25,16 +25,6 @@ Labels = dict[str, str] | None  # labels to add to a container
 
 
 @dataclass(frozen=True)
-class Listed:
-    """A container as a listing shows it."""
-
-    id: str
-    name: str
-    running: bool
-    labels: dict[str, str]
-
-
-@dataclass(frozen=True)
 class ListedContainer:
     """One container as a single listing shows it: no inspect."""
 
@@ -60,16 +50,13 @@ class Runtime(Protocol):
 
     def state(self, name: str) -> ContainerState | None: ...
 
-    def find(self, label: str) -> list[Listed]:
-        """Containers in any state carrying `label` (`key` or `key=value`)."""
-        ...
-
     def engine_id(self) -> str:
         """What identifies the engine, whichever address reaches it."""
         ...
 
-    def list_containers(self) -> list[ListedContainer]:
-        """Every container in any state, with one list call."""
+    def list_containers(self, label: str | None = None) -> list[ListedContainer]:
+        """Every container in any state, with one list call; only those carrying `label` (`key` or
+        `key=value`) when given."""
         ...
 
     def rejoin(self, child: str, parent_id: str) -> str:

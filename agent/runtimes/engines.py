@@ -7,7 +7,7 @@ from pathlib import Path
 import docker
 from docker.tls import TLSConfig
 
-from agent.runtimes.docker import _fault
+from agent.runtimes.faults import fault
 
 API_VERSION = (
     "1.41"  # Docker 20.10: fixed, so that making a client never connects (a down engine fails later)
@@ -21,7 +21,7 @@ def client_for(host: str, tls_dir: Path | None = None) -> docker.DockerClient:
     if tls_dir is not None:
         tls = TLSConfig(client_cert=(str(tls_dir / "cert.pem"), str(tls_dir / "key.pem")),
                         ca_cert=str(tls_dir / "ca.pem"), verify=True)  # fmt: skip
-    with _fault(f"Docker engine {host}"):
+    with fault(f"Docker engine {host}"):
         return docker.DockerClient(
             base_url=host, version=API_VERSION, tls=tls, timeout=120, use_ssh_client=host.startswith("ssh://")
         )

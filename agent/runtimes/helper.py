@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 from docker.errors import NotFound
 
-from agent.runtimes.docker import _fault
+from agent.runtimes.faults import fault
 from agent.selfcontainer import HELPER_SUFFIX
 
 
@@ -15,9 +15,9 @@ def start_self_update_helper(
     """Run `agent self-update TARGET` in a container like ours (image, env, mounts, network); return its name."""
     client = client or docker.from_env()
     name = target + HELPER_SUFFIX
-    with _fault(f"inspect own container {own_id[:12]}"):
+    with fault(f"inspect own container {own_id[:12]}"):
         own = client.api.inspect_container(own_id)
-    with _fault(f"remove the old helper {name}"):
+    with fault(f"remove the old helper {name}"):
         try:
             old = client.api.inspect_container(name)
             if old["State"]["Running"]:
@@ -25,7 +25,7 @@ def start_self_update_helper(
             client.api.remove_container(name, force=True)
         except NotFound:
             pass
-    with _fault(f"start the helper {name}"):
+    with fault(f"start the helper {name}"):
         client.containers.run(
             own["Image"], entrypoint=["agent"], command=["self-update", target, "-c", config_path],
             name=name, detach=True, auto_remove=True, environment=own["Config"].get("Env") or [],

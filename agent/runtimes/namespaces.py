@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agent.errors import RuntimeFault
-from agent.runtimes.docker import _fault, clone_spec
+from agent.runtimes.clone import clone_spec
+from agent.runtimes.faults import fault
 
 if TYPE_CHECKING:
     from agent.runtimes.docker import DockerRuntime
@@ -25,7 +26,7 @@ def rejoin(rt: DockerRuntime, child: str, parent_id: str) -> str:
     rt.rename(src["Id"], name + OLD_SUFFIX)
     new_id = None
     try:
-        with _fault(f"create {name} in the network of {parent_id[:12]}"):
+        with fault(f"create {name} in the network of {parent_id[:12]}"):
             new_id = str(rt.api.create_container_from_config(spec.config, name)["Id"])
         if was_running:
             rt.stop(src["Id"])

@@ -9,7 +9,7 @@ from docker.types import RollbackConfig, UpdateConfig
 
 from agent.errors import RuntimeFault
 from agent.runtimes import ServiceInfo
-from agent.runtimes.docker import _fault
+from agent.runtimes.faults import fault as _fault
 
 Json = dict[str, Any]
 NS = 1_000_000_000

@@ -100,6 +100,11 @@ def make_network(client: docker.DockerClient, name: str, *, subnet: bool = False
     raise AssertionError("no free 10.x.y.0/24 subnet")
 
 
+def names(runtime: DockerRuntime, prefix: str) -> list[str]:
+    """This test's containers in any state: what a half-done clone would leave."""
+    return sorted(c.name for c in runtime.list_containers() if c.name.startswith(prefix))
+
+
 def inspect(client: docker.DockerClient, name: str) -> dict[str, Any]:
     return dict(client.api.inspect_container(name))
 
@@ -328,7 +333,7 @@ def test_replace_keeps_whole_configuration_and_volume_data(
     ]  # fmt: skip
     assert exec_out(docker_client, web, "cat /marker").strip() == "marker-v2"
     assert wait_until(lambda: img.http_get(port), 10, "HTTP on the published port").strip() == "marker-v2"
-    assert runtime.list_names(prefix) == sorted([f"{prefix}db", web])
+    assert names(runtime, prefix) == sorted([f"{prefix}db", web])
 
 
 def test_repeated_replacement_reuses_the_same_anonymous_volumes(
@@ -426,6 +431,19 @@ def test_legacy_link_on_default_bridge_is_kept(
     assert "database" in exec_out(docker_client, app, "cat /etc/hosts")
 
 
+def test_a_container_others_link_to_is_listed_by_its_own_name(
+    runtime: DockerRuntime, docker_client: docker.DockerClient, images: Images, prefix: str
+) -> None:
+    """The engine lists a linked-to container's `/app/alias` names first; a listing names the container."""
+    db = f"{prefix}db"
+    create(docker_client, db, images.v1, command=SLEEP, labels={"mine": "1"})
+    for app in (f"{prefix}a", f"{prefix}b"):
+        create(docker_client, app, images.v1, command=SLEEP, host={"links": {db: "database"}})
+    mine = [c for c in runtime.list_containers() if c.name.startswith(prefix)]
+    assert sorted(c.name for c in mine) == [f"{prefix}a", f"{prefix}b", db]
+    assert [c.name for c in runtime.list_containers("mine=1") if c.name.startswith(prefix)] == [db]
+
+
 def test_clone_with_unknown_image_leaves_no_container(
     runtime: DockerRuntime, docker_client: docker.DockerClient, images: Images, prefix: str
 ) -> None:
@@ -434,7 +452,7 @@ def test_clone_with_unknown_image_leaves_no_container(
     create(docker_client, src, images.v1, command=SLEEP)
     with pytest.raises(RuntimeFault, match=f"create {prefix}new"):
         runtime.clone(src, f"{prefix}new", "sha256:" + "0" * 64)
-    assert runtime.list_names(prefix) == [src]
+    assert names(runtime, prefix) == [src]
 
 
 def test_clone_failing_after_create_removes_the_new_container(
@@ -451,7 +469,7 @@ def test_clone_failing_after_create_removes_the_new_container(
     make_network(docker_client, flaky)
     with pytest.raises(RuntimeFault, match=f"connect {prefix}new to network {flaky}"):
         runtime.clone(src, f"{prefix}new", images.v1)
-    assert runtime.list_names(prefix) == [src]
+    assert names(runtime, prefix) == [src]
 
 
 def test_pull_with_wrong_password_hides_the_password(runtime: DockerRuntime, images: Images) -> None:
@@ -582,7 +600,7 @@ def test_image_helpers(
     runtime.remove_image(f"{extra}:t1")  # only the tag goes
     runtime.remove_image(f"{extra}:t1")  # missing is fine
     assert not runtime.exists_image(f"{extra}:t1") and runtime.exists_image(images.v1_id)
-    assert runtime.list_names(prefix) == [f"{prefix}user"]
+    assert names(runtime, prefix) == [f"{prefix}user"]
 
 
 def test_inspect_all_finds_many_containers_with_one_list_and_their_digests(
@@ -609,11 +627,11 @@ def test_inspect_all_finds_many_containers_with_one_list_and_their_digests(
 def test_clone_labels_find_and_a_broken_containers_state(
     runtime: DockerRuntime, docker_client: docker.DockerClient, images: Images, prefix: str
 ) -> None:
-    """clone adds labels, find lists by label, and inspect / inspect_all say restarting or exited with its code."""
+    """clone adds labels, list_containers(label) lists by label, and inspect / inspect_all say restarting or exited with its code."""
     src = f"{prefix}src"
     create(docker_client, src, images.v1, command=SLEEP, labels={"mine": "1"})
     new_id = runtime.clone(src, f"{prefix}copy", images.v1, labels={"cr-agent.replaces": "x" + prefix})
-    (found,) = runtime.find(f"cr-agent.replaces=x{prefix}")
+    (found,) = runtime.list_containers(f"cr-agent.replaces=x{prefix}")
     assert (found.id, found.name, found.running) == (new_id, f"{prefix}copy", False)
     assert found.labels["mine"] == "1" and found.labels["cr-agent.replaces"] == "x" + prefix
     assert runtime.engine_id() == docker_client.info()["ID"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from agent.errors import RegistryError, RuntimeFault
 from agent.model import ContainerInfo, RepoKey
-from agent.runtimes import ContainerState, Labels, Listed, ListedContainer
+from agent.runtimes import ContainerState, Labels, ListedContainer
 from agent.runtimes.relabel import relabel
 
 
@@ -81,14 +81,6 @@ class FakeRuntime:
         return ContainerInfo(c.id, c.name, c.image_id, self.images.get(c.image_id, ()), c.running, c.host_ports,
                              state=state, exit_code=c.exit_code)  # fmt: skip
 
-    def find(self, label: str) -> list[Listed]:
-        key, eq, value = label.partition("=")
-        return [
-            Listed(c.id, c.name, c.running, dict(c.labels))
-            for c in self.containers.values()
-            if key in c.labels and (not eq or c.labels[key] == value)
-        ]
-
     def engine_id(self) -> str:
         return "fake-engine"
 
@@ -103,11 +95,13 @@ class FakeRuntime:
         self._maybe_fail("inspect_all")
         return {n: info for n in names if (info := self.inspect(n)) is not None}
 
-    def list_containers(self) -> list[ListedContainer]:
-        self._maybe_fail("list_containers")
+    def list_containers(self, label: str | None = None) -> list[ListedContainer]:
+        self._maybe_fail("list_containers" if label is None else "list_containers(label)")
+        key, eq, value = (label or "").partition("=")
         return [
             ListedContainer(c.id, c.name, c.image, c.running, dict(c.labels), c.network_mode)
             for c in self.containers.values()
+            if label is None or (key in c.labels and (not eq or c.labels[key] == value))
         ]
 
     def rejoin(self, child: str, parent_id: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.runtimes.docker import clone_spec
+from agent.runtimes.clone import clone_spec
 from agent.runtimes.relabel import COMPOSE_IMAGE, IMAGE_LABEL, relabel
 
 CONFIG_HASH = "com.docker.compose.config-hash"
