@@ -31,18 +31,11 @@ from loguru import logger
 from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey, normalize_digest
 from agent.registries import is_loopback
-from agent.registries.aliyun_sdk import (
-    _SENSITIVE,
-    CA_BUNDLE_ENV,
-    _as_int,
-    _field,
-    _split_endpoint,
-    tls_verify,
-)
+from agent.registries.aliyun_errors import ErrorWords
+from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, tls_verify
 
 MAX_PAGES = 200  # 20 000 tags at 100 a page: beyond that something is wrong
 TOKEN_MARGIN = 300.0  # renew a pull token this many seconds before it expires
-_TEMPORARY_CODES = {"InternalError", "ServiceUnavailable", "UnknownError", "SDK.HttpError"}
 _REGION = re.compile(r"^[a-z0-9-]+$")
 # The SDK switches TLS on by identity (`protocol is PT.HTTPS`): only its own constants will do.
 _PROTOCOLS = {"http": protocol_type.HTTP, "https": protocol_type.HTTPS}
@@ -89,6 +82,7 @@ class AliyunRegistry:
         self._total_timeout, self._page_size = total_timeout, page_size
         self._sleep, self._on_request = sleep, on_request
         self._secrets = {s for s in (access_key_secret, security_token) if s}
+        self._errors = ErrorWords(self._host, self._secrets)
         self._registry_hosts = {h.lower() for h in registry_hosts}
         self._lock = threading.Lock()
         self._repo_ids: dict[tuple[str, str], str] = {}
@@ -370,21 +364,11 @@ class AliyunRegistry:
         try:
             raw = self._client.do_action_with_exception(req)
         except ClientException as e:
-            code = e.get_error_code()
-            # Drop the URL: it is long and may hold the STS token.
-            msg = re.sub(r" with url: \S+", "", str(e.get_error_msg()))
-            if "CERTIFICATE_VERIFY_FAILED" in msg or "SSLError" in msg:
-                detail = re.sub(r"[()'\"]", "", msg.rsplit("CERTIFICATE_VERIFY_FAILED]", 1)[-1]).strip()[:120]
-                msg = (
-                    f"the TLS certificate of {self._host} is not trusted ({detail or 'TLS error'}); "
-                    f"for a private CA set [aliyun] ca_file or {CA_BUNDLE_ENV}"
-                )
-                raise self._error(f"{where}: {msg}", "TLS_UNTRUSTED", False) from None
-            raise self._error(f"{where}: {msg}", code, code in _TEMPORARY_CODES) from None
+            raise self._errors.client(where, e) from None
         except ServerException as e:
-            raise self._server_error(where, e) from None
+            raise self._errors.server(where, e) from None
         except Exception as e:  # the SDK itself can trip (e.g. IndexError on odd error bodies)
-            raise self._error(
+            raise self._errors.error(
                 f"{where}: unexpected failure in the ACR SDK ({type(e).__name__})", None, False
             ) from None
         try:
@@ -392,50 +376,11 @@ class AliyunRegistry:
         except (TypeError, ValueError):
             body = None
         if not isinstance(body, dict):  # a gateway's HTML page with 200: try again
-            raise self._error(f"unexpected answer from {where}: not a JSON object", "NOT_JSON", True)
-        code = _field(body, "Code")
-        if _field(body, "IsSuccess") is False or (
-            isinstance(code, str) and code.lower() not in ("success", "")
-        ):
-            msg, request_id = _field(body, "Message"), _field(body, "RequestId")
-            raise self._build(
-                where, str(code or "UnknownError"), str(msg or "request failed"), None, request_id
-            )
+            raise self._errors.error(f"unexpected answer from {where}: not a JSON object", "NOT_JSON", True)
+        refused = self._errors.body(where, body)
+        if refused is not None:
+            raise refused
         return body
-
-    def _server_error(self, where: str, e: ServerException) -> RegistryError:
-        status, code, msg = e.get_http_status(), e.get_error_code(), e.get_error_msg() or ""
-        request_id = e.get_request_id()
-        if code == "SDK.UnknownServerError":  # lower-case body, or no JSON at all
-            raw = msg.removeprefix("ServerResponseBody: ")
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
-            code, msg = _field(parsed, "code"), _field(parsed, "message")
-            request_id = _field(parsed, "requestId")
-            if not isinstance(code, str):
-                snippet = " ".join(raw.split())[:120]
-                temporary = (status or 0) >= 500
-                return self._error(
-                    f"unexpected answer from {where}: HTTP {status} {snippet!r}", None, temporary
-                )
-        return self._build(where, code, str(msg or ""), status, request_id)
-
-    def _build(self, where: str, code: str, msg: str, status: int | None, request_id: Any) -> RegistryError:
-        msg = re.split(r"\.? server string to sign is", msg, maxsplit=1)[0]  # long, and not for operators
-        temporary = (
-            code.startswith("Throttling") or code in _TEMPORARY_CODES or (status or 0) >= 500 or status == 429
-        )
-        text = f"{where}: " + (f"HTTP {status}: " if status else "") + (msg or "request failed")
-        if isinstance(request_id, str) and request_id:
-            text += f" (request id {request_id})"
-        return self._error(text, code, temporary)
-
-    def _error(self, message: str, code: str | None, temporary: bool) -> RegistryError:
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        return RegistryError(_SENSITIVE.sub(r"\1***", message), code=code, temporary=temporary)
 
     def _report(self, action: str, seconds: float, outcome: str) -> None:
         if self._on_request is None:
