@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,6 +24,28 @@ from prometheus_client import (
 
 from agent.model import Report, Status
 
+_M = TypeVar("_M", Counter, Gauge, Histogram)
+_HELP = {
+    "cr_agent_passes": "Reconcile passes completed.",
+    "cr_agent_results": "Per-container results of reconcile passes, by status.",
+    "cr_agent_updates": "Containers replaced with a new image.",
+    "cr_agent_rollbacks": "Replacements that failed and were rolled back to the old container.",
+    "cr_agent_failures": "Per-container failures (check or replacement failed, not rolled back).",
+    "cr_agent_pass_duration_seconds": "Wall time of one reconcile pass.",
+    "cr_agent_last_pass_timestamp_seconds": "Unix time the last reconcile pass ended.",
+    "cr_agent_last_success_timestamp_seconds": "Unix time the last pass with no failed or rolled-back "
+    "container ended.",
+    "cr_agent_last_pass_ok": "1 if the last pass had no failed or rolled-back container, else 0.",
+    "cr_agent_api_requests": "ACR OpenAPI requests, by action and outcome.",
+    "cr_agent_api_request_duration_seconds": "Latency of ACR OpenAPI requests, by action.",
+    "cr_agent_webhook_requests": "Webhook requests by kind (aliyun, generic; unknown when refused before "
+    "routing) and outcome.",
+    "cr_agent_container_status": "1 for the status of each watched container in the last pass, 0 for the "
+    "other statuses.",
+    "cr_agent_container_info": "Always 1; labels: the image a container follows and the digest it runs "
+    "after the last pass.",
+}
+
 # A pass may pull images and wait for health checks: seconds to many minutes.
 _PASS_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, float("inf"))
 # One ACR OpenAPI call: milliseconds to the SDK's timeout.
@@ -34,79 +57,30 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self._passes = Counter("cr_agent_passes", "Reconcile passes completed.", registry=r)
-        self._results = Counter(
-            "cr_agent_results",
-            "Per-container results of reconcile passes, by status.",
-            ["status"],
-            registry=r,
+        self._passes = self._make(Counter, "cr_agent_passes")
+        self._results = self._make(Counter, "cr_agent_results", "status")
+        self._updates = self._make(Counter, "cr_agent_updates")
+        self._rollbacks = self._make(Counter, "cr_agent_rollbacks")
+        self._failures = self._make(Counter, "cr_agent_failures")
+        self._pass_seconds = self._make(Histogram, "cr_agent_pass_duration_seconds", buckets=_PASS_BUCKETS)
+        self._last_pass = self._make(Gauge, "cr_agent_last_pass_timestamp_seconds")
+        self._last_success = self._make(Gauge, "cr_agent_last_success_timestamp_seconds")
+        self._last_ok = self._make(Gauge, "cr_agent_last_pass_ok")
+        self._api = self._make(Counter, "cr_agent_api_requests", "action", "outcome")
+        self._api_seconds = self._make(
+            Histogram, "cr_agent_api_request_duration_seconds", "action", buckets=_API_BUCKETS
         )
-        self._updates = Counter("cr_agent_updates", "Containers replaced with a new image.", registry=r)
-        self._rollbacks = Counter(
-            "cr_agent_rollbacks",
-            "Replacements that failed and were rolled back to the old container.",
-            registry=r,
-        )
-        self._failures = Counter(
-            "cr_agent_failures",
-            "Per-container failures (check or replacement failed, not rolled back).",
-            registry=r,
-        )
-        self._pass_seconds = Histogram(
-            "cr_agent_pass_duration_seconds",
-            "Wall time of one reconcile pass.",
-            buckets=_PASS_BUCKETS,
-            registry=r,
-        )
-        self._last_pass = Gauge(
-            "cr_agent_last_pass_timestamp_seconds", "Unix time the last reconcile pass ended.", registry=r
-        )
-        self._last_success = Gauge(
-            "cr_agent_last_success_timestamp_seconds",
-            "Unix time the last pass with no failed or rolled-back container ended.",
-            registry=r,
-        )
-        self._last_ok = Gauge(
-            "cr_agent_last_pass_ok",
-            "1 if the last pass had no failed or rolled-back container, else 0.",
-            registry=r,
-        )
-        self._api = Counter(
-            "cr_agent_api_requests",
-            "ACR OpenAPI requests, by action and outcome.",
-            ["action", "outcome"],
-            registry=r,
-        )
-        self._api_seconds = Histogram(
-            "cr_agent_api_request_duration_seconds",
-            "Latency of ACR OpenAPI requests, by action.",
-            ["action"],
-            buckets=_API_BUCKETS,
-            registry=r,
-        )
-        self._hooks = Counter(
-            "cr_agent_webhook_requests",
-            "Webhook requests by kind (aliyun, generic; unknown when refused before routing) and outcome.",
-            ["kind", "outcome"],
-            registry=r,
-        )
-        self._status = Gauge(
-            "cr_agent_container_status",
-            "1 for the status of each watched container in the last pass, 0 for the other statuses.",
-            ["container", "status"],
-            registry=r,
-        )
-        self._info = Gauge(
-            "cr_agent_container_info",
-            "Always 1; labels: the image a container follows and the digest it runs after the last pass.",
-            ["container", "image", "digest"],
-            registry=r,
-        )
+        self._hooks = self._make(Counter, "cr_agent_webhook_requests", "kind", "outcome")
+        self._status = self._make(Gauge, "cr_agent_container_status", "container", "status")
+        self._info = self._make(Gauge, "cr_agent_container_info", "container", "image", "digest")
         self._info_labels: dict[str, tuple[str, str, str]] = {}
         # Pre-create the per-status series so a dashboard sees 0, not "no data", before the first pass.
         for status in Status:
             self._results.labels(status=status.value)
+
+    def _make(self, kind: type[_M], name: str, *labels: str, **more: Any) -> _M:
+        """A metric in this registry, with its help text from _HELP and the label names `labels`."""
+        return kind(name, _HELP[name], labels, registry=self.registry, **more)
 
     def record_pass(self, report: Report, seconds: float) -> None:
         """Count one finished pass: its per-container results, duration and end time."""
