@@ -14,11 +14,13 @@ from agent.config import Config
 from agent.model import Report
 
 if TYPE_CHECKING:
+    from agent.discover import Discovered
     from agent.metrics import Metrics
     from agent.notify_state import NoticeBook
     from agent.notify_text import Item
     from agent.reconcile import Context
     from agent.registries import Registry
+    from agent.runtimes import Runtime
     from agent.runtimes.docker import DockerRuntime
     from agent.runtimes.pull import PullProgress
     from agent.state import State
@@ -57,6 +59,26 @@ def _aliyun(cfg: Config, metrics: Metrics | None) -> Registry:
 REGISTRIES: dict[str, Callable[[Config, Metrics | None], Registry]] = {"aliyun": _aliyun, "registry": _oci}
 
 
+def sources(cfg: Config) -> list[str]:
+    """The registries a pass asks, and so the sources label discovery accepts: the watches' own, ACR for
+    build notices, and with discovery the OCI registry, plus ACR when there are keys to ask it."""
+    out = {w.source for w in cfg.watches} | ({"aliyun"} if cfg.build_watch else set())
+    if cfg.agent.discover is not None:
+        out.add("registry")
+        if cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret:
+            out.add("aliyun")
+    return sorted(out)
+
+
+def discovered(cfg: Config, rt: Runtime | None = None) -> Discovered:
+    """The label-discovered entries and failures now (one container listing), for `check` and `status`."""
+    from agent.discover import Discovered, discover
+
+    if cfg.agent.discover is None:  # no engine call, not even a client
+        return Discovered((), ())
+    return discover(cfg, rt or runtime(cfg), sources(cfg))
+
+
 def runtime(cfg: Config, on_progress: Callable[[str, PullProgress], None] | None = None) -> DockerRuntime:
     from agent.runtimes.docker import DockerRuntime
 
@@ -91,12 +113,7 @@ def build_context(
     from agent.deploy import Deployer
     from agent.reconcile import Context
 
-    sources = {w.source for w in cfg.watches} | ({"aliyun"} if cfg.build_watch else set())
-    if cfg.agent.discover is not None:  # labels may name either source; ACR only with keys to ask it
-        sources.add("registry")
-        if cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret:
-            sources.add("aliyun")
-    registries = {source: REGISTRIES[source](cfg, metrics) for source in sorted(sources)}
+    registries = {source: REGISTRIES[source](cfg, metrics) for source in sources(cfg)}
     from agent.state import ScopedState
 
     rt, st = runtime(cfg, on_progress), state(cfg)

@@ -207,23 +207,13 @@ def _print_report(report: Report, output: str) -> None:
         print(logs.redact(line))
 
 
-def _discovered(cfg: Config) -> Any:
-    """The label-discovered entries and failures now (one container list), for check and status."""
-    from agent.discover import Discovered, discover
-
-    if cfg.agent.discover is None:
-        return Discovered((), ())
-    has_keys = bool(cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret)
-    return discover(cfg, app.runtime(cfg), ("registry", "aliyun") if has_keys else ("registry",))
-
-
 def _check_labels(cfg: Config) -> None:
     from agent.discover import describe as line
 
     if cfg.agent.discover is None:
         return
     try:
-        found = _discovered(cfg)
+        found = app.discovered(cfg)
     except AgentError as e:
         print(f"  labels: cannot list containers ({e})")
         return
@@ -245,7 +235,7 @@ def _notify_test(cfg: Config) -> int:
 
 
 def _watch_names(cfg: Config) -> list[str]:
-    found = _discovered(cfg) if cfg.agent.discover else None
+    found = app.discovered(cfg) if cfg.agent.discover else None
     return [w.container for w in cfg.watches] + ([w.container for w in found.watches] if found else [])
 
 
@@ -264,7 +254,7 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     state, runtime = app.state(cfg), app.runtime(cfg)
     sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
     out: list[dict[str, Any]] = []
-    found = _discovered(cfg)
+    found = app.discovered(cfg, runtime)
     for r in (*found.failed, *found.skipped):
         out.append({"container": r.container, "image": r.image, "origin": "labels", "error": r.error})
     for w in (*cfg.watches, *found.watches):
