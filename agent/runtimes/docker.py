@@ -1,4 +1,4 @@
-"""The Runtime port on the Docker Engine API (docker-py 7). SDK exceptions never leave this module."""
+"""The Runtime port on the Docker Engine API (docker-py 7). SDK exceptions never leave it (faults.py)."""
 
 from __future__ import annotations
 
