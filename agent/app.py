@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from agent.choices import Source
 from agent.config import Config
 from agent.model import Report
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 def _configured_auth(cfg: Config) -> Callable[[str], tuple[str, str] | None]:
     def auth(host: str) -> tuple[str, str] | None:
         a = cfg.registry_auth.get(host)
-        return (a.username, a.password) if a else None
+        return (a.username, a.password.reveal()) if a else None
 
     return auth
 
@@ -56,17 +57,20 @@ def _aliyun(cfg: Config, metrics: Metrics | None) -> Registry:
 
 
 # watch source -> the registry adapter for it; built only when a watch uses that source
-REGISTRIES: dict[str, Callable[[Config, Metrics | None], Registry]] = {"aliyun": _aliyun, "registry": _oci}
+REGISTRIES: dict[Source, Callable[[Config, Metrics | None], Registry]] = {
+    Source.ALIYUN: _aliyun,
+    Source.REGISTRY: _oci,
+}
 
 
-def sources(cfg: Config) -> list[str]:
+def sources(cfg: Config) -> list[Source]:
     """The registries a pass asks, and so the sources label discovery accepts: the watches' own, ACR for
     build notices, and with discovery the OCI registry, plus ACR when there are keys to ask it."""
-    out = {w.source for w in cfg.watches} | ({"aliyun"} if cfg.build_watch else set())
+    out = {w.source for w in cfg.watches} | ({Source.ALIYUN} if cfg.build_watch else set())
     if cfg.agent.discover is not None:
-        out.add("registry")
+        out.add(Source.REGISTRY)
         if cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret:
-            out.add("aliyun")
+            out.add(Source.ALIYUN)
     return sorted(out)
 
 
@@ -113,7 +117,7 @@ def build_context(
     from agent.deploy import Deployer
     from agent.reconcile import Context
 
-    registries = {source: REGISTRIES[source](cfg, metrics) for source in sources(cfg)}
+    registries: dict[str, Registry] = {source: REGISTRIES[source](cfg, metrics) for source in sources(cfg)}
     from agent.state import ScopedState
 
     rt, st = runtime(cfg, on_progress), state(cfg)
@@ -128,7 +132,7 @@ def build_context(
         from agent.notify_state import NoticeBook
 
         book = NoticeBook(cfg.agent.state_dir)
-        more = [_build_watch(cfg, registries["aliyun"], book)] if cfg.build_watch else []
+        more = [_build_watch(cfg, registries[Source.ALIYUN], book)] if cfg.build_watch else []
         listeners.append(Notifier(cfg.notify, book, sources=more).on_pass)
 
     def on_pass(report: Report, seconds: float) -> None:

@@ -16,6 +16,7 @@ from agent.config import Config, describe, find_config, load
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
 from agent.runlock import RunLock
+from agent.secret import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
@@ -82,7 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load(path)
     except ConfigError as e:
         return _usage_error(e, args.log_json)
-    logs.add_secrets(cfg.secrets)
     for warning in secretfiles.warnings(path):
         logger.warning("{}", warning)
     try:
@@ -152,7 +152,7 @@ def _output(args: argparse.Namespace) -> str:
 def _print_failure(args: argparse.Namespace, error: str) -> None:
     """With --json, a pass that could not run still prints a report: its error and no results."""
     if getattr(args, "json", False):
-        print(logs.redact(json.dumps({"ok": False, "error": error, "results": []}, indent=2)))
+        print(redact(json.dumps({"ok": False, "error": error, "results": []}, indent=2)))
 
 
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:
@@ -196,7 +196,7 @@ def _pull_bars(output: str) -> Any:
 
 def _print_report(report: Report, output: str) -> None:
     if output == "json":
-        print(logs.redact(json.dumps(report.as_json(), indent=2)))
+        print(redact(json.dumps(report.as_json(), indent=2)))
         return
     if output != "table":
         return
@@ -204,7 +204,7 @@ def _print_report(report: Report, output: str) -> None:
         line = f"{r.container:<24} {r.status.value:<12} {short_digest(r.current_digest)} → {short_digest(r.latest_digest)}"
         if r.error:
             line += f"  {r.error}"
-        print(logs.redact(line))
+        print(redact(line))
 
 
 def _check_labels(cfg: Config) -> None:
@@ -218,9 +218,9 @@ def _check_labels(cfg: Config) -> None:
         print(f"  labels: cannot list containers ({e})")
         return
     for w in found.watches:
-        print(logs.redact(f"  {line(w)}"))
+        print(redact(f"  {line(w)}"))
     for r in (*found.failed, *found.skipped):
-        print(logs.redact(f"  {r.container}: {r.status.value}: {r.error}"))
+        print(redact(f"  {r.container}: {r.status.value}: {r.error}"))
 
 
 def _notify_test(cfg: Config) -> int:
@@ -230,7 +230,7 @@ def _notify_test(cfg: Config) -> int:
         raise ConfigError(["notify: no [notify] section with urls in the config"])
     outcome = Notifier(cfg.notify).test()
     for i, (url, (ok, why)) in enumerate(zip(cfg.notify.urls, outcome, strict=True)):
-        print(f"#{i + 1} {scheme(url)}://…  {'ok' if ok else 'FAILED'}: {why}")
+        print(f"#{i + 1} {scheme(url.reveal())}://…  {'ok' if ok else 'FAILED'}: {why}")
     return EXIT_OK if all(ok for ok, _ in outcome) else EXIT_FAILED
 
 
@@ -271,14 +271,14 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             "origin": w.origin, "settings": origins(w), "tag_pattern": str(w.pattern) if w.pattern else None,
         })  # fmt: skip
     if as_json:
-        print(logs.redact(json.dumps({"containers": out}, indent=2)))
+        print(redact(json.dumps({"containers": out}, indent=2)))
         return EXIT_OK
     for c in out:
         if c.get("error"):
             print(f"{c['container']}  ({c['image']})  [labels] failed: {c['error']}")
             continue
         check = c["last_check"] or {}
-        print(logs.redact(f"{c['container']}  ({c['image']})"))
+        print(redact(f"{c['container']}  ({c['image']})"))
         print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
         print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
         print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
@@ -287,9 +287,9 @@ def _status(cfg: Config, *, as_json: bool) -> int:
         if c["pinned"]:
             print(f"  pinned    {c['pinned']}  (`agent unpin {c['container']}` to follow the tag again)")
         for d, why in c["quarantined"].items():
-            print(logs.redact(f"  quarantined {d}: {why}"))
+            print(redact(f"  quarantined {d}: {why}"))
         for h in c["history"][:5]:
-            print(logs.redact(f"  {_when(h['started'])}  {h['outcome']:<12} {short_digest(h['from_digest'])} → "
+            print(redact(f"  {_when(h['started'])}  {h['outcome']:<12} {short_digest(h['from_digest'])} → "
                               f"{short_digest(h['to_digest'])}  {h['duration']:.1f}s{'  ' + h['error'] if h['error'] else ''}"))  # fmt: skip
     return EXIT_OK
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from agent.config import Config
-from agent.errors import ConfigError, LockBusy
+from agent.config import Config, WebhookSettings
+from agent.errors import ConfigError, HostLockBusy, PassRunning
 from agent.model import Report
 from agent.runlock import RunLock
 from agent.schedule import Ticker, describe
@@ -29,7 +29,7 @@ class Coordinator:
         run: Callable[[frozenset[str] | None], Report],
         lock: RunLock,
         *,
-        debounce: float = 0.5,
+        debounce: float = WebhookSettings.debounce,
         stop: threading.Event | None = None,
     ) -> None:
         self._run = run
@@ -113,11 +113,12 @@ class Coordinator:
             try:
                 self._lock.acquire(blocking=True, timeout=1.0)
                 break
-            except LockBusy as e:
+            except PassRunning:  # acquire already waited its second on the thread lock
                 self.lock_waits += 1
-                if "this process" not in str(e):
-                    logger.info("waiting for the run lock: {}", e)
-                    self.stop.wait(1.0)
+            except HostLockBusy as e:
+                self.lock_waits += 1
+                logger.info("waiting for the run lock: {}", e)
+                self.stop.wait(1.0)
             except Exception as e:  # e.g. the lock file cannot be written: say so, keep the daemon up
                 logger.error("cannot take the run lock: {}", e)
                 self.last = {"time": time.time(), "ok": False, "error": f"run lock: {e}", "reason": reason}
@@ -194,7 +195,7 @@ class Daemon:
         metrics = Metrics()
         ctx = self._ctx = self._build(cfg, stop=self.stop_event, metrics=metrics)
         lock = RunLock(cfg.agent.state_dir / "agent.lock")
-        debounce = cfg.webhook.debounce if cfg.webhook else 0.5
+        debounce = cfg.webhook.debounce if cfg.webhook else WebhookSettings.debounce
         from agent.heartbeat import wrap
 
         beat = self.cfg.agent.heartbeat_url

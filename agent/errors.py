@@ -70,3 +70,11 @@ class StateError(AgentError):
 
 class LockBusy(AgentError):
     """Another pass holds the run lock."""
+
+
+class PassRunning(LockBusy):
+    """Another pass of this same process holds the run lock (a wake-up during a scheduled pass)."""
+
+
+class HostLockBusy(LockBusy):
+    """Another process (a second agent, or `agent once` from cron) holds the run lock file."""

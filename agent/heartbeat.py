@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from agent import logs
 from agent.model import Report
 from agent.notify_text import KINDS, body, item_for, title
+from agent.secret import Secret, redact
 
 TIMEOUT = 5.0
 
@@ -43,7 +43,7 @@ class Heartbeat:
 
         def send() -> None:
             request = urllib.request.Request(
-                with_suffix(self.url, suffix), data=logs.redact(text).encode(), method="POST",
+                with_suffix(self.url, suffix), data=redact(text).encode(), method="POST",
                 headers={"Content-Type": "text/plain; charset=utf-8", "User-Agent": "cr-agent"},
             )  # fmt: skip
             try:
@@ -81,6 +81,6 @@ class Heartbeat:
         return report
 
 
-def wrap(url: str | None, run: Callable[[], Report]) -> Report:
+def wrap(url: Secret | None, run: Callable[[], Report]) -> Report:
     """`run()` with heartbeat pings when a URL is configured."""
-    return Heartbeat(url).around(run) if url else run()
+    return Heartbeat(url.reveal()).around(run) if url else run()

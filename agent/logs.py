@@ -11,25 +11,10 @@ from typing import Any
 
 from loguru import logger
 
-_secrets: list[str] = []
+from agent.secret import contains_secret, redact
 
 # Every decision line carries these fields (null when not known); docs/operations.md lists the events.
 FIELDS = ("event", "container", "image", "status", "from_digest", "to_digest")
-
-
-def add_secrets(values: list[str]) -> None:
-    """Register values that must never reach a log line or a report."""
-    for v in values:
-        if v and len(v) >= 4 and v not in _secrets:
-            _secrets.append(v)
-    _secrets.sort(key=len, reverse=True)
-
-
-def redact(text: str) -> str:
-    for s in _secrets:
-        if s in text:
-            text = text.replace(s, "***")
-    return text
 
 
 def decision(
@@ -63,7 +48,7 @@ def _patch(record: Any) -> None:
             record["extra"][k] = redact(v)
     if record["exception"] is not None:
         etype, value, tb = record["exception"]
-        if value is not None and any(s in str(value) for s in _secrets):
+        if value is not None and contains_secret(str(value)):
             try:
                 clean = type(value)(redact(str(value)))
             except Exception:

@@ -16,11 +16,11 @@ from dataclasses import replace
 
 from loguru import logger
 
-from agent import logs
 from agent.config import NotifySettings
 from agent.model import Report, Status
 from agent.notify_state import Notice, NoticeBook
 from agent.notify_text import Item, body, item_for, title, trial_message
+from agent.secret import redact
 
 TIMEOUT = 10.0
 MARKDOWN_SCHEMES = (
@@ -54,7 +54,7 @@ class Notifier:
     ) -> None:
         self.settings = settings
         self.sources = list(sources)  # more to tell in the same message, e.g. ACR builds
-        self.urls = list(settings.urls)
+        self.urls = [u.reveal() for u in settings.urls]
         self.book = book
         self.host = host or socket.gethostname()
         self.clock = clock
@@ -125,11 +125,11 @@ class Notifier:
     def _deliver(self, head: str, texts: dict[bool, str], failure: bool) -> list[tuple[bool, str]]:
         """Send to every URL in parallel; (ok, why) per URL, in order, within `timeout`."""
         results: list[tuple[bool, str] | None] = [None] * len(self.urls)
-        head = logs.redact(head)
+        head = redact(head)
 
         def one(i: int, url: str) -> None:
             try:
-                results[i] = _send(url, head, logs.redact(texts[scheme(url) in MARKDOWN_SCHEMES]), failure)
+                results[i] = _send(url, head, redact(texts[scheme(url) in MARKDOWN_SCHEMES]), failure)
             except Exception as e:
                 results[i] = (False, type(e).__name__)
 

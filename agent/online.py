@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from agent.choices import Source
 from agent.config import Config, Watch
 from agent.errors import AgentError, RegistryError
 from agent.model import digest_for_repo
@@ -164,12 +165,12 @@ def _container_check(runtime: Any, w: Watch) -> Check:
 def run_online(cfg: Config, *, as_json: bool) -> int:
     from agent import app
 
-    acr: Any = app.REGISTRIES["aliyun"](cfg, None)
+    acr: Any = app.REGISTRIES[Source.ALIYUN](cfg, None)
     runtime = app.runtime(cfg)
     rows: list[dict[str, Any]] = []
     try:
         for w in cfg.watches:
-            if w.source != "aliyun":
+            if w.source is not Source.ALIYUN:
                 continue
             where, checks = check_watch(acr, runtime, w, acr.cafile)
             rows.append({"container": w.container, "image": str(w.image), "resolved": where,

@@ -412,7 +412,7 @@ def _auth_for(ctx: Context, w: Watch) -> tuple[str, str] | None:
     """Registry credentials: [registry_auth.host], else a temporary ACR token, else docker's own config."""
     configured = ctx.config.registry_auth.get(w.image.host)
     if configured:
-        return configured.username, configured.password
+        return configured.username, configured.password.reveal()
     try:
         return ctx.registries[w.source].credentials(w.image.host)
     except AgentError as e:

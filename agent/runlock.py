@@ -13,7 +13,7 @@ from types import TracebackType
 
 from loguru import logger
 
-from agent.errors import LockBusy, StateError
+from agent.errors import HostLockBusy, PassRunning, StateError
 
 
 class RunLock:
@@ -24,7 +24,7 @@ class RunLock:
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> None:
         if not self._thread.acquire(blocking, timeout if blocking else -1):
-            raise LockBusy("another pass is running in this process")
+            raise PassRunning("another pass is running in this process")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -32,7 +32,7 @@ class RunLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise LockBusy(f"another agent pass holds {self.path}") from None
+                raise HostLockBusy(f"another agent pass holds {self.path}") from None
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
             self._fd = fd

@@ -16,11 +16,12 @@ from typing import Any
 
 from loguru import logger
 
+from agent.choices import Strategy
 from agent.config import Watch
 from agent.errors import AgentError, RuntimeFault
-from agent.logs import redact
 from agent.model import Result, Status
 from agent.runtimes import ServiceInfo, ServiceRuntime
+from agent.secret import redact
 from agent.state import Deployment, State
 
 DONE = "completed"
@@ -71,7 +72,7 @@ class ServiceDeployer:
                 job.digest,
                 f"service {service!r} not found",
             )
-        order = "stop-first" if info.host_ports else w.strategy
+        order = Strategy.STOP_FIRST if info.host_ports else w.strategy
         entry = {"service": service, "image": str(w.image), "digest": job.digest, "from_digest": job.from_digest,
                  "started": time.time(), "wait": self._wait_for(w, info)}  # fmt: skip
         self.state.service_journal_write(name, entry)  # before the request: a crash after it is recoverable

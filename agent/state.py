@@ -19,7 +19,7 @@ from typing import Any
 from loguru import logger
 
 from agent.errors import StateError
-from agent.logs import redact
+from agent.secret import redact
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (

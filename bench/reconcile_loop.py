@@ -37,7 +37,6 @@ def main() -> int:
 
     logs.setup("INFO")
     cfg = load(Path(a.config))
-    logs.add_secrets(cfg.secrets)
     before = rss_kib()
     ctx = build_context(cfg)
     samples: list[tuple[int, int]] = [(0, rss_kib())]

@@ -46,10 +46,11 @@ PAYLOAD = json.dumps(
 _SERVE = """
 import sys, threading
 from agent.metrics import Metrics
+from agent.secret import Secret
 from agent.webhook import WatchTarget, WebhookServer
 class Waker:
     def wake(self, containers, reason): pass
-server = WebhookServer("127.0.0.1:0", token=sys.argv[1], targets=[WatchTarget("web", "shop", "web", "latest")],
+server = WebhookServer("127.0.0.1:0", token=Secret(sys.argv[1]), targets=[WatchTarget("web", "shop", "web", "latest")],
                        waker=Waker(), health=lambda: {"watching": 1}, metrics=Metrics())
 server.start()
 import agent.webhook

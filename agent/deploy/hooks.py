@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from agent.logs import redact
+from agent.secret import redact
 
 # Passed through from the agent's environment: what a shell needs, nothing that may hold a secret.
 _PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME")

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from agent.choices import Strategy
 from agent.compat import StrEnum
 
 OLD_SUFFIX = "--cr-agent-old"  # stop-first: the old container's name while the new one proves itself
@@ -58,7 +59,7 @@ class Replacement:
     from_digest: str | None
     was_running: bool
     start_new: bool
-    strategy: str
+    strategy: Strategy
     started: float
     follows_tag: bool = True  # False for a pinned entry: the tag is left where it is
     step: Step = Step.PULLED
@@ -75,13 +76,13 @@ class Replacement:
 
     @property
     def start_first(self) -> bool:
-        return self.strategy == "start-first" and self.start_new
+        return self.strategy is Strategy.START_FIRST and self.start_new
 
     def at(self, step: Step, **changes: Any) -> Replacement:
         return dataclasses.replace(self, step=step, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "step": self.step.value}
+        return {**dataclasses.asdict(self), "step": self.step.value, "strategy": self.strategy.value}
 
     @classmethod
     def from_json(cls, step: str, data: dict[str, Any]) -> Replacement:
@@ -95,4 +96,5 @@ class Replacement:
         values.setdefault("old_image_id", "")
         values.setdefault("started", 0.0)
         values["step"] = parse_step(step)
+        values["strategy"] = Strategy(values.get("strategy", Strategy.STOP_FIRST))
         return cls(**values)

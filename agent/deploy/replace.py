@@ -14,18 +14,19 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from agent.choices import Strategy
 from agent.config import HealthSpec, Watch
 from agent.deploy.gate import wait_healthy
 from agent.deploy.hooks import hook_env, run_hook
 from agent.deploy.journal import LABEL_REPLACES, NEW_SUFFIX, OLD_SUFFIX, Replacement, Step
 from agent.deploy.recover import CrashAt, Restorer
 from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault
-from agent.logs import redact
 from agent.model import ContainerInfo, ImageRef, Result, Status
 from agent.probes import probe as run_probe
 from agent.runlock import EngineLock
 from agent.runtimes import Runtime
 from agent.runtimes.relabel import IMAGE_LABEL
+from agent.secret import redact
 from agent.state import Deployment, State
 
 
@@ -160,13 +161,13 @@ class Deployer:
         return (f"an unfinished replacement of {name} left {', '.join(sorted(marks))}: let the agent that "
                 "started it finish, or check and remove those containers")  # fmt: skip
 
-    def _strategy(self, w: Watch, old: ContainerInfo) -> str:
-        if w.strategy == "start-first" and (old.host_ports or old.static_ip):
+    def _strategy(self, w: Watch, old: ContainerInfo) -> Strategy:
+        if w.strategy is Strategy.START_FIRST and (old.host_ports or old.static_ip):
             logger.warning(
                 "{}: start-first needs no published host ports and no static IP; using stop-first",
                 w.container,
             )
-            return "stop-first"
+            return Strategy.STOP_FIRST
         return w.strategy
 
     def _swap(self, w: Watch, r: Replacement) -> Replacement:

@@ -17,6 +17,7 @@ from typing import Any
 
 from loguru import logger
 
+from agent.choices import Edition
 from agent.errors import AgentError, RegistryError
 from agent.model import RepoKey
 from agent.registries.acr_hosts import AcrHost, parse_host
@@ -78,26 +79,26 @@ class AcrRegistry:
     def client(self, target: AcrHost) -> AliyunRegistry:
         """The API client for the target's (region, edition, instance); finds the instance if needed."""
         instance = target.instance_id
-        if target.edition == "enterprise" and instance is None:
+        if target.edition is Edition.ENTERPRISE and instance is None:
             instance = self._instances.load().get(target.host.lower())
             if not isinstance(instance, str):
-                instance = find_instance(self._client_for(target.region, "personal", None), target)
+                instance = find_instance(self._client_for(target.region, Edition.PERSONAL, None), target)
                 self._instances.put(target.host.lower(), instance)
         client = self._client_for(target.region, target.edition, instance)
         if target.form != "crpi":
             client.serve(target.host)
         return client
 
-    def _client_for(self, region: str, edition: str, instance: str | None) -> AliyunRegistry:
+    def _client_for(self, region: str, edition: Edition, instance: str | None) -> AliyunRegistry:
         key = (region, edition, instance)
         with self._lock:
             if key not in self._clients:
                 a = self._settings
                 try:
                     self._clients[key] = AliyunRegistry(
-                        access_key_id=a.access_key_id or "", access_key_secret=a.access_key_secret or "",
+                        access_key_id=a.access_key_id or "", access_key_secret=a.access_key_secret.reveal() if a.access_key_secret else "",
                         region=region, edition=edition, instance_id=instance, endpoint=a.endpoint,
-                        security_token=a.security_token, ca_file=a.ca_file, read_timeout=a.timeout,
+                        security_token=a.security_token.reveal() if a.security_token else None, ca_file=a.ca_file, read_timeout=a.timeout,
                         retries=a.retries, on_request=self._on_request, **self._options,
                     )  # fmt: skip
                 except ValueError as e:  # e.g. ALIBABA_CLOUD_CA_BUNDLE names a missing file
@@ -108,7 +109,7 @@ class AcrRegistry:
         """Where `host` resolves: for `agent check --online` and logs."""
         t = self.target(host)
         client = self.client(t)
-        api = f"ACR API {t.edition} ({'2018-12-01' if t.edition == 'enterprise' else '2016-06-07'})"
+        api = f"ACR API {t.edition} ({'2018-12-01' if t.edition is Edition.ENTERPRISE else '2016-06-07'})"
         return {"form": t.form, "region": t.region, "edition": t.edition, "instance": client.instance_id,
                 "endpoint": client.endpoint, "api": api}  # fmt: skip
 

@@ -13,6 +13,7 @@ from aliyunsdkcore.request import AcsRequest
 from aliyunsdkcr.request.v20160607 import GetRepoBuildListRequest
 from aliyunsdkcr.request.v20181201 import ListRepoBuildRecordRequest
 
+from agent.choices import Edition
 from agent.errors import RegistryError
 from agent.model import RepoKey
 
@@ -31,7 +32,7 @@ def list_builds(registry: Any, repo: RepoKey) -> tuple[Any, str]:
         except ValueError as e:
             raise RegistryError(str(e), code="UNMAPPABLE_HOST") from None
     deadline = time.monotonic() + client._total_timeout
-    if client.edition == "personal":
+    if client.edition is Edition.PERSONAL:
 
         def personal() -> AcsRequest:
             req = GetRepoBuildListRequest.GetRepoBuildListRequest()

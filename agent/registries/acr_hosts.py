@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from agent.choices import Edition
+
 _R = r"(?P<region>[a-z]{2}-[a-z0-9-]+)"
 _FORMS = (
     ("personal", re.compile(rf"registry(-vpc|-internal|-intl|-intl-vpc)?\.{_R}\.aliyuncs\.com")),
@@ -29,7 +31,7 @@ class AcrHost:
     host: str
     form: str  # personal, crpi, enterprise, custom
     region: str
-    edition: str  # personal or enterprise
+    edition: Edition
     instance_name: str | None = None  # enterprise system domains: <name>-registry...
     instance_id: str | None = None  # given in the config (watch entry or [aliyun])
 
@@ -43,7 +45,7 @@ def parse_host(
     *,
     region: str | None = None,
     instance_id: str | None = None,
-    edition: str | None = None,
+    edition: Edition | None = None,
     default_instance_id: str | None = None,
 ) -> AcrHost:
     """Map `host` to an AcrHost. `region`/`edition` only matter for custom domains.
@@ -59,17 +61,17 @@ def parse_host(
         found = m.groupdict()
         if form == "enterprise":
             chosen = instance_id or default_instance_id
-            return AcrHost(host, form, found["region"], "enterprise", found["name"], chosen)
+            return AcrHost(host, form, found["region"], Edition.ENTERPRISE, found["name"], chosen)
         if instance_id:
             raise ValueError(f"{host} is a personal edition host: instance_id does not apply to it")
-        return AcrHost(host, form, found["region"], "personal")
+        return AcrHost(host, form, found["region"], Edition.PERSONAL)
     if not region:
         raise ValueError(
             f"cannot tell the ACR region and edition from the host {host!r}; known forms: {KNOWN_FORMS}"
         )
     instance_id = instance_id or default_instance_id
-    if instance_id or edition == "enterprise":
+    if instance_id or edition is Edition.ENTERPRISE:
         if not instance_id:
             raise ValueError(f"{host} is a custom domain: the enterprise edition needs instance_id (cri-...)")
-        return AcrHost(host, "custom", region, "enterprise", None, instance_id)
-    return AcrHost(host, "custom", region, "personal")
+        return AcrHost(host, "custom", region, Edition.ENTERPRISE, None, instance_id)
+    return AcrHost(host, "custom", region, Edition.PERSONAL)

@@ -28,6 +28,7 @@ from aliyunsdkcr.request.v20181201 import GetAuthorizationTokenRequest as Enterp
 from aliyunsdkcr.request.v20181201 import GetRepositoryRequest, ListRepoTagRequest
 from loguru import logger
 
+from agent.choices import Edition
 from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey, normalize_digest
 from agent.registries import is_loopback
@@ -50,7 +51,7 @@ class AliyunRegistry:
         access_key_id: str,
         access_key_secret: str,
         region: str,
-        edition: str = "personal",
+        edition: Edition = Edition.PERSONAL,
         instance_id: str | None = None,
         endpoint: str | None = None,
         security_token: str | None = None,
@@ -70,9 +71,8 @@ class AliyunRegistry:
             raise ValueError("access_key_id and access_key_secret are required")
         if not _REGION.match(region or ""):
             raise ValueError(f"invalid region {region!r}")
-        if edition not in ("personal", "enterprise"):
-            raise ValueError(f"edition must be 'personal' or 'enterprise', got {edition!r}")
-        if edition == "enterprise" and not instance_id:
+        edition = Edition(edition)  # a plain "enterprise" from a test or a script too
+        if edition is Edition.ENTERPRISE and not instance_id:
             raise ValueError("the enterprise edition needs instance_id (cri-...)")
         self.region, self.edition, self.instance_id = region, edition, instance_id
         self._scheme, self._host = _split_endpoint(endpoint or f"https://cr.{region}.aliyuncs.com")
@@ -120,7 +120,7 @@ class AliyunRegistry:
         if not wanted:
             return {}
         deadline = time.monotonic() + self._total_timeout
-        if self.edition == "personal":
+        if self.edition is Edition.PERSONAL:
             raw = self._personal_tags(repo, wanted, deadline)
         else:
             raw = self._enterprise_tags(repo, wanted, deadline)
@@ -139,7 +139,7 @@ class AliyunRegistry:
         """Every tag with its update time (seconds), paging through the whole list."""
         listed: dict[str, tuple[str, float | None]] = {}
         deadline = time.monotonic() + self._total_timeout
-        if self.edition == "personal":
+        if self.edition is Edition.PERSONAL:
             self._personal_tags(repo, set(), deadline, listed)
         else:
             self._enterprise_tags(repo, set(), deadline, listed)
@@ -153,7 +153,7 @@ class AliyunRegistry:
             if self._pull and self._pull[2] - TOKEN_MARGIN > time.time():
                 return self._pull[0], self._pull[1]
         deadline = time.monotonic() + self._total_timeout
-        if self.edition == "personal":
+        if self.edition is Edition.PERSONAL:
             body = self._call(
                 "GetAuthorizationToken",
                 "pull credentials",
@@ -192,7 +192,7 @@ class AliyunRegistry:
             return True
         r = re.escape(self.region)
         pattern = rf"registry(-vpc|-internal|-intl|-intl-vpc)?\.{r}\.aliyuncs\.com"
-        return self.edition == "personal" and re.fullmatch(pattern, host) is not None
+        return self.edition is Edition.PERSONAL and re.fullmatch(pattern, host) is not None
 
     def serve(self, host: str) -> None:
         """Hand this client's temporary token to `host` too (a host the router mapped to it)."""
@@ -263,7 +263,7 @@ class AliyunRegistry:
         seen, size = 0, self._page_size
         for page in range(1, MAX_PAGES + 1):
             body = self._call(action, repo.path, functools.partial(page_request, page, size), deadline)
-            if self.edition == "personal":
+            if self.edition is Edition.PERSONAL:
                 body = _field(body, "data")
             items = _field(body, "tags", "Images")
             if not isinstance(items, list):

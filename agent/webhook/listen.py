@@ -6,16 +6,21 @@ import ipaddress
 import re
 import socket
 
+from agent.errors import ConfigError
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port` → (host, port); an empty host means every IPv4 interface."""
+
+def parse_listen(listen: str, key: str = "listen") -> tuple[str, int]:
+    """`host:port` or `[v6]:port` → (host, port); an empty host means every IPv4 interface.
+
+    ConfigError names `key` (e.g. "webhook.listen") when `listen` is neither.
+    """
     m = re.fullmatch(r"(?:\[([0-9A-Fa-f:.%\w]+)\]|([^\[\]:\s]*)):([0-9]{1,5})", listen)
     if not m:
-        raise ValueError(f"listen must be host:port or [ipv6]:port, got {listen!r}")
+        raise ConfigError([f"{key}: must be host:port or [ipv6]:port, got {listen!r}"])
     host = m.group(1) if m.group(1) is not None else (m.group(2) or "0.0.0.0")
     port = int(m.group(3))
     if port > 65535:
-        raise ValueError(f"port out of range in {listen!r}")
+        raise ConfigError([f"{key}: port out of range in {listen!r}"])
     return host, port
 
 

@@ -24,6 +24,7 @@ from loguru import logger
 
 from agent.metrics import Metrics
 from agent.patterns import TagPattern, matches
+from agent.secret import Secret, redact
 from agent.webhook.acr import BadPayload, parse_push, printable
 from agent.webhook.messages import Reply, Request, Route, error_reply, json_reply
 
@@ -71,13 +72,13 @@ def _method_not_allowed(allow: str) -> Reply:
 class _Auth:
     """The one place that knows the token: constant-time checks that do not even leak its length."""
 
-    def __init__(self, token: str | None) -> None:
-        self.token = token or ""
-        self._digest = hashlib.sha256(self.token.encode("utf-8", "surrogateescape")).digest()
+    def __init__(self, token: Secret | None) -> None:
+        self._token = token.reveal() if token else ""
+        self._digest = hashlib.sha256(self._token.encode("utf-8", "surrogateescape")).digest()
 
     def _same(self, given: str) -> bool:
         a = hashlib.sha256(given.encode("utf-8", "surrogateescape")).digest()
-        return bool(self.token) and hmac.compare_digest(a, self._digest)
+        return bool(self._token) and hmac.compare_digest(a, self._digest)
 
     def bearer(self, request: Request) -> bool:
         scheme, _, given = (request.header("authorization") or "").strip().partition(" ")
@@ -85,9 +86,6 @@ class _Auth:
 
     def path_token(self, given: str) -> bool:
         return bool(given) and self._same(given)
-
-    def redact(self, text: str) -> str:
-        return text.replace(self.token, "***") if self.token else text
 
 
 class _Throttle:
@@ -118,7 +116,7 @@ class Routes:
     def __init__(
         self,
         *,
-        token: str | None,
+        token: Secret | None,
         targets: Sequence[WatchTarget],
         waker: Waker | None,
         health: Callable[[], dict[str, object]],
@@ -162,11 +160,12 @@ class Routes:
         return Route(HOOK, early=_NOT_FOUND)
 
     def _scrub(self, reply: Reply) -> Reply:
-        """Last line of defence: the token never leaves in a response body."""
-        token = self._auth.token.encode("utf-8", "surrogateescape")
-        if token and token in reply.body:
-            logger.warning("{}: a response contained the token; it was replaced with ***", self._name)
-            reply = replace(reply, body=reply.body.replace(token, b"***"))
+        """Last line of defence: no secret (the token, a password...) leaves in a response body."""
+        text = reply.body.decode("utf-8", "surrogateescape")
+        clean = redact(text)
+        if clean != text:
+            logger.warning("{}: a response contained a secret; it was replaced with ***", self._name)
+            reply = replace(reply, body=clean.encode("utf-8", "surrogateescape"))
         return reply
 
     # -- health and metrics -------------------------------------------------------------
@@ -294,7 +293,7 @@ class Routes:
             printable(head.method, 20) if head else "-",
             self._loggable(head.target) if head else "-",
             peer,
-            f": {self._auth.redact(note)}" if note else "",
+            f": {redact(note)}" if note else "",
         )
 
     def _count(self, kind: str | None, outcome: str) -> None:
@@ -305,4 +304,4 @@ class Routes:
         """The request target as logged: the hook token (right or wrong) becomes ***."""
         if target.startswith(HOOK_PREFIX):
             return HOOK_PREFIX + "***"
-        return printable(self._auth.redact(target))
+        return printable(redact(target))

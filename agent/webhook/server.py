@@ -6,9 +6,10 @@ from collections.abc import Callable, Sequence
 
 from loguru import logger
 
-from agent.config import Config
+from agent.config import Config, Match
 from agent.errors import ConfigError
 from agent.metrics import Metrics
+from agent.secret import Secret
 from agent.webhook.http import Limits, Server
 from agent.webhook.listen import is_loopback, parse_listen
 from agent.webhook.routes import HOOK, PROBE, Routes, Waker, WatchTarget
@@ -21,7 +22,7 @@ class _Listener:
 
     def __init__(self, what: str, listen: str, routes: Routes, limits: Limits) -> None:
         self._what = what
-        self._host, self._port = parse_listen(listen)
+        self._host, self._port = parse_listen(listen, f"{what}.listen")
         self._server = Server(self._host, self._port, routes, limits, name=SERVER_NAME)
         self._started = False
 
@@ -54,7 +55,7 @@ class WebhookServer(_Listener):
         self,
         listen: str,
         *,
-        token: str,
+        token: Secret,
         targets: Sequence[WatchTarget],
         waker: Waker,
         health: Callable[[], dict[str, object]],
@@ -68,8 +69,6 @@ class WebhookServer(_Listener):
         max_connections: int = 256,
         max_per_ip: int = 32,
     ) -> None:
-        if not token:
-            raise ValueError("webhook token must not be empty")
         limits = Limits(
             max_head=max_head, max_body=max_body, timeout=client_timeout, max_connections=max_connections,
             max_per_ip=max_per_ip, lanes={PROBE: 8, HOOK: max_clients},
@@ -90,9 +89,9 @@ class MetricsServer(_Listener):
         *,
         health: Callable[[], dict[str, object]],
         metrics: Metrics,
-        token: str | None = None,
+        token: Secret | None = None,
     ) -> None:
-        host, _ = parse_listen(listen)
+        host, _ = parse_listen(listen, "metrics.listen")
         routes = Routes(
             token=token, targets=(), waker=None, health=health, metrics=metrics,
             open_details=is_loopback(host), log_name="metrics",
@@ -120,7 +119,7 @@ def start_listeners(
                 waker=waker,
                 health=health,
                 metrics=metrics,
-                match_tag=cfg.webhook.match == "tag",
+                match_tag=cfg.webhook.match is Match.TAG,
                 discovering=cfg.agent.discover is not None,
             )  # fmt: skip
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agent import secret
 from agent.notify_state import NoticeBook
 from agent.state import State
 from tests.support.receiver import BlackHole, Receiver
@@ -32,6 +33,14 @@ def _track(monkeypatch: pytest.MonkeyPatch, cls: Any, opened: list[Any]) -> None
         opened.append(self)
 
     monkeypatch.setattr(cls, "__init__", tracked)
+
+
+@pytest.fixture(autouse=True)
+def clean_redaction() -> Iterator[None]:
+    """Each test starts with no registered secret: one test's values never mask another's output."""
+    secret.reset()
+    yield
+    secret.reset()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agent.choices import Edition
 from agent.registries.acr_hosts import AcrHost, parse_host
 
 
@@ -38,7 +39,7 @@ def test_custom_domain_needs_region_and_for_enterprise_instance_id() -> None:
     )
     assert parse_host("127.0.0.1:5000", region="cn-hangzhou").edition == "personal"
     with pytest.raises(ValueError, match="needs instance_id"):
-        parse_host("images.acme.test", region="cn-shanghai", edition="enterprise")
+        parse_host("images.acme.test", region="cn-shanghai", edition=Edition.ENTERPRISE)
 
 
 @pytest.mark.parametrize(

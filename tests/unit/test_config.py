@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.choices import Edition, Source, Strategy
 from agent.config import load, parse
 from agent.errors import ConfigError
+from agent.secret import Secret, redact
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIid", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s3cret-value"}
@@ -23,16 +25,21 @@ def problems(raw: dict, env: dict | None = None) -> list[str]:
 def test_example_file_loads_and_matches_documented_defaults() -> None:
     cfg = load(ROOT / "agent.toml.example", env={**ENV, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret"})
     assert cfg.agent.schedule.interval == 300 and cfg.agent.schedule.jitter == 30
-    assert cfg.aliyun.edition == "personal" and cfg.aliyun.access_key_secret == "secret"
+    assert cfg.aliyun.edition is Edition.PERSONAL and cfg.aliyun.access_key_secret == Secret("secret")
     (w,) = cfg.watches
-    assert (w.container, w.source, w.strategy, w.min_uptime) == ("web", "aliyun", "stop-first", 10.0)
+    assert (w.container, w.source, w.strategy, w.min_uptime) == (
+        "web",
+        Source.ALIYUN,
+        Strategy.STOP_FIRST,
+        10.0,
+    )
     assert str(w.image) == IMG
 
 
 def test_minimal_config_takes_credentials_from_alibaba_env() -> None:
     cfg = parse({"watch": [{"container": "web", "image": IMG}]}, ENV)
     assert cfg.aliyun.access_key_id == "LTAIid"
-    assert "s3cret-value" in cfg.secrets
+    assert cfg.aliyun.access_key_secret == Secret("s3cret-value") and redact("s3cret-value") == "***"
 
 
 def test_every_problem_is_listed_at_once_with_its_key_path() -> None:

@@ -8,13 +8,15 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from loguru import logger
 
 from agent.config import Config, Schedule
 from agent.daemon import Coordinator, serve
 from agent.deploy import Deployer
-from agent.errors import LockBusy
+from agent.errors import HostLockBusy, LockBusy, PassRunning
 from agent.model import Report
 from agent.runlock import RunLock
 from agent.schedule import Ticker
@@ -107,6 +109,45 @@ def test_file_lock_excludes_a_second_process_style_holder(tmp_path: Path) -> Non
         b.acquire(blocking=False)
     with b:
         pass
+
+
+def test_the_run_lock_says_which_holder_by_type(tmp_path: Path) -> None:
+    """Issue 10: the daemon told the two apart by matching "this process" in the message."""
+    a, b = RunLock(tmp_path / "lock"), RunLock(tmp_path / "lock")
+    with a:
+        with pytest.raises(PassRunning):
+            a.acquire(blocking=False)
+        with pytest.raises(HostLockBusy):
+            b.acquire(blocking=False)
+    assert issubclass(PassRunning, LockBusy) and issubclass(HostLockBusy, LockBusy)
+
+
+class BusyLock:
+    """Refuses with the given errors (whatever their text), then lets the pass in."""
+
+    def __init__(self, *errors: LockBusy) -> None:
+        self.errors = list(errors)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("error", "waits_logged"), [(PassRunning("busy"), 0), (HostLockBusy("busy"), 1)])
+def test_the_daemon_logs_waiting_only_for_another_process(error: LockBusy, waits_logged: int) -> None:
+    lines: list[Any] = []
+    sink = logger.add(lines.append, level="INFO", format="{message}")
+    try:
+        runner = Runner()
+        c = Coordinator(runner, BusyLock(error))  # type: ignore[arg-type]
+        c.run_pass(None, "test")
+    finally:
+        logger.remove(sink)
+    assert runner.calls == [None] and c.lock_waits == 1
+    assert sum("waiting for the run lock" in str(m) for m in lines) == waits_logged
 
 
 def test_the_ticker_passes_at_start_then_on_schedule_until_stopped(tmp_path: Path) -> None:

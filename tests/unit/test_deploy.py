@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import logs
+from agent import secret
 from agent.config import HealthSpec, Watch
 from agent.deploy import NEW_SUFFIX, OLD_SUFFIX, Deployer, Job, Step
 from agent.deploy.journal import LABEL_AGENT, LABEL_REPLACES
@@ -250,8 +250,7 @@ def test_hooks_get_only_documented_variables_and_their_output_is_redacted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "s3cret-key-value")
-    monkeypatch.setattr(logs, "_secrets", [])
-    logs.add_secrets(["s3cret-key-value"])
+    secret.register("s3cret-key-value")
     dump = tmp_path / "env"
     rt, state, dep, job = setup(tmp_path, pre_update=f"env > {dump}; echo s3cret-key-value; exit 1")
     r = run(dep, job)

@@ -14,6 +14,7 @@ from agent.errors import ConfigError
 from agent.heartbeat import Heartbeat, with_suffix, wrap
 from agent.model import Report, Result, Status
 from agent.runlock import RunLock
+from agent.secret import Secret, redact
 from tests.support.receiver import BlackHole, Receiver
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
@@ -29,12 +30,12 @@ def paths(rx: Receiver, n: int) -> list[str]:
 
 
 def test_a_successful_pass_pings_start_then_the_url(rx: Receiver) -> None:
-    assert wrap(rx.url(path="/ping/abc"), lambda: OK) is OK
+    assert wrap(Secret(rx.url(path="/ping/abc")), lambda: OK) is OK
     assert paths(rx, 2) == ["POST /ping/abc/start", "POST /ping/abc"]
 
 
 def test_a_failed_pass_pings_fail_with_the_summary(rx: Receiver) -> None:
-    assert wrap(rx.url(path="/ping/abc"), lambda: BAD) is BAD
+    assert wrap(Secret(rx.url(path="/ping/abc")), lambda: BAD) is BAD
     start, fail = rx.wait(2)
     assert (start.path, fail.path) == ("/ping/abc/start", "/ping/abc/fail")
     assert (
@@ -48,7 +49,7 @@ def test_a_crashed_pass_pings_fail_and_the_crash_propagates(rx: Receiver) -> Non
         raise RuntimeError("docker socket gone")
 
     with pytest.raises(RuntimeError):
-        wrap(rx.url(path="/p"), crash)
+        wrap(Secret(rx.url(path="/p")), crash)
     start, fail = rx.wait(2)
     assert fail.path == "/p/fail" and "pass crashed: docker socket gone" in fail.text
 
@@ -86,7 +87,7 @@ def test_the_daemons_passes_ping_too(rx: Receiver, tmp_path: object) -> None:
     """`agent run` wraps each pass the same way (the Coordinator runs what it is given)."""
     from pathlib import Path
 
-    url = rx.url(path="/hb")
+    url = Secret(rx.url(path="/hb"))
     coord = Coordinator(
         lambda only: wrap(url, lambda: OK), RunLock(Path(str(tmp_path)) / "l"), stop=threading.Event()
     )
@@ -111,7 +112,10 @@ def test_with_suffix(url: str, suffix: str, expected: str) -> None:
 def test_heartbeat_url_config() -> None:
     w = {"watch": [{"container": "a", "image": "127.0.0.1:5000/ns/a"}]}
     cfg = parse({**w, "agent": {"heartbeat_url": "https://hc-ping.com/0b1c"}}, {})
-    assert cfg.agent.heartbeat_url == "https://hc-ping.com/0b1c" and cfg.agent.heartbeat_url in cfg.secrets
+    assert (
+        cfg.agent.heartbeat_url == Secret("https://hc-ping.com/0b1c")
+        and redact("https://hc-ping.com/0b1c") == "***"
+    )
     assert "0b1c" not in repr(cfg)
     with pytest.raises(ConfigError) as e:
         parse({**w, "agent": {"heartbeat_url": "hc-ping.com/x"}}, {})

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from agent import logs
+from agent import logs, secret
 from agent.reconcile import reconcile
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.unit.test_plan import A, B, make_ctx
@@ -35,7 +35,7 @@ def json_lines(err: str) -> list[dict]:
 @pytest.mark.parametrize("as_json", [False, True])
 def test_registered_secrets_are_redacted_from_messages_and_exceptions(capsys, as_json: bool) -> None:
     logs.setup("DEBUG", json=as_json)
-    logs.add_secrets([SECRET])
+    secret.register(SECRET)
     logger.info("token is {}", SECRET)
     logger.bind(error=f"it was {SECRET}").info("a field")
     try:
@@ -45,7 +45,7 @@ def test_registered_secrets_are_redacted_from_messages_and_exceptions(capsys, as
     err = capsys.readouterr().err
     assert SECRET not in err
     assert "token is ***" in err and "bad key ***" in err
-    assert logs.redact(f"x {SECRET} y") == "x *** y"
+    assert secret.redact(f"x {SECRET} y") == "x *** y"
 
 
 def test_json_lines_are_flat_with_level_time_message_and_the_decision_fields(capsys) -> None:

@@ -16,6 +16,7 @@ from agent.model import Report, Result, Status
 from agent.notify import Notifier, fingerprint
 from agent.notify_state import NoticeBook
 from agent.reconcile import reconcile
+from agent.secret import redact
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.support.receiver import BlackHole, Receiver
 
@@ -198,8 +199,11 @@ def test_notify_config_validation_and_secret_urls() -> None:
     cfg = parse(
         {**W, "notify": {"urls_env": "URLS", "on": ["failed"]}}, {"URLS": "tgram://bot:tok/123, json://h/x"}
     )
-    assert cfg.notify is not None and cfg.notify.urls == ("tgram://bot:tok/123", "json://h/x")
-    assert "tgram://bot:tok/123" in cfg.secrets and "tok" not in repr(cfg)
+    assert cfg.notify is not None and tuple(u.reveal() for u in cfg.notify.urls) == (
+        "tgram://bot:tok/123",
+        "json://h/x",
+    )
+    assert redact("tgram://bot:tok/123") == "***" and "tok" not in repr(cfg)
     with pytest.raises(ConfigError) as e:
         parse(
             {

@@ -143,7 +143,7 @@ def test_test_message_in_both_languages() -> None:
 @pytest.mark.parametrize("status", [Status.SKIPPED, Status.UP_TO_DATE])
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_every_event_notify_on_accepts_is_told(status: Status, lang: str) -> None:
-    from agent.config import _EVENTS
+    from agent.config import EVENTS as _EVENTS
 
     assert status.value in _EVENTS  # `[notify] on` accepts it, so a message must say it
     r = Result("web", "127.0.0.1:5000/ns/web:latest", status, None, None, "pre_update hook failed (exit 1)")

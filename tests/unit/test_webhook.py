@@ -23,8 +23,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent import patterns
+from agent.errors import ConfigError
 from agent.metrics import Metrics
 from agent.model import Report
+from agent.secret import Secret
 from agent.webhook import MetricsServer, WatchTarget, WebhookServer, parse_listen
 from agent.webhook.listen import is_loopback
 from tests.support import payloads
@@ -148,7 +150,7 @@ def make() -> Iterator[Callable[..., Running]]:
         metrics = Metrics()
         server = WebhookServer(
             "127.0.0.1:0",
-            token=TOKEN,
+            token=Secret(TOKEN),
             targets=targets,
             waker=waker,
             health=health or (lambda: {"watching": len(targets)}),
@@ -976,7 +978,7 @@ def test_start_before_listening_elsewhere_reports_the_address_in_use() -> None:
         port = taken.getsockname()[1]
         server = WebhookServer(
             f"127.0.0.1:{port}",
-            token=TOKEN,
+            token=Secret(TOKEN),
             targets=TARGETS,
             waker=FakeWaker(),
             health=dict,
@@ -997,7 +999,7 @@ def test_listens_on_ipv6_loopback_when_available() -> None:
     except OSError:
         pytest.skip("no IPv6 loopback")
     server = WebhookServer(
-        "[::1]:0", token=TOKEN, targets=TARGETS, waker=FakeWaker(), health=dict, metrics=Metrics()
+        "[::1]:0", token=Secret(TOKEN), targets=TARGETS, waker=FakeWaker(), health=dict, metrics=Metrics()
     )
     server.start()
     try:
@@ -1030,9 +1032,10 @@ def test_parse_listen_accepts_host_port_forms(listen: str, expected: tuple[str, 
     "listen", ["7023", "::1:7023", "host:70000", "host:", "[::1]", "host:80\n", "a b:80"]
 )
 def test_parse_listen_rejects_malformed_addresses(listen: str) -> None:
-    """Anything else is a ValueError naming the value."""
-    with pytest.raises(ValueError, match="listen|port"):
-        parse_listen(listen)
+    """Anything else is our ConfigError naming the key and the value, never a ValueError (issue 10)."""
+    with pytest.raises(ConfigError, match=r"webhook\.listen: (must be host:port|port out of range)") as e:
+        parse_listen(listen, "webhook.listen")
+    assert not isinstance(e.value, ValueError) and repr(listen) in str(e.value)
 
 
 # -- the [metrics] listener ----------------------------------------------------------------
@@ -1041,7 +1044,7 @@ def test_parse_listen_rejects_malformed_addresses(listen: str) -> None:
 def test_the_metrics_listener_on_loopback_shows_health_details_and_metrics_and_no_hooks() -> None:
     """[metrics] on 127.0.0.1: /healthz details without a token, /metrics, and 404 for the hook endpoints."""
     metrics = Metrics()
-    server = MetricsServer("127.0.0.1:0", health=lambda: {"passes": 3}, metrics=metrics, token=TOKEN)
+    server = MetricsServer("127.0.0.1:0", health=lambda: {"passes": 3}, metrics=metrics, token=Secret(TOKEN))
     server.start()
     try:
         run = Running(server, FakeWaker(), metrics)  # type: ignore[arg-type]

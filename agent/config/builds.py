@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.config import Watch, _get, _Problems, _unknown
+from agent.choices import Source
+from agent.config.fields import Problems, typed, unknown
+from agent.config.schema import Watch
 from agent.model import ImageRef, RepoKey
 
 
-def build_repos(p: _Problems, value: Any, watches: tuple[Watch, ...], told: bool) -> tuple[RepoKey, ...]:
+def build_repos(p: Problems, value: Any, watches: tuple[Watch, ...], told: bool) -> tuple[RepoKey, ...]:
     """Each repository once. `repository` is `host/ns/name`, or `ns/name` on the first ACR entry's host."""
     repos = [w.image.repo for w in watches if w.watch_builds]
     for w in watches:
-        if w.watch_builds and w.source != "aliyun":
+        if w.watch_builds and w.source is not Source.ALIYUN:
             p.add(
                 f"watch[{watches.index(w)}].watch_builds",
                 "only ACR repositories (source = 'aliyun') have builds",
@@ -20,14 +22,14 @@ def build_repos(p: _Problems, value: Any, watches: tuple[Watch, ...], told: bool
     if not isinstance(value, list):
         p.add("build_watch", 'must be an array of tables ([[build_watch]] repository = "ns/name")')
         value = []
-    default_host = next((w.image.host for w in watches if w.source == "aliyun"), None)
+    default_host = next((w.image.host for w in watches if w.source is Source.ALIYUN), None)
     for i, entry in enumerate(value):
         path = f"build_watch[{i}]"
         if not isinstance(entry, dict):
             p.add(path, "must be a table")
             continue
-        _unknown(p, path, entry, {"repository"})
-        text = _get(p, path, entry, "repository", str, None)
+        unknown(p, path, entry, {"repository"})
+        text = typed(p, path, entry, "repository", str, None)
         if text is None:
             p.add(f"{path}.repository", 'required: "ns/name", or "host/ns/name" for another registry host')
             continue

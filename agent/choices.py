@@ -1,0 +1,29 @@
+"""The closed sets of values config accepts, as StrEnums: compared by identity, never by string."""
+
+from __future__ import annotations
+
+from agent.compat import StrEnum
+
+
+class Source(StrEnum):
+    """Where a watch's digests come from."""
+
+    ALIYUN = "aliyun"  # the ACR API
+    REGISTRY = "registry"  # the registry's v2 API
+
+
+class Strategy(StrEnum):
+    STOP_FIRST = "stop-first"
+    START_FIRST = "start-first"  # opt-in: two instances overlap
+
+
+class Edition(StrEnum):
+    PERSONAL = "personal"
+    ENTERPRISE = "enterprise"
+
+
+class Match(StrEnum):
+    """Which pushes a webhook counts for a watched repository."""
+
+    ANY = "any"  # any tag of it
+    TAG = "tag"  # only the watched tag (or one its pattern could pick)
