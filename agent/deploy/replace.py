@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from agent.choices import Strategy
-from agent.config import HealthSpec, Watch
+from agent.config import AgentSettings, HealthSpec, Watch
 from agent.deploy.gate import wait_healthy
 from agent.deploy.hooks import hook_env, run_hook
 from agent.deploy.journal import LABEL_REPLACES, NEW_SUFFIX, OLD_SUFFIX, Replacement, Step
@@ -54,7 +54,7 @@ class Deployer:
         probe: Callable[[HealthSpec], tuple[bool, str]] = run_probe,
         clock: Callable[[], float] = time.monotonic,
         poll: float = 0.5,
-        keep_images: int = 3,
+        keep_images: int = AgentSettings.keep_images,
         crash_at: CrashAt = no_crash,
         engine_lock: EngineLock | None = None,
         lock_wait: float = 900.0,

@@ -68,12 +68,14 @@ class AliyunRegistry:
         on_request: Callable[[str, float, str], None] | None = None,
     ) -> None:
         if not access_key_id or not access_key_secret:
-            raise ValueError("access_key_id and access_key_secret are required")
+            raise RegistryError("access_key_id and access_key_secret are required", code="CONFIG")
         if not _REGION.match(region or ""):
-            raise ValueError(f"invalid region {region!r}")
-        edition = Edition(edition)  # a plain "enterprise" from a test or a script too
+            raise RegistryError(f"invalid region {region!r}", code="CONFIG")
+        if edition not in tuple(Edition):  # config gives the enum; a plain "enterprise" is fine too
+            raise RegistryError(f"edition must be 'personal' or 'enterprise', got {edition!r}", code="CONFIG")
+        edition = Edition(edition)
         if edition is Edition.ENTERPRISE and not instance_id:
-            raise ValueError("the enterprise edition needs instance_id (cri-...)")
+            raise RegistryError("the enterprise edition needs instance_id (cri-...)", code="CONFIG")
         self.region, self.edition, self.instance_id = region, edition, instance_id
         self._scheme, self._host = _split_endpoint(endpoint or f"https://cr.{region}.aliyuncs.com")
         verify = tls_verify(ca_file)

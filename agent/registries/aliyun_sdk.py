@@ -7,6 +7,8 @@ import os
 import re
 from typing import Any
 
+from agent.errors import RegistryError
+
 CA_BUNDLE_ENV = "ALIBABA_CLOUD_CA_BUNDLE"
 # What the SDK may log that carries a secret: STS tokens in URLs/headers, tokens in response bodies.
 _SENSITIVE = re.compile(
@@ -39,7 +41,9 @@ def _split_endpoint(endpoint: str) -> tuple[str, str]:
     scheme = scheme.lower()
     host = rest.rstrip("/")
     if scheme not in ("http", "https") or not host or "/" in host or "?" in host:
-        raise ValueError(f"ACR endpoint must be http(s)://host[:port] or a bare host, got {endpoint!r}")
+        raise RegistryError(
+            f"ACR endpoint must be http(s)://host[:port] or a bare host, got {endpoint!r}", code="CONFIG"
+        )
     return scheme, host
 
 
@@ -51,7 +55,7 @@ def tls_verify(ca_file: str | None) -> str | bool:
     path = ca_file or os.environ.get(CA_BUNDLE_ENV) or None
     if path is not None and not os.path.isfile(path):
         source = "[aliyun] ca_file" if ca_file else CA_BUNDLE_ENV
-        raise ValueError(f"{source}: no such CA bundle file {path!r}")
+        raise RegistryError(f"{source}: no such CA bundle file {path!r}", code="CONFIG")
     return path or True
 
 

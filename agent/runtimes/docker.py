@@ -11,6 +11,7 @@ import docker
 import requests
 from loguru import logger
 
+from agent.config.schema import AgentSettings
 from agent.errors import RuntimeFault
 from agent.model import ContainerInfo
 from agent.runtimes import ContainerState, Labels, ListedContainer
@@ -39,8 +40,8 @@ class DockerRuntime:
         *,
         base_url: str | None = None,
         timeout: int = 120,
-        pull_timeout: float = 900.0,
-        pull_stall: float = 60.0,
+        pull_timeout: float = AgentSettings.pull_timeout,
+        pull_stall: float = AgentSettings.pull_stall,
         drain_grace: float = 2.0,
         on_progress: Callable[[str, PullProgress], None] | None = None,
     ) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 
+from agent.errors import AgentError
+
 # Names and tags from a payload end up in log lines and reasons: no spaces, no control characters.
 _NAME = re.compile(r"[^\s/\x00-\x1f\x7f]{1,255}")
 _TAG = re.compile(r"[^\s\x00-\x1f\x7f]{1,128}")
 
 
-class BadPayload(ValueError):
+class BadPayload(AgentError):
     """The body is not an ACR trigger payload; the message names what is wrong."""
 
 

@@ -505,10 +505,11 @@ def test_endpoint_forms(endpoint, expected):
     ],
 )
 def test_invalid_settings_are_refused(kw):
-    """Bad constructor arguments raise ValueError naming the problem."""
+    """Bad constructor arguments raise our RegistryError naming the problem, never a ValueError (issue 10)."""
     args = dict(access_key_id=KEY, access_key_secret=SECRET, region="cn-hangzhou") | kw
-    with pytest.raises(ValueError):
+    with pytest.raises(RegistryError) as e:
         AliyunRegistry(**args)
+    assert e.value.code == "CONFIG" and not isinstance(e.value, ValueError)
 
 
 def test_repr_hides_credentials(fake):

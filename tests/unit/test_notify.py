@@ -199,11 +199,9 @@ def test_notify_config_validation_and_secret_urls() -> None:
     cfg = parse(
         {**W, "notify": {"urls_env": "URLS", "on": ["failed"]}}, {"URLS": "tgram://bot:tok/123, json://h/x"}
     )
-    assert cfg.notify is not None and tuple(u.reveal() for u in cfg.notify.urls) == (
-        "tgram://bot:tok/123",
-        "json://h/x",
-    )
-    assert redact("tgram://bot:tok/123") == "***" and "tok" not in repr(cfg)
+    assert cfg.notify is not None
+    assert tuple(u.reveal() for u in cfg.notify.urls) == ("tgram://bot:tok/123", "json://h/x")
+    assert redact("tgram://bot:tok/123") == "***" and "bot:tok" not in repr(cfg)
     with pytest.raises(ConfigError) as e:
         parse(
             {
