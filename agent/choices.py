@@ -22,6 +22,13 @@ class Edition(StrEnum):
     ENTERPRISE = "enterprise"
 
 
+class Sort(StrEnum):
+    """How a tag_regex pattern orders the tags it matches."""
+
+    SEMVER = "semver"  # by the version in the tag
+    TIME = "time"  # by push time
+
+
 class Match(StrEnum):
     """Which pushes a webhook counts for a watched repository."""
 

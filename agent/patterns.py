@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import semantic_version as sv
 
-SORTS = ("semver", "time")
+from agent.choices import Sort
 
 
 @dataclass(frozen=True)
@@ -17,14 +17,14 @@ class TagPattern:
 
     text: str
     regex: str | None = None
-    sort: str = "semver"
+    sort: Sort = Sort.SEMVER
 
     def __str__(self) -> str:
         return self.text if self.regex is None else f"regex {self.regex!r} (sort {self.sort})"
 
 
-def parse(tag: str | None, regex: str | None, sort: str | None) -> TagPattern | None:
-    """None for a fixed tag; raise ValueError naming what is wrong."""
+def parse(tag: str | None, regex: str | None, sort: Sort | None) -> TagPattern | None:
+    """None for a fixed tag; raise ValueError naming what is wrong (config names the key)."""
     if regex is not None:
         if tag is not None and tag.startswith("semver:"):
             raise ValueError("give tag = 'semver:...' or tag_regex, not both")
@@ -32,11 +32,9 @@ def parse(tag: str | None, regex: str | None, sort: str | None) -> TagPattern | 
             compiled = re.compile(regex)
         except re.error as e:
             raise ValueError(f"tag_regex is not a valid regular expression: {e}") from None
-        if (sort or "semver") not in SORTS:
-            raise ValueError(f"sort must be 'semver' or 'time', got {sort!r}")
-        if (sort or "semver") == "semver" and "version" not in compiled.groupindex and compiled.groups:
+        if (sort or Sort.SEMVER) is Sort.SEMVER and "version" not in compiled.groupindex and compiled.groups:
             raise ValueError("tag_regex with groups needs one named (?P<version>...) for sort = 'semver'")
-        return TagPattern(regex, regex, sort or "semver")
+        return TagPattern(regex, regex, sort or Sort.SEMVER)
     if sort is not None:
         raise ValueError("sort applies to tag_regex only")
     if tag is None or not tag.startswith("semver:"):
@@ -75,7 +73,7 @@ def _key(p: TagPattern, tag: str, when: float | None) -> tuple[object, ...] | No
     v = _version(m.groupdict().get("version") or tag)
     if v is not None and v.prerelease:
         return None
-    if p.sort == "time":
+    if p.sort is Sort.TIME:
         return (when or 0.0, tag)
     return (v,) if v is not None else None
 
@@ -97,7 +95,7 @@ def newest(p: TagPattern, tags: Iterable[tuple[str, float | None]], running: str
         return None
     if running is not None and running != best[1]:
         times = dict(listed)
-        mine = _key(p, running, times.get(running)) if p.sort != "time" or running in times else None
+        mine = _key(p, running, times.get(running)) if p.sort is not Sort.TIME or running in times else None
         if mine is None and p.regex is None:
             v = _version(running)
             mine = (v,) if v is not None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from agent.config.schema import (
 )
 from agent.config.watches import watches_of
 from agent.errors import ConfigError
-from agent.secret import Secret
+from agent.secret import Secret, redact
 
 DEFAULT_PATHS = (Path("agent.toml"), Path("/etc/cr-agent/agent.toml"))
 _REGION = re.compile(r"^[a-z]{2}-[a-z0-9-]+$")
@@ -320,7 +320,7 @@ def _secret(value: str | None) -> Secret | None:
     return Secret(value) if value else None
 
 
-def describe(cfg: Config, redact: Callable[[str], str] = lambda s: s) -> str:
+def describe(cfg: Config) -> str:
     """A short human summary for `agent check`."""
     lines = [f"config {cfg.path}: {len(cfg.watches)} watch entr{'y' if len(cfg.watches) == 1 else 'ies'}"]
     from agent.discover import describe as line

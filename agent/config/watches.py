@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agent.choices import Source, Strategy
+from agent.choices import Sort, Source, Strategy
 from agent.config.fields import (
     DAY,
     Problems,
@@ -132,7 +132,7 @@ def _tag(
     """`tag` (a fixed tag, or "semver:<range>"), `tag_regex` and `sort`."""
     tag = typed(p, path, t, "tag", str, None)
     regex = typed(p, path, t, "tag_regex", str, None)
-    sort = typed(p, path, t, "sort", str, None)
+    sort = choice(p, path, t, "sort", Sort)
     try:
         pattern = parse_pattern(tag, regex, sort)
     except ValueError as e:

@@ -34,6 +34,7 @@ from agent.model import RepoKey, normalize_digest
 from agent.registries import is_loopback
 from agent.registries.aliyun_errors import ErrorWords
 from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, tls_verify
+from agent.secret import register
 
 MAX_PAGES = 200  # 20 000 tags at 100 a page: beyond that something is wrong
 TOKEN_MARGIN = 300.0  # renew a pull token this many seconds before it expires
@@ -83,8 +84,8 @@ class AliyunRegistry:
         self._retries, self._backoff, self._backoff_max = max(0, retries), backoff, backoff_max
         self._total_timeout, self._page_size = total_timeout, page_size
         self._sleep, self._on_request = sleep, on_request
-        self._secrets = {s for s in (access_key_secret, security_token) if s}
-        self._errors = ErrorWords(self._host, self._secrets)
+        register(access_key_secret, security_token)  # also when made without a config (tests, scripts)
+        self._errors = ErrorWords(self._host)
         self._registry_hosts = {h.lower() for h in registry_hosts}
         self._lock = threading.Lock()
         self._repo_ids: dict[tuple[str, str], str] = {}
@@ -180,7 +181,7 @@ class AliyunRegistry:
             expiry_ms = _field(body, "ExpireTime")
         if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
             raise RegistryError("unexpected answer from ACR GetAuthorizationToken: no user or token")
-        self._secrets.add(password)
+        register(password)
         expiry = _as_int(expiry_ms)
         expires = expiry / 1000 if expiry else time.time() + 1800
         with self._lock:

@@ -13,15 +13,16 @@ from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerExcept
 
 from agent.errors import RegistryError
 from agent.registries.aliyun_sdk import _SENSITIVE, CA_BUNDLE_ENV, _field
+from agent.secret import redact
 
 _TEMPORARY_CODES = {"InternalError", "ServiceUnavailable", "UnknownError", "SDK.HttpError"}
 
 
 class ErrorWords:
-    """The errors of one API client: `host` names its endpoint; `secrets` (shared, may grow) are never said."""
+    """The errors of one API client: `host` names its endpoint; registered secrets (agent.secret) are never said."""
 
-    def __init__(self, host: str, secrets: set[str]) -> None:
-        self.host, self.secrets = host, secrets
+    def __init__(self, host: str) -> None:
+        self.host = host
 
     def client(self, where: str, e: ClientException) -> RegistryError:
         """The SDK failed before an answer: TLS, connection, timeout."""
@@ -80,6 +81,4 @@ class ErrorWords:
         return self.error(text, code, temporary)
 
     def error(self, message: str, code: str | None, temporary: bool) -> RegistryError:
-        for secret in self.secrets:
-            message = message.replace(secret, "***")
-        return RegistryError(_SENSITIVE.sub(r"\1***", message), code=code, temporary=temporary)
+        return RegistryError(_SENSITIVE.sub(r"\1***", redact(message)), code=code, temporary=temporary)

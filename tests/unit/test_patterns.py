@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agent.choices import Sort
 from agent.config import parse
 from agent.errors import ConfigError
 from agent.patterns import matches, newest
@@ -52,7 +53,7 @@ def test_regex_with_a_version_group_sorts_by_semver_and_skips_pre_releases() -> 
 
 
 def test_regex_sorted_by_time_picks_the_newest_push() -> None:
-    p = pattern(None, r"^main-[0-9a-f]{7}$", "time")
+    p = pattern(None, r"^main-[0-9a-f]{7}$", Sort.TIME)
     assert p is not None
     tags = [("main-aaaaaaa", 5.0), ("main-bbbbbbb", 7.0), ("dev-ccccccc", 9.0)]
     assert newest(p, tags, "main-aaaaaaa") == "main-bbbbbbb"
@@ -64,7 +65,10 @@ def test_regex_sorted_by_time_picks_the_newest_push() -> None:
         ({"tag": "semver:^^1"}, "watch[0].tag: not an npm-style version range"),
         ({"tag_regex": "(unclosed"}, "watch[0].tag_regex: tag_regex is not a valid regular expression"),
         ({"tag_regex": "^v(\\d+)$"}, "needs one named (?P<version>...)"),
-        ({"tag_regex": "^v.*$", "sort": "alphabet"}, "sort must be 'semver' or 'time'"),
+        (
+            {"tag_regex": "^v.*$", "sort": "alphabet"},
+            "watch[0].sort: must be 'semver' or 'time', got 'alphabet'",
+        ),
         ({"sort": "time"}, "sort applies to tag_regex only"),
         ({"tag": "bad tag"}, "watch[0].tag: invalid tag"),
     ],
