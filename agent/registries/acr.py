@@ -97,15 +97,12 @@ class AcrRegistry:
                 key_secret, token = (
                     s.reveal() if s else None for s in (a.access_key_secret, a.security_token)
                 )
-                try:
-                    self._clients[key] = AliyunRegistry(
-                        access_key_id=a.access_key_id or "", access_key_secret=key_secret or "",
-                        region=region, edition=edition, instance_id=instance, endpoint=a.endpoint,
-                        security_token=token, ca_file=a.ca_file, read_timeout=a.timeout,
-                        retries=a.retries, on_request=self._on_request, **self._options,
-                    )  # fmt: skip
-                except RegistryError as e:  # e.g. ALIBABA_CLOUD_CA_BUNDLE names a missing file
-                    raise RegistryError(f"ACR {region}: {e.args[0]}", code=e.code) from None
+                self._clients[key] = AliyunRegistry(  # RegistryError CONFIG e.g. for a missing CA bundle
+                    access_key_id=a.access_key_id or "", access_key_secret=key_secret or "",
+                    region=region, edition=edition, instance_id=instance, endpoint=a.endpoint,
+                    security_token=token, ca_file=a.ca_file, read_timeout=a.timeout,
+                    retries=a.retries, on_request=self._on_request, **self._options,
+                )  # fmt: skip
             return self._clients[key]
 
     def describe(self, host: str) -> dict[str, Any]:
