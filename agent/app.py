@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from agent.notify_text import Item
     from agent.reconcile import Context
     from agent.registries import Registry
-    from agent.runtimes import Runtime
+    from agent.runtimes import Runtime, ServiceRuntime
     from agent.runtimes.docker import DockerRuntime
     from agent.runtimes.pull import PullProgress
     from agent.state import State
@@ -74,13 +74,17 @@ def sources(cfg: Config) -> list[Source]:
     return sorted(out)
 
 
-def discovered(cfg: Config, rt: Runtime | None = None) -> Discovered:
-    """The label-discovered entries and failures now (one container listing), for `check` and `status`."""
+def discovered(cfg: Config, rt: Runtime | None = None, services: ServiceRuntime | None = None) -> Discovered:
+    """The label-discovered entries and failures now (one container listing, and one service listing on a
+    Swarm manager), for `check` and `status`. Without `rt`, the local engine's containers and services."""
     from agent.discover import Discovered, discover
 
     if cfg.agent.discover is None:  # no engine call, not even a client
         return Discovered((), ())
-    return discover(cfg, rt or runtime(cfg), sources(cfg))
+    if rt is None:
+        local = runtime(cfg)
+        rt, services = local, local_services(cfg, local)
+    return discover(cfg, rt, sources(cfg), services)
 
 
 def runtime(cfg: Config, on_progress: Callable[[str, PullProgress], None] | None = None) -> DockerRuntime:
@@ -139,11 +143,16 @@ def build_context(
         for listener in listeners:
             listener(report, seconds)
 
-    return Context(cfg, registries, rt, st, deployer, on_pass, *_self_update(cfg), _targets(cfg, st, stop))
+    return Context(
+        cfg, registries, rt, st, deployer, on_pass, *_self_update(cfg), _targets(cfg, st, stop, rt)
+    )
 
 
-def _targets(cfg: Config, st: State, stop: threading.Event | None) -> dict[tuple[str, str | None], Target]:
-    """Per engine: a Swarm target for service entries; a container target for other engines' containers."""
+def _targets(
+    cfg: Config, st: State, stop: threading.Event | None, local: DockerRuntime
+) -> dict[tuple[str, str | None], Target]:
+    """Per engine: a Swarm target for service entries (on the local engine too when labels may name
+    services); a container target for other engines' containers. Each recovers only its own entries."""
     from agent.deploy import Deployer
     from agent.runtimes.docker import DockerRuntime
     from agent.runtimes.engines import client_for
@@ -153,22 +162,30 @@ def _targets(cfg: Config, st: State, stop: threading.Event | None) -> dict[tuple
     from agent.targets import ContainerTarget, ServiceTarget
 
     out: dict[tuple[str, str | None], Target] = {}
-    for host in sorted({w.docker_host or "" for w in cfg.watches}):
+    elsewhere = {w.container for w in cfg.watches if w.docker_host is not None}
+    for host in sorted({w.docker_host or "" for w in cfg.watches} | ({""} if cfg.agent.discover else set())):
         on_host = [w for w in cfg.watches if (w.docker_host or "") == host]
+        names = frozenset(w.container for w in on_host)
+        scoped = ScopedState(st, names.__contains__ if host else lambda name: name not in elsewhere)
         tls = next((w.docker_tls_dir for w in on_host if w.docker_tls_dir), None)
-        client = client_for(host, tls) if host else None
-        if any(w.kind == "service" for w in on_host):
+        client = client_for(host, tls) if host else local.client
+        if any(w.kind == "service" for w in on_host) or (not host and cfg.agent.discover):
             services = SwarmRuntime(client)
-            deploy = ServiceDeployer(services, st, stop=stop)
-            out[("service", host or None)] = ServiceTarget(services, deploy, host or None)
-        if host and any(w.kind == "container" for w in on_host):
-            names = frozenset(w.container for w in on_host)
-            rt = DockerRuntime(client, pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
-            deployer = Deployer(
-                rt, ScopedState(st, names.__contains__), stop=stop, keep_images=cfg.agent.keep_images
+            out[("service", host or None)] = ServiceTarget(
+                services, ServiceDeployer(services, scoped, stop=stop), host or None
             )
+        if host and any(w.kind == "container" for w in on_host):
+            rt = DockerRuntime(client, pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall)
+            deployer = Deployer(rt, scoped, stop=stop, keep_images=cfg.agent.keep_images)
             out[("container", host)] = ContainerTarget(rt, deployer, host)
     return out
+
+
+def local_services(cfg: Config, local: DockerRuntime) -> ServiceRuntime | None:
+    """The local engine's services, for label discovery; None when labels are not used."""
+    from agent.runtimes.swarm import SwarmRuntime
+
+    return SwarmRuntime(local.client) if cfg.agent.discover is not None else None
 
 
 def _build_watch(cfg: Config, acr: Registry, book: NoticeBook) -> Callable[[], list[Item]]:

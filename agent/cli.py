@@ -254,7 +254,7 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     state, runtime = app.state(cfg), app.runtime(cfg)
     sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
     out: list[dict[str, Any]] = []
-    found = app.discovered(cfg, runtime)
+    found = app.discovered(cfg, runtime, app.local_services(cfg, runtime))
     for r in (*found.failed, *found.skipped):
         out.append({"container": r.container, "image": r.image, "origin": "labels", "error": r.error})
     for w in (*cfg.watches, *found.watches):

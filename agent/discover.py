@@ -1,14 +1,20 @@
-"""Watch entries from container labels (`[agent] discover`). Pure but for one container list per pass."""
+"""Watch entries from labels (`[agent] discover`): containers', and Swarm services' on a manager.
+
+Pure but for one container list (and one service list) per pass.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from loguru import logger
+
 from agent.config import Config, Watch, watch_from_table
+from agent.errors import AgentError
 from agent.model import Result, Status
-from agent.runtimes import ListedContainer, Runtime
+from agent.runtimes import ListedContainer, ListedService, Runtime, ServiceRuntime
 
 PREFIX = "cr-agent"
 ENABLE = f"{PREFIX}.enable"
@@ -16,6 +22,7 @@ IMAGE = f"{PREFIX}.image"  # written by the agent on a replacement (runtimes/doc
 # label → [[watch]] key; a nested key is a dotted path ("health.http")
 SETTINGS = ("strategy", "health.http", "health.tcp", "min_uptime", "mode", "tag", "source")
 _TEMPORARY = ("--cr-agent-old", "--cr-agent-new")  # the agent's own names during a replacement
+SWARM_TASK = "com.docker.swarm.service.id"  # on a service's task containers: Swarm replaces those, not us
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -38,9 +45,9 @@ def wanted(mode: str, labels: dict[str, str]) -> bool | str:
     return f"{ENABLE}: expected true or false, got {value!r}"
 
 
-def table(name: str, image: str, labels: dict[str, str]) -> dict[str, Any]:
-    """The [[watch]] table the labels describe."""
-    out: dict[str, Any] = {"container": name, "image": image}
+def table(name: str, image: str, labels: dict[str, str], kind: str = "container") -> dict[str, Any]:
+    """The [[watch]] table the labels describe (kind "service": a `service = name` entry)."""
+    out: dict[str, Any] = {kind: name, "image": image}
     for key in SETTINGS:
         value = labels.get(f"{PREFIX}.{key}")
         if value is None:
@@ -57,66 +64,89 @@ def from_listing(
     listed: list[ListedContainer],
     configured_image: Any,
     sources: Collection[str],
+    services: Collection[ListedService] = (),
 ) -> Discovered:
-    """Watch entries for the listed containers that opt in (or don't opt out, with "all").
+    """Watch entries for the listed containers and services that opt in (or don't opt out, with "all").
 
     `configured_image(name)` is asked only for an opted-in container whose listing shows an image id.
-    A [[watch]] entry for the same container wins over its labels.
+    A [[watch]] entry for the same name wins over its labels.
     """
     mode = cfg.agent.discover
     if mode is None:
         return Discovered((), ())
     configured = {w.container for w in cfg.watches}
-    watches: list[Watch] = []
-    failed: list[Result] = []
-    skipped: list[Result] = []
+    found = _Found(cfg, sources)
     for c in sorted(listed, key=lambda c: c.name):
-        if c.name in configured or c.name.endswith(_TEMPORARY) or "/" in c.name:
-            continue
-        want = wanted(mode, c.labels)
-        if want is False:
+        skip = c.name.endswith(_TEMPORARY) or "/" in c.name or SWARM_TASK in c.labels
+        if c.name in configured or skip or wanted(mode, c.labels) is False:
             continue
         image = c.labels.get(IMAGE) or c.image
         if "@" in image or image.startswith("sha256:") or not image:
             image = configured_image(c.name) or image
+        found.add("container", c.name, image, c.labels)
+    for s in sorted(services, key=lambda s: s.name):
+        if s.name not in configured and wanted(mode, s.labels) is not False:
+            found.add("service", s.name, s.labels.get(IMAGE) or s.image.partition("@")[0], s.labels)
+    return Discovered(tuple(found.watches), tuple(found.failed), tuple(found.skipped))
+
+
+@dataclass
+class _Found:
+    """The entries, failures (a bad label fails its own container or service) and skips of one listing."""
+
+    cfg: Config
+    sources: Collection[str]
+    watches: list[Watch] = field(default_factory=list)
+    failed: list[Result] = field(default_factory=list)
+    skipped: list[Result] = field(default_factory=list)
+
+    def add(self, kind: str, name: str, image: str, labels: dict[str, str]) -> None:
+        want = wanted(str(self.cfg.agent.discover), labels)
         if isinstance(want, str):
-            failed.append(Result(c.name, image, Status.FAILED, error=f"label {want}"))
-            continue
-        t = table(c.name, image, c.labels)
-        watch, problems = watch_from_table(PREFIX, t, cfg.agent.mode)
-        if mode == "all" and ENABLE not in c.labels and _image_problem(problems):
+            self.failed.append(Result(name, image, Status.FAILED, error=f"label {want}"))
+            return
+        t = table(name, image, labels, kind)
+        watch, problems = watch_from_table(PREFIX, t, self.cfg.agent.mode)
+        if self.cfg.agent.discover == "all" and ENABLE not in labels and _image_problem(problems):
             why = f"not followed: {image!r} names no registry tag (label it {ENABLE}=false to silence this)"
-            skipped.append(Result(c.name, image, Status.SKIPPED, error=why))
-            continue
-        if watch is None:
-            failed.append(
-                Result(c.name, image, Status.FAILED, error="; ".join(_as_label(x) for x in problems))
-            )
-            continue
-        if watch.source not in sources:
+            self.skipped.append(Result(name, image, Status.SKIPPED, error=why))
+        elif watch is None:
+            error = "; ".join(_as_label(x, kind) for x in problems)
+            self.failed.append(Result(name, image, Status.FAILED, error=error))
+        elif watch.source not in self.sources:
             error = f"source {watch.source!r} is not set up: add the [aliyun] credentials"
-            failed.append(Result(c.name, image, Status.FAILED, error=error))
-            continue
-        watches.append(replace(watch, origin="labels", given=frozenset(t) - {"container"}))
-    return Discovered(tuple(watches), tuple(failed), tuple(skipped))
+            self.failed.append(Result(name, image, Status.FAILED, error=error))
+        else:
+            self.watches.append(replace(watch, origin="labels", given=frozenset(t) - {kind}))
 
 
 def _image_problem(problems: list[str]) -> bool:
     return any(x.startswith(f"{PREFIX}.image:") for x in problems)
 
 
-def _as_label(problem: str) -> str:
-    """`cr-agent.strategy: …` is already the label's name; the image comes from the container."""
+def _as_label(problem: str, kind: str = "container") -> str:
+    """`cr-agent.strategy: …` is already the label's name; the image comes from the container or service."""
     if problem.startswith(f"{PREFIX}.image:"):
-        return f"image (from {IMAGE} or the container's own config){problem[len(PREFIX) + 6 :]}"
+        return f"image (from {IMAGE} or the {kind}'s own config){problem[len(PREFIX) + 6 :]}"
     return f"label {problem}"
 
 
-def discover(cfg: Config, runtime: Runtime, sources: Collection[str]) -> Discovered:
-    """One container list; an inspect only for an opted-in container the listing shows by image id."""
+def discover(
+    cfg: Config, runtime: Runtime, sources: Collection[str], services: ServiceRuntime | None = None
+) -> Discovered:
+    """One container list; an inspect only for an opted-in container the listing shows by image id.
+
+    With `services`, one service list too: none (quietly) when the engine is not a Swarm manager.
+    """
     if cfg.agent.discover is None:
         return Discovered((), ())
-    return from_listing(cfg, runtime.list_containers(), runtime.configured_image, sources)
+    listed = runtime.list_containers()
+    more: list[ListedService] = []
+    try:
+        more = services.list_services() if services is not None else []
+    except AgentError as e:  # the containers are still followed
+        logger.error("label discovery of Swarm services failed: {}", e)
+    return from_listing(cfg, listed, runtime.configured_image, sources, more)
 
 
 def origins(w: Watch) -> dict[str, str]:
@@ -127,7 +157,7 @@ def origins(w: Watch) -> dict[str, str]:
             given = key in w.given or (key == "tag" and {"tag_regex", "sort"} & w.given)
             out[key] = "config" if given else "default"
         elif key == "image":
-            out[key] = "container"
+            out[key] = w.kind
         elif key in w.given:
             out[key] = "label " + ", ".join(f"{PREFIX}.{k}" for k in SETTINGS if k.split(".")[0] == key)
         else:
@@ -141,4 +171,5 @@ def describe(w: Watch) -> str:
     pattern = f", tag pattern {w.pattern}" if w.pattern else ""
     mode = ", monitor only" if w.mode == "notify" else ""
     head = "[[watch]]" if w.origin == "config" else "labels"
-    return f"{w.container} ← {w.image} ({head}: source {w.source}, strategy {w.strategy}{pattern}{mode}; {where})"
+    kind = "service " if w.kind == "service" else ""
+    return f"{kind}{w.container} ← {w.image} ({head}: source {w.source}, strategy {w.strategy}{pattern}{mode}; {where})"

@@ -23,7 +23,7 @@ from agent.model import ContainerInfo, RepoKey, Report, Result, Status, digest_f
 from agent.registries import Registry
 from agent.runtimes import Runtime
 from agent.state import State
-from agent.targets import ContainerTarget, Target
+from agent.targets import ContainerTarget, ServiceTarget, Target
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,9 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
 def _discover(ctx: Context) -> Discovered:
     """Watch entries from labels; a failed container list fails no configured entry."""
     try:
-        return discover(ctx.config, ctx.runtime, ctx.registries.keys())
+        local = ctx.targets.get(("service", None))  # on a Swarm manager, services' labels count too
+        services = local.services if isinstance(local, ServiceTarget) else None
+        return discover(ctx.config, ctx.runtime, ctx.registries.keys(), services)
     except AgentError as e:
         logger.error("label discovery failed: {}", e)
         return Discovered((), ())

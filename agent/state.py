@@ -1,4 +1,4 @@
-"""On-disk state under state_dir: the replacement journal, history, quarantine, pins, last checks.
+"""On-disk state under state_dir: the journal (replacements, service updates), history, quarantine, pins.
 
 One sqlite3 file, 0600 in a 0700 directory. Each write is its own transaction, committed before the
 step it announces. A state.db that is not a database any more is moved aside and a new one started.
@@ -23,7 +23,8 @@ from agent.secret import redact
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
-  container TEXT PRIMARY KEY, step TEXT NOT NULL, data TEXT NOT NULL, updated REAL NOT NULL);
+  container TEXT PRIMARY KEY, step TEXT NOT NULL, data TEXT NOT NULL, updated REAL NOT NULL,
+  kind TEXT NOT NULL DEFAULT 'container');
 CREATE TABLE IF NOT EXISTS history (
   id INTEGER PRIMARY KEY AUTOINCREMENT, container TEXT NOT NULL, started REAL NOT NULL,
   finished REAL NOT NULL, from_digest TEXT, to_digest TEXT, outcome TEXT NOT NULL, error TEXT,
@@ -36,7 +37,13 @@ CREATE TABLE IF NOT EXISTS pins (container TEXT PRIMARY KEY, digest TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS checks (
   container TEXT PRIMARY KEY, checked REAL NOT NULL, running_digest TEXT, latest_digest TEXT,
   status TEXT, error TEXT);
-CREATE TABLE IF NOT EXISTS service_journal (name TEXT PRIMARY KEY, data TEXT NOT NULL, updated REAL NOT NULL);
+"""
+# Service updates had their own table before the typed journal: a row there is an update in flight,
+# step "requested" (agent/deploy/journal.py ServiceStep). state.py cannot import it (deploy imports state).
+_MIGRATE = """
+INSERT OR IGNORE INTO journal (container, step, data, updated, kind)
+  SELECT name, 'requested', data, updated, 'service' FROM service_journal;
+DROP TABLE service_journal;
 """
 
 
@@ -46,6 +53,7 @@ class JournalEntry:
     step: str
     data: dict[str, Any]
     updated: float
+    kind: str = "container"  # or "service": a Swarm service update
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,23 @@ def _corrupt(e: sqlite3.Error) -> bool:
     return name in _CORRUPT if name else str(e) in _CORRUPT_MESSAGES
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a state.db of an older agent up to date, in one transaction; a second opener finds it done."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "kind" not in {row[1] for row in db.execute("PRAGMA table_info(journal)")}:
+            db.execute("ALTER TABLE journal ADD COLUMN kind TEXT NOT NULL DEFAULT 'container'")
+        if db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'service_journal'"
+        ).fetchall():
+            for sql in _MIGRATE.split(";")[:-1]:
+                db.execute(sql)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def _why(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e)
 
@@ -112,6 +137,7 @@ class State:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            _migrate(db)
         except BaseException:
             db.close()
             raise
@@ -144,18 +170,21 @@ class State:
             return rows
 
     # journal
-    def journal_write(self, container: str, step: str, data: dict[str, Any]) -> None:
+    def journal_write(self, container: str, step: str, data: dict[str, Any], kind: str = "container") -> None:
         self._exec(
-            "INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?)",
-            (container, step, json.dumps(data, sort_keys=True), time.time()),
+            "INSERT OR REPLACE INTO journal (container, step, data, updated, kind) VALUES (?, ?, ?, ?, ?)",
+            (container, step, json.dumps(data, sort_keys=True), time.time(), kind),
         )
 
     def journal_clear(self, container: str) -> None:
         self._exec("DELETE FROM journal WHERE container = ?", (container,))
 
-    def journal(self) -> list[JournalEntry]:
-        rows = self._exec("SELECT container, step, data, updated FROM journal ORDER BY container")
-        return [JournalEntry(c, s, json.loads(d), u) for c, s, d, u in rows]
+    def journal(self, kind: str = "container") -> list[JournalEntry]:
+        """The rows of one kind: "container" (replacements) or "service" (Swarm service updates)."""
+        rows = self._exec(
+            "SELECT container, step, data, updated FROM journal WHERE kind = ? ORDER BY container", (kind,)
+        )
+        return [JournalEntry(c, s, json.loads(d), u, kind) for c, s, d, u in rows]
 
     # history
     def record(self, d: Deployment) -> None:
@@ -256,20 +285,6 @@ class State:
             "error": error,
         }
 
-    # ---- Swarm service updates in flight: Swarm does the rollout, the journal says one was issued ----
-    def service_journal_write(self, name: str, data: dict[str, Any]) -> None:
-        self._exec(
-            "INSERT OR REPLACE INTO service_journal VALUES (?, ?, ?)", (name, json.dumps(data), time.time())
-        )
-
-    def service_journal_clear(self, name: str) -> None:
-        self._exec("DELETE FROM service_journal WHERE name = ?", (name,))
-
-    def service_journal(self) -> dict[str, dict[str, Any]]:
-        return {
-            n: json.loads(d) for n, d in self._exec("SELECT name, data FROM service_journal ORDER BY name")
-        }
-
 
 class ScopedState(State):
     """The same state.db, with a journal limited to the entries one engine's deployer may recover."""
@@ -278,5 +293,5 @@ class ScopedState(State):
         self.__dict__.update(state.__dict__)
         self._keep = keep
 
-    def journal(self) -> list[JournalEntry]:
-        return [e for e in super().journal() if self._keep(e.container)]
+    def journal(self, kind: str = "container") -> list[JournalEntry]:
+        return [e for e in super().journal(kind) if self._keep(e.container)]

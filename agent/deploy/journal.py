@@ -1,4 +1,8 @@
-"""The typed journal of one replacement: what was decided, and how far it got."""
+"""The typed journal: one row per change in flight, what was decided and how far it got.
+
+A container replacement (`Replacement`, steps `Step`) or a Swarm service update (`ServiceUpdate`,
+steps `ServiceStep`); state.py keeps them in one table, told apart by kind.
+"""
 
 from __future__ import annotations
 
@@ -97,4 +101,43 @@ class Replacement:
         values.setdefault("started", 0.0)
         values["step"] = parse_step(step)
         values["strategy"] = Strategy(values.get("strategy", Strategy.STOP_FIRST))
+        return cls(**values)
+
+
+class ServiceStep(StrEnum):
+    """The steps of a service update. Swarm does the rollout in between; the agent only asks and waits."""
+
+    REQUESTED = "requested"  # written before the update is posted: Swarm may or may not have it
+    SETTLED = "settled"  # Swarm reached an end state; the outcome is in the row, still to be recorded
+
+
+@dataclass(frozen=True)
+class ServiceUpdate:
+    """One update of service `service`, followed by entry `name`, as recorded in the journal."""
+
+    name: str
+    service: str
+    image: str  # the watched reference, host/ns/repo:tag
+    digest: str | None
+    from_digest: str | None
+    started: float
+    wait: float  # seconds to wait for Swarm's end state
+    step: ServiceStep = ServiceStep.REQUESTED
+    outcome: str | None = None  # a Status value, once SETTLED
+    error: str | None = None
+
+    def at(self, step: ServiceStep, **changes: Any) -> ServiceUpdate:
+        return dataclasses.replace(self, step=step, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "step": self.step.value}
+
+    @classmethod
+    def from_json(cls, name: str, step: str, data: dict[str, Any]) -> ServiceUpdate:
+        """Read a journal row, including a `service_journal` row of an older agent (no name, no step)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.update(name=name, step=ServiceStep(step))
+        values.setdefault("service", name)
+        values.setdefault("from_digest", None)
         return cls(**values)

@@ -125,6 +125,15 @@ class Runtime(Protocol):
 
 
 @dataclass(frozen=True)
+class ListedService:
+    """One Swarm service as the service listing shows it."""
+
+    name: str
+    image: str  # the spec's image, repo:tag@sha256:... when pinned
+    labels: dict[str, str]  # the service's own labels (not its tasks' container labels)
+
+
+@dataclass(frozen=True)
 class ServiceInfo:
     """A Swarm service, reduced to what the agent needs."""
 
@@ -143,6 +152,10 @@ class ServiceRuntime(Protocol):
     """The Swarm side of an engine: services, driven through the Engine API on a manager."""
 
     def is_manager(self) -> bool: ...
+
+    def list_services(self) -> list[ListedService]:
+        """Every service, one listing; none on an engine that is not a Swarm manager."""
+        ...
 
     def service(self, name: str) -> ServiceInfo | None: ...
 

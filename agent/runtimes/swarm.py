@@ -8,7 +8,7 @@ import docker
 from docker.types import RollbackConfig, UpdateConfig
 
 from agent.errors import RuntimeFault
-from agent.runtimes import ServiceInfo
+from agent.runtimes import ListedService, ServiceInfo
 from agent.runtimes.faults import fault as _fault
 
 Json = dict[str, Any]
@@ -53,6 +53,14 @@ class SwarmRuntime:
         with _fault(f"inspect service {name}"):
             found = [s for s in self.api.services(filters={"name": name}) if s["Spec"]["Name"] == name]
         return found[0] if found else None
+
+    def list_services(self) -> list[ListedService]:
+        if not self.is_manager():
+            return []
+        with _fault("list services"):
+            found = self.api.services()
+        return [ListedService(s["Spec"]["Name"], str(_image_of(s["Spec"])), dict(s["Spec"].get("Labels") or {}))
+                for s in found]  # fmt: skip
 
     def service(self, name: str) -> ServiceInfo | None:
         s = self._inspect(name)

@@ -7,12 +7,16 @@ from typing import Any
 
 from agent.config import parse
 from agent.deploy import Deployer
-from agent.discover import describe, discover, from_listing, origins
+from agent.discover import SWARM_TASK, describe, discover, from_listing, origins
+from agent.errors import RuntimeFault
 from agent.model import Status
 from agent.reconcile import Context, reconcile
-from agent.runtimes import ListedContainer
+from agent.runtimes import ListedContainer, ListedService
+from agent.services import ServiceDeployer
 from agent.state import State
+from agent.targets import ServiceTarget
 from tests.support.fakes import FakeRegistry, FakeRuntime
+from tests.support.swarm import NEW, FakeSwarm
 
 A, B = ("sha256:" + c * 64 for c in "ab")
 IMG = "127.0.0.1:5000/ns/web:latest"
@@ -205,3 +209,58 @@ def test_a_tag_label_sets_a_fixed_tag_or_a_pattern() -> None:
     assert bad.container == "bad" and (bad.error or "").startswith(
         "label cr-agent.tag: not an npm-style version range"
     )
+
+
+def test_services_labelled_enable_true_are_followed_like_service_entries() -> None:
+    task = listed("api.1.x", {"cr-agent.enable": "true", SWARM_TASK: "id-api"})  # Swarm's, not ours
+    found = from_listing(
+        cfg("all"),
+        [task],
+        no_inspect,
+        SOURCES,
+        [
+            ListedService("api", f"{IMG}@{A}", {"cr-agent.enable": "true", "cr-agent.min_uptime": "3s"}),
+            ListedService("off", f"{IMG}@{A}", {"cr-agent.enable": "false"}),
+            ListedService(
+                "bad", f"{IMG}@{A}", {"cr-agent.enable": "true", "cr-agent.health.http": "http://x/"}
+            ),
+        ],
+    )
+    (w,) = found.watches
+    assert (w.kind, w.service, str(w.image), w.min_uptime, w.strategy) == (
+        "service",
+        "api",
+        IMG,
+        3.0,
+        "start-first",
+    )
+    assert origins(w)["image"] == "service" and describe(w).startswith("service api ← ")
+    (bad,) = found.failed
+    assert (
+        bad.container == "bad" and "cr-agent.health" in (bad.error or "") and "service" in (bad.error or "")
+    )
+
+
+def test_a_pass_updates_a_labelled_service_through_swarm(tmp_path: Path) -> None:
+    swarm = FakeSwarm(["updating", "completed"])
+    swarm.labels = {"cr-agent.enable": "true"}
+    reg = FakeRegistry({"ns/web": {"latest": NEW}})
+    c = parse({"agent": {"state_dir": str(tmp_path), "discover": "labels"}}, {})
+    state, rt = State(tmp_path), FakeRuntime()
+    target = ServiceTarget(swarm, ServiceDeployer(swarm, state, poll=0))
+    ctx = Context(c, {"registry": reg}, rt, state, Deployer(rt, state), targets={("service", None): target})
+    (r,) = reconcile(ctx).results
+    assert (r.container, r.status, r.latest_digest) == ("svc", Status.UPDATED, NEW)
+    assert swarm.updates == [(f"{IMG}@{NEW}", "start-first")]
+
+
+def test_a_failed_service_listing_still_discovers_the_containers() -> None:
+    rt = FakeRuntime()
+    rt.containers[rt.add("web", "sha256:" + "c" * 64, (), labels={"cr-agent.enable": "true"})].image = IMG
+
+    class Worker(FakeSwarm):
+        def list_services(self) -> list[ListedService]:
+            raise RuntimeFault("docker info: connection refused")
+
+    found = discover(cfg(), rt, SOURCES, Worker([]))
+    assert [w.container for w in found.watches] == ["web"] and found.failed == ()

@@ -2,51 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from agent.config import Watch
-from agent.model import ImageRef, Status
-from agent.runtimes import ServiceInfo
+from agent.model import Status
 from agent.services import ServiceDeployer, ServiceJob
 from agent.state import State
+from tests.support.swarm import IMG, NEW, OLD, FakeSwarm
 
-OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64
-IMG = ImageRef.parse("127.0.0.1:5000/ns/web:latest")
 WATCH = Watch("svc", IMG, "registry", "start-first", None, 2.0, 5.0, service="svc")
-
-
-class FakeSwarm:
-    """Plays back a list of update states, one per look after the update."""
-
-    def __init__(self, states: list[str | None], *, host_ports: bool = False) -> None:
-        self.states = states
-        self.info = ServiceInfo(
-            "id1", "svc", f"{IMG}@{OLD}", (f"{IMG.repository}@{OLD}",), 1, None, "", host_ports, None
-        )
-        self.updates: list[tuple[str, str | None]] = []
-        self.rollbacks = 0
-
-    def is_manager(self) -> bool:
-        return True
-
-    def service(self, name: str) -> ServiceInfo | None:
-        if self.updates and self.states:
-            state = self.states.pop(0)
-            self.info = replace(self.info, update_state=state, update_message=f"msg {state}")
-        return self.info
-
-    def update(self, name: str, image: str, *, monitor: float, order: str | None, auth: object) -> None:
-        self.updates.append((image, order))
-
-    def rollback(self, name: str) -> None:
-        self.rollbacks += 1
-        self.info = replace(self.info, image=self.info.previous_image or "", previous_image=self.info.image)
-
-    def failed_logs(self, name: str, tail: int = 20) -> str:
-        return "task x: exit 3\nboom"
 
 
 class Clock:
@@ -71,7 +40,7 @@ def test_completed_is_updated_and_the_journal_is_cleared(state: State) -> None:
     swarm = FakeSwarm([None, "updating", "completed"])
     r = deployer(swarm, state).update(ServiceJob(WATCH, NEW, OLD))
     assert r.status is Status.UPDATED and swarm.updates == [(f"{IMG}@{NEW}", "start-first")]
-    assert state.service_journal() == {} and state.history("svc")[0].outcome == "updated"
+    assert state.journal("service") == [] and state.history("svc")[0].outcome == "updated"
 
 
 def test_rollback_completed_is_rolled_back_with_the_task_logs_and_quarantined(state: State) -> None:
@@ -96,11 +65,12 @@ def test_deadline_leaves_the_journal_and_the_next_pass_only_waits(state: State) 
     swarm = FakeSwarm(["updating"] * 100)
     r = deployer(swarm, state).update(ServiceJob(WATCH, NEW, OLD))
     assert r.status is Status.FAILED and "next pass waits" in (r.error or "")
-    assert "svc" in state.service_journal()
+    assert [(e.container, e.step) for e in state.journal("service")] == [("svc", "requested")]
+    assert state.journal() == []  # the container journal does not see it
     swarm.states = ["updating", "completed"]
     (rec,) = deployer(swarm, state).recover()
     assert rec.status is Status.UPDATED and len(swarm.updates) == 1  # waited; never a second update
-    assert state.service_journal() == {}
+    assert state.journal("service") == []
 
 
 def test_agent_rollback_pins_what_swarm_returned_to(state: State) -> None:
@@ -110,3 +80,55 @@ def test_agent_rollback_pins_what_swarm_returned_to(state: State) -> None:
     swarm.states = ["rollback_started", "rollback_completed"]
     result, digest = deployer(swarm, state).rollback(WATCH)
     assert (swarm.rollbacks, result.status, digest) == (1, Status.UPDATED, OLD)
+
+
+def test_a_settled_row_is_recorded_without_asking_swarm_again(state: State, tmp_path: Path) -> None:
+    """Killed after Swarm's end state was journaled: that outcome stands, even if Swarm moved on since."""
+    swarm = FakeSwarm(["updating", "rollback_completed"])
+    crashing = State(tmp_path)  # the same state.db, whose history write is where the agent dies
+
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    crashing.record = killed  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        deployer(swarm, crashing).update(ServiceJob(WATCH, NEW, OLD))
+    assert [(e.container, e.step) for e in state.journal("service")] == [("svc", "settled")]
+    swarm.states, swarm.updates = ["updating"] * 100, [("someone else's update", None)]
+    (rec,) = deployer(swarm, state).recover()
+    assert (rec.status, rec.latest_digest) == (Status.ROLLED_BACK, NEW) and "boom" in (rec.error or "")
+    assert NEW in state.quarantined("svc") and state.history("svc")[0].outcome == "rolled_back"
+    assert state.journal("service") == [] and len(swarm.updates) == 1
+
+
+def test_a_service_journal_row_of_an_older_agent_is_migrated_and_finished(tmp_path: Path) -> None:
+    """An agent upgraded mid-update: the old `service_journal` row becomes a typed `requested` row."""
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.executescript("""
+        CREATE TABLE journal (container TEXT PRIMARY KEY, step TEXT NOT NULL, data TEXT NOT NULL,
+                              updated REAL NOT NULL);
+        CREATE TABLE service_journal (name TEXT PRIMARY KEY, data TEXT NOT NULL, updated REAL NOT NULL);
+    """)
+    old = {
+        "service": "svc",
+        "image": str(IMG),
+        "digest": NEW,
+        "from_digest": OLD,
+        "started": 1.0,
+        "wait": 30.0,
+    }
+    db.execute("INSERT INTO service_journal VALUES ('svc', ?, 2.0)", (json.dumps(old),))
+    db.execute("INSERT INTO journal VALUES ('web', 'created', '{}', 2.0)")
+    db.commit()
+    db.close()
+    state = State(tmp_path)
+    assert [(e.container, e.step) for e in state.journal("service")] == [("svc", "requested")]
+    assert [(e.container, e.step) for e in state.journal()] == [("web", "created")]
+    tables = {r[0] for r in state._exec("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "service_journal" not in tables
+    swarm = FakeSwarm(["updating", "completed"])
+    swarm.updates.append(("primed", None))  # let the fake play states back: Swarm is mid-update
+    (rec,) = deployer(swarm, state).recover()
+    assert (rec.status, rec.current_digest, rec.latest_digest) == (Status.UPDATED, OLD, NEW)
+    assert len(swarm.updates) == 1 and state.journal("service") == []  # waited; never a second update
+    assert State(tmp_path).journal("service") == []  # a second open finds it migrated
