@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agent.choices import Source
-from agent.config import Config
-from agent.model import Report
+from agent.config import Config, Watch
+from agent.model import ContainerInfo, Report
 
 if TYPE_CHECKING:
     from agent.discover import Discovered
@@ -179,6 +179,24 @@ def _targets(
             deployer = Deployer(rt, scoped, stop=stop, keep_images=cfg.agent.keep_images)
             out[("container", host)] = ContainerTarget(rt, deployer, host)
     return out
+
+
+def observer(
+    cfg: Config, st: State, rt: DockerRuntime
+) -> Callable[[Watch], tuple[ContainerInfo | None, str | None]]:
+    """What one entry's target runs now, on its own engine (a container or a service), and why it cannot
+    be told; for `agent status`."""
+    from agent.deploy import Deployer
+    from agent.targets import ContainerTarget
+
+    targets = _targets(cfg, st, None, rt)
+    targets.setdefault(("container", None), ContainerTarget(rt, Deployer(rt, st)))
+
+    def observe(w: Watch) -> tuple[ContainerInfo | None, str | None]:
+        found, problems = targets[(w.kind, w.docker_host)].observe([w])
+        return found.get(w.container), problems.get(w.container)
+
+    return observe
 
 
 def local_services(cfg: Config, local: DockerRuntime) -> ServiceRuntime | None:

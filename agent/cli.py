@@ -257,13 +257,18 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     found = app.discovered(cfg, runtime, app.local_services(cfg, runtime))
     for r in (*found.failed, *found.skipped):
         out.append({"container": r.container, "image": r.image, "origin": "labels", "error": r.error})
+    look = app.observer(cfg, state, runtime)
+    in_flight = {
+        e.container: f"{e.kind} {e.step}" for kind in ("container", "service") for e in state.journal(kind)
+    }
     for w in (*cfg.watches, *found.watches):
-        info = runtime.inspect(w.container)
+        info, problem = look(w)
         running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
         hist = state.history(w.container, limit=10)
         last_deploy = next((h.as_json() for h in hist), None)
         out.append({
-            "container": w.container, "image": str(w.image), "exists": info is not None,
+            "container": w.container, "kind": w.kind, "docker_host": w.docker_host, "image": str(w.image),
+            "exists": info is not None, "problem": problem, "in_flight": in_flight.get(w.container),
             "running": bool(info and info.running), "running_digest": running[0] if running else None,
             "last_check": state.last_check(w.container), "last_deploy": last_deploy,
             "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
@@ -278,9 +283,17 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             print(f"{c['container']}  ({c['image']})  [labels] failed: {c['error']}")
             continue
         check = c["last_check"] or {}
-        print(redact(f"{c['container']}  ({c['image']})"))
+        where = f" on {c['docker_host']}" if c["docker_host"] else ""
+        print(
+            redact(
+                f"{c['container']}  ({c['image']}){'  [service]' if c['kind'] == 'service' else ''}{where}"
+            )
+        )
         print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
         print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
+        for key in ("problem", "in_flight"):
+            if c[key]:
+                print(redact(f"  {key.replace('_', ' '):<9} {c[key]}"))
         print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
         if c["source"]:
             print(f"  source    {c['source']}")

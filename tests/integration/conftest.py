@@ -88,3 +88,15 @@ def module_prefix(docker_client: docker.DockerClient) -> Iterator[str]:
     value = new_prefix()
     yield value
     purge(docker_client, value)
+
+
+@pytest.fixture(scope="session")
+def swarm(docker_client: docker.DockerClient) -> Iterator[docker.DockerClient]:
+    """The test engine as a single-node Swarm manager; it leaves the swarm afterwards only if it joined here."""
+    state = docker_client.info()["Swarm"]["LocalNodeState"]
+    joined = state != "active"
+    if joined:
+        docker_client.swarm.init(advertise_addr="127.0.0.1")
+    yield docker_client
+    if joined:
+        docker_client.swarm.leave(force=True)

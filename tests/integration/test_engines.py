@@ -8,6 +8,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -56,15 +57,40 @@ def engine2(prefix: str) -> Iterator[docker.DockerClient]:
         client.close()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def worker(engine2: docker.DockerClient, swarm: docker.DockerClient) -> Iterator[docker.DockerClient]:
+    """The second engine joined to the test swarm as a drained worker (no task of anyone's lands on it);
+    it leaves again, and its node is removed, so both engines end as they were found."""
+    if engine2.info()["Swarm"]["LocalNodeState"] != "inactive":
+        pytest.skip("the second engine is already in a swarm: not touching it")
+    port = _free_port()
+    token = swarm.swarm.attrs["JoinTokens"]["Worker"]
+    request = {"ListenAddr": f"127.0.0.1:{port}", "AdvertiseAddr": f"127.0.0.1:{port}",
+               "RemoteAddrs": ["127.0.0.1:2377"], "JoinToken": token, "Availability": "drain"}  # fmt: skip
+    engine2.api._raise_for_status(engine2.api._post_json(engine2.api._url("/swarm/join"), data=request))
+    node = engine2.info()["Swarm"]["NodeID"]
+    try:
+        yield engine2
+    finally:
+        engine2.swarm.leave(force=True)
+        swarm.api.remove_node(node, force=True)
+
+
 @pytest.fixture
 def world(prefix: str, tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[World]:
     yield from world_fixture(prefix, tmp_path, docker_client)
 
 
-def run_on(client: docker.DockerClient, w: World, name: str) -> None:
+def run_on(client: docker.DockerClient, w: World, name: str, **kw: Any) -> None:
     ref = w.image()
     client.images.pull(ref, auth_config=images.auth_config())
-    client.containers.run(ref, name=w.prefix + name, detach=True, command=SLEEPER, network_mode="none")
+    client.containers.run(ref, name=w.prefix + name, detach=True, command=SLEEPER, network_mode="none", **kw)
 
 
 def digest_on(client: docker.DockerClient, w: World, name: str) -> list[str]:
@@ -108,3 +134,33 @@ def test_one_agent_updates_a_container_on_each_engine_and_a_down_engine_fails_on
     assert r[world.prefix + "there"]["status"] == "failed" and HOST2.split("//")[1] in err + str(
         r[world.prefix + "there"]["error"]
     )
+
+
+def test_on_a_real_worker_service_entries_fail_clearly_and_containers_are_updated(
+    world: World, worker: docker.DockerClient
+) -> None:
+    assert (worker.info()["Swarm"]["LocalNodeState"], worker.info()["Swarm"]["ControlAvailable"]) == (
+        "active",
+        False,
+    )
+    world.push_image("v1")
+    run_on(worker, world, "there")
+    run_on(worker, world, "labelled", labels={"cr-agent.enable": "true", "cr-agent.source": "aliyun"})
+    new = world.push_image("v2")
+    cfg = world.config([
+        {"container": "there", "image": world.image(), "docker_host": HOST2},
+        {"service": "svc", "image": world.image(), "docker_host": HOST2},
+    ])  # fmt: skip
+    rc, report, err = world.once(cfg)
+    r = by_container(report)
+    assert (rc, r[world.prefix + "there"]["status"]) == (1, "updated"), err
+    assert new in digest_on(worker, world, "there")
+    svc = r[world.prefix + "svc"]
+    assert (svc["status"], "not a Swarm manager" in (svc["error"] or "")) == ("failed", True), svc
+
+    # the agent on the worker itself, with labels: its containers are found, services skipped quietly
+    labels = world.config([], agent='discover = "labels"')
+    rc, report, err = world.once(labels, DOCKER_HOST=HOST2)
+    mine = {k: v for k, v in by_container(report).items() if k.startswith(world.prefix)}
+    assert (rc, {k: v["status"] for k, v in mine.items()}) == (0, {world.prefix + "labelled": "updated"}), err
+    assert "Swarm" not in err and new in digest_on(worker, world, "labelled")

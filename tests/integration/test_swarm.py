@@ -20,17 +20,6 @@ from tests.support.wait import wait_until
 SLOW_START = ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]
 
 
-@pytest.fixture(scope="session")
-def swarm(docker_client: docker.DockerClient) -> Iterator[docker.DockerClient]:
-    state = docker_client.info()["Swarm"]["LocalNodeState"]
-    joined = state != "active"
-    if joined:
-        docker_client.swarm.init(advertise_addr="127.0.0.1")
-    yield docker_client
-    if joined:
-        docker_client.swarm.leave(force=True)
-
-
 @pytest.fixture
 def world(prefix: str, tmp_path: Path, swarm: docker.DockerClient) -> Iterator[World]:
     yield from world_fixture(prefix, tmp_path, swarm)
@@ -108,6 +97,13 @@ def test_crashing_image_is_rolled_back_by_swarm_and_quarantined(world: World) ->
     rc, report, err = world.once(cfg)
     r = by_container(report)[world.prefix + "svc"]
     assert (r["status"], bad in r["error"]) == ("skipped", True), report
+    s = status(world, cfg)["svc"]
+    assert (s["kind"], list(s["quarantined"]), s["history"][0]["outcome"]) == (
+        "service",
+        [bad],
+        "rolled_back",
+    )
+    assert "boom-from-v2" in s["quarantined"][bad]
 
 
 def test_unhealthy_image_is_rolled_back(world: World) -> None:
@@ -173,3 +169,39 @@ def test_agent_rollback_returns_the_service_to_its_previous_spec_and_pins_it(wor
     rc, report, err = world.once(cfg)
     r = by_container(report)[world.prefix + "svc"]
     assert (r["status"], r["current_digest"], r.get("pinned")) == ("up_to_date", old, True), report
+
+
+def mine(w: World, report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """This test's results only: label discovery sees the whole shared engine."""
+    return {k[len(w.prefix) :]: v for k, v in by_container(report).items() if k.startswith(w.prefix)}
+
+
+def status(w: World, cfg: Path) -> dict[str, dict[str, Any]]:
+    done = w.agent("status", "-c", str(cfg), "--json")
+    assert done.returncode == 0, done.stderr
+    return {c["container"][len(w.prefix) :]: c for c in json.loads(done.stdout)["containers"]
+            if c["container"].startswith(w.prefix)}  # fmt: skip
+
+
+def test_a_service_labelled_enable_is_followed_and_status_shows_it(world: World) -> None:
+    first = started(
+        world, labels={"cr-agent.enable": "true", "cr-agent.source": "aliyun", "cr-agent.min_uptime": "1s"}
+    )
+    create(world, "plain", first)  # no label: not followed
+    new = world.push_image("v2")
+    cfg = world.config([], agent='discover = "labels"')
+    rc, report, err = world.once(cfg)
+    assert (rc, {k: v["status"] for k, v in mine(world, report).items()}) == (0, {"svc": "updated"}), err
+    assert spec_image(world, "svc").endswith("@" + new) and spec_image(world, "plain").endswith("@" + first)
+    assert service(world, "svc")["Spec"]["UpdateConfig"]["Monitor"] == 1_000_000_000  # from its label
+
+    wait_running(world, "svc")
+    s = status(world, cfg)["svc"]
+    assert (s["kind"], s["origin"], s["exists"], s["running"], s["running_digest"]) == (
+        "service", "labels", True, True, new,
+    )  # fmt: skip
+    assert (s["last_check"]["status"], s["history"][0]["outcome"], s["history"][0]["to_digest"]) == (
+        "updated", "updated", new,
+    )  # fmt: skip
+    text = world.agent("status", "-c", str(cfg))
+    assert f"{world.prefix}svc  ({world.image()})  [service]" in text.stdout, text.stdout
