@@ -12,7 +12,7 @@ from typing import Any
 from loguru import logger
 
 from agent import __version__, app, logs, secretfiles
-from agent.config import Config, describe, find_config, load
+from agent.config import Config, Watch, describe, find_config, load
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
 from agent.runlock import RunLock
@@ -234,16 +234,15 @@ def _notify_test(cfg: Config) -> int:
     return EXIT_OK if all(ok for ok, _ in outcome) else EXIT_FAILED
 
 
-def _watch_names(cfg: Config) -> list[str]:
+def _require_watched(cfg: Config, container: str) -> Watch:
+    """The entry (from [[watch]] or labels) of that name, or a clear error listing the watched ones."""
     found = app.discovered(cfg) if cfg.agent.discover else None
-    return [w.container for w in cfg.watches] + ([w.container for w in found.watches] if found else [])
-
-
-def _require_watched(cfg: Config, container: str) -> None:
-    if container not in _watch_names(cfg):
-        raise ConfigError(
-            [f"{container!r} is not a watched container (watched: {', '.join(_watch_names(cfg))})"]
-        )
+    watches: list[Watch] = [*cfg.watches, *(found.watches if found else ())]
+    for w in watches:
+        if w.container == container:
+            return w
+    names = ", ".join(w.container for w in watches)
+    raise ConfigError([f"{container!r} is not a watched container or service (watched: {names})"])
 
 
 def _status(cfg: Config, *, as_json: bool) -> int:
@@ -318,8 +317,7 @@ def _when(ts: float | None) -> str:
 def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> int:
     from agent.reconcile import reconcile
 
-    _require_watched(cfg, container)
-    watch = next(w for w in cfg.watches if w.container == container)
+    watch = _require_watched(cfg, container)
     if watch.kind == "service" and not to:
         return _rollback_service(cfg, watch, output=output)
     if to:
@@ -344,7 +342,7 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _rollback_service(cfg: Config, watch: Any, *, output: str) -> int:
+def _rollback_service(cfg: Config, watch: Watch, *, output: str) -> int:
     """Swarm's own rollback to the previous spec, then a pin to the digest it returned to."""
     from agent.targets import ServiceTarget
 

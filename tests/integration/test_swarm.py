@@ -205,3 +205,6 @@ def test_a_service_labelled_enable_is_followed_and_status_shows_it(world: World)
     )  # fmt: skip
     text = world.agent("status", "-c", str(cfg))
     assert f"{world.prefix}svc  ({world.image()})  [service]" in text.stdout, text.stdout
+    done = world.agent("rollback", "-c", str(cfg), world.prefix + "svc", "--json")  # a labelled entry too
+    assert done.returncode == 0, done.stderr
+    assert spec_image(world, "svc").endswith("@" + first)

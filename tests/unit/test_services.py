@@ -12,7 +12,7 @@ import pytest
 from agent.config import Watch
 from agent.model import Status
 from agent.services import ServiceDeployer, ServiceJob
-from agent.state import State
+from agent.state import ScopedState, State
 from tests.support.swarm import IMG, NEW, OLD, FakeSwarm
 
 WATCH = Watch("svc", IMG, "registry", "start-first", None, 2.0, 5.0, service="svc")
@@ -132,3 +132,13 @@ def test_a_service_journal_row_of_an_older_agent_is_migrated_and_finished(tmp_pa
     assert (rec.status, rec.current_digest, rec.latest_digest) == (Status.UPDATED, OLD, NEW)
     assert len(swarm.updates) == 1 and state.journal("service") == []  # waited; never a second update
     assert State(tmp_path).journal("service") == []  # a second open finds it migrated
+
+
+def test_each_engine_recovers_only_its_own_service_updates(state: State) -> None:
+    for name in ("here", "there"):
+        state.journal_write(name, "requested", {"service": name, "image": str(IMG), "digest": NEW,
+                                                "started": 1.0, "wait": 1.0}, kind="service")  # fmt: skip
+    swarm = FakeSwarm(["completed"])
+    swarm.updates.append(("primed", None))
+    (rec,) = deployer(swarm, ScopedState(state, {"here"}.__contains__)).recover()
+    assert rec.container == "here" and [e.container for e in state.journal("service")] == ["there"]
