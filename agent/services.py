@@ -1,7 +1,8 @@
 """Swarm service updates: Swarm rolls out and rolls back; the agent asks, waits (bounded) and reports.
 
-update: journal (requested) → update to `repo:tag@sha256:<new>` (FailureAction=rollback, Monitor, Order) → wait for
-UpdateStatus completed / rollback_completed / paused or the deadline → journal (settled, with the outcome) → quarantine, history → clear.
+update: journal (requested) → update to `repo:tag@sha256:<new>` (FailureAction=rollback, Monitor,
+Order) → wait for UpdateStatus completed / rollback_completed / paused or the deadline → journal
+(settled, with the outcome) → quarantine, history → clear.
 A journal entry left by a crash means an update was issued: the next pass waits for its end state and
 records it; it never issues a second one while Swarm is still busy with the first.
 """
