@@ -37,7 +37,7 @@ def _digest(image: str) -> str | None:
 @dataclass(frozen=True)
 class ServiceJob:
     watch: Watch
-    digest: str
+    to_digest: str
     from_digest: str | None
     auth: tuple[str, str] | None = None
 
@@ -61,7 +61,7 @@ class ServiceDeployer:
     def update(self, job: ServiceJob) -> Result:
         w = job.watch
         name, service = w.container, w.service or w.container
-        image = f"{w.image}@{job.digest}"
+        image = f"{w.image}@{job.to_digest}"
         info = self.services.service(service)
         if info is None:
             return Result(
@@ -69,11 +69,11 @@ class ServiceDeployer:
                 str(w.image),
                 Status.FAILED,
                 job.from_digest,
-                job.digest,
+                job.to_digest,
                 f"service {service!r} not found",
             )
         order = Strategy.STOP_FIRST if info.host_ports else w.strategy
-        entry = {"service": service, "image": str(w.image), "digest": job.digest, "from_digest": job.from_digest,
+        entry = {"service": service, "image": str(w.image), "digest": job.to_digest, "from_digest": job.from_digest,
                  "started": time.time(), "wait": self._wait_for(w, info)}  # fmt: skip
         self.state.service_journal_write(name, entry)  # before the request: a crash after it is recoverable
         try:
@@ -82,7 +82,7 @@ class ServiceDeployer:
             self.state.service_journal_clear(name)
             return self._record(name, entry, Status.FAILED, f"update refused: {e}")
         logger.info(
-            "{}: service update to {} issued ({}, monitor {}s)", name, job.digest, order, w.min_uptime
+            "{}: service update to {} issued ({}, monitor {}s)", name, job.to_digest, order, w.min_uptime
         )
         return self._finish(name, entry)
 
@@ -166,4 +166,4 @@ class ServiceDeployer:
         log = logger.info if status is Status.UPDATED else logger.error
         log("{}: service update {}{}", name, status.value, f": {error}" if error else "")
         return Result(name, entry["image"], status, entry.get("from_digest"), entry["digest"], error,
-                      {"service": entry["service"]})  # fmt: skip
+                      service=entry["service"])  # fmt: skip

@@ -55,7 +55,7 @@ class Replacement:
     old_image_id: str
     new_image: str  # what the new container is created from: host/ns/repo@sha256:...
     new_image_id: str
-    digest: str
+    to_digest: str
     from_digest: str | None
     was_running: bool
     start_new: bool
@@ -91,7 +91,7 @@ class Replacement:
         values = {k: v for k, v in data.items() if k in known}
         values.setdefault("new_image", data.get("new_image_id") or "")
         values.setdefault("new_image_id", values["new_image"])
-        values.setdefault("digest", "")
+        values.setdefault("to_digest", data.get("digest") or "")  # its name before 0.x
         values.setdefault("from_digest", None)
         values.setdefault("old_image_id", "")
         values.setdefault("started", 0.0)
