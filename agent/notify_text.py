@@ -82,7 +82,9 @@ def item_for(r: Result, events: Collection[str]) -> Item | None:
     if r.status.value not in events or r.seen_before or r.status.value not in KINDS:
         return None
     logs = r.logs if r.status is Status.ROLLED_BACK else None
-    return Item(r.status.value, r.container, r.image, r.current_digest, r.to_digest, r.seconds, r.error, logs or None)
+    return Item(
+        r.status.value, r.container, r.image, r.current_digest, r.to_digest, r.seconds, r.error, logs or None
+    )
 
 
 def duration(seconds: float, lang: str) -> str:

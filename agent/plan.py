@@ -77,7 +77,12 @@ def _plan_one(o: Observation) -> Step:
         return Step(w, Action.FAIL, current, None, o.error, o.container)
     if to is None:
         return Step(
-            w, Action.FAIL, current, None, f"tag {w.image.tag!r} not found in {w.image.repo.path}", o.container
+            w,
+            Action.FAIL,
+            current,
+            None,
+            f"tag {w.image.tag!r} not found in {w.image.repo.path}",
+            o.container,
         )
     if to in running:
         broken = o.container.broken
@@ -91,7 +96,9 @@ def _plan_one(o: Observation) -> Step:
         action = Action.SKIP if o.pin_reported else Action.FAIL  # loud once, then quiet while it lasts
         return Step(w, action, current, to, reason, o.container, pin_conflict=True)
     if o.pinned is None and to in o.quarantined:
-        reason = f"{to} is quarantined ({o.quarantined[to]}); push a new image or run `agent retry {w.container}`"
+        reason = (
+            f"{to} is quarantined ({o.quarantined[to]}); push a new image or run `agent retry {w.container}`"
+        )
         return Step(w, Action.SKIP, current, to, reason, o.container)
     if w.mode == "notify":
         return Step(w, Action.REPORT, current, to, 'monitor only (mode = "notify")', o.container)
@@ -116,6 +123,8 @@ def confirm_updates(steps: list[Step], confirmer: Callable[[Watch], Confirm | No
                     digest_for_repo(list(s.container.repo_digests), s.watch.image.repo) if s.container else []
                 )
                 action = Action.NOTHING if to in running else Action.UPDATE
-                s = replace(s, action=action, to_digest=to, current=to if action is Action.NOTHING else s.current)
+                s = replace(
+                    s, action=action, to_digest=to, current=to if action is Action.NOTHING else s.current
+                )
         out.append(s)
     return out

@@ -36,7 +36,9 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
         found = _discover(ctx)
         watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
     watches, picked = resolve_patterns(ctx.registries, ctx.runtime, watches)
-    steps = confirm_updates(plan(observe(ctx, watches)), lambda w: getattr(ctx.registries.get(w.source), "confirm", None))
+    steps = confirm_updates(
+        plan(observe(ctx, watches)), lambda w: getattr(ctx.registries.get(w.source), "confirm", None)
+    )
     results = apply(ctx, steps, dry_run=dry_run) + picked
     results += [r for r in (*found.failed, *found.skipped) if only is None or r.container in only]
     report = Report(tuple(_merge(recovered, results)))

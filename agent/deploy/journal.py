@@ -91,7 +91,7 @@ class Replacement:
         values = {k: v for k, v in data.items() if k in known}
         values.setdefault("new_image", data.get("new_image_id") or "")
         values.setdefault("new_image_id", values["new_image"])
-        values.setdefault("to_digest", data.get("digest") or "")  # its name before 0.x
+        values.setdefault("to_digest", data.get("digest") or "")  # called `digest` before
         values.setdefault("from_digest", None)
         values.setdefault("old_image_id", "")
         values.setdefault("started", 0.0)

@@ -271,7 +271,9 @@ class Deployer:
             journaled = {e.container for e in self.state.journal()}
             for name, note, removed in self.restorer.leftovers(watched or [], journaled):
                 status = Status.SKIPPED if removed else Status.FAILED
-                results.append(Result(name, "", status, None, None, note, attention=None if removed else True))
+                results.append(
+                    Result(name, "", status, None, None, note, attention=None if removed else True)
+                )
             return results
         finally:
             self.engine_lock.release()

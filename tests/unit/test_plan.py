@@ -50,7 +50,13 @@ def broken(state: str, exit_code: int, *digests: str) -> ContainerInfo:
             None,
         ),  # other repo path
         (Observation(W, None, tag_digest=A), Action.MISSING, None, A, "container 'web' not found"),
-        (Observation(OPTIONAL, None, tag_digest=A), Action.SKIP, None, A, "container 'web' not found (optional)"),
+        (
+            Observation(OPTIONAL, None, tag_digest=A),
+            Action.SKIP,
+            None,
+            A,
+            "container 'web' not found (optional)",
+        ),
         (
             Observation(W, broken("restarting", 3, A), tag_digest=A),
             Action.FAIL,
@@ -65,7 +71,13 @@ def broken(state: str, exit_code: int, *digests: str) -> ContainerInfo:
             A,
             "web is exited, exit code 137",
         ),
-        (Observation(W, broken("exited", 0, A), tag_digest=A), Action.NOTHING, A, A, None),  # stopped on purpose
+        (
+            Observation(W, broken("exited", 0, A), tag_digest=A),
+            Action.NOTHING,
+            A,
+            A,
+            None,
+        ),  # stopped on purpose
         (Observation(W, info(A), error="boom [REPO_NOT_EXIST]"), Action.FAIL, A, None, "REPO_NOT_EXIST"),
         (Observation(W, info(A), tag_digest=None), Action.FAIL, A, None, "tag 'latest' not found in ns/web"),
         (Observation(W, info(A), tag_digest=B, quarantined={B: "crashed"}), Action.SKIP, A, B, "quarantined"),
