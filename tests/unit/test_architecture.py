@@ -15,6 +15,11 @@ AGENT = Path(__file__).resolve().parents[2] / "agent"
 CORE = [
     "model.py",
     "reconcile.py",
+    "context.py",
+    "observe.py",
+    "plan.py",
+    "apply.py",
+    "pulls.py",
     "deploy/journal.py",
     "deploy/replace.py",
     "deploy/gate.py",
@@ -78,6 +83,29 @@ def test_only_the_composition_root_constructs_adapters() -> None:
             if isinstance(node, ast.Call)
         }
         assert not calls & ADAPTERS, f"agent/{rel} constructs {calls & ADAPTERS}: ask agent/app.py"
+
+
+def test_one_pull_path() -> None:
+    """Credentials, the pull and its refused-login retry, and the platform check live in agent/pulls.py;
+    deploy/replace.py has the bare pull by digest it calls."""
+    owners = {
+        "credentials": {"pulls.py"},
+        "platform_mismatch": {"pulls.py"},
+        "pull": {"pulls.py", "deploy/replace.py"},
+    }
+    for path in AGENT.rglob("*.py"):
+        rel = path.relative_to(AGENT).as_posix()
+        if rel.startswith(("registries/", "runtimes/")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in owners
+            ):
+                assert rel in owners[node.func.attr], (
+                    f"agent/{rel} calls .{node.func.attr}(): ask agent/pulls.py"
+                )
 
 
 def full_imports(path: Path) -> set[str]:
