@@ -17,9 +17,10 @@ from agent.plan import PIN_CONFLICT, Observation
 from agent.registries import Registry
 from agent.targets import Target
 
-# Registry lookups in flight at once. Safe to share one registry adapter between threads: AliyunRegistry
-# builds a new request per call, guards its caches with a lock, and its AcsClient keeps no per-request
-# state (a stateless access-key signer and a requests Session whose urllib3 pool holds 10 connections).
+# Registry lookups in flight at once. One adapter is shared by the threads, which is safe: AliyunRegistry
+# builds a new request per call and guards its caches (repo ids, token, hosts) with a lock; AcrRegistry
+# makes its per-region clients under a lock; the SDK's AcsClient signs with a stateless AccessKeySigner and
+# sends through a requests Session whose urllib3 pool is thread-safe and holds 10 connections (>= 8).
 LOOKUPS = 8
 
 Key = tuple[str, RepoKey]  # (watch source, repository)
