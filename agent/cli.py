@@ -201,7 +201,7 @@ def _print_report(report: Report, output: str) -> None:
     if output != "table":
         return
     for r in report.results:
-        line = f"{r.container:<24} {r.status.value:<12} {short_digest(r.current_digest)} → {short_digest(r.latest_digest)}"
+        line = f"{r.container:<24} {r.status.value:<12} {short_digest(r.current_digest)} → {short_digest(r.to_digest)}"
         if r.error:
             line += f"  {r.error}"
         print(redact(line))

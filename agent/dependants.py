@@ -5,15 +5,16 @@ from __future__ import annotations
 from loguru import logger
 
 from agent.errors import AgentError
+from agent.model import Rejoined
 from agent.runtimes import Runtime
 
 
-def rejoin_dependants(runtime: Runtime, old_id: str, new_id: str) -> list[dict[str, object]]:
+def rejoin_dependants(runtime: Runtime, old_id: str, new_id: str) -> list[Rejoined]:
     """Recreate every container whose `network_mode` is `container:<old_id>`, then their own dependants.
 
     Compose `depends_on` alone shares no namespace: those containers are left alone.
     """
-    out: list[dict[str, object]] = []
+    out: list[Rejoined] = []
     queue = [(old_id, new_id)]
     while queue:
         old, new = queue.pop(0)
@@ -25,9 +26,9 @@ def rejoin_dependants(runtime: Runtime, old_id: str, new_id: str) -> list[dict[s
                 logger.error(
                     "{}: shares the network of a replaced container; recreating it failed: {}", c.name, e
                 )
-                out.append({"container": c.name, "outcome": "failed", "error": str(e)})
+                out.append(Rejoined(c.name, "failed", str(e)))
                 continue
             logger.info("{}: recreated in the network of the new {}", c.name, new[:12])
-            out.append({"container": c.name, "outcome": "restarted", "error": None})
+            out.append(Rejoined(c.name, "restarted"))
             queue.append((c.id, made))
     return out

@@ -37,13 +37,14 @@ def resolve_patterns(
             continue
         listed = listings[key]
         tag = newest(w.pattern, listed, running)
-        detail: dict[str, object] = {"tag_pattern": str(w.pattern), "running_tag": running}
         if tag is None:
             error = f"no tag of {w.image.repo.path} matches {w.pattern} (pre-releases never match)"
-            done.append(Result(w.container, str(w.image), Status.FAILED, error=error, detail=detail))
+            done.append(Result(w.container, str(w.image), Status.FAILED, error=error, tag_pattern=str(w.pattern),
+                               running_tag=running))  # fmt: skip
         elif tag == running and tag not in {t for t, _ in listed}:
             note = f"the running tag {running!r} is newer than every match; nothing to do"
-            done.append(Result(w.container, str(w.image), Status.UP_TO_DATE, detail={**detail, "note": note}))
+            done.append(Result(w.container, str(w.image), Status.UP_TO_DATE, tag_pattern=str(w.pattern),
+                               running_tag=running, note=note))  # fmt: skip
         else:
             out.append(replace(w, image=replace(w.image, tag=tag)))
     return out, done

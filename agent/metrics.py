@@ -101,7 +101,7 @@ class Metrics:
                 self._status.labels(container=result.container, status=status.value).set(
                     1 if status == result.status else 0
                 )
-            running = result.latest_digest if result.status == Status.UPDATED else result.current_digest
+            running = result.to_digest if result.status == Status.UPDATED else result.current_digest
             self._set_info(result.container, result.image, running or "")
 
     def _set_info(self, container: str, image: str, digest: str) -> None:

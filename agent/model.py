@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from agent.compat import StrEnum
 
@@ -156,27 +156,60 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class Rejoined:
+    """A container recreated in the network namespace of a replaced one (outcome: restarted, failed)."""
+
+    container: str
+    outcome: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Result:
-    """The outcome for one watch entry in one pass."""
+    """The outcome for one watch entry in one pass. Optional facts are None when they do not apply."""
 
     container: str
     image: str
     status: Status
     current_digest: str | None = None
-    latest_digest: str | None = None
+    to_digest: str | None = None  # the digest the entry should run; "latest_digest" in JSON
     error: str | None = None
-    detail: dict[str, object] = field(default_factory=dict)
+    # a pinned entry (`agent rollback`): the pin wins; tag_digest is what the tag itself points to
+    pinned: bool | None = field(default=None, kw_only=True)
+    tag_digest: str | None = field(default=None, kw_only=True)
+    pin_conflict: bool | None = field(default=None, kw_only=True)  # pinned, then recreated outside
+    seen_before: bool | None = field(default=None, kw_only=True)  # the last pass reported the same
+    # a replacement: its strategy, new container, duration; a failed one's logs and quarantine
+    strategy: str | None = field(default=None, kw_only=True)
+    container_id: str | None = field(default=None, kw_only=True)
+    seconds: float | None = field(default=None, kw_only=True)
+    logs: str | None = field(default=None, kw_only=True)
+    quarantined: bool | None = field(default=None, kw_only=True)
+    dependants: tuple[Rejoined, ...] | None = field(default=None, kw_only=True)  # rejoined its network
+    dependants_error: str | None = field(default=None, kw_only=True)
+    # recovery of a crashed pass: what was finished or undone (True: Swarm finished it)
+    recovered: str | bool | None = field(default=None, kw_only=True)
+    attention: bool | None = field(default=None, kw_only=True)  # a leftover the user must look at
+    service: str | None = field(default=None, kw_only=True)  # a Swarm service's name
+    self_update: str | None = field(default=None, kw_only=True)  # the helper container's name
+    tag_pattern: str | None = field(default=None, kw_only=True)  # a tag pattern entry's pattern
+    running_tag: str | None = field(default=None, kw_only=True)
+    note: str | None = field(default=None, kw_only=True)
 
     def as_json(self) -> dict[str, object]:
+        """The `--json` shape: the fixed keys, then each optional fact that applies."""
         out: dict[str, object] = {
             "container": self.container,
             "image": self.image,
             "status": self.status.value,
             "current_digest": self.current_digest,
-            "latest_digest": self.latest_digest,
+            "latest_digest": self.to_digest,
             "error": self.error,
         }
-        out.update(self.detail)
+        for f in fields(self)[6:]:
+            value = getattr(self, f.name)
+            if value is not None or (f.name == "tag_digest" and self.pinned):
+                out[f.name] = [asdict(d) for d in value] if isinstance(value, tuple) else value
         return out
 
 

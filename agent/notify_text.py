@@ -73,20 +73,18 @@ def language_from_env(env: Mapping[str, str]) -> str:
 
 def item_for(r: Result, events: Collection[str]) -> Item | None:
     """What to tell about one result, or None; a would_update already told is left out."""
-    if r.detail.get("recovered"):
+    if r.recovered:
         return (
-            Item("recovered", r.container, r.image, reason=str(r.detail["recovered"]))
+            Item("recovered", r.container, r.image, reason=str(r.recovered))
             if "recovered" in events
             else None
         )
-    if r.status.value not in events or r.detail.get("seen_before") or r.status.value not in KINDS:
+    if r.status.value not in events or r.seen_before or r.status.value not in KINDS:
         return None
-    seconds = r.detail.get("seconds")
-    logs = r.detail.get("logs") if r.status is Status.ROLLED_BACK else None
+    logs = r.logs if r.status is Status.ROLLED_BACK else None
     return Item(
-        r.status.value, r.container, r.image, r.current_digest, r.latest_digest,
-        float(seconds) if isinstance(seconds, int | float) else None, r.error, str(logs) if logs else None,
-    )  # fmt: skip
+        r.status.value, r.container, r.image, r.current_digest, r.to_digest, r.seconds, r.error, logs or None
+    )
 
 
 def duration(seconds: float, lang: str) -> str:

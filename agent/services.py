@@ -38,7 +38,7 @@ def _digest(image: str) -> str | None:
 @dataclass(frozen=True)
 class ServiceJob:
     watch: Watch
-    digest: str
+    to_digest: str
     from_digest: str | None
     auth: tuple[str, str] | None = None
 
@@ -64,23 +64,23 @@ class ServiceDeployer:
         name, service = w.container, w.service or w.container
         info = self.services.service(service)
         if info is None:
-            return Result(name, str(w.image), Status.FAILED, job.from_digest, job.digest,
+            return Result(name, str(w.image), Status.FAILED, job.from_digest, job.to_digest,
                           f"service {service!r} not found")  # fmt: skip
         order = Strategy.STOP_FIRST if info.host_ports else w.strategy
         u = ServiceUpdate(
-            name, service, str(w.image), job.digest, job.from_digest, time.time(), self._wait_for(w, info)
+            name, service, str(w.image), job.to_digest, job.from_digest, time.time(), self._wait_for(w, info)
         )
         self._journal(u)  # before the request: a crash after it is recoverable
         try:
             self.services.update(
-                service, f"{w.image}@{job.digest}", monitor=w.min_uptime, order=order, auth=job.auth
+                service, f"{w.image}@{job.to_digest}", monitor=w.min_uptime, order=order, auth=job.auth
             )
         except AgentError as e:
             return self._settled(
                 u.at(ServiceStep.SETTLED, outcome=Status.FAILED.value, error=f"update refused: {e}")
             )
         logger.info(
-            "{}: service update to {} issued ({}, monitor {}s)", name, job.digest, order, w.min_uptime
+            "{}: service update to {} issued ({}, monitor {}s)", name, job.to_digest, order, w.min_uptime
         )
         return self._finish(u)
 
@@ -98,7 +98,7 @@ class ServiceDeployer:
             try:
                 out.append(self._finish(u))
             except AgentError as err:
-                out.append(Result(u.name, u.image, Status.FAILED, u.from_digest, u.digest,
+                out.append(Result(u.name, u.image, Status.FAILED, u.from_digest, u.to_digest,
                                   f"recovery of the service update failed: {err}"))  # fmt: skip
         return out
 
@@ -136,7 +136,7 @@ class ServiceDeployer:
                     if self.stop.is_set()
                     else f"still {info.update_state or 'starting'}"
                 )
-                return Result(u.name, u.image, Status.FAILED, u.from_digest, u.digest,
+                return Result(u.name, u.image, Status.FAILED, u.from_digest, u.to_digest,
                               f"Swarm update not finished ({why}); the next pass waits for its end")  # fmt: skip
             self.stop.wait(self.poll)
             info = self.services.service(u.service)
@@ -165,8 +165,8 @@ class ServiceDeployer:
     def _settled(self, u: ServiceUpdate) -> Result:
         """Quarantine on a rollback, history, then clear the journal row (each step repeatable)."""
         status = Status(u.outcome or Status.FAILED.value)
-        if status is Status.ROLLED_BACK and u.digest:
-            self.state.quarantine(u.name, u.digest, (u.error or "")[:500])
+        if status is Status.ROLLED_BACK and u.to_digest:
+            self.state.quarantine(u.name, u.to_digest, (u.error or "")[:500])
         result = self._record(u, status, u.error)
         self.state.journal_clear(u.name)
         return result
@@ -176,8 +176,8 @@ class ServiceDeployer:
 
     def _record(self, u: ServiceUpdate, status: Status, error: str | None) -> Result:
         error = redact(error) if error else None
-        self.state.record(Deployment(u.name, u.started, time.time(), u.from_digest, u.digest, status.value,
+        self.state.record(Deployment(u.name, u.started, time.time(), u.from_digest, u.to_digest, status.value,
                                      error, None, None))  # fmt: skip
         log = logger.info if status is Status.UPDATED else logger.error
         log("{}: service update {}{}", u.name, status.value, f": {error}" if error else "")
-        return Result(u.name, u.image, status, u.from_digest, u.digest, error, {"service": u.service})
+        return Result(u.name, u.image, status, u.from_digest, u.to_digest, error, service=u.service)

@@ -7,19 +7,18 @@ changes (a pull for containers), apply it, and recover what a crash left in flig
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Protocol
 
 from loguru import logger
 
 from agent.config import Watch
 from agent.deploy import Deployer, Job
-from agent.errors import AgentError, RuntimeFault
+from agent.errors import AgentError
 from agent.model import ContainerInfo, Result
+from agent.pulls import pull_checked
 from agent.runtimes import Runtime, ServiceRuntime
 from agent.services import BUSY, ServiceDeployer, ServiceJob
 
-_REFUSED = ("unauthorized", "denied", "authentication required", "no basic auth credentials", " 401")
 Observed = tuple[dict[str, ContainerInfo], dict[str, str]]  # by entry name: what runs; why it cannot be told
 
 
@@ -53,19 +52,7 @@ class ContainerTarget:
             return {}, {w.container: f"docker{where}: {e}" for w in watches}
 
     def prepare(self, job: Job) -> str:
-        """Pull; once more with docker's own login if the registry refuses ours; the image must fit the host."""
-        try:
-            image = self.deployer.pull(job)
-        except AgentError as e:
-            if job.auth is None or not any(word in str(e).lower() for word in _REFUSED):
-                raise
-            logger.warning("{}: the registry refused the agent's pull credentials ({}); retrying once with docker's "
-                           "own login", job.watch.container, e)  # fmt: skip
-            image = self.deployer.pull(replace(job, auth=None))
-        mismatch = self.runtime.platform_mismatch(image)
-        if mismatch:
-            raise RuntimeFault(f"{job.digest}: {mismatch}; nothing was changed")
-        return image
+        return pull_checked(self.deployer, self.runtime, job)
 
     def apply_update(self, job: Job, prepared: str) -> Result:
         return self.deployer.replace(job, prepared)
@@ -111,7 +98,7 @@ class ServiceTarget:
         return ""  # every node pulls for itself, with the registry auth sent along with the update
 
     def apply_update(self, job: Job, prepared: str) -> Result:
-        return self.deployer.update(ServiceJob(job.watch, job.digest, job.from_digest, job.auth))
+        return self.deployer.update(ServiceJob(job.watch, job.to_digest, job.from_digest, job.auth))
 
     def recover(self, watched: list[str]) -> list[Result]:
         return self.deployer.recover()

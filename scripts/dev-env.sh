@@ -53,7 +53,7 @@ mkdir -p "$WORK/registry/data" "$LOGS"
 
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
-  nohup dockerd >"$LOGS/dockerd.log" 2>&1 &
+  setsid nohup dockerd >"$LOGS/dockerd.log" 2>&1 &
   wait_for 60 dockerd docker info
 fi
 
@@ -79,7 +79,7 @@ auth:
     realm: cr-agent-test
     path: $WORK/registry/htpasswd
 YML
-  nohup docker-registry serve "$WORK/registry/config.yml" >>"$LOGS/registry.log" 2>&1 &
+  setsid nohup docker-registry serve "$WORK/registry/config.yml" >>"$LOGS/registry.log" 2>&1 &
   wait_for 30 docker-registry python3 -c "import socket; h,p='$REG_ADDR'.rsplit(':',1); socket.create_connection((h,int(p)),1)"
 fi
 # -- the ACR test world: CA, server certificate, /etc/hosts, dockerd's trust ------------------

@@ -59,7 +59,7 @@ class Replacement:
     old_image_id: str
     new_image: str  # what the new container is created from: host/ns/repo@sha256:...
     new_image_id: str
-    digest: str
+    to_digest: str
     from_digest: str | None
     was_running: bool
     start_new: bool
@@ -95,7 +95,7 @@ class Replacement:
         values = {k: v for k, v in data.items() if k in known}
         values.setdefault("new_image", data.get("new_image_id") or "")
         values.setdefault("new_image_id", values["new_image"])
-        values.setdefault("digest", "")
+        values.setdefault("to_digest", data.get("digest") or "")  # called `digest` before
         values.setdefault("from_digest", None)
         values.setdefault("old_image_id", "")
         values.setdefault("started", 0.0)
@@ -118,7 +118,7 @@ class ServiceUpdate:
     name: str
     service: str
     image: str  # the watched reference, host/ns/repo:tag
-    digest: str | None
+    to_digest: str | None
     from_digest: str | None
     started: float
     wait: float  # seconds to wait for Swarm's end state
@@ -140,4 +140,5 @@ class ServiceUpdate:
         values.update(name=name, step=ServiceStep(step))
         values.setdefault("service", name)
         values.setdefault("from_digest", None)
+        values.setdefault("to_digest", data.get("digest"))  # called `digest` before
         return cls(**values)

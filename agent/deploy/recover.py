@@ -83,7 +83,7 @@ class Restorer:
         if r.start_new and st is not None and st.status == "created":  # never started; not one that failed
             rt.start(new.id)
         return (f"the old container {r.old_id[:12]} was removed by someone else during the replacement, "
-                f"so {name} is left on the new image {r.digest}")  # fmt: skip
+                f"so {name} is left on the new image {r.to_digest}")  # fmt: skip
 
     def _name_taken(self, r: Replacement, old: ContainerInfo, other: ContainerInfo) -> str:
         """Someone recreated the container under its name: theirs stays; the old one is set aside."""

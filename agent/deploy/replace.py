@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 
@@ -34,10 +35,10 @@ from agent.state import Deployment, State
 class Job:
     watch: Watch
     container: ContainerInfo
-    digest: str
+    to_digest: str  # the digest to run
     from_digest: str | None
     auth: tuple[str, str] | None = None
-    follows_tag: bool = True  # False when pinned: the local tag is not moved to `digest`
+    follows_tag: bool = True  # False when pinned: the local tag is not moved to `to_digest`
 
 
 def no_crash(step: Step) -> None:
@@ -79,12 +80,12 @@ class Deployer:
         """Pull by digest; return the image id. Touches no container and no tag."""
         ref = job.watch.image
         try:
-            image_id = self.runtime.pull(ref.at(job.digest), job.auth)
+            image_id = self.runtime.pull(ref.at(job.to_digest), job.auth)
         except RuntimeFault:
-            if not self.runtime.exists_image(ref.at(job.digest)):
+            if not self.runtime.exists_image(ref.at(job.to_digest)):
                 raise
-            logger.warning("{}: pull failed; using the local copy of {}", job.watch.container, job.digest)
-            image_id = ref.at(job.digest)
+            logger.warning("{}: pull failed; using the local copy of {}", job.watch.container, job.to_digest)
+            image_id = ref.at(job.to_digest)
         self.crash_at(Step.PULLED)
         return image_id
 
@@ -130,7 +131,7 @@ class Deployer:
                 logger.warning("{}: pre_update failed, update skipped: {}", w.container, out)
                 return _result(job, Status.SKIPPED, f"pre_update hook failed: {out}")
         r = Replacement(
-            w.container, str(w.image), old.id, old.image_id, w.image.at(job.digest), image_id, job.digest,
+            w.container, str(w.image), old.id, old.image_id, w.image.at(job.to_digest), image_id, job.to_digest,
             job.from_digest, old.running, old.running or w.start_stopped, self._strategy(w, old), time.time(),
             job.follows_tag,
         )  # fmt: skip
@@ -149,7 +150,7 @@ class Deployer:
             ok, out = run_hook(w.post_update, w.hook_timeout, _env(job))
             if not ok:
                 logger.warning("{}: post_update failed: {}", w.container, out)
-        logger.info("{}: updated {} → {} ({})", w.container, job.from_digest, job.digest, r.strategy)
+        logger.info("{}: updated {} → {} ({})", w.container, job.from_digest, job.to_digest, r.strategy)
         return _result(job, Status.UPDATED, strategy=r.strategy, container_id=r.new_id)
 
     def _in_progress(self, name: str, old_id: str) -> str | None:
@@ -224,7 +225,7 @@ class Deployer:
             return _result(job, Status.FAILED, msg, logs=logs)
         quarantined = isinstance(e, HealthFailed)  # only when the image itself failed its gate
         if quarantined:
-            self.state.quarantine(name, r.digest, redact(str(e)))
+            self.state.quarantine(name, r.to_digest, redact(str(e)))
         if note is not None:
             status, outcome, error = Status.FAILED, "failed", f"{e}; {note}"
         elif quarantined:
@@ -235,7 +236,7 @@ class Deployer:
             status, outcome, error = Status.FAILED, "failed", f"{e} (old container restored)"
         self._record(r, outcome, error)
         log = logger.error if status is Status.ROLLED_BACK or note is not None else logger.warning
-        log("{}: {}{}", name, error, f"; {r.digest} quarantined" if quarantined else "")
+        log("{}: {}{}", name, error, f"; {r.to_digest} quarantined" if quarantined else "")
         return _result(job, status, error, logs=logs, quarantined=quarantined or None)
 
     def _committed(self, r: Replacement) -> None:
@@ -246,7 +247,7 @@ class Deployer:
             try:
                 self.runtime.tag(r.new_image_id, ref.repository, ref.tag)
             except AgentError as e:
-                logger.warning("{}: could not move the tag to {}: {}", r.name, r.digest, e)
+                logger.warning("{}: could not move the tag to {}: {}", r.name, r.to_digest, e)
         self._prune(r.name, r.new_image_id)
 
     # ---- recovery ---------------------------------------------------------------------
@@ -269,9 +270,10 @@ class Deployer:
             results = [self._recover(Replacement.from_json(e.step, e.data)) for e in self.state.journal()]
             journaled = {e.container for e in self.state.journal()}
             for name, note, removed in self.restorer.leftovers(watched or [], journaled):
-                detail: dict[str, object] = {} if removed else {"attention": True}
                 status = Status.SKIPPED if removed else Status.FAILED
-                results.append(Result(name, "", status, None, None, note, detail))
+                results.append(
+                    Result(name, "", status, None, None, note, attention=None if removed else True)
+                )
             return results
         finally:
             self.engine_lock.release()
@@ -296,12 +298,12 @@ class Deployer:
             logger.error("{}: recovering an interrupted replacement failed; the next pass tries again: {}",
                          r.name, e)  # fmt: skip
             status, err = Status.FAILED, f"recovery after an interruption failed: {e}"
-        return Result(r.name, r.image, status, r.from_digest, r.digest or None, err)
+        return Result(r.name, r.image, status, r.from_digest, r.to_digest or None, err)
 
     # ---- bookkeeping ------------------------------------------------------------------
     def _record(self, r: Replacement, outcome: str, error: str | None) -> None:
         self.state.record(
-            Deployment(r.name, r.started, time.time(), r.from_digest, r.digest or None, outcome,
+            Deployment(r.name, r.started, time.time(), r.from_digest, r.to_digest or None, outcome,
                        redact(error) if error else None, r.new_image_id or None, r.old_image_id or None)
         )  # fmt: skip
         self.state.journal_clear(r.name)
@@ -335,10 +337,9 @@ class Deployer:
 
 
 def _env(job: Job) -> dict[str, str]:
-    return hook_env(job.watch.container, str(job.watch.image), job.from_digest, job.digest)
+    return hook_env(job.watch.container, str(job.watch.image), job.from_digest, job.to_digest)
 
 
-def _result(job: Job, status: Status, error: str | None = None, **detail: object) -> Result:
+def _result(job: Job, status: Status, error: str | None = None, **facts: Any) -> Result:
     w = job.watch
-    extra = {k: v for k, v in detail.items() if v is not None}
-    return Result(w.container, str(w.image), status, job.from_digest, job.digest, error, extra)
+    return Result(w.container, str(w.image), status, job.from_digest, job.to_digest, error, **facts)

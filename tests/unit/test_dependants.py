@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent.dependants import rejoin_dependants
 from agent.errors import RuntimeFault
+from agent.model import Rejoined
 from tests.support.fakes import FakeRuntime
 
 
@@ -16,7 +17,7 @@ def test_children_then_grandchildren_rejoin_in_order_and_others_are_left_alone()
     rt.add("grandchild", "i", (), network_mode=f"container:{b}")
     rt.add("compose-dependant", "i", (), labels={"com.docker.compose.depends_on": "parent:service_started"})
     done = rejoin_dependants(rt, old, new)
-    assert [d["container"] for d in done] == ["a-child", "b-child", "grandchild"]
+    assert [d.container for d in done] == ["a-child", "b-child", "grandchild"]
     assert [line for line in rt.log if line.startswith("rejoin")] == [
         "rejoin a-child", "rejoin b-child", "rejoin grandchild"
     ]  # fmt: skip
@@ -34,6 +35,6 @@ def test_a_failed_rejoin_is_reported_and_the_others_go_on() -> None:
     rt.fail["rejoin"] = RuntimeFault("create a: boom")
     done = rejoin_dependants(rt, old, "f" * 64)
     assert done == [
-        {"container": "a", "outcome": "failed", "error": "create a: boom"},
-        {"container": "b", "outcome": "restarted", "error": None},
+        Rejoined("a", "failed", "create a: boom"),
+        Rejoined("b", "restarted"),
     ]

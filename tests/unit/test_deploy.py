@@ -147,7 +147,7 @@ def test_start_first_proves_the_new_one_while_the_old_one_serves(tmp_path: Path)
     )
     dep.probe = probe
     r = run(dep, job)
-    assert r.status is Status.UPDATED and r.detail["strategy"] == "start-first"
+    assert r.status is Status.UPDATED and r.strategy == "start-first"
     assert seen == [{"web": (True, True), "web" + NEW_SUFFIX: (True, False)}]
     assert only_web(rt) == ("new", True)
 
@@ -155,7 +155,7 @@ def test_start_first_proves_the_new_one_while_the_old_one_serves(tmp_path: Path)
 def test_start_first_falls_back_to_stop_first_with_host_ports(tmp_path: Path) -> None:
     rt, _, dep, job = setup(tmp_path, strategy="start-first", host_ports=True)
     r = run(dep, job)
-    assert r.status is Status.UPDATED and r.detail["strategy"] == "stop-first"
+    assert r.status is Status.UPDATED and r.strategy == "stop-first"
     assert only_web(rt) == ("new", True)
 
 
@@ -196,7 +196,7 @@ def test_failed_health_gate_rolls_back_and_quarantines(tmp_path: Path, behaviour
     rt.on_start[NEW_REF] = behaviour
     r = run(dep, job)
     assert r.status is Status.ROLLED_BACK and reason in (r.error or ""), r.error
-    assert r.detail["logs"] == "last words of web" and r.detail["quarantined"] is True
+    assert r.logs == "last words of web" and r.quarantined is True
     assert only_web(rt) == ("old", True)
     assert NEW in state.quarantined("web")
     assert state.history("web")[0].outcome == "rolled_back"

@@ -250,7 +250,7 @@ def test_a_pass_updates_a_labelled_service_through_swarm(tmp_path: Path) -> None
     target = ServiceTarget(swarm, ServiceDeployer(swarm, state, poll=0))
     ctx = Context(c, {"registry": reg}, rt, state, Deployer(rt, state), targets={("service", None): target})
     (r,) = reconcile(ctx).results
-    assert (r.container, r.status, r.latest_digest) == ("svc", Status.UPDATED, NEW)
+    assert (r.container, r.status, r.to_digest) == ("svc", Status.UPDATED, NEW)
     assert swarm.updates == [(f"{IMG}@{NEW}", "start-first")]
 
 

@@ -38,8 +38,8 @@ def settings(*urls: str, **kw: object) -> NotifySettings:
 
 def report(*statuses: Status) -> Report:
     return Report(tuple(
-        Result(f"c{i}", IMG, st, A, B, "health check failed" if st is Status.ROLLED_BACK else None,
-               {"logs": "boot\npanic: no config", "seconds": 3.2} if st is Status.ROLLED_BACK else {})
+        Result(f"c{i}", IMG, st, A, B, "health check failed", logs="boot\npanic: no config", seconds=3.2)
+        if st is Status.ROLLED_BACK else Result(f"c{i}", IMG, st, A, B)
         for i, st in enumerate(statuses)
     ))  # fmt: skip
 
@@ -112,7 +112,7 @@ def test_a_failing_notifier_never_breaks_the_deploy(tmp_path: Path, hole: BlackH
     ctx = Context(cfg, {"aliyun": FakeRegistry({"ns/web": {"latest": B}})}, rt, state, Deployer(rt, state),
                   notifier.on_pass)  # fmt: skip
     (r,) = reconcile(ctx).results
-    assert r.status is Status.UPDATED and isinstance(r.detail["seconds"], float)
+    assert r.status is Status.UPDATED and isinstance(r.seconds, float)
 
 
 def failing(error: str = "registry lookup failed: ACR unreachable (request 5f3a9c11de)") -> Report:

@@ -93,7 +93,7 @@ def test_pass_duration_closes_the_message() -> None:
 @pytest.mark.parametrize(
     ("result", "events", "kind"),
     [
-        (Result("web", IMG, Status.UPDATED, A, B, detail={"seconds": 4.5}), ALL, "updated"),
+        (Result("web", IMG, Status.UPDATED, A, B, seconds=4.5), ALL, "updated"),
         (Result("web", IMG, Status.UPDATED, A, B), ("failed",), None),
         (Result("web", IMG, Status.UP_TO_DATE, B, B), ALL, None),
         (
@@ -101,8 +101,8 @@ def test_pass_duration_closes_the_message() -> None:
             (*ALL, "skipped"),
             "skipped",
         ),  # told when asked for
-        (Result("web", IMG, Status.WOULD_UPDATE, A, B, detail={"seen_before": True}), ALL, None),
-        (Result("web", IMG, Status.UP_TO_DATE, B, B, detail={"recovered": "interrupted"}), ALL, "recovered"),
+        (Result("web", IMG, Status.WOULD_UPDATE, A, B, seen_before=True), ALL, None),
+        (Result("web", IMG, Status.UP_TO_DATE, B, B, recovered="interrupted"), ALL, "recovered"),
         (Result("web", IMG, Status.FAILED, A, None, "boom"), ALL, "failed"),
     ],
 )
@@ -112,8 +112,8 @@ def test_item_for_a_result(result: Result, events: tuple[str, ...], kind: str | 
 
 
 def test_item_keeps_seconds_and_only_a_rollbacks_logs() -> None:
-    rolled = item_for(Result("w", IMG, Status.ROLLED_BACK, A, B, "x", {"logs": "out", "seconds": 2}), ALL)
-    failed = item_for(Result("w", IMG, Status.FAILED, A, B, "x", {"logs": "out"}), ALL)
+    rolled = item_for(Result("w", IMG, Status.ROLLED_BACK, A, B, "x", logs="out", seconds=2), ALL)
+    failed = item_for(Result("w", IMG, Status.FAILED, A, B, "x", logs="out"), ALL)
     assert rolled is not None and rolled.logs == "out" and rolled.seconds == 2.0
     assert failed is not None and failed.logs is None
 

@@ -70,7 +70,7 @@ def test_regex_picks_the_newest_release_past_a_page_boundary_and_replaces_with_i
     running(rt, "release-v1.2.3")
     report = reconcile(ctx_for(tmp_path, acr, rt, tag_regex=REGEX))
     (r,) = report.results
-    assert (r.status, r.image, r.latest_digest) == (Status.UPDATED, f"{HOST}/ns/web:release-v1.2.10",
+    assert (r.status, r.image, r.to_digest) == (Status.UPDATED, f"{HOST}/ns/web:release-v1.2.10",
                                                     digest("release-v1.2.10"))  # fmt: skip
     new = rt.by_name()["web"]
     # created from the digest (never a mutable tag); it follows the new tag from now on, not the rc
@@ -87,7 +87,7 @@ def test_a_running_tag_newer_than_every_match_changes_nothing(
     rt = FakeRuntime()
     running(rt, "1.12.0")  # deployed by hand, not in the registry's list
     (r,) = reconcile(ctx_for(tmp_path, acr, rt, tag="semver:^1.2")).results
-    assert r.status is Status.UP_TO_DATE and "newer than every match" in str(r.detail["note"])
+    assert r.status is Status.UP_TO_DATE and "newer than every match" in str(r.note)
     assert rt.calls["pull"] == 0 and rt.by_name()["web"].cloned_from is None
 
 

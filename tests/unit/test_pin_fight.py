@@ -34,7 +34,7 @@ def test_a_pinned_container_recreated_outside_is_reported_once_and_not_redeploye
 
     recreate_outside(rt, B)
     (loud,) = reconcile(ctx).results
-    assert loud.status is Status.FAILED and loud.detail["pin_conflict"] is True
+    assert loud.status is Status.FAILED and loud.pin_conflict is True
     assert (
         loud.error is not None
         and "recreated outside the agent" in loud.error
@@ -45,7 +45,7 @@ def test_a_pinned_container_recreated_outside_is_reported_once_and_not_redeploye
 
     for _ in range(3):  # compose keeps the tag's image; the agent keeps the pin and keeps quiet
         (quiet,) = reconcile(ctx).results
-        assert quiet.status is Status.SKIPPED and quiet.detail["seen_before"] is True
+        assert quiet.status is Status.SKIPPED and quiet.seen_before is True
         assert Notifier(NotifySettings(("json://localhost",))).select(Report((quiet,))) == []
     assert rt.calls["pull"] == 1 and rt.by_name()["web"].cloned_from is None
 
@@ -62,4 +62,4 @@ def test_a_pin_not_yet_deployed_is_deployed_even_after_an_outside_recreate(tmp_p
     ctx.state.pin("web", A)
     recreate_outside(rt, B)
     (r,) = reconcile(ctx).results
-    assert r.status is Status.UPDATED and "pin_conflict" not in r.detail
+    assert r.status is Status.UPDATED and r.pin_conflict is None

@@ -38,54 +38,66 @@ def broken(state: str, exit_code: int, *digests: str) -> ContainerInfo:
 @pytest.mark.parametrize(
     ("obs", "action", "current", "target", "reason"),
     [
-        (Observation(W, info(A), latest=A), Action.NOTHING, A, A, None),
-        (Observation(W, info(A), latest=B), Action.UPDATE, A, B, None),
-        (Observation(W, info(A, B), latest=B), Action.NOTHING, B, B, None),
-        (Observation(W, info(), latest=B), Action.UPDATE, None, B, None),  # built locally: no RepoDigest
+        (Observation(W, info(A), tag_digest=A), Action.NOTHING, A, A, None),
+        (Observation(W, info(A), tag_digest=B), Action.UPDATE, A, B, None),
+        (Observation(W, info(A, B), tag_digest=B), Action.NOTHING, B, B, None),
+        (Observation(W, info(), tag_digest=B), Action.UPDATE, None, B, None),  # built locally: no RepoDigest
         (
-            Observation(W, info(A, repo="other/web"), latest=A),
+            Observation(W, info(A, repo="other/web"), tag_digest=A),
             Action.UPDATE,
             None,
             A,
             None,
         ),  # other repo path
-        (Observation(W, None, latest=A), Action.MISSING, None, A, "container 'web' not found"),
-        (Observation(OPTIONAL, None, latest=A), Action.SKIP, None, A, "container 'web' not found (optional)"),
+        (Observation(W, None, tag_digest=A), Action.MISSING, None, A, "container 'web' not found"),
         (
-            Observation(W, broken("restarting", 3, A), latest=A),
+            Observation(OPTIONAL, None, tag_digest=A),
+            Action.SKIP,
+            None,
+            A,
+            "container 'web' not found (optional)",
+        ),
+        (
+            Observation(W, broken("restarting", 3, A), tag_digest=A),
             Action.FAIL,
             A,
             A,
             "web is restarting, exit code 3",
         ),
         (
-            Observation(W, broken("exited", 137, A), latest=A),
+            Observation(W, broken("exited", 137, A), tag_digest=A),
             Action.FAIL,
             A,
             A,
             "web is exited, exit code 137",
         ),
-        (Observation(W, broken("exited", 0, A), latest=A), Action.NOTHING, A, A, None),  # stopped on purpose
+        (
+            Observation(W, broken("exited", 0, A), tag_digest=A),
+            Action.NOTHING,
+            A,
+            A,
+            None,
+        ),  # stopped on purpose
         (Observation(W, info(A), error="boom [REPO_NOT_EXIST]"), Action.FAIL, A, None, "REPO_NOT_EXIST"),
-        (Observation(W, info(A), latest=None), Action.FAIL, A, None, "tag 'latest' not found in ns/web"),
-        (Observation(W, info(A), latest=B, quarantined={B: "crashed"}), Action.SKIP, A, B, "quarantined"),
-        (Observation(W, info(A), latest=C, quarantined={B: "crashed"}), Action.UPDATE, A, C, None),
-        (Observation(W, info(B), latest=B, pinned=A), Action.UPDATE, B, A, None),
-        (Observation(W, info(A), latest=B, pinned=A), Action.NOTHING, A, A, None),
+        (Observation(W, info(A), tag_digest=None), Action.FAIL, A, None, "tag 'latest' not found in ns/web"),
+        (Observation(W, info(A), tag_digest=B, quarantined={B: "crashed"}), Action.SKIP, A, B, "quarantined"),
+        (Observation(W, info(A), tag_digest=C, quarantined={B: "crashed"}), Action.UPDATE, A, C, None),
+        (Observation(W, info(B), tag_digest=B, pinned=A), Action.UPDATE, B, A, None),
+        (Observation(W, info(A), tag_digest=B, pinned=A), Action.NOTHING, A, A, None),
         (Observation(W, info(A), error="API down", pinned=A), Action.NOTHING, A, A, None),
         (Observation(W, None, runtime_error="docker: socket gone"), Action.FAIL, None, None, "socket gone"),
         # monitor only (mode = "notify"): an update becomes a report; everything else is unchanged
-        (Observation(N, info(A), latest=B), Action.REPORT, A, B, 'monitor only (mode = "notify")'),
-        (Observation(N, info(A), latest=A), Action.NOTHING, A, A, None),
-        (Observation(N, info(A), latest=B, quarantined={B: "crashed"}), Action.SKIP, A, B, "quarantined"),
-        (Observation(N, info(B), latest=B, pinned=A), Action.REPORT, B, A, "monitor only"),
+        (Observation(N, info(A), tag_digest=B), Action.REPORT, A, B, 'monitor only (mode = "notify")'),
+        (Observation(N, info(A), tag_digest=A), Action.NOTHING, A, A, None),
+        (Observation(N, info(A), tag_digest=B, quarantined={B: "crashed"}), Action.SKIP, A, B, "quarantined"),
+        (Observation(N, info(B), tag_digest=B, pinned=A), Action.REPORT, B, A, "monitor only"),
     ],
 )
 def test_plan_table(
     obs: Observation, action: Action, current: str | None, target: str | None, reason: str | None
 ) -> None:
     (step,) = plan([obs])
-    assert (step.action, step.current, step.target) == (action, current, target)
+    assert (step.action, step.current, step.to_digest) == (action, current, target)
     if reason:
         assert step.reason is not None and reason in step.reason
     else:
@@ -93,7 +105,7 @@ def test_plan_table(
 
 
 def test_host_is_ignored_when_matching_repo_digests() -> None:
-    (step,) = plan([Observation(W, info(A, host="registry.cn-hangzhou.aliyuncs.com"), latest=A)])
+    (step,) = plan([Observation(W, info(A, host="registry.cn-hangzhou.aliyuncs.com"), tag_digest=A)])
     assert step.action is Action.NOTHING
 
 
@@ -207,14 +219,14 @@ def test_monitor_only_reports_would_update_and_never_pulls_or_replaces(tmp_path:
     ctx = make_ctx(tmp_path, [{"container": "a", "image": REF_TEXT, "mode": "notify"}], reg, rt)
     ctx.on_pass = lambda report, _s: told.append(report)
     (r,) = reconcile(ctx).results
-    assert (r.status, r.current_digest, r.latest_digest, r.error) == (Status.WOULD_UPDATE, A, B, None)
+    assert (r.status, r.current_digest, r.to_digest, r.error) == (Status.WOULD_UPDATE, A, B, None)
     assert rt.log == [] and rt.calls["pull"] == 0
-    assert "seen_before" not in r.detail  # the first time: notified
+    assert r.seen_before is None  # the first time: notified
     (again,) = reconcile(ctx).results
-    assert again.status is Status.WOULD_UPDATE and again.detail["seen_before"] is True  # not notified again
+    assert again.status is Status.WOULD_UPDATE and again.seen_before is True  # not notified again
     reg.tags["ns/web"]["latest"] = C
     (newer,) = reconcile(ctx).results
-    assert newer.latest_digest == C and "seen_before" not in newer.detail  # a newer image is news again
+    assert newer.to_digest == C and newer.seen_before is None  # a newer image is news again
     assert [len(t.results) for t in told] == [1, 1, 1]
     assert rt.log == [] and rt.calls["pull"] == 0
 
@@ -236,6 +248,6 @@ def test_notifier_tells_a_would_update_once_per_digest() -> None:
 
     n = Notifier(NotifySettings(("json://127.0.0.1:1/",)))
     fresh = Result("web", REF_TEXT, Status.WOULD_UPDATE, A, B)
-    seen = Result("web", REF_TEXT, Status.WOULD_UPDATE, A, B, detail={"seen_before": True})
+    seen = Result("web", REF_TEXT, Status.WOULD_UPDATE, A, B, seen_before=True)
     assert [i.kind for i in n.select(Report((fresh,)))] == ["would_update"]
     assert n.select(Report((seen,))) == []

@@ -69,7 +69,7 @@ def test_an_update_pulls_what_the_registry_says(tmp_path: Path) -> None:
     c = "sha256:" + "c" * 64
     reg = Confirming({"ns/web": {"latest": B}}, says=c)
     r = reconcile(single(tmp_path, reg, rt)).results[0]
-    assert r.status is Status.UPDATED and r.latest_digest == c
+    assert r.status is Status.UPDATED and r.to_digest == c
 
 
 def test_a_quiet_pass_asks_the_registry_nothing(tmp_path: Path) -> None:

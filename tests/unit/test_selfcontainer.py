@@ -89,7 +89,7 @@ def test_own_container_is_handed_to_the_helper_with_self_update(tmp_path: Path) 
     ctx.start_helper = lambda name: started.append(name) or "a--cr-agent-self-update"
     (r,) = reconcile(ctx).results
     assert started == ["a"] and r.status is Status.SKIPPED
-    assert r.detail == {"self_update": "a--cr-agent-self-update"}
+    assert r.self_update == "a--cr-agent-self-update"
     assert rt.calls["pull"] == 0 and rt.calls["stop"] == 0  # the helper does it, after this pass
 
 

@@ -96,7 +96,7 @@ def test_a_settled_row_is_recorded_without_asking_swarm_again(state: State, tmp_
     assert [(e.container, e.step) for e in state.journal("service")] == [("svc", "settled")]
     swarm.states, swarm.updates = ["updating"] * 100, [("someone else's update", None)]
     (rec,) = deployer(swarm, state).recover()
-    assert (rec.status, rec.latest_digest) == (Status.ROLLED_BACK, NEW) and "boom" in (rec.error or "")
+    assert (rec.status, rec.to_digest) == (Status.ROLLED_BACK, NEW) and "boom" in (rec.error or "")
     assert NEW in state.quarantined("svc") and state.history("svc")[0].outcome == "rolled_back"
     assert state.journal("service") == [] and len(swarm.updates) == 1
 
@@ -129,7 +129,7 @@ def test_a_service_journal_row_of_an_older_agent_is_migrated_and_finished(tmp_pa
     swarm = FakeSwarm(["updating", "completed"])
     swarm.updates.append(("primed", None))  # let the fake play states back: Swarm is mid-update
     (rec,) = deployer(swarm, state).recover()
-    assert (rec.status, rec.current_digest, rec.latest_digest) == (Status.UPDATED, OLD, NEW)
+    assert (rec.status, rec.current_digest, rec.to_digest) == (Status.UPDATED, OLD, NEW)
     assert len(swarm.updates) == 1 and state.journal("service") == []  # waited; never a second update
     assert State(tmp_path).journal("service") == []  # a second open finds it migrated
 
