@@ -17,22 +17,13 @@ import sys
 import time
 from typing import Any
 
-from bench.common import (
-    World,
-    agent_cmd,
-    agent_events,
-    log,
-    parallel,
-    parser,
-    run_measured,
-    stats,
-    summarize_requests,
-    write_result,
-)
+from bench import common
+from bench.common import World, log
+from tests.support.world import parallel
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--containers", type=int, default=50)
     p.add_argument("--payload-kib", type=int, default=1024)
     p.add_argument("--parallel", type=int, default=4, help="parallel_pulls of the bounded variant")
@@ -87,22 +78,25 @@ def main(argv: list[str] | None = None) -> int:
             if all(got[m].get("pull_phase") for m in modes):
                 ratios.append(got[1]["pull_phase"] / got[a.parallel]["pull_phase"])
         for m in modes:
-            out["modes"][str(m)] = {k: stats(s.get(k) for s in samples[m])
+            out["modes"][str(m)] = {k: common.stats(s.get(k) for s in samples[m])
                                     for k in ("wall", "cpu", "pull_phase", "replace_phase", "registry_bytes",
                                               "registry_requests", "updated")}  # fmt: skip
-        out["pull_phase_ratio_serial_over_parallel"] = stats(ratios)
+        out["pull_phase_ratio_serial_over_parallel"] = common.stats(ratios)
     out["seconds"] = round(time.monotonic() - started, 1)
-    write_result("burst", a.quick, out)
+    common.write_result("burst", a.quick, out)
     return 1 if out["failures"] else 0
 
 
 def _once(w: World, cfg: Any, env: dict[str, str], n: int, failures: list[dict[str, Any]]) -> dict[str, Any]:
     offset = w.registry_log.mark()
     t0 = time.time()
-    proc = run_measured(
-        agent_cmd("once", "--log-json", "-c", str(cfg), "--json"), env_vars=env, cwd=w.dir, timeout=1800
+    proc = common.run_measured(
+        common.agent_cmd("once", "--log-json", "-c", str(cfg), "--json"),
+        env_vars=env,
+        cwd=w.dir,
+        timeout=1800,
     )
-    reqs = summarize_requests(w.registry_log.since(offset))
+    reqs = common.summarize_requests(w.registry_log.since(offset))
     try:
         report = json.loads(proc.stdout)
         updated = sum(r["status"] == "updated" for r in report["results"])
@@ -111,8 +105,8 @@ def _once(w: World, cfg: Any, env: dict[str, str], n: int, failures: list[dict[s
     if proc.rc != 0 or updated != n:
         failures.append({"rc": proc.rc, "updated": updated, "stderr": proc.stderr[-2000:]})
         log(f"agent once exited {proc.rc}, {updated}/{n} updated: {proc.stderr[-600:]}")
-    first_replace = next((e["ts"] for e in agent_events(proc.stderr, "plan.update")), None)
-    done = next((e["ts"] for e in agent_events(proc.stderr, "pass.done")), None)
+    first_replace = next((e["ts"] for e in common.agent_events(proc.stderr, "plan.update")), None)
+    done = next((e["ts"] for e in common.agent_events(proc.stderr, "pass.done")), None)
     row: dict[str, Any] = {"wall": proc.wall, "cpu": proc.cpu, "updated": updated,
                            "registry_bytes": reqs["bytes"], "registry_requests": reqs["requests"]}  # fmt: skip
     if first_replace:

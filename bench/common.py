@@ -17,41 +17,30 @@ every image), and clean-up removes only that.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import datetime
 import json
 import os
 import platform
 import re
-import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from tests.support import env, images
+from tests.support import env, world
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
-DEV_ENV = ROOT / "scripts" / "dev-env.sh"
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]  # stops at once on SIGTERM
-# busybox httpd as PID 1 ignores SIGTERM, so `docker stop` would wait its 10 s grace period.
-HTTPD = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
-KEY_ID, KEY_SECRET = "test-key-id", "test-key-secret"  # tests/fake_acr.py DEFAULT_KEYS
 OUROBOROS_VERSION = "1.4.2"
 OUROBOROS_VENV = WORK / "ouroboros-venv"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -135,13 +124,6 @@ def machine_facts(client: docker.DockerClient) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def ensure_engine() -> None:
-    """dockerd and the dev-env registry (scripts/dev-env.sh is idempotent)."""
-    done = subprocess.run(["bash", str(DEV_ENV)], capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        raise RuntimeError(f"scripts/dev-env.sh failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-
-
 def dockerd_pid() -> int | None:
     for path in ("/var/run/docker.pid", "/run/docker.pid"):
         with contextlib.suppress(OSError, ValueError):
@@ -165,23 +147,6 @@ def rss_kib(pid: int | str = "self") -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def free_port() -> int:
-    return images.free_port()
-
-
-def wait_port(port: int, timeout: float, what: str, alive: Callable[[], bool] = lambda: True) -> None:
-    """Until something listens on 127.0.0.1:`port`; give up at the deadline or when `alive()` turns false."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            if not alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s") from None
-            time.sleep(0.05)
 
 
 # ---- measuring a process -------------------------------------------------------------------------
@@ -278,50 +243,22 @@ def summarize_requests(reqs: list[Request]) -> dict[str, Any]:
 
 
 # ---- the world -----------------------------------------------------------------------------------
-_WORLDS: list[World] = []
+class World(world.World):
+    """tests/support/world.py's World with what the benchmarks add: a private registry by default, the
+    fake ACR with TCP_NODELAY, the run directory under bench/work/runs, machine facts, the engine's CPU
+    time, its pulls, and the peers' environments."""
 
+    def __init__(self, name: str, *, shared_registry: bool = False, keep: bool = False,
+                 fake_nagle: bool = False) -> None:  # fmt: skip
+        # bench/peers/fake_acr.py is tests/fake_acr.py with TCP_NODELAY (see there); --fake-nagle: the stock one.
+        super().__init__(name, private_registry=not shared_registry, keep=keep, workdir=WORK / "runs",
+                         fake_module="tests.fake_acr" if fake_nagle else "bench.peers.fake_acr", signals=True)  # fmt: skip
+        self.fake_nagle = fake_nagle
 
-def _cleanup_all(*_: Any) -> None:
-    for w in list(_WORLDS):
-        w.close()
-
-
-def _on_signal(signum: int, _frame: Any) -> None:
-    _cleanup_all()
-    sys.exit(128 + signum)
-
-
-@dataclass
-class World:
-    name: str
-    shared_registry: bool = False
-    keep: bool = False
-    fake_nagle: bool = False
-    prefix: str = field(default_factory=lambda: f"crb-{secrets.token_hex(3)}-")
-    tags: dict[str, dict[str, str]] = field(default_factory=dict)
-    _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    _to_drop: list[tuple[str, str | None, str, str]] = field(default_factory=list)
-    _drop_lock: threading.Lock = field(default_factory=threading.Lock)
-    _closed: bool = False
-
-    # -- bring-up and tear-down ----------------------------------------------------------------------
     def __enter__(self) -> World:
-        self.dir = WORK / "runs" / (self.prefix + self.name)
-        self.dir.mkdir(parents=True)
-        _WORLDS.append(self)
-        atexit.register(self.close)
-        signal.signal(signal.SIGTERM, _on_signal)
-        signal.signal(signal.SIGINT, _on_signal)
-        ensure_engine()
-        self.client = docker.from_env(timeout=600)
-        self.api = self.client.api
-        if self.shared_registry:
-            self.registry = env.REGISTRY
-            self.registry_log = RegistryLog(Path(env.REGISTRY_LOG), self.ns)
-            self.registry_pid: int | None = None
-        else:
-            self._start_registry()
-        self._start_fake()
+        super().__enter__()
+        # in the shared registry, count only our repositories
+        self.registry_log = RegistryLog(self.registry_log_path, None if self.private_registry else self.ns)
         self.dockerd = dockerd_pid()
         self.facts = machine_facts(self.client)
         self.facts["fake_acr"] = (
@@ -330,231 +267,8 @@ class World:
         log(f"{self.name}: prefix {self.prefix}, registry {self.registry}, fake ACR {self.fake_url}")
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def ns(self) -> str:
-        return self.prefix + "ns"
-
-    def _start_registry(self) -> None:
-        port = free_port()
-        d = self.dir / "registry"
-        (d / "data").mkdir(parents=True)
-        subprocess.run(["htpasswd", "-Bbc", str(d / "htpasswd"), env.REGISTRY_USER, env.REGISTRY_PASSWORD],
-                       check=True, capture_output=True)  # fmt: skip
-        # The same configuration as scripts/dev-env.sh, on another port and directory.
-        (d / "config.yml").write_text(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {d / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{port}\n"
-            f"auth:\n  htpasswd:\n    realm: cr-agent-bench\n    path: {d / 'htpasswd'}\n"
-        )
-        logf = open(d / "registry.log", "ab")  # noqa: SIM115 - the child keeps it
-        proc = subprocess.Popen(["docker-registry", "serve", str(d / "config.yml")], stdout=logf,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        logf.close()
-        self._procs.append(proc)
-        wait_port(port, 30, "docker-registry")
-        self.registry = f"127.0.0.1:{port}"
-        self.registry_log = RegistryLog(d / "registry.log", None)
-        self.registry_pid = proc.pid
-
-    def _start_fake(self) -> None:
-        port = free_port()
-        logf = open(self.dir / "fake-acr.log", "ab")  # noqa: SIM115
-        # bench/peers/fake_acr.py is tests/fake_acr.py with TCP_NODELAY (see there); --fake-nagle: the stock one.
-        module = "tests.fake_acr" if self.fake_nagle else "bench.peers.fake_acr"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(port), "--registry", self.registry],
-            cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        logf.close()
-        self._procs.append(proc)
-        wait_port(port, 30, "fake ACR")
-        self.fake_url = f"http://127.0.0.1:{port}"
-
-    def close(self) -> None:
-        if self._closed or not hasattr(self, "dir"):
-            return
-        self._closed = True
-        with contextlib.suppress(Exception):
-            self.purge()
-        time.sleep(0.5)  # a thread that was creating a container when we were stopped may just have finished
-        with contextlib.suppress(Exception):
-            self.purge()
-        stop_processes(reversed(self._procs), grace=10)
-        if not self.keep:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        if self in _WORLDS:
-            _WORLDS.remove(self)
-
-    def purge(self) -> None:
-        """Remove our containers, then every image whose every reference is in our namespace."""
-        deadline = time.monotonic() + 60
-        while True:
-            names = [c["Id"] for c in self.api.containers(all=True, filters={"name": self.prefix})
-                     if any(n.lstrip("/").startswith(self.prefix) for n in c["Names"])]  # fmt: skip
-            if not names or time.monotonic() > deadline:
-                break
-            parallel(lambda cid: self._quietly(self.api.remove_container, cid, force=True, v=True), names)
-        mine = f"{self.registry}/{self.ns}/"
-        for img in self.api.images(all=False):
-            refs = (img.get("RepoTags") or []) + (img.get("RepoDigests") or [])
-            refs = [r for r in refs if r != "<none>:<none>" and r != "<none>@<none>"]
-            # Builds are cached, so another run's image can be this very image: drop only our references;
-            # the image itself goes with the last of them, or stays for whoever else refers to it.
-            for ref in refs:
-                if ref.startswith(mine):
-                    self._quietly(self.api.remove_image, ref)
-            if refs and all(r.startswith(mine) for r in refs):
-                self._quietly(self.api.remove_image, img["Id"])
-
-    @staticmethod
-    def _quietly(fn: Callable[..., Any], *a: Any, **kw: Any) -> None:
-        with contextlib.suppress(docker.errors.APIError):
-            fn(*a, **kw)
-
-    # -- images ----------------------------------------------------------------------------------------
-    def ref(self, repo: str, tag: str = "latest") -> str:
-        return f"{self.registry}/{self.ns}/{repo}:{tag}"
-
-    def push(self, repo: str, marker: str, *, tag: str = "latest", http: bool = False, payload: int = 0,
-             publish: bool = True, keep_local: bool = True, drop_now: bool = True) -> str:  # fmt: skip
-        """Build a busybox image FROM scratch, push it, and (publish) tell the fake ACR; return the digest.
-
-        `payload`: bytes of incompressible text in a layer of its own. `keep_local=False` deletes the
-        local image after the push, as if it had been built elsewhere (CI): a later pull then has to
-        download its new layers, while the busybox layers the running container shares stay, and the
-        local tag points at the running image again. With `drop_now=False` that happens at the next
-        `drop_local()`: deleting images while other threads build can pull a cached layer from under them.
-        """
-        ref = self.ref(repo, tag)
-        files = {"/payload": _random_text(payload)} if payload else None
-        old_id = None
-        if not keep_local:
-            with contextlib.suppress(docker.errors.NotFound):
-                old_id = self.api.inspect_image(ref)["Id"]
-        for attempt in range(5):
-            try:
-                if http:
-                    image_id = images.build_http_image(
-                        ref, marker, files=files, cmd=HTTPD, docker_client=self.client
-                    )
-                else:
-                    image_id = images.build_image(
-                        ref, marker=marker, cmd=SLEEPER, files=files, docker_client=self.client
-                    )
-                break
-            except docker.errors.BuildError as e:
-                # "unable to find image": someone else on this engine deleted a cached layer, or pruned our
-                # image in the moment between the build's last step and its tag.
-                if attempt == 4:
-                    raise
-                log(f"build of {ref} failed ({e}); again")
-                time.sleep(0.5 * (attempt + 1))
-        digest = images.push(ref, self.client)
-        if not keep_local:
-            with self._drop_lock:
-                self._to_drop.append((image_id, old_id, ref, tag))
-            if drop_now:
-                self.drop_local()
-        if publish:
-            self.publish(repo, tag, digest)
-        return digest
-
-    def drop_local(self) -> None:
-        """Delete the images pushed with keep_local=False; put the local tag back on the running image.
-
-        The build moved the local tag to the new image; on a real host it stays on the running one
-        (and Ouroboros ignores containers whose image has no tag).
-        """
-        with self._drop_lock:
-            todo, self._to_drop = self._to_drop, []
-        for image_id, old_id, ref, tag in todo:
-            if old_id:
-                self.api.tag(old_id, ref.rsplit(":", 1)[0], tag, force=True)
-            self.api.remove_image(image_id)
-
-    def publish(self, repo: str, tag: str, digest: str) -> None:
-        self.tags.setdefault(repo, {})[tag] = digest
-        self.fake_post("/_fake/tags", {"repo": f"{self.ns}/{repo}", "tags": self.tags[repo]})
-
-    def fake_post(self, path: str, body: Any = None) -> Any:
-        req = urllib.request.Request(self.fake_url + path, data=json.dumps(body or {}).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
-        with _opener().open(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def fake_stats(self) -> dict[str, Any]:
-        with _opener().open(self.fake_url + "/_fake/stats", timeout=10) as resp:
-            return dict(json.loads(resp.read()))
-
-    def fake_reset(self) -> None:
-        self.fake_post("/_fake/stats/reset")
-
-    # -- containers ------------------------------------------------------------------------------------
-    def cname(self, name: str) -> str:
-        return self.prefix + name
-
-    def run(self, name: str, repo: str, *, ports: dict[int, int] | None = None, tag: str = "latest") -> str:
-        """Create and start container `name` from `repo:tag` (as a user would: by tag); return its full name."""
-        full = self.cname(name)
-        if self._closed:
-            raise RuntimeError("the world is closing")
-        host_config = self.api.create_host_config(
-            port_bindings={c: ("127.0.0.1", h) for c, h in (ports or {}).items()} or None
-        )
-        c = self.api.create_container(self.ref(repo, tag), name=full, host_config=host_config,
-                                      ports=list(ports) if ports else None)  # fmt: skip
-        self.api.start(c["Id"])
-        return full
-
-    def run_many(self, specs: list[tuple[str, str]], workers: int = 6) -> list[str]:
-        return parallel(lambda s: self.run(s[0], s[1]), specs, workers)
-
-    def running_image(self, name: str) -> str:
-        return str(self.api.inspect_container(self.cname(name))["Image"])
-
-    # -- the peers' environments -----------------------------------------------------------------------
-    def agent_config(self, file: str, watches: list[dict[str, Any]], *, interval: str = "1h",
-                     parallel_pulls: int = 4, extra: str = "", state: str = "state") -> Path:  # fmt: skip
-        lines = ["[agent]", f'interval = "{interval}"', f'state_dir = "{self.dir / state}"',
-                 f"parallel_pulls = {parallel_pulls}", "", "[aliyun]", 'region = "cn-hangzhou"',
-                 f'endpoint = "{self.fake_url}"', 'timeout = "10s"', "retries = 1", "", extra]  # fmt: skip
-        for w in watches:
-            lines.append("[[watch]]")
-            w = {"source": "aliyun", **w}
-            for k, v in w.items():
-                lines.append(f"{k} = {v if isinstance(v, str) and v.startswith('{') else json.dumps(v)}")
-        path = self.dir / file
-        path.write_text("\n".join(lines) + "\n")
-        return path
-
     def agent_env(self, **extra: str) -> dict[str, str]:
-        e = py_env(
-            {
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_", "DOCKER_"))
-            }
-        )
-        cfg = self.dir / "docker-config-agent"  # empty: the agent's pull login comes from ACR's /tokens
-        cfg.mkdir(exist_ok=True)
-        e.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
-                  "DOCKER_CONFIG": str(cfg), **extra})  # fmt: skip
-        return e
-
-    def docker_config(self, who: str, with_login: bool) -> Path:
-        """A DOCKER_CONFIG directory for one peer only; with_login: config.json as `docker login` writes it."""
-        d = self.dir / f"docker-config-{who}"
-        d.mkdir(exist_ok=True)
-        if with_login:
-            import base64
-
-            token = base64.b64encode(f"{env.REGISTRY_USER}:{env.REGISTRY_PASSWORD}".encode()).decode()
-            (d / "config.json").write_text(json.dumps({"auths": {self.registry: {"auth": token}}}))
-        return d
+        return py_env(super().agent_env(**extra))
 
     def ouroboros_env(self) -> dict[str, str]:
         e = py_env(
@@ -575,20 +289,6 @@ class World:
     def watch_pulls(self) -> PullWatch:
         """Count the engine's image pulls for our namespace from now until .stop() (a live event stream)."""
         return PullWatch(self.api, self.ns)
-
-    def pulls(self, since: float, until: float) -> list[str]:
-        """Image pulls the engine did in [since, until] for our namespace (from `docker events`).
-
-        Only for short windows: dockerd answers `since` queries from its last 256 events, and other
-        people's container churn pushes older ones out. Long passes use watch_pulls().
-        """
-        out = []
-        for ev in self.api.events(since=f"{since:.6f}", until=f"{until:.6f}",
-                                  filters={"type": "image", "event": "pull"}, decode=True):  # fmt: skip
-            ref = ev.get("id") or ev.get("Actor", {}).get("ID") or ""
-            if f"/{self.ns}/" in ref:
-                out.append(ref)
-        return out
 
     def engine_cpu(self) -> float:
         return cpu_seconds(self.dockerd) + cpu_seconds(self.registry_pid)
@@ -616,35 +316,6 @@ class PullWatch:
         self._stream.close()
         self._thread.join(5)
         return list(self.refs)
-
-
-def _random_text(n: int) -> str:
-    import base64
-
-    return base64.b64encode(os.urandom(n * 3 // 4 + 3)).decode()[:n]  # gzip cannot shrink it much
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
-
-
-def parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 6) -> list[Any]:
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
-
-
-def stop_processes(procs: Iterable[subprocess.Popen[Any]], grace: float) -> None:
-    """SIGTERM each process we started that still runs; SIGKILL it after `grace` seconds."""
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(grace)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
 
 
 # ---- the peers -----------------------------------------------------------------------------------

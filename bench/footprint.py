@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -23,26 +22,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
-    ROOT,
-    World,
-    agent_cmd,
-    agent_pass_seconds,
-    free_port,
-    log,
-    parser,
-    rss_kib,
-    run_measured,
-    stats,
-    wait_port,
-    write_result,
-)
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from bench import common
+from bench.common import World, log
+from tests.support.images import free_port
+from tests.support.world import opener, stop_processes, wait_port
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--containers", type=int, default=10)
     p.add_argument("--passes", type=int, default=1000, help="passes for the memory tests")
     a = p.parse_args(argv)
@@ -60,33 +47,36 @@ def main(argv: list[str] | None = None) -> int:
         watches = [{"container": c, "image": w.ref(repos[i // 5])} for i, c in enumerate(names)]
         cfg = w.agent_config("footprint.toml", watches)
         env = w.agent_env()
-        run_measured(agent_cmd("once", "-c", str(cfg)), env_vars=env, cwd=w.dir)  # warm the page cache
+        common.run_measured(
+            common.agent_cmd("once", "-c", str(cfg)), env_vars=env, cwd=w.dir
+        )  # warm the page cache
 
         log("cold start")
         rows: dict[str, list[Any]] = {"python -c pass": [], "agent --version": [], "agent once": []}
         passes_in_once: list[float | None] = []
         for _ in range(reps):
             for label, cmd in (("python -c pass", [sys.executable, "-c", "pass"]),
-                               ("agent --version", agent_cmd("--version")),
-                               ("agent once", agent_cmd("once", "--log-json", "-c", str(cfg)))):  # fmt: skip
-                proc = run_measured(cmd, env_vars=env, cwd=w.dir)
+                               ("agent --version", common.agent_cmd("--version")),
+                               ("agent once", common.agent_cmd("once", "--log-json", "-c", str(cfg)))):  # fmt: skip
+                proc = common.run_measured(cmd, env_vars=env, cwd=w.dir)
                 if proc.rc != 0:
                     raise SystemExit(f"{label} exited {proc.rc}: {proc.stderr[-1000:]}")
                 rows[label].append(proc)
                 if label == "agent once":
-                    passes_in_once.append(agent_pass_seconds(proc.stderr))
+                    passes_in_once.append(common.agent_pass_seconds(proc.stderr))
         out["cold_start"] = {
-            k: {"wall": stats(p.wall for p in v), "cpu": stats(p.cpu for p in v)} for k, v in rows.items()
+            k: {"wall": common.stats(p.wall for p in v), "cpu": common.stats(p.cpu for p in v)}
+            for k, v in rows.items()
         }
-        out["cold_start"]["agent once"]["pass"] = stats(passes_in_once)
+        out["cold_start"]["agent once"]["pass"] = common.stats(passes_in_once)
         # The same without any bytecode cache (PYTHONDONTWRITEBYTECODE=1, editable install): every module compiled.
         raw = {k: v for k, v in env.items() if k != "PYTHONPYCACHEPREFIX"} | {"PYTHONDONTWRITEBYTECODE": "1"}
         uncached = [
-            run_measured(agent_cmd("once", "-c", str(cfg)), env_vars=raw, cwd=w.dir)
+            common.run_measured(common.agent_cmd("once", "-c", str(cfg)), env_vars=raw, cwd=w.dir)
             for _ in range(max(2, reps // 2))
         ]
-        out["cold_start"]["agent once, no bytecode cache"] = {"wall": stats(p.wall for p in uncached),
-                                                              "cpu": stats(p.cpu for p in uncached)}  # fmt: skip
+        out["cold_start"]["agent once, no bytecode cache"] = {"wall": common.stats(p.wall for p in uncached),
+                                                              "cpu": common.stats(p.cpu for p in uncached)}  # fmt: skip
 
         log("import time")
         out["imports"] = _importtime(cfg, env, w.dir, 3 if a.quick else 7)
@@ -97,21 +87,21 @@ def main(argv: list[str] | None = None) -> int:
         out["daemon_passes"] = _daemon_passes(w, watches, passes, 10 if a.quick else 100)
         log(f"in-process: {passes} passes")
         loop = subprocess.run([sys.executable, "-m", "bench.reconcile_loop", "-c", str(cfg), "--passes", str(passes),
-                               "--every", "10" if a.quick else "50"], cwd=ROOT, env=env, capture_output=True,
+                               "--every", "10" if a.quick else "50"], cwd=common.ROOT, env=env, capture_output=True,
                               text=True, timeout=3600)  # fmt: skip
         if loop.returncode != 0:
             raise SystemExit(f"reconcile_loop exited {loop.returncode}: {loop.stderr[-1500:]}")
         out["in_process"] = json.loads(loop.stdout)
         out["in_process"]["growth"] = _growth(out["in_process"]["samples"])
     out["seconds"] = round(time.monotonic() - started, 1)
-    write_result("footprint", a.quick, out)
+    common.write_result("footprint", a.quick, out)
     return 0
 
 
 # ---- imports -------------------------------------------------------------------------------------
 def _importtime(cfg: Path, env: dict[str, str], cwd: Path, runs: int) -> dict[str, Any]:
     """Parse `python -X importtime` (post-order, indented by depth) of `agent once`."""
-    exe = agent_cmd("once", "-c", str(cfg))
+    exe = common.agent_cmd("once", "-c", str(cfg))
     cmd = (
         [sys.executable, "-X", "importtime", *exe]
         if exe[0] != sys.executable
@@ -121,7 +111,7 @@ def _importtime(cfg: Path, env: dict[str, str], cwd: Path, runs: int) -> dict[st
     for _ in range(runs):
         proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
         per_run.append(_parse_importtime(proc.stderr))
-    total = stats(r["total_us"] / 1e6 for r in per_run)
+    total = common.stats(r["total_us"] / 1e6 for r in per_run)
     heavy: dict[str, list[float]] = {}
     packages: dict[str, list[float]] = {}
     for r in per_run:
@@ -129,13 +119,13 @@ def _importtime(cfg: Path, env: dict[str, str], cwd: Path, runs: int) -> dict[st
             heavy.setdefault(name, []).append(us / 1e6)
         for name, us in r["self_by_package"].items():
             packages.setdefault(name, []).append(us / 1e6)
-    top = sorted(((k, stats(v)) for k, v in heavy.items()), key=lambda kv: -kv[1]["median"])[:15]
-    pk = sorted(((k, stats(v)) for k, v in packages.items()), key=lambda kv: -kv[1]["median"])[:15]
+    top = sorted(((k, common.stats(v)) for k, v in heavy.items()), key=lambda kv: -kv[1]["median"])[:15]
+    pk = sorted(((k, common.stats(v)) for k, v in packages.items()), key=lambda kv: -kv[1]["median"])[:15]
     agent_self = {
-        m: stats(r["agent_self"].get(m, 0) / 1e6 for r in per_run) for m in per_run[-1]["agent_self"]
+        m: common.stats(r["agent_self"].get(m, 0) / 1e6 for r in per_run) for m in per_run[-1]["agent_self"]
     }
     agent_top = sorted(agent_self.items(), key=lambda kv: -kv[1]["median"])[:8]
-    return {"runs": runs, "total": total, "agent_modules": stats(r["agent_us"] / 1e6 for r in per_run),
+    return {"runs": runs, "total": total, "agent_modules": common.stats(r["agent_us"] / 1e6 for r in per_run),
             "agent_self": agent_top,
             "heaviest_direct": top, "self_by_package": pk, "importers": per_run[-1]["importers"]}  # fmt: skip
 
@@ -188,18 +178,9 @@ def _start_daemon(
     cfg = w.agent_config(f"{name}.toml", watches, extra=extra, state=f"state-{name}")
     logf = w.dir / f"{name}.log"
     with open(logf, "wb") as fh:
-        proc = subprocess.Popen(agent_cmd("run", "-c", str(cfg)), stdout=fh, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(common.agent_cmd("run", "-c", str(cfg)), stdout=fh, stderr=subprocess.STDOUT,
                                 env=w.agent_env(), cwd=w.dir)  # fmt: skip
     return proc, logf
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 def _wait_log(proc: subprocess.Popen[bytes], logf: Path, text: str, timeout: float) -> None:
@@ -214,11 +195,11 @@ def _daemon_idle(w: World, watches: list[dict[str, Any]]) -> dict[str, Any]:
     proc, logf = _start_daemon(w, watches, "idle")
     try:
         _wait_log(proc, logf, "pass done", 60)
-        first = rss_kib(proc.pid)
+        first = common.rss_kib(proc.pid)
         time.sleep(5)
-        idle = rss_kib(proc.pid)
+        idle = common.rss_kib(proc.pid)
     finally:
-        _stop(proc)
+        stop_processes([proc], 30)
     return {"rss_after_first_pass_kib": first, "rss_idle_kib": idle}
 
 
@@ -232,12 +213,12 @@ def _daemon_passes(w: World, watches: list[dict[str, Any]], passes: int, every: 
         wait_port(port, 30, "agent run's webhook")
         _wait_log(proc, logf, "pass done", 60)
         done = _health(port, token)["passes"]
-        samples.append((0, rss_kib(proc.pid)))
+        samples.append((0, common.rss_kib(proc.pid)))
         start_rss_idle = samples[0][1]
         for i in range(1, passes + 1):
             req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/update", data=b"", method="POST",
                                          headers={"Authorization": f"Bearer {token}"})  # fmt: skip
-            with _OPENER.open(req, timeout=10) as resp:
+            with opener().open(req, timeout=10) as resp:
                 if resp.status != 202:
                     raise SystemExit(f"POST /v1/update answered {resp.status}")
             deadline = time.monotonic() + 60
@@ -246,9 +227,9 @@ def _daemon_passes(w: World, watches: list[dict[str, Any]], passes: int, every: 
                     raise SystemExit(f"pass {i} did not finish: {logf.read_text(errors='replace')[-1500:]}")
                 time.sleep(0.005)
             if i % every == 0:
-                samples.append((i, rss_kib(proc.pid)))
+                samples.append((i, common.rss_kib(proc.pid)))
     finally:
-        _stop(proc)
+        stop_processes([proc], 30)
     return {"samples": samples, "rss_start_kib": start_rss_idle, "seconds": round(time.monotonic() - t0, 1),
             "growth": _growth(samples)}  # fmt: skip
 
@@ -258,7 +239,7 @@ def _health(port: int, token: str) -> dict[str, Any]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/healthz", headers={"Authorization": f"Bearer {token}"}
     )
-    with _OPENER.open(request, timeout=10) as resp:
+    with opener().open(request, timeout=10) as resp:
         return dict(json.loads(resp.read()))
 
 

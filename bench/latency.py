@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import random
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -28,32 +27,19 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
-    HTTPD,
-    World,
-    agent_cmd,
-    agent_events,
-    free_port,
-    log,
-    ouroboros_cmd,
-    ouroboros_python,
-    ouroboros_versions,
-    parser,
-    stats,
-    wait_port,
-    write_result,
-)
+from bench import common
+from bench.common import World, log
 from tests.support import payloads
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from tests.support.images import free_port
+from tests.support.world import HTTPD, opener, stop_processes, wait_port
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--interval", type=int, default=10, help="polling interval in seconds (both tools)")
     a = p.parse_args(argv)
     reps = a.reps or (1 if a.quick else 5)
-    py = None if (a.no_ouroboros or a.quick) else ouroboros_python()
+    py = None if (a.no_ouroboros or a.quick) else common.ouroboros_python()
     started = time.monotonic()
     out: dict[str, Any] = {"reps": reps, "interval": a.interval, "variants": {}}
     with World("latency", shared_registry=a.shared_registry, keep=a.keep, fake_nagle=a.fake_nagle) as w:
@@ -68,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if py is not None:
             variants.insert(1, ("ouroboros poll", {"kind": "ouroboros", "interval": a.interval}))
-            out["ouroboros"] = ouroboros_versions(py)
+            out["ouroboros"] = common.ouroboros_versions(py)
         for i, (label, spec) in enumerate(variants):
             log(f"latency: {label}")
             out["variants"][label] = _variant(w, f"l{i}", spec, reps, py)
@@ -76,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             if v.get("error"):
                 log(f"latency: {label}: {v['error']}")
     out["seconds"] = round(time.monotonic() - started, 1)
-    write_result("latency", a.quick, out)
+    common.write_result("latency", a.quick, out)
     broken = [k for k, v in out["variants"].items() if k.startswith("cr-agent") and v.get("error")]
     return 1 if broken else 0
 
@@ -106,11 +92,13 @@ def _variant(w: World, name: str, spec: dict[str, Any], reps: int, py: Path | No
         health = f'{{ http = "http://127.0.0.1:{port}/", timeout = "2s", interval = "100ms" }}'
         cfg = w.agent_config(f"{name}.toml", [{"container": cname, "image": w.ref(repo), "health": health}],
                              interval=spec.get("interval", "1h"), extra=extra, state=f"state-{name}")  # fmt: skip
-        cmd, env = agent_cmd("run", "--log-json", "-c", str(cfg)), w.agent_env()
+        cmd, env = common.agent_cmd("run", "--log-json", "-c", str(cfg)), w.agent_env()
         period = float(spec["interval"][:-1]) if "interval" in spec else 0.0
     else:
         assert py is not None
-        cmd = ouroboros_cmd(py, "-i", str(spec["interval"]), "--skip-startup-notifications", "-m", cname)
+        cmd = common.ouroboros_cmd(
+            py, "-i", str(spec["interval"]), "--skip-startup-notifications", "-m", cname
+        )
         env = w.ouroboros_env()
         period = max(30.0, float(spec["interval"]))  # what it really does: see Config.parse, "interval < 30"
     with open(logf, "wb") as fh:
@@ -131,12 +119,7 @@ def _variant(w: World, name: str, spec: dict[str, Any], reps: int, py: Path | No
     except Exception as e:  # noqa: BLE001 - recorded; the caller decides what is a breakage
         result["error"] = f"{type(e).__name__}: {e}"
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
+        stop_processes([daemon], 30)
     text = logf.read_text(errors="replace")
     result["log_tail"] = text[-3000:]
     if spec["kind"] == "agent":
@@ -144,7 +127,7 @@ def _variant(w: World, name: str, spec: dict[str, Any], reps: int, py: Path | No
     else:
         result["notes"] = _ouroboros_notes(text, spec["interval"])
     for key in ("latency", "after_pass_start", "pass_to_pulled", "pulled_to_done"):
-        result[key] = stats(t.get(key) for t in result["trials"])
+        result[key] = common.stats(t.get(key) for t in result["trials"])
     return result
 
 
@@ -182,14 +165,14 @@ def _post_hook(port: int, token: str, namespace: str, name: str, digest: str) ->
     payload = payloads.acr_payload(namespace, name, digest=digest)
     req = urllib.request.Request(f"http://127.0.0.1:{port}/hooks/aliyun/{token}", data=json.dumps(payload).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
-    with _OPENER.open(req, timeout=5) as resp:
+    with opener().open(req, timeout=5) as resp:
         if resp.status not in (200, 202):
             raise RuntimeError(f"webhook answered {resp.status}")
 
 
 def _page(port: int) -> str | None:
     try:
-        with _OPENER.open(f"http://127.0.0.1:{port}/", timeout=0.2) as resp:
+        with opener().open(f"http://127.0.0.1:{port}/", timeout=0.2) as resp:
             return resp.read().decode().strip()
     except (OSError, urllib.error.URLError):
         return None
@@ -221,10 +204,12 @@ def _wait_settled(w: World, cname: str, image_id: str, timeout: float) -> None:
 
 def _split_agent(trials: list[dict[str, Any]], text: str) -> None:
     """From the agent's `--log-json` events: when the pass that deployed each push started, and when its pull ended."""
-    starts = [e["ts"] for e in agent_events(text, "pass.start")]
-    pulled = [(e["ts"], e["to_digest"]) for e in agent_events(text, "plan.update")]
+    starts = [e["ts"] for e in common.agent_events(text, "pass.start")]
+    pulled = [(e["ts"], e["to_digest"]) for e in common.agent_events(text, "plan.update")]
     done = [
-        (e["ts"], e["to_digest"]) for e in agent_events(text, "pass.result") if e.get("status") == "updated"
+        (e["ts"], e["to_digest"])
+        for e in common.agent_events(text, "pass.result")
+        if e.get("status") == "updated"
     ]
     for t in trials:
         before = [ts for ts in starts if ts <= t["t1"]]

@@ -1,8 +1,8 @@
 """Webhook load benchmark: a bounded load on a real `agent run`, and webhook push-to-running.
 
-Everything runs on loopback: the agent (`python -m agent run`, a subprocess), the fake ACR API as a
-process (`python -m tests.fake_acr --registry 127.0.0.1:5000`, which reads tags from the local
-registry), the local registry and the Docker engine, with a few real containers.
+Everything runs on loopback, in a `World` (tests/support/world.py through bench/common.py): the agent
+(`agent run`, a subprocess), the fake ACR API as a process (told each new digest), a private
+registry and the Docker engine, with a few real containers.
 
 Phases, each bounded by a duration and a request count, stopping by themselves:
 
@@ -33,16 +33,12 @@ import functools
 import http.client
 import json
 import math
-import os
 import re
 import secrets
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -54,14 +50,9 @@ from typing import Any
 import docker
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import machine_facts
-from tests.fake_acr import DEFAULT_KEYS
-from tests.support import env, images, payloads
-from tests.support.purge import purge
+from bench.common import World, agent_cmd
+from tests.support import payloads
 
-ROOT = Path(__file__).resolve().parents[1]
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]  # stops at once on SIGTERM
-KEY_ID, KEY_SECRET = next(iter(DEFAULT_KEYS.items()))
 _PASS_START = re.compile(r"^(\S+ \S+) \| \w+ *\| pass started \(wake-up\)", re.M)
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \| \w+ *\| (.*)$")
 
@@ -177,82 +168,31 @@ def acr_payload(namespace: str, name: str, tag: str = "latest") -> bytes:
     return json.dumps(payloads.acr_payload(namespace, name, tag)).encode()
 
 
-def services_up() -> bool:
-    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        return False
-    host, port = env.REGISTRY.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 class Bench:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.prefix = f"crb-{secrets.token_hex(4)}-"
-        self.ns = self.prefix + "ns"
-        self.tmp = Path(tempfile.mkdtemp(prefix=self.prefix))
-        self.client = docker.from_env(timeout=120)
+    """A World (bench/common.py) plus the `agent run` process under load."""
+
+    def __init__(self, args: argparse.Namespace, w: World) -> None:
+        self.args, self.w = args, w
         self.token = secrets.token_hex(24)
-        self.fake: subprocess.Popen[str] | None = None
-        self.fake_url = ""
         self.agent: subprocess.Popen[str] | None = None
         self.agent_log: Path | None = None
         self.port = 0
         self.runs = 0
 
-    # -- set-up --------------------------------------------------------------------------
-    def image(self, repo: str) -> str:
-        return f"{env.REGISTRY}/{self.ns}/{repo}:latest"
-
-    def push(self, repo: str, marker: str, layer_mb: int = 0) -> tuple[str, str]:
-        """Build and push a new image; return (image id, digest)."""
-        files = {"/data/blob": secrets.token_hex(layer_mb * 2**19)} if layer_mb else None
-        image_id = images.build_image(self.image(repo), marker=marker, cmd=SLEEPER, files=files,
-                                      docker_client=self.client)  # fmt: skip
-        return image_id, images.push(self.image(repo), self.client)
-
-    def start_fake(self) -> None:
-        self.fake = subprocess.Popen(
-            [sys.executable, "-m", "tests.fake_acr", "--port", "0", "--registry", env.REGISTRY],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env(),
-        )  # fmt: skip
-        assert self.fake.stdout is not None
-        line = self.fake.stdout.readline()
-        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        if not m:
-            raise RuntimeError(f"fake ACR did not start: {line!r}")
-        self.fake_url = m.group(1)
-
-    def env(self, **extra: str) -> dict[str, str]:
-        e = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_"))}
-        e.update(ALIBABA_CLOUD_ACCESS_KEY_ID=KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET=KEY_SECRET,
-                 DOCKER_CONFIG=str(self.tmp / "docker-config"), NO_PROXY="127.0.0.1,localhost",
-                 no_proxy="127.0.0.1,localhost", PYTHONPATH=str(ROOT), **extra)  # fmt: skip
-        return e
-
     def config(self, debounce: str, containers: list[tuple[str, str]]) -> Path:
-        lines = [
-            "[agent]", 'interval = "1h"', f'state_dir = "{self.tmp / "state"}"',
-            "[aliyun]", 'region = "cn-hangzhou"', f'endpoint = "{self.fake_url}"', 'timeout = "5s"', "retries = 1",
-            "[webhook]", 'listen = "127.0.0.1:0"', 'token_env = "CR_AGENT_WEBHOOK_TOKEN"', f'debounce = "{debounce}"',
-        ]  # fmt: skip
-        for name, repo in containers:
-            lines += ["[[watch]]", f'container = "{name}"', f'image = "{self.image(repo)}"',
-                      'source = "aliyun"', 'min_uptime = "1s"']  # fmt: skip
-        path = self.tmp / f"agent-{debounce}.toml"
-        path.write_text("\n".join(lines) + "\n")
-        return path
+        webhook = f'[webhook]\nlisten = "127.0.0.1:0"\ntoken_env = "CR_AGENT_WEBHOOK_TOKEN"\ndebounce = "{debounce}"\n'
+        watches = [
+            {"container": name, "image": self.w.ref(repo), "min_uptime": "1s"} for name, repo in containers
+        ]
+        return self.w.agent_config(f"agent-{debounce}.toml", watches, extra=webhook)
 
     def start_agent(self, cfg: Path) -> None:
         self.runs += 1
-        self.agent_log = self.tmp / f"agent-{self.runs}.log"
+        self.agent_log = self.w.dir / f"agent-{self.runs}.log"
         with open(self.agent_log, "w") as out:
             self.agent = subprocess.Popen(
-                [sys.executable, "-m", "agent", "run", "-c", str(cfg)], cwd=self.tmp,
-                env=self.env(CR_AGENT_WEBHOOK_TOKEN=self.token), stdout=out, stderr=subprocess.STDOUT, text=True,
+                agent_cmd("run", "-c", str(cfg)), cwd=self.w.dir, env=self.w.agent_env(CR_AGENT_WEBHOOK_TOKEN=self.token),
+                stdout=out, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
         deadline = time.monotonic() + 60
         while True:
@@ -306,22 +246,6 @@ class Bench:
                 raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
             time.sleep(interval)
 
-    def cleanup(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stop_agent()
-        if self.fake is not None and self.fake.poll() is None:
-            self.fake.send_signal(signal.SIGTERM)
-            try:
-                self.fake.wait(10)
-            except subprocess.TimeoutExpired:
-                self.fake.kill()
-        purge(self.client, self.prefix)
-        if not self.args.keep:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        else:
-            log(f"kept {self.tmp}")
-        self.client.close()
-
 
 # ---- phases ---------------------------------------------------------------------------------------
 def load_phases(b: Bench, debounce: float) -> dict[str, Any]:
@@ -339,7 +263,7 @@ def load_phases(b: Bench, debounce: float) -> dict[str, Any]:
     out["rss_kib_after_healthz"] = proc_status(pid)
 
     log(f"phase 2: POST /hooks/aliyun/<token>, {a.threads} threads, {a.seconds}s")
-    body = acr_payload(b.ns, "web")
+    body = acr_payload(b.w.ns, "web")
     path = f"/hooks/aliyun/{b.token}"
     headers = {"Content-Type": "application/json"}
     passes1 = b.health()["passes"]
@@ -385,7 +309,7 @@ def _stamp(text: str) -> float:
 
 def new_container_running(b: Bench, container: str, old: str, image_id: str) -> bool:
     with contextlib.suppress(docker.errors.NotFound):
-        c = b.client.api.inspect_container(container)
+        c = b.w.api.inspect_container(container)
         return bool(c["Id"] != old and c["Image"] == image_id and c["State"]["Running"])
     return False
 
@@ -399,15 +323,15 @@ def push_to_running(b: Bench, container: str, reps: int, layer_mb: int) -> dict[
     """POST -> the new container running, with a breakdown from the agent's log timestamps."""
     rows: list[dict[str, float]] = []
     for i in range(reps):
-        image_id, digest = b.push("lat", f"lat-{b.runs}-{i}-{secrets.token_hex(4)}", layer_mb)
-        # Drop our local copy, so the agent pulls the new layers from the registry, as on a real host.
-        b.client.api.remove_image(b.image("lat"))
+        # Not kept locally, so the agent pulls the new layers from the registry, as on a real host.
+        marker = f"lat-{b.runs}-{i}-{secrets.token_hex(4)}"
+        image_id, digest = b.w.build_push("lat", marker, payload=layer_mb << 20, keep_local=False)
         passes = b.health()["passes"]
         api0 = b.api_seconds()
         offset = len(b.log_text())
-        old = b.client.api.inspect_container(container)["Id"]
+        old = b.w.api.inspect_container(container)["Id"]
         t0 = time.time()
-        status, _ = call(b.port, "POST", "/hooks/aliyun/" + b.token, acr_payload(b.ns, "lat"),
+        status, _ = call(b.port, "POST", "/hooks/aliyun/" + b.token, acr_payload(b.w.ns, "lat"),
                          {"Content-Type": "application/json"})  # fmt: skip
         if status != 202:
             raise RuntimeError(f"hook answered {status}")
@@ -501,42 +425,36 @@ def main(argv: list[str] | None = None) -> int:
     from agent.durations import parse_duration
 
     a = parse_args(argv)
-    if not services_up():
-        log("starting dockerd and the registry (scripts/dev-env.sh)")
-        subprocess.run(["bash", str(ROOT / "scripts" / "dev-env.sh")], check=True, timeout=900)
-    b = Bench(a)
-    results: dict[str, Any] = {"quick": a.quick, "prefix": b.prefix}
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        results["machine"] = machine_facts(b.client)
-        results["params"] = {k: getattr(a, k) for k in ("seconds", "threads", "max_requests", "containers",
-                                                        "debounce", "latency_debounce", "reps", "layer_mb")}  # fmt: skip
-        log(f"prefix {b.prefix}: fake ACR, images, {a.containers + 1} containers")
-        b.start_fake()
-        b.push("web", "web-v1")
-        b.push("lat", "lat-v1")
-        for repo in ("web", "lat"):
-            b.client.images.pull(b.image(repo), auth_config=images.auth_config())
-        names = [(f"{b.prefix}web-{i}", "web") for i in range(a.containers)] + [(f"{b.prefix}lat", "lat")]
-        for name, repo in names:
-            b.client.containers.run(b.image(repo), name=name, detach=True)
-
-        debounce = parse_duration(a.debounce)
-        b.start_agent(b.config(a.debounce, names))
-        log(f"agent pid {b.agent.pid if b.agent else '?'} on port {b.port}, debounce {a.debounce}")
-        results["load"] = load_phases(b, debounce)
-        results["push_to_running"] = {}
-        for i, value in enumerate(a.latency_debounce):
-            if i or value != a.debounce:
-                results.setdefault("exit_codes", []).append(b.stop_agent())
-                b.start_agent(b.config(value, names))
-            log(f"push-to-running, debounce {value}, {a.reps} reps, new layer {a.layer_mb} MB")
-            results["push_to_running"][value] = push_to_running(b, f"{b.prefix}lat", a.reps, a.layer_mb)
-        results["rss_kib_end"] = proc_status(b.agent.pid) if b.agent else None
-        results.setdefault("exit_codes", []).append(b.stop_agent())
-    finally:
-        log("cleaning up")
-        b.cleanup()
+    results: dict[str, Any] = {"quick": a.quick}
+    with World("webhook-load", keep=a.keep) as w:
+        signal.signal(signal.SIGTERM, _interrupt)  # after the World's own: stop the agent first
+        b = Bench(a, w)
+        try:
+            results["prefix"], results["machine"] = w.prefix, w.facts
+            results["params"] = {k: getattr(a, k) for k in ("seconds", "threads", "max_requests", "containers",
+                                                            "debounce", "latency_debounce", "reps", "layer_mb")}  # fmt: skip
+            log(f"prefix {w.prefix}: images, {a.containers + 1} containers")
+            w.push("web", "web-v1")
+            w.push("lat", "lat-v1")
+            names = [(w.run(f"web-{i}", "web"), "web") for i in range(a.containers)] + [
+                (w.run("lat", "lat"), "lat")
+            ]
+            debounce = parse_duration(a.debounce)
+            b.start_agent(b.config(a.debounce, names))
+            log(f"agent pid {b.agent.pid if b.agent else '?'} on port {b.port}, debounce {a.debounce}")
+            results["load"] = load_phases(b, debounce)
+            results["push_to_running"] = {}
+            for i, value in enumerate(a.latency_debounce):
+                if i or value != a.debounce:
+                    results.setdefault("exit_codes", []).append(b.stop_agent())
+                    b.start_agent(b.config(value, names))
+                log(f"push-to-running, debounce {value}, {a.reps} reps, new layer {a.layer_mb} MB")
+                results["push_to_running"][value] = push_to_running(b, w.cname("lat"), a.reps, a.layer_mb)
+            results["rss_kib_end"] = proc_status(b.agent.pid) if b.agent else None
+            results.setdefault("exit_codes", []).append(b.stop_agent())
+        finally:
+            log("cleaning up")
+            b.stop_agent()
     report(results)
     if a.json_out:
         Path(a.json_out).write_text(json.dumps(results, indent=2) + "\n")

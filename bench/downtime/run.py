@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import hashlib
 import json
 import os
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +22,7 @@ import docker
 import docker.errors
 
 import bench.downtime as package
-from bench.common import machine_facts, ouroboros_python, ouroboros_versions, stop_processes, wait_port
+from bench.common import World, ouroboros_python, ouroboros_versions
 from bench.downtime import DOC, ROOT, WORK, log
 from bench.downtime.analyse import (
     EXTRAS,
@@ -52,12 +47,9 @@ from bench.downtime.analyse import (
 )
 from bench.downtime.render import render, rerender, write_handover
 from tests.support import env, images
+from tests.support.world import wait_port
 
 RECEIVER = ROOT / "bench" / "blog_receiver.sh"
-KEY_ID, KEY_SECRET = "test-key-id", "test-key-secret"  # tests/fake_acr.py DEFAULT_KEYS
-# busybox httpd as PID 1 ignores SIGTERM (docker stop would wait its 10 s grace period); the shell
-# exits on TERM, and the kernel then kills httpd with the rest of the container.
-HTTPD = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
 # `timeout N`, because this busybox's `wget -T` segfaults. A lookup of a name Docker does not know is
 # forwarded to the host's resolvers, which this sandbox cannot reach, so it is bounded too.
 LOOKUP = (
@@ -197,22 +189,12 @@ def agent_code() -> dict[str, Any]:
 
 
 # ---- the world ---------------------------------------------------------------------------------------
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
+class Bench(World):
+    """The benchmarks' World plus a user-defined network, the reverse proxy and the in-network clients."""
 
-
-@dataclass
-class Bench:
-    keep: bool = False
-    prefix: str = field(default_factory=lambda: f"crb-{secrets.token_hex(3)}-")
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    pushed: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (repository path, digest): deleted at the end
-    proxy_port: int | None = None
-
-    @property
-    def ns(self) -> str:
-        return self.prefix + "ns"
+    def __init__(self, keep: bool = False) -> None:
+        super().__init__("downtime", keep=keep)
+        self.proxy_port: int | None = None
 
     @property
     def net(self) -> str:
@@ -222,103 +204,21 @@ class Bench:
     def tools_image(self) -> str:
         return self.ref("tools")
 
-    def ref(self, repo: str, tag: str = "latest") -> str:
-        return f"{env.REGISTRY}/{self.ns}/{repo}:{tag}"
-
-    def open(self) -> Bench:
-        self.dir = WORK / "runs" / (self.prefix + "downtime")
-        self.dir.mkdir(parents=True)
-        done = subprocess.run(["bash", str(ROOT / "scripts" / "dev-env.sh")], capture_output=True, text=True,
-                              timeout=900)  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"scripts/dev-env.sh failed:\n{done.stdout}\n{done.stderr}")
-        self.client = docker.from_env(timeout=300)
-        self.api = self.client.api
-        self.facts = machine_facts(self.client)
-        port = images.free_port()
-        with open(self.dir / "fake-acr.log", "wb") as fake_log:
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "tests.fake_acr", "--port", str(port), "--registry", env.REGISTRY],
-                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=fake_log, stderr=subprocess.STDOUT,
-            ))  # fmt: skip
-        wait_port(port, 30, "the fake ACR")
-        self.fake_url = f"http://127.0.0.1:{port}"
-        self.empty_docker_config = self.dir / "docker-config-empty"  # nobody's stored logins
-        self.empty_docker_config.mkdir()
-        self.login_docker_config = self.dir / "docker-config-blog"  # what `docker login` would leave
-        self.login_docker_config.mkdir()
-        token = base64.b64encode(f"{env.REGISTRY_USER}:{env.REGISTRY_PASSWORD}".encode()).decode()
-        (self.login_docker_config / "config.json").write_text(
-            json.dumps({"auths": {env.REGISTRY: {"auth": token}}})
-        )
-        log(f"prefix {self.prefix}, fake ACR {self.fake_url}, run dir {self.dir.relative_to(ROOT)}")
-        return self
-
-    def close(self) -> None:
-        stop_processes(self.procs, grace=5)
-        self.procs.clear()
-        if hasattr(self, "api"):
-            self.remove_containers(self.prefix)
-            for net in self.api.networks(names=[self.prefix]):
-                if net["Name"].startswith(self.prefix):
-                    with contextlib.suppress(docker.errors.APIError):
-                        self.api.remove_network(net["Id"])
-            self.remove_images()
-            auth = base64.b64encode(f"{env.REGISTRY_USER}:{env.REGISTRY_PASSWORD}".encode()).decode()
-            for repo, digest in self.pushed:  # the manifests go; the blobs wait for the registry's GC
-                with contextlib.suppress(Exception):
-                    req = urllib.request.Request(f"http://{env.REGISTRY}/v2/{repo}/manifests/{digest}",
-                                                 method="DELETE", headers={"Authorization": f"Basic {auth}"})  # fmt: skip
-                    _OPENER.open(req, timeout=10).close()
-            self.pushed.clear()
-        if not self.keep and hasattr(self, "dir"):
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def remove_images(self) -> None:
-        """Drop every reference (tag or digest) in our namespace; Docker deletes an image with its last one."""
-        mine = f"{env.REGISTRY}/{self.ns}/"
-        for img in self.api.images():
-            for ref in (img.get("RepoTags") or []) + (img.get("RepoDigests") or []):
-                if ref.startswith(mine):
-                    with contextlib.suppress(docker.errors.APIError):
-                        self.api.remove_image(ref)
-
-    def remove_containers(self, prefix: str) -> None:
-        for c in self.api.containers(all=True, filters={"name": prefix}):
-            if any(n.lstrip("/").startswith(prefix) for n in c["Names"]):
-                with contextlib.suppress(docker.errors.APIError):
-                    self.api.remove_container(c["Id"], force=True, v=True)
-
-    def push(self, repo: str, marker: str, *, keep_local: bool = True) -> str:
-        """Build the demo httpd image with `marker` as its page, push it as repo:latest; return the image id.
+    def push_web(self, repo: str, marker: str, *, keep_local: bool = True) -> str:
+        """The demo httpd image with `marker` as its page, pushed as repo:latest; return the image id.
 
         keep_local=False deletes the local image, as if CI had built it: the update's pull then downloads
         its new layers (the busybox layers are shared with the running version).
         """
-        ref = self.ref(repo)
-        for attempt in (
-            1,
-            2,
-        ):  # others build and prune on this engine too: a cache layer can vanish mid-build
-            try:
-                image_id = images.build_http_image(ref, marker, cmd=HTTPD, docker_client=self.client)
-                self.pushed.append((f"{self.ns}/{repo}", images.push(ref, self.client)))
-                break
-            except (docker.errors.DockerException, RuntimeError) as e:
-                if attempt == 2:
-                    raise
-                log(f"build/push of {ref} failed, once more: {e}")
-        if not keep_local:
-            self.api.remove_image(image_id, force=True)
-        return image_id
+        return self.build_push(repo, marker, http=True, keep_local=keep_local)[0]
 
     def ensure_proxy(self) -> int:
         """The user-defined network, and the reverse proxy container publishing 127.0.0.1:<port>."""
         if self.proxy_port is not None:
             return self.proxy_port
         self.api.create_network(self.net, driver="bridge")
-        images.build_image(self.tools_image, marker=self.prefix + "tools", files={"/www/cgi-bin/p": PROXY_CGI}, cmd=PROXY_CMD,
-                           docker_client=self.client)  # fmt: skip
+        images.build_image(self.tools_image, marker=self.prefix + "tools", files={"/www/cgi-bin/p": PROXY_CGI},
+                           cmd=PROXY_CMD, docker_client=self.client)  # fmt: skip
         port = images.free_port()
         hc = self.api.create_host_config(port_bindings={8081: ("127.0.0.1", port)}, network_mode=self.net)
         c = self.api.create_container(
@@ -388,7 +288,7 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str, interval: floa
 def measure_start(b: Bench, i: int) -> dict[str, Any]:
     """`docker start` → first answer on a published port (a 2 ms host loop), and `docker stop`'s duration."""
     marker = f"{b.prefix}base-{i}"
-    b.push("base", marker)
+    b.push_web("base", marker)
     name = f"{b.prefix}base-{i}"
     port = images.free_port()
     cid = b.run_web(name, b.ref("base"), "port", port, start=False)
@@ -423,7 +323,7 @@ def measure_dns_race(b: Bench, i: int) -> dict[str, Any]:
     """
     b.ensure_proxy()
     anchor = f"{b.prefix}race-anchor-{i}"
-    b.push("race", f"{b.prefix}race-{i}")
+    b.push_web("race", f"{b.prefix}race-{i}")
     b.run_web(anchor, b.ref("race"), "proxy")
     skip = b.ip_of(anchor) or ""
     con = b.run_client(f"{b.prefix}race-client-{i}", "web", skip)
@@ -461,7 +361,7 @@ def run_method(b: Bench, m: Method, i: int, ouro: Path | None) -> dict[str, Any]
         f"{b.prefix}{slug}-v1",
         f"{b.prefix}{slug}-v2",
     )  # unique pages: images are not shared between runs
-    v1 = b.push(repo, old)
+    v1 = b.push_web(repo, old)
     port = images.free_port() if m.exposure == "port" else None
     if m.exposure == "proxy":
         b.ensure_proxy()
@@ -474,7 +374,7 @@ def run_method(b: Bench, m: Method, i: int, ouro: Path | None) -> dict[str, Any]
                  "name": HostLoop(b.proxy_port or 0, f"/cgi-bin/p?{name}", NAME_PERIOD)}  # fmt: skip
     first = next(iter(loops.values()))
     wait_for(lambda: http_get(first.port, first.path, 2.0) == ("ok", old), 30, f"{name} to answer {old}")
-    b.push(repo, new, keep_local=False)
+    b.push_web(repo, new, keep_local=False)
     b.api.tag(
         v1, ref.rsplit(":", 1)[0], "latest"
     )  # the host's tag names what it pulled last (Ouroboros needs it)
@@ -529,7 +429,7 @@ def run_tool(b: Bench, m: Method, name: str, ref: str, port: int | None, ouro: P
         # A minimal environment: Ouroboros also reads its options from environment variables. Its own
         # registry login flags, and an empty DOCKER_CONFIG so that it cannot use anyone's stored login.
         e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(b.dir), "LANG": "C.UTF-8",
-             "DOCKER_CONFIG": str(b.empty_docker_config)}  # fmt: skip
+             "DOCKER_CONFIG": str(b.docker_config("empty", False))}  # fmt: skip
         cmd = [str(ouro), "--run-once", "--monitor", name, "--repo-user", env.REGISTRY_USER,
                "--repo-pass", env.REGISTRY_PASSWORD, "--skip-startup-notifications", "--log-level", "debug"]  # fmt: skip
         notes = []
@@ -554,7 +454,7 @@ def run_tool(b: Bench, m: Method, name: str, ref: str, port: int | None, ouro: P
         if "has no attribute 'servers'" in text:
             notes.append("its notifier raised AttributeError after the update")
         return {"rc": done.returncode, "notes": notes}
-    e = {**os.environ, "DOCKER_CONFIG": str(b.login_docker_config)}
+    e = {**os.environ, "DOCKER_CONFIG": str(b.docker_config("blog", True))}
     done = subprocess.run(["bash", str(RECEIVER), name, ref, f"127.0.0.1:{port}:8080"], env=e,
                           capture_output=True, text=True, timeout=180)  # fmt: skip
     if done.returncode != 0:
@@ -564,20 +464,9 @@ def run_tool(b: Bench, m: Method, name: str, ref: str, port: int | None, ouro: P
 
 def run_agent(b: Bench, m: Method, name: str, ref: str) -> dict[str, Any]:
     d = b.dir / name
-    d.mkdir()
-    watch = {"container": name, "image": ref, "source": "aliyun", "strategy": m.strategy, **GATE}
-    lines = ["[agent]", 'interval = "1h"', f'state_dir = "{d / "state"}"', "", "[aliyun]", 'region = "cn-hangzhou"',
-             f'endpoint = "{b.fake_url}"', 'timeout = "10s"', "retries = 1", "", "[[watch]]"]  # fmt: skip
-    lines += [f"{k} = {json.dumps(v)}" for k, v in watch.items()]
-    cfg = d / "agent.toml"
-    cfg.write_text("\n".join(lines) + "\n")
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_", "DOCKER_"))}
-    e.pop(
-        "PYTHONDONTWRITEBYTECODE", None
-    )  # start-up as after a pip install: bytecode cached (bench/work/pycache)
-    e.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
-              "DOCKER_CONFIG": str(b.empty_docker_config), "PYTHONPATH": str(ROOT),
-              "PYTHONPYCACHEPREFIX": str(WORK / "pycache")})  # fmt: skip
+    watch = {"container": name, "image": ref, "strategy": m.strategy, **GATE}
+    cfg = b.agent_config(f"{name}/agent.toml", [watch], state=f"{name}/state")
+    e = b.agent_env()  # start-up as after a pip install: bytecode cached (bench/work/pycache)
     args = ["once", "-c", str(cfg), "--json", "--log-level", "DEBUG"]
     done = subprocess.run(
         [sys.executable, "-m", "agent", *args], cwd=d, env=e, capture_output=True, text=True, timeout=300
@@ -649,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         if x != "--keep"), "to_doc": to_doc,
     }  # fmt: skip
     try:
-        b.open()
+        b.__enter__()
         out["facts"] = b.facts
         if py is not None:
             out["ouroboros"] = ", ".join(f"{k} {v}" for k, v in ouroboros_versions(py).items())
@@ -701,7 +590,7 @@ def handover(updates: int, keep: bool = False) -> int:
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        b.open()
+        b.__enter__()
         out["facts"] = b.facts
         for i in range(updates):
             try:

@@ -6,8 +6,6 @@ Everything a test creates carries its unique name prefix, so concurrent runs on 
 from __future__ import annotations
 
 import secrets
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +13,12 @@ import docker
 import pytest
 
 from agent.runtimes.docker import DockerRuntime
-from tests.support import acr_world, env
 from tests.support.purge import purge
+from tests.support.world import DEV_ENV, ensure_services
+
+__all__ = ["DEV_ENV", "purge"]  # test_engines.py runs dev-env.sh itself
 
 HERE = Path(__file__).parent
-DEV_ENV = HERE.parent.parent / "scripts" / "dev-env.sh"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,35 +27,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.docker)
 
 
-def _acr_world_up() -> bool:
-    """The test CA and the /etc/hosts lines of scripts/dev-env.sh (tests/support/acr_world.py)."""
-    try:
-        resolved = socket.gethostbyname(acr_world.api_host(acr_world.REGIONS[0]))
-    except OSError:
-        return False
-    return resolved == acr_world.API_IP and Path(acr_world.CA_FILE).is_file()
-
-
-def _services_up() -> bool:
-    if not _acr_world_up():
-        return False
-    docker_ok = subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-    host, port = env.REGISTRY.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=1).close()
-    except OSError:
-        return False
-    return docker_ok
-
-
 @pytest.fixture(scope="session", autouse=True)
 def dev_env() -> None:
     """Start dockerd and the registry when they are down; a failed set-up errors the tests."""
-    if _services_up():
-        return
-    done = subprocess.run(["bash", str(DEV_ENV)], capture_output=True, text=True, timeout=600)
-    if done.returncode != 0 or not _services_up():
-        raise RuntimeError(f"scripts/dev-env.sh failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    ensure_services()
 
 
 @pytest.fixture(scope="session")
