@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                                                               "cpu": common.stats(p.cpu for p in uncached)}  # fmt: skip
 
         log("import time")
-        out["imports"] = _importtime(cfg, env, w.dir, 3 if a.quick else 7)
+        out["imports"] = importtime(cfg, env, w.dir, 3 if a.quick else 7)
 
         log("agent run: idle memory")
         out["daemon_idle"] = _daemon_idle(w, watches)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ---- imports -------------------------------------------------------------------------------------
-def _importtime(cfg: Path, env: dict[str, str], cwd: Path, runs: int) -> dict[str, Any]:
+def importtime(cfg: Path, env: dict[str, str], cwd: Path, runs: int) -> dict[str, Any]:
     """Parse `python -X importtime` (post-order, indented by depth) of `agent once`."""
     exe = common.agent_cmd("once", "-c", str(cfg))
     cmd = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,12 +13,13 @@ from typing import Any
 
 import docker
 
-from tests.fake_acr import DEFAULT_KEYS, FakeAcr
+from tests.fake_acr import FakeAcr
 from tests.support import env, images
+from tests.support.world import KEY_ID, KEY_SECRET, SLEEPER, agent_environ, agent_toml
+
+__all__ = ["KEY_ID", "KEY_SECRET"]  # the fake ACR's keys, for the tests
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY_ID, KEY_SECRET = next(iter(DEFAULT_KEYS.items()))
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]  # stops at once on SIGTERM
 
 
 @dataclass
@@ -56,38 +56,19 @@ class World:
         return self.client.containers.run(ref, name=self.prefix + name, detach=True, **kw)
 
     def config(self, watches: list[dict[str, Any]], extra: str = "", agent: str = "") -> Path:
-        lines = [
-            "[agent]",
-            'interval = "1h"',
-            f'state_dir = "{self.tmp / "state"}"',
-            agent,
-            "[aliyun]",
-            'region = "cn-hangzhou"',
-            f'endpoint = "{self.fake.url}"',
-            'timeout = "3s"',
-            "retries = 1",
-            extra,
-        ]
+        """agent.toml for `watches` (container or service names get the prefix; min_uptime 1s unless given)."""
+        named = []
         for w in watches:
-            lines.append("[[watch]]")
-            w = {"source": "aliyun", "min_uptime": "1s", **w}
+            w = {"min_uptime": "1s", **w}
             key = "service" if "service" in w else "container"
-            w[key] = self.prefix + w[key]
-            for k, v in w.items():
-                lines.append(
-                    f"{k} = {json.dumps(v) if not isinstance(v, str) or not v.startswith('{') else v}"
-                )
+            named.append({**w, key: self.prefix + w[key]})
         path = self.tmp / "agent.toml"
-        path.write_text("\n".join(lines) + "\n")
+        path.write_text(agent_toml(self.fake.url, self.tmp / "state", named, agent=f'interval = "1h"\n{agent}',
+                                   extra=extra, timeout="3s"))  # fmt: skip
         return path
 
     def env(self, **extra: str) -> dict[str, str]:
-        e = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_"))}
-        e.update(
-            {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET, **extra}
-        )
-        e["DOCKER_CONFIG"] = str(self.tmp / "docker-config")  # no stored docker credentials
-        return e
+        return agent_environ(self.tmp / "docker-config", **extra)  # no stored docker credentials
 
     def agent(
         self, *args: str, timeout: float = 120, module: str = "agent", **env_extra: str

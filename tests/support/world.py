@@ -117,6 +117,29 @@ def _log(msg: str) -> None:
     print(f"[world {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+# ---- the agent -------------------------------------------------------------------------------------
+def agent_toml(endpoint: str, state_dir: Path, watches: list[dict[str, Any]], *, agent: str = 'interval = "1h"',
+               extra: str = "", timeout: str = "10s") -> str:  # fmt: skip
+    """An agent.toml: `agent` lines in [agent], the fake ACR at `endpoint`, `extra` sections, one [[watch]]
+    per dict (source aliyun unless given; a string value starting with `{` is written as is: an inline table)."""
+    lines = ["[agent]", f'state_dir = "{state_dir}"', agent, "", "[aliyun]", 'region = "cn-hangzhou"',
+             f'endpoint = "{endpoint}"', f'timeout = "{timeout}"', "retries = 1", "", extra]  # fmt: skip
+    for w in watches:
+        lines.append("[[watch]]")
+        for k, v in {"source": "aliyun", **w}.items():
+            lines.append(f"{k} = {v if isinstance(v, str) and v.startswith('{') else json.dumps(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def agent_environ(docker_config: Path, **extra: str) -> dict[str, str]:
+    """This environment without anyone's ACR keys, with the fake ACR's; DOCKER_CONFIG `docker_config` (an
+    empty one: the agent's pull login comes from ACR's /tokens)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_"))}
+    e.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
+              "DOCKER_CONFIG": str(docker_config), **extra})  # fmt: skip
+    return e
+
+
 # ---- the world ---------------------------------------------------------------------------------------
 _WORLDS: list[World] = []
 
@@ -366,31 +389,15 @@ class World:
     # -- the agent's environment -----------------------------------------------------------------------
     def agent_config(self, file: str, watches: list[dict[str, Any]], *, interval: str = "1h",
                      parallel_pulls: int = 4, extra: str = "", state: str = "state") -> Path:  # fmt: skip
-        """An agent.toml under the run directory: the fake ACR as the endpoint, one [[watch]] per dict.
-
-        A value that is a string starting with `{` is written as is (an inline table)."""
-        lines = ["[agent]", f'interval = "{interval}"', f'state_dir = "{self.dir / state}"',
-                 f"parallel_pulls = {parallel_pulls}", "", "[aliyun]", 'region = "cn-hangzhou"',
-                 f'endpoint = "{self.fake_url}"', 'timeout = "10s"', "retries = 1", "", extra]  # fmt: skip
-        for w in watches:
-            lines.append("[[watch]]")
-            w = {"source": "aliyun", **w}
-            for k, v in w.items():
-                lines.append(f"{k} = {v if isinstance(v, str) and v.startswith('{') else json.dumps(v)}")
+        """agent_toml() in a file under the run directory, its state there too."""
         path = self.dir / file
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
+        path.write_text(agent_toml(self.fake_url, self.dir / state, watches, extra=extra,
+                                   agent=f'interval = "{interval}"\nparallel_pulls = {parallel_pulls}'))  # fmt: skip
         return path
 
     def agent_env(self, **extra: str) -> dict[str, str]:
-        """This environment without anyone's ACR keys or Docker settings; the fake ACR's keys; an empty
-        DOCKER_CONFIG (the agent's pull login comes from ACR's /tokens)."""
-        e = {
-            k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_", "DOCKER_"))
-        }
-        e.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
-                  "DOCKER_CONFIG": str(self.docker_config("agent", False)), **extra})  # fmt: skip
-        return e
+        return agent_environ(self.docker_config("agent", False), **extra)
 
     def docker_config(self, who: str, with_login: bool) -> Path:
         """A DOCKER_CONFIG directory for one peer only; with_login: config.json as `docker login` writes it."""
