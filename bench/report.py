@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import OUROBOROS_VERSION, ROOT, log, results_dir
+from bench.import_floor import table
 
 DOC = ROOT / "docs" / "benchmarks.md"
 MIB = 1024.0
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, help="how long the whole run took")
     a = p.parse_args(argv)
     src = results_dir(a.quick)
-    res = {n: _load(src / f"{n}.json") for n in ("quiet_pass", "latency", "footprint", "burst")}
+    res = {
+        n: _load(src / f"{n}.json") for n in ("quiet_pass", "latency", "footprint", "burst", "import_floor")
+    }
     target = src / "benchmarks.md" if a.quick else DOC
     old = DOC.read_text() if DOC.exists() else ""
     m = re.search(r"<!-- downtime:begin -->.*?<!-- downtime:end -->", old, re.S)
@@ -131,6 +134,7 @@ def render(res: dict[str, Any], *, quick: bool, seconds: float | None, downtime:
     w("See [below](#downtime-during-replacement-benchdowntimepy).")
     w("")
     _footprint(w, fp)
+    _import_floor(w, res["import_floor"])
     _burst(w, bu)
     _oddities(w, q, lat, fp)
     w("## Downtime during replacement (bench/downtime/)")
@@ -431,6 +435,23 @@ def _footprint(w: Any, fp: Any) -> None:
     w("")
     w("A daemon on `interval = \"1s\"` (the minimum) would need over 16 minutes for 1,000 passes; the webhook's "
       "update API runs the same coordinator, run lock and `reconcile()` back to back.")  # fmt: skip
+    w("")
+
+
+def _import_floor(w: Any, r: Any) -> None:
+    w("### The import floor (bench/import_floor.py)")
+    w("")
+    if not r:
+        w("*Not run.*\n")
+        return
+    w(facts_line(r))
+    w("")
+    w("What the interpreter and the design card's packages (docker, loguru, aliyun-python-sdk-cr's core) cost "
+      "by themselves, beside the whole `agent once` for one up-to-date container: no `agent once` can start "
+      "faster than the `all three` row. Bytecode cached, as above.")  # fmt: skip
+    w("")
+    for line in table(r):
+        w(line)
     w("")
 
 

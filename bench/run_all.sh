@@ -28,7 +28,7 @@ fi
 
 start=$SECONDS
 failed=()
-for scenario in quiet_pass latency footprint burst; do
+for scenario in quiet_pass latency footprint import_floor burst; do
   echo "bench: == $scenario ==" >&2
   "$py" -m "bench.$scenario" "${quick[@]}" "${args[@]}" || failed+=("$scenario")
 done
