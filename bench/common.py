@@ -1,17 +1,10 @@
-"""What every benchmark needs: the services, a private namespace, images, containers, measurements, clean-up.
+"""What the benchmarks add to the tests' world (tests/support/world.py): measurements and the peers.
 
-A `World` brings up what a scenario needs and takes it down again:
-
-* dockerd (through scripts/dev-env.sh, which also installs the registry and busybox when missing);
-* a private `docker-registry` on a free loopback port with the tests' htpasswd login, its access log
-  in the run directory (so nobody else's test traffic lands in our counts); `--shared-registry` uses
-  the dev-env registry on 127.0.0.1:5000 and its log instead, counting only our namespace;
-* the fake ACR API as a process (`python -m tests.fake_acr --port P --registry R`), whose tag table
-  we set right after each push (ACR's view of the registry), so it never reads the registry itself
-  during a measured pass.
-
-Everything it creates carries the prefix `crb-<random>-` (containers, the registry namespace, and so
-every image), and clean-up removes only that.
+`World` here is that world with a private `docker-registry` by default (its access log counts only our
+requests; `--shared-registry` uses the dev-env one, counting only our namespace), the fake ACR with
+TCP_NODELAY (bench/peers/fake_acr.py; `--fake-nagle`: the stock one), its run directory under
+bench/work/runs, the machine's facts, the engine's CPU time and pulls, and the peers' environments.
+Everything it creates carries the prefix `crb-<random>-`, and clean-up removes only that.
 """
 
 from __future__ import annotations
