@@ -86,6 +86,15 @@ def facts_line(r: dict[str, Any] | None) -> str:
             f"ACR API: {x.get('fake_acr', 'tests.fake_acr')} on loopback.*")  # fmt: skip
 
 
+def _section(w: Any, title: str, r: Any) -> bool:
+    """The section's title; "Not run" and False when there are no results."""
+    w(title)
+    w("")
+    if not r:
+        w("*Not run.*\n")
+    return bool(r)
+
+
 def yes(ok: bool | None) -> str:
     return "–" if ok is None else ("**yes**" if ok else "**no**")
 
@@ -271,10 +280,7 @@ def _peers(w: Any, q: Any, lat: Any) -> None:
 
 
 def _quiet(w: Any, q: Any, png: str) -> None:
-    w("## 1. Quiet pass cost")
-    w("")
-    if not q:
-        w("*Not run.*\n")
+    if not _section(w, "## 1. Quiet pass cost", q):
         return
     w(f"N watched containers over M = ⌈N / {q['per_repo']}⌉ repositories ({q['per_repo']} containers share a "
       "repository and tag), nothing changed. Per pass: wall and CPU time of the whole process (wait4: the process "
@@ -357,10 +363,7 @@ def _quiet(w: Any, q: Any, png: str) -> None:
 
 
 def _latency(w: Any, lat: Any) -> None:
-    w("## 2. Push-to-running latency")
-    w("")
-    if not lat:
-        w("*Not run.*\n")
+    if not _section(w, "## 2. Push-to-running latency", lat):
         return
     w("A busybox httpd container per tool, its page the image's marker, on a loopback port. Each trial waits a "
       "random part of the polling period (the push lands at a random phase of the schedule), builds the image, "
@@ -385,10 +388,7 @@ def _latency(w: Any, lat: Any) -> None:
 
 
 def _footprint(w: Any, fp: Any) -> None:
-    w("## 4. Footprint")
-    w("")
-    if not fp:
-        w("*Not run.*\n")
+    if not _section(w, "## 4. Footprint", fp):
         return
     w(facts_line(fp))
     w("")
@@ -439,10 +439,7 @@ def _footprint(w: Any, fp: Any) -> None:
 
 
 def _import_floor(w: Any, r: Any) -> None:
-    w("### The import floor (bench/import_floor.py)")
-    w("")
-    if not r:
-        w("*Not run.*\n")
+    if not _section(w, "### The import floor (bench/import_floor.py)", r):
         return
     w(facts_line(r))
     w("")
@@ -456,10 +453,7 @@ def _import_floor(w: Any, r: Any) -> None:
 
 
 def _burst(w: Any, bu: Any) -> None:
-    w("## 5. Burst")
-    w("")
-    if not bu:
-        w("*Not run.*\n")
+    if not _section(w, "## 5. Burst", bu):
         return
     w(f"{bu['containers']} containers, one repository each, all get a new image before one `agent once` "
       f"(`min_uptime = \"0s\"`). Each new image has its own {bu['payload_bytes'] // 1024} KiB layer of incompressible "
