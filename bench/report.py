@@ -86,12 +86,15 @@ def facts_line(r: dict[str, Any] | None) -> str:
             f"ACR API: {x.get('fake_acr', 'tests.fake_acr')} on loopback.*")  # fmt: skip
 
 
-def _section(w: Any, title: str, r: Any) -> bool:
-    """The section's title; "Not run" and False when there are no results."""
+def _section(w: Any, title: str, r: Any, facts: bool = False) -> bool:
+    """The section's title (and with `facts`, the machine's); "Not run" and False when there are no results."""
     w(title)
     w("")
     if not r:
         w("*Not run.*\n")
+    elif facts:
+        w(facts_line(r))
+        w("")
     return bool(r)
 
 
@@ -388,10 +391,8 @@ def _latency(w: Any, lat: Any) -> None:
 
 
 def _footprint(w: Any, fp: Any) -> None:
-    if not _section(w, "## 4. Footprint", fp):
+    if not _section(w, "## 4. Footprint", fp, facts=True):
         return
-    w(facts_line(fp))
-    w("")
     w(f"**Cold start** with nothing to do ({fp['containers']} up-to-date containers; what cron runs every minute), "
       f"{fp['reps']} runs each. Python tools run with their bytecode cached, as after `pip install` (which compiles "
       "it); the last row shows this machine's editable install under `PYTHONDONTWRITEBYTECODE=1`.")  # fmt: skip
@@ -439,10 +440,8 @@ def _footprint(w: Any, fp: Any) -> None:
 
 
 def _import_floor(w: Any, r: Any) -> None:
-    if not _section(w, "### The import floor (bench/import_floor.py)", r):
+    if not _section(w, "### The import floor (bench/import_floor.py)", r, facts=True):
         return
-    w(facts_line(r))
-    w("")
     w("What the interpreter and the design card's packages (docker, loguru, aliyun-python-sdk-cr's core) cost "
       "by themselves, beside the whole `agent once` for one up-to-date container: no `agent once` can start "
       "faster than the `all three` row. Bytecode cached, as above.")  # fmt: skip
