@@ -15,7 +15,11 @@ def test_world_serves_the_agent_and_removes_only_what_it_made(docker_client: doc
     with World("t", prefix="crt-", private_registry=True) as w:
         old = w.push("web", "v1")
         name = w.run("web", "web")
+        twin_id, _ = w.build_push(
+            "twin", "v2"
+        )  # the same build as the next one: one image id, two repositories
         new_id, new = w.build_push("web", "v2", keep_local=False)
+        assert new_id == twin_id and w.api.inspect_image(w.ref("twin"))["Id"] == twin_id  # the twin keeps it
         assert w.api.inspect_container(name)["State"]["Running"]
         # keep_local=False: as if built elsewhere, the local tag stays on the running image
         assert w.api.inspect_image(w.ref("web"))["Id"] == w.running_image("web") != new_id

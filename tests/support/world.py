@@ -343,7 +343,19 @@ class World:
         for image_id, old_id, ref, tag in todo:
             if old_id:
                 self.api.tag(old_id, ref.rsplit(":", 1)[0], tag, force=True)
-            self.api.remove_image(image_id)
+            self.remove_refs(image_id, ref.rsplit(":", 1)[0])
+
+    def remove_refs(self, image: str, repo: str) -> None:
+        """Drop the references (tags, digests) of `repo` to `image`; Docker deletes it with the last of all.
+
+        Never by id: a cached build FROM scratch can be the very image another repository has tagged."""
+        info = self.api.inspect_image(image)
+        for ref in (info.get("RepoTags") or []) + (info.get("RepoDigests") or []):
+            if ref.startswith((repo + ":", repo + "@")):
+                with contextlib.suppress(
+                    docker.errors.NotFound
+                ):  # a digest goes with the repository's last tag
+                    self.api.remove_image(ref)
 
     def publish(self, repo: str, tag: str, digest: str) -> None:
         """Tell the fake ACR what the registry now has (ACR's view), so it never reads the registry itself."""
