@@ -156,7 +156,6 @@ def _print_failure(args: argparse.Namespace, error: str) -> None:
 
 
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:
-    from agent.heartbeat import wrap
     from agent.reconcile import reconcile
 
     if dry_run:
@@ -171,7 +170,12 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
             metrics = Metrics()
         with RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
             ctx = app.build_context(cfg, metrics=metrics, on_progress=bars)
-            report = wrap(cfg.agent.heartbeat_url, lambda: reconcile(ctx))
+            if cfg.agent.heartbeat_url is None:
+                report = reconcile(ctx)
+            else:
+                from agent.heartbeat import wrap  # only a configured heartbeat pays for urllib
+
+                report = wrap(cfg.agent.heartbeat_url, lambda: reconcile(ctx))
         if metrics is not None and metrics_file is not None:
             try:
                 metrics.write_textfile(metrics_file)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import semantic_version as sv
+from typing import TYPE_CHECKING
 
 from agent.choices import Sort
+
+if TYPE_CHECKING:  # imported where used: only configs with patterns pay for it
+    import semantic_version as sv
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ def parse(tag: str | None, regex: str | None, sort: Sort | None) -> TagPattern |
 
 
 def _spec(text: str) -> sv.NpmSpec:
+    import semantic_version as sv
+
     try:
         return sv.NpmSpec(text[len("semver:") :].strip())
     except ValueError as e:
@@ -52,6 +56,8 @@ def _spec(text: str) -> sv.NpmSpec:
 
 def _version(text: str) -> sv.Version | None:
     """`1.2.3`, `v1.2.3`; `1.2` counts as 1.2.0. None when it is no version."""
+    import semantic_version as sv
+
     text = text[1:] if text[:1] in "vV" else text
     try:
         return sv.Version(text)
