@@ -59,8 +59,9 @@ class Coordinator:
             self._last_wake = time.monotonic()
             self.idle.clear()
             self._cv.notify_all()
-        logger.info(
-            "wake-up queued ({}): {}", reason, "all" if containers is None else ", ".join(sorted(containers))
+        which = "all" if containers is None else ", ".join(sorted(containers))
+        logger.bind(event="wake.queued", reason=reason, containers=which).info(
+            "wake-up queued ({}): {}", reason, which
         )
 
     def start_worker(self) -> None:

@@ -4,8 +4,8 @@ One `agent once` deploys them all, with `[agent] parallel_pulls = 4` and with `p
 the two alternating, with min_uptime = "0s" (the health gate is "still running", checked once).
 Every new image carries its own layer of incompressible text (--payload-kib), pushed and then
 deleted locally (as if CI built it), so each pull downloads it. Reported: the whole process, the
-pull phase (start to the first "replacing" line: every pull ends before any container is touched),
-the replace phase (first "replacing" to "pass done"), and the bytes the registry sent.
+pull phase (start to the first `plan.update` event, "replacing": every pull ends before any container
+is touched), the replace phase (from there to `pass.done`), and the bytes the registry sent.
 
     python -m bench.burst [--containers 50] [--payload-kib 1024] [--reps 3] [--quick]
 """

@@ -319,7 +319,8 @@ def agent_cmd(*args: str) -> list[str]:
 
 
 # the `--log-json` events the benchmarks read (tests/unit/test_architecture.py checks the agent emits them)
-AGENT_EVENTS = ("pass.start", "plan.update", "pass.result", "pass.done")
+AGENT_EVENTS = ("server.listening", "wake.queued", "pass.start", "plan.update", "replace.step", "pass.result",
+                "pass.done")  # fmt: skip
 
 
 def agent_events(text: str, *names: str) -> list[dict[str, Any]]:
@@ -334,6 +335,23 @@ def agent_events(text: str, *names: str) -> list[dict[str, Any]]:
             record["ts"] = datetime.datetime.fromisoformat(record["time"]).timestamp()
             out.append(record)
     return out
+
+
+def wait_agent_event(
+    proc: subprocess.Popen[Any], log_file: Path, name: str, timeout: float
+) -> dict[str, Any]:
+    """The first `name` event in the log file of a running `agent ... --log-json`; fails if it exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log_file.read_text(errors="replace")
+        found = agent_events(text, name)
+        if found:
+            return found[0]
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(
+                f"agent: no {name!r} event in {log_file} (exit code {proc.poll()}):\n{text[-3000:]}"
+            )
+        time.sleep(0.05)
 
 
 def agent_pass_seconds(stderr: str) -> float | None:

@@ -178,23 +178,15 @@ def _start_daemon(
     cfg = w.agent_config(f"{name}.toml", watches, extra=extra, state=f"state-{name}")
     logf = w.dir / f"{name}.log"
     with open(logf, "wb") as fh:
-        proc = subprocess.Popen(common.agent_cmd("run", "-c", str(cfg)), stdout=fh, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(common.agent_cmd("run", "--log-json", "-c", str(cfg)), stdout=fh, stderr=subprocess.STDOUT,
                                 env=w.agent_env(), cwd=w.dir)  # fmt: skip
     return proc, logf
-
-
-def _wait_log(proc: subprocess.Popen[bytes], logf: Path, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in logf.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"agent run: no {text!r} in its log: {logf.read_text(errors='replace')[-1500:]}")
-        time.sleep(0.05)
 
 
 def _daemon_idle(w: World, watches: list[dict[str, Any]]) -> dict[str, Any]:
     proc, logf = _start_daemon(w, watches, "idle")
     try:
-        _wait_log(proc, logf, "pass done", 60)
+        common.wait_agent_event(proc, logf, "pass.done", 60)
         first = common.rss_kib(proc.pid)
         time.sleep(5)
         idle = common.rss_kib(proc.pid)
@@ -211,7 +203,7 @@ def _daemon_passes(w: World, watches: list[dict[str, Any]], passes: int, every: 
     t0 = time.monotonic()
     try:
         wait_port(port, 30, "agent run's webhook")
-        _wait_log(proc, logf, "pass done", 60)
+        common.wait_agent_event(proc, logf, "pass.done", 60)
         done = _health(port, token)["passes"]
         samples.append((0, common.rss_kib(proc.pid)))
         start_rss_idle = samples[0][1]

@@ -2,7 +2,7 @@
 
 Per pass and per tool: wall time and CPU time of the whole process (wait4: the process and the
 children it reaped, so the cron script's `docker` CLI calls count), the pass alone where the tool
-says it (cr-agent's "pass done ... in Xs"; Ouroboros's update() timed by bench/peers/), ACR API
+says it (cr-agent's `pass.done` event, `seconds`; Ouroboros's update() timed by bench/peers/), ACR API
 requests (the fake ACR's counters), registry requests and bytes (the registry's access log lines
 written during the pass), pulls (the engine's `docker events` of type image/pull for our namespace),
 and the CPU the engine and the registry spent meanwhile (dockerd is shared with anyone else on the
@@ -25,6 +25,7 @@ from bench.common import (
     ROOT,
     World,
     agent_cmd,
+    agent_events,
     agent_pass_seconds,
     log,
     ouroboros_cmd,
@@ -170,7 +171,12 @@ def _measure(w: World, tool: str, cmd: list[str], env: dict[str, str], pass_of: 
         pulls = len(watch.stop())
         reqs = summarize_requests(w.registry_log.since(offset))
         if tool == "cr-agent":
-            why = None if f"up_to_date={n} " in proc.stderr else f"not all {n} containers reported up to date"
+            done = agent_events(proc.stderr, "pass.done")
+            why = (
+                None
+                if done and done[-1]["up_to_date"] == n
+                else f"not all {n} containers reported up to date"
+            )
         else:
             why = None if pulls == n else f"{pulls} pulls instead of {n}"
         if proc.rc != 0:

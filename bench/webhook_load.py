@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import functools
 import http.client
 import json
 import math
-import re
 import secrets
 import signal
 import statistics
@@ -50,11 +48,8 @@ from typing import Any
 import docker
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import World, agent_cmd
+from bench.common import World, agent_cmd, agent_events, wait_agent_event
 from tests.support import payloads
-
-_PASS_START = re.compile(r"^(\S+ \S+) \| \w+ *\| pass started \(wake-up\)", re.M)
-_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \| \w+ *\| (.*)$")
 
 
 def log(msg: str) -> None:
@@ -191,19 +186,11 @@ class Bench:
         self.agent_log = self.w.dir / f"agent-{self.runs}.log"
         with open(self.agent_log, "w") as out:
             self.agent = subprocess.Popen(
-                agent_cmd("run", "-c", str(cfg)), cwd=self.w.dir, env=self.w.agent_env(CR_AGENT_WEBHOOK_TOKEN=self.token),
+                agent_cmd("run", "--log-json", "-c", str(cfg)), cwd=self.w.dir, env=self.w.agent_env(CR_AGENT_WEBHOOK_TOKEN=self.token),
                 stdout=out, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            text = self.log_text()
-            m = re.search(r"webhook: listening on 127\.0\.0\.1:(\d+)", text)
-            if m and "pass done" in text:
-                self.port = int(m.group(1))
-                return
-            if self.agent.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"agent did not start:\n{text[-3000:]}")
-            time.sleep(0.05)
+        self.port = int(wait_agent_event(self.agent, self.agent_log, "server.listening", 60)["port"])
+        wait_agent_event(self.agent, self.agent_log, "pass.done", 60)
 
     def stop_agent(self) -> int | None:
         if self.agent is None or self.agent.poll() is not None:
@@ -218,6 +205,10 @@ class Bench:
 
     def log_text(self) -> str:
         return self.agent_log.read_text() if self.agent_log else ""
+
+    def events(self, offset: int, *names: str) -> list[dict[str, Any]]:
+        """The agent's `--log-json` events (those named) logged after `offset` characters of its log."""
+        return agent_events(self.log_text()[offset:], *names)
 
     def health(self) -> dict[str, Any]:
         status, body = call(self.port, "GET", "/healthz", headers={"Authorization": f"Bearer {self.token}"})
@@ -279,14 +270,14 @@ def load_phases(b: Bench, debounce: float) -> dict[str, Any]:
         time.sleep(debounce + 1.0)
         if b.health()["passes"] == h["passes"]:
             break
-    starts = [_stamp(m.group(1)) - started_wall for m in _PASS_START.finditer(b.log_text()[offset:])]
+    starts = [e["ts"] - started_wall for e in b.events(offset, "pass.start") if e["reason"] == "wake-up"]
     passes = h["passes"] - passes1
     span = max(starts, default=0.0)  # from the first hook to the start of the last pass it caused
     bound = 1 + math.floor(span / debounce) if debounce > 0 else None
     out["hooks"].update(
         passes=passes, passes_bound=bound, passes_within_bound=bound is None or passes <= bound,
         pass_starts_after_first_hook_s=[round(x, 2) for x in starts],
-        wakeups_logged=b.log_text()[offset:].count("wake-up queued"),
+        wakeups_logged=len(b.events(offset, "wake.queued")),
     )  # fmt: skip
     out["rss_kib_after_hooks"] = proc_status(pid)
     return out
@@ -294,17 +285,17 @@ def load_phases(b: Bench, debounce: float) -> dict[str, Any]:
 
 def settled(b: Bench, offset: int) -> dict[str, Any] | None:
     """/healthz once the last wake-up queued since `offset` has been followed by a finished pass."""
-    text = b.log_text()[offset:]
-    last_wake = text.rfind("wake-up queued")
-    last_start = text.rfind("pass started (wake-up)")
+    events = b.events(offset, "wake.queued", "pass.start", "pass.done")
     h = b.health()
-    if last_start > last_wake and text.rfind("pass done") > last_start and not h["pass_running"]:
+
+    def last(name: str, **fields: str) -> int:
+        match = [i for i, e in enumerate(events) if e["event"] == name and fields.items() <= e.items()]
+        return match[-1] if match else -1
+
+    last_start = last("pass.start", reason="wake-up")
+    if last_start > last("wake.queued") and last("pass.done") > last_start and not h["pass_running"]:
         return h
     return None
-
-
-def _stamp(text: str) -> float:
-    return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").timestamp()
 
 
 def new_container_running(b: Bench, container: str, old: str, image_id: str) -> bool:
@@ -343,16 +334,11 @@ def push_to_running(b: Bench, container: str, reps: int, layer_mb: int) -> dict[
         if h["last_pass"]["results"].get(container) != "updated":
             raise RuntimeError(f"unexpected pass: {h['last_pass']}")
         api = b.api_seconds() - api0
+        events = b.events(offset, "wake.queued", "pass.start", "plan.update")
         marks: dict[str, float] = {}
-        for line in b.log_text()[offset:].splitlines():
-            m = _LOG_LINE.match(line)
-            if not m:
-                continue
-            msg = m.group(2)
-            for key, needle in (("queued", "wake-up queued"), ("started", "pass started (wake-up)"),
-                                ("replacing", f"{container}: replacing")):  # fmt: skip
-                if needle in msg and key not in marks:
-                    marks[key] = _stamp(m.group(1))
+        for key, name, fields in (("queued", "wake.queued", {}), ("started", "pass.start", {"reason": "wake-up"}),
+                                  ("replacing", "plan.update", {"container": container})):  # fmt: skip
+            marks[key] = next(e["ts"] for e in events if e["event"] == name and fields.items() <= e.items())
         log(f"  rep {i + 1}: {digest}")
         row = {
             "post_to_running_s": t_running - t0,

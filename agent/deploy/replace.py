@@ -211,7 +211,7 @@ class Deployer:
         r = r.at(step, **changes)
         self.state.journal_write(r.name, step.value, r.to_json())
         self._last = r
-        logger.debug("{}: step {}", r.name, step.value)
+        logger.bind(event="replace.step", step=step.value).debug("{}: step {}", r.name, step.value)
         return r
 
     def _failed(self, job: Job, r: Replacement, e: Exception) -> Result:

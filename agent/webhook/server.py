@@ -36,7 +36,9 @@ class _Listener:
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {self._host}:{self._port}: {exc.strerror}") from exc
         host, port = self.address
-        logger.info("{}: listening on {}:{}", self._what, host, port)
+        logger.bind(event="server.listening", server=self._what, host=host, port=port).info(
+            "{}: listening on {}:{}", self._what, host, port
+        )
 
     def stop(self) -> None:
         """Stop accepting, cut open connections and join the threads. Safe to call more than once."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
-import re
 import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.common import agent_events
 
 
 # ---- the observers ----------------------------------------------------------------------------------
@@ -95,25 +95,23 @@ def analyse(
     }  # fmt: skip
 
 
-# ---- the agent's DEBUG log --------------------------------------------------------------------------
-_LOG = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \| (\w+) *\| (.*)$")
+# ---- the agent's DEBUG log (--log-json) -----------------------------------------------------------
+# Steps under the names the phases and the page use (those the journal had before it was typed).
+_STEP_AS = {"old_stopped": "stop_old", "started": "start_new"}
 
 
 def agent_timeline(stderr: str, container: str) -> dict[str, float]:
-    """Epoch times of "replacing", each "step X" and "pass done" for `container` (loguru: local time, 1 ms)."""
+    """Epoch times of "replacing" (`plan.update`), each step (`replace.step`) and "pass_done" for `container`."""
     out: dict[str, float] = {}
-    for line in stderr.splitlines():
-        m = _LOG.match(line)
-        if not m:
+    for e in agent_events(stderr, "plan.update", "replace.step", "pass.done"):
+        if e["event"] == "pass.done":
+            out.setdefault("pass_done", e["ts"])
+        elif e.get("container") != container:
             continue
-        t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
-        msg = m.group(3)
-        if msg.startswith(f"{container}: replacing "):
-            out.setdefault("replacing", t)
-        elif msg.startswith(f"{container}: step "):
-            out.setdefault(msg.rsplit(" ", 1)[1], t)
-        elif msg.startswith("pass done"):
-            out.setdefault("pass_done", t)
+        elif e["event"] == "plan.update":
+            out.setdefault("replacing", e["ts"])
+        elif e.get("step"):
+            out.setdefault(_STEP_AS.get(e["step"], e["step"]), e["ts"])
     return out
 
 

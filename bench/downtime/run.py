@@ -467,7 +467,7 @@ def run_agent(b: Bench, m: Method, name: str, ref: str) -> dict[str, Any]:
     watch = {"container": name, "image": ref, "strategy": m.strategy, **GATE}
     cfg = b.agent_config(f"{name}/agent.toml", [watch], state=f"{name}/state")
     e = b.agent_env()  # start-up as after a pip install: bytecode cached (bench/work/pycache)
-    args = ["once", "-c", str(cfg), "--json", "--log-level", "DEBUG"]
+    args = ["once", "-c", str(cfg), "--json", "--log-level", "DEBUG", "--log-json"]
     done = subprocess.run(
         [sys.executable, "-m", "agent", *args], cwd=d, env=e, capture_output=True, text=True, timeout=300
     )

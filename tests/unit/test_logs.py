@@ -20,6 +20,9 @@ IMG = "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"
 FIELDS = ["event", "container", "image", "status", "from_digest", "to_digest"]
 EVENTS = {"plan.up_to_date", "plan.skipped", "plan.failed", "plan.would_update", "plan.update",
           "pull.failed", "replace.step", "pass.result"}  # fmt: skip
+# The daemon's own lines (no container), with the fields bench/ reads from them (bench/common.py AGENT_EVENTS).
+DAEMON_EVENTS = {"server.listening": ("server", "host", "port"), "wake.queued": ("reason", "containers"),
+                 "pass.start": ("reason",)}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +98,8 @@ def test_every_decision_of_a_pass_carries_the_pinned_fields_and_event_names(tmp_
     assert (new["from_digest"], new["to_digest"]) == (A, B)
     steps = [d for d in decisions if d["event"] == "replace.step"]
     assert steps and all((d["container"], d["from_digest"], d["to_digest"]) == ("new", A, B) for d in steps)
+    named = [d["step"] for d in steps if d.get("step")]  # the journal's steps, each a line of its own
+    assert {"created", "started", "health_wait", "healthy"} <= set(named), named
     done = [line for line in lines if line.get("event") == "pass.done"]
     assert len(done) == 2 and done[1]["updated"] == 1 and done[1]["would_update"] == 1
 
@@ -107,3 +112,37 @@ def test_people_get_no_per_container_summary_lines(tmp_path: Path, capsys) -> No
     )
     err = capsys.readouterr().err
     assert "web: up to date" in err and "web: updated" not in err
+
+
+def test_the_daemon_lines_carry_their_pinned_events_and_fields(tmp_path: Path, capsys) -> None:
+    """Listening, a queued wake-up and the pass it starts: bench/ reads these from --log-json by name."""
+    from agent.daemon import Coordinator
+    from agent.metrics import Metrics
+    from agent.model import Report
+    from agent.runlock import RunLock
+    from agent.secret import Secret
+    from agent.webhook import WebhookServer
+    from tests.support.wait import wait_until
+
+    logs.setup("INFO", json=True)
+    coord = Coordinator(lambda only: Report(()), RunLock(tmp_path / "lock"), debounce=0)
+    coord.start_worker()
+    server = WebhookServer("127.0.0.1:0", token=Secret("t" * 32), targets=(), waker=coord, health=dict,
+                           metrics=Metrics())  # fmt: skip
+    try:
+        server.start()
+        port = server.address[1]
+        coord.wake(frozenset({"web", "api"}), "api /v1/update")
+        wait_until(lambda: coord.passes == 1, 10, "the pass the wake-up queued")
+    finally:
+        server.stop()
+        coord.stop.set()
+        coord.join()
+    lines = {d["event"]: d for d in json_lines(capsys.readouterr().err) if d.get("event")}
+    assert set(DAEMON_EVENTS) <= set(lines), sorted(lines)
+    for event, fields in DAEMON_EVENTS.items():
+        assert all(lines[event].get(f) is not None for f in fields), lines[event]
+    listening, queued = lines["server.listening"], lines["wake.queued"]
+    assert (listening["server"], listening["port"]) == ("webhook", port)
+    assert (queued["reason"], queued["containers"]) == ("api /v1/update", "api, web")
+    assert lines["pass.start"]["reason"] == "wake-up"
