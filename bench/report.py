@@ -457,7 +457,7 @@ def _burst(w: Any, bu: Any) -> None:
     w(f"{bu['containers']} containers, one repository each, all get a new image before one `agent once` "
       f"(`min_uptime = \"0s\"`). Each new image has its own {bu['payload_bytes'] // 1024} KiB layer of incompressible "
       "text and was deleted locally after the push, so each pull downloads it. The pull phase runs from the process "
-      "start (about 0.5 s of it is start-up) to the first `replacing` line: every pull ends before any container is "
+      "start (about 0.5 s of it is start-up) to the first `plan.update` event (`replacing …`): every pull ends before any container is "
       f"touched. {bu['reps']} repetitions, the two settings alternating.")  # fmt: skip
     w("")
     w(facts_line(bu))

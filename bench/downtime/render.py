@@ -232,9 +232,10 @@ def render(out: dict[str, Any], methods: list[Method], res: Path) -> str:
         "",
         "## 2. cr-agent: new digest seen → new container healthy",
         "",
-        "Timed from the agent's own DEBUG log (`agent once --log-level DEBUG`; loguru timestamps, 1 ms): from "
-        "`replacing A → B`, which is logged once the new image has been pulled (so the pull is excluded), to "
-        '`step healthy`, logged when the gate has passed. The gate is `min_uptime = "1s"`, checked every 0.5 s, '
+        "Timed from the agent's own DEBUG log (`agent once --log-level DEBUG --log-json`; its events' timestamps, "
+        "1 ms): from `plan.update` (`replacing A → B`), which is logged once the new image has been pulled (so the "
+        "pull is excluded), to the `replace.step` event with `step` `healthy`, logged when the gate has passed. "
+        'The gate is `min_uptime = "1s"`, checked every 0.5 s, '
         "so about 1 s of it is the gate by design. *pass done* also includes retiring the old container.",
         "",
     ]

@@ -146,3 +146,18 @@ def test_the_daemon_lines_carry_their_pinned_events_and_fields(tmp_path: Path, c
     assert (listening["server"], listening["port"]) == ("webhook", port)
     assert (queued["reason"], queued["containers"]) == ("api /v1/update", "api, web")
     assert lines["pass.start"]["reason"] == "wake-up"
+
+
+def test_bench_reads_a_replacement_timeline_from_the_json_lines(tmp_path: Path, capsys) -> None:
+    """bench/downtime's phases come from these events (plan.update, replace.step's `step`, pass.done)."""
+    from bench.downtime.analyse import agent_timeline
+
+    rt = FakeRuntime()
+    rt.add("new", "sha256:" + "n" * 64, (f"registry-vpc.cn-hangzhou.aliyuncs.com/ns/web@{A}",))
+    watches = [{"container": "new", "image": IMG, "min_uptime": "0s"}]
+    ctx = make_ctx(tmp_path, watches, FakeRegistry({"ns/web": {"latest": B}}), rt)
+    logs.setup("DEBUG", json=True)
+    reconcile(ctx)
+    tl = agent_timeline(capsys.readouterr().err, "new")
+    assert list(tl)[0] == "replacing" and {"stop_old", "start_new", "health_wait", "healthy", "pass_done"} <= set(tl)
+    assert tl["replacing"] <= tl["stop_old"] <= tl["start_new"] <= tl["healthy"] <= tl["pass_done"]
