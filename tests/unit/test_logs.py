@@ -159,5 +159,11 @@ def test_bench_reads_a_replacement_timeline_from_the_json_lines(tmp_path: Path, 
     logs.setup("DEBUG", json=True)
     reconcile(ctx)
     tl = agent_timeline(capsys.readouterr().err, "new")
-    assert list(tl)[0] == "replacing" and {"stop_old", "start_new", "health_wait", "healthy", "pass_done"} <= set(tl)
+    assert list(tl)[0] == "replacing" and {
+        "stop_old",
+        "start_new",
+        "health_wait",
+        "healthy",
+        "pass_done",
+    } <= set(tl)
     assert tl["replacing"] <= tl["stop_old"] <= tl["start_new"] <= tl["healthy"] <= tl["pass_done"]
