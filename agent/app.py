@@ -124,6 +124,8 @@ def build_context(
     registries: dict[str, Registry] = {source: REGISTRIES[source](cfg, metrics) for source in sources(cfg)}
     from agent.state import ScopedState
 
+    stop = stop or threading.Event()  # one stop for every deployer of the pass
+
     rt, st = runtime(cfg, on_progress), state(cfg)
     elsewhere = {w.container for w in cfg.watches if w.docker_host is not None}
     scoped = ScopedState(st, lambda name: name not in elsewhere)  # other engines recover their own
@@ -149,7 +151,7 @@ def build_context(
 
 
 def _targets(
-    cfg: Config, st: State, stop: threading.Event | None, local: DockerRuntime
+    cfg: Config, st: State, stop: threading.Event, local: DockerRuntime
 ) -> dict[tuple[str, str | None], Target]:
     """Per engine: a Swarm target for service entries (on the local engine too when labels may name
     services); a container target for other engines' containers. Each recovers only its own entries."""
@@ -189,7 +191,7 @@ def observer(
     from agent.deploy import Deployer
     from agent.targets import ContainerTarget
 
-    targets = _targets(cfg, st, None, rt)
+    targets = _targets(cfg, st, threading.Event(), rt)
     targets.setdefault(("container", None), ContainerTarget(rt, Deployer(rt, st)))
 
     def observe(w: Watch) -> tuple[ContainerInfo | None, str | None]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from loguru import logger
 
@@ -43,21 +43,14 @@ class ServiceJob:
     auth: tuple[str, str] | None = None
 
 
+@dataclass
 class ServiceDeployer:
-    def __init__(
-        self,
-        services: ServiceRuntime,
-        state: State,
-        *,
-        stop: threading.Event | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        poll: float = 1.0,
-    ) -> None:
-        self.services = services
-        self.state = state
-        self.stop = stop or threading.Event()
-        self.clock = clock
-        self.poll = poll
+    services: ServiceRuntime
+    state: State
+    _: KW_ONLY
+    stop: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], float] = time.monotonic
+    poll: float = 1.0
 
     def update(self, job: ServiceJob) -> Result:
         w = job.watch
