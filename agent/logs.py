@@ -83,8 +83,13 @@ def setup(level: str = "INFO", json: bool = False) -> None:
         return
     fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
     logger.add(
-        sys.stderr, level=level.upper(), format=fmt, filter=_for_people, backtrace=False, diagnose=False
+        _stderr, level=level.upper(), format=fmt, filter=_for_people, backtrace=False, diagnose=False
     )
+
+
+def _stderr(message: str) -> None:
+    """Write to the stderr of the moment, not the one at setup (a replaced stream may be closed by now)."""
+    sys.stderr.write(message)
 
 
 def _for_people(record: Any) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,17 @@ def test_bench_reads_a_replacement_timeline_from_the_json_lines(tmp_path: Path, 
         "pass_done",
     } <= set(tl)
     assert tl["replacing"] <= tl["stop_old"] <= tl["start_new"] <= tl["healthy"] <= tl["pass_done"]
+
+
+def test_a_line_logged_after_the_setup_stream_was_closed_reaches_the_current_stderr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A straggler thread logging after a test (or a supervisor) replaced and closed stderr."""
+    first, now = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logs.setup()
+    first.close()
+    monkeypatch.setattr(sys, "stderr", now)
+    logger.info("late line")
+    logs.setup()
+    assert "| INFO    | late line" in now.getvalue() and "Logging error" not in now.getvalue()
