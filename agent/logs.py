@@ -82,9 +82,7 @@ def setup(level: str = "INFO", json: bool = False) -> None:
         logger.add(_json_sink, level=level.upper(), format="{message}", backtrace=False, diagnose=False)
         return
     fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {message}"
-    logger.add(
-        _stderr, level=level.upper(), format=fmt, filter=_for_people, backtrace=False, diagnose=False
-    )
+    logger.add(_stderr, level=level.upper(), format=fmt, filter=_for_people, backtrace=False, diagnose=False)
 
 
 def _stderr(message: str) -> None:
