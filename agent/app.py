@@ -15,17 +15,17 @@ from agent.config import Config, Watch
 from agent.model import ContainerInfo, Report
 
 if TYPE_CHECKING:
-    from agent.discover import Discovered
     from agent.metrics import Metrics
-    from agent.notify_state import NoticeBook
-    from agent.notify_text import Item
-    from agent.reconcile import Context
+    from agent.notify.book import NoticeBook
+    from agent.notify.text import Item
+    from agent.reconcile.discover import Discovered
+    from agent.reconcile.run import Context
+    from agent.reconcile.targets import Target
     from agent.registries import Registry
     from agent.runtimes import Runtime, ServiceRuntime
     from agent.runtimes.docker import DockerRuntime
     from agent.runtimes.pull import PullProgress
     from agent.state import State
-    from agent.targets import Target
 
 
 def _configured_auth(cfg: Config) -> Callable[[str], tuple[str, str] | None]:
@@ -77,7 +77,7 @@ def sources(cfg: Config) -> list[Source]:
 def discovered(cfg: Config, rt: Runtime | None = None, services: ServiceRuntime | None = None) -> Discovered:
     """The label-discovered entries and failures now (one container listing, and one service listing on a
     Swarm manager), for `check` and `status`. Without `rt`, the local engine's containers and services."""
-    from agent.discover import Discovered, discover
+    from agent.reconcile.discover import Discovered, discover
 
     if cfg.agent.discover is None:  # no engine call, not even a client
         return Discovered((), ())
@@ -119,7 +119,7 @@ def build_context(
 ) -> Context:
     """Everything one pass needs, for `agent once`, `agent rollback` and the daemon."""
     from agent.deploy import Deployer
-    from agent.reconcile import Context
+    from agent.reconcile.run import Context
 
     registries: dict[str, Registry] = {source: REGISTRIES[source](cfg, metrics) for source in sources(cfg)}
     from agent.state import ScopedState
@@ -134,8 +134,8 @@ def build_context(
     if metrics is not None:
         listeners.append(metrics.record_pass)
     if cfg.notify is not None:
-        from agent.notify import Notifier
-        from agent.notify_state import NoticeBook
+        from agent.notify.book import NoticeBook
+        from agent.notify.send import Notifier
 
         book = NoticeBook(cfg.agent.state_dir)
         more = [_build_watch(cfg, registries[Source.ALIYUN], book)] if cfg.build_watch else []
@@ -156,12 +156,12 @@ def _targets(
     """Per engine: a Swarm target for service entries (on the local engine too when labels may name
     services); a container target for other engines' containers. Each recovers only its own entries."""
     from agent.deploy import Deployer
+    from agent.deploy.service import ServiceDeployer
+    from agent.reconcile.targets import ContainerTarget, ServiceTarget
     from agent.runtimes.docker import DockerRuntime
     from agent.runtimes.engines import client_for
     from agent.runtimes.swarm import SwarmRuntime
-    from agent.services import ServiceDeployer
     from agent.state import ScopedState
-    from agent.targets import ContainerTarget, ServiceTarget
 
     out: dict[tuple[str, str | None], Target] = {}
     elsewhere = {w.container for w in cfg.watches if w.docker_host is not None}
@@ -189,7 +189,7 @@ def observer(
     """What one entry's target runs now, on its own engine (a container or a service), and why it cannot
     be told; for `agent status`."""
     from agent.deploy import Deployer
-    from agent.targets import ContainerTarget
+    from agent.reconcile.targets import ContainerTarget
 
     targets = _targets(cfg, st, threading.Event(), rt)
     targets.setdefault(("container", None), ContainerTarget(rt, Deployer(rt, st)))
@@ -210,7 +210,7 @@ def local_services(cfg: Config, local: DockerRuntime) -> ServiceRuntime | None:
 
 def _build_watch(cfg: Config, acr: Registry, book: NoticeBook) -> Callable[[], list[Item]]:
     """The ACR build records worth telling, one request per watched repository."""
-    from agent.buildwatch import BuildSource, BuildWatch
+    from agent.notify.buildwatch import BuildSource, BuildWatch
     from agent.registries.acr_builds import list_builds
 
     assert cfg.notify is not None
@@ -220,7 +220,7 @@ def _build_watch(cfg: Config, acr: Registry, book: NoticeBook) -> Callable[[], l
 
 def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:
     """The agent's own container id, and how to start the helper that replaces it."""
-    from agent.selfcontainer import own_container_id
+    from agent.reconcile.selfcontainer import own_container_id
 
     own = own_container_id()
     if own is None or not cfg.agent.self_update or cfg.path is None:

@@ -18,7 +18,7 @@ from agent.runlock import RunLock
 from agent.schedule import Ticker, describe
 
 if TYPE_CHECKING:
-    from agent.reconcile import Context
+    from agent.reconcile.run import Context
 
 
 class Coordinator:
@@ -190,14 +190,14 @@ class Daemon:
 
     def start(self) -> None:
         from agent.metrics import Metrics
-        from agent.reconcile import reconcile
+        from agent.reconcile.run import reconcile
 
         cfg = self.cfg
         metrics = Metrics()
         ctx = self._ctx = self._build(cfg, stop=self.stop_event, metrics=metrics)
         lock = RunLock(cfg.agent.state_dir / "agent.lock")
         debounce = cfg.webhook.debounce if cfg.webhook else WebhookSettings.debounce
-        from agent.heartbeat import wrap
+        from agent.notify.heartbeat import wrap
 
         beat = self.cfg.agent.heartbeat_url
         coord = self.coord = Coordinator(

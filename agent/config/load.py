@@ -305,7 +305,7 @@ def _notify(p: Problems, value: Any, env: Mapping[str, str]) -> NotifySettings |
     for i, e in enumerate(on):
         if e not in EVENTS:
             p.add(f"notify.on[{i}]", f"unknown event {e!r} (known: {', '.join(EVENTS)})")
-    from agent.notify_text import LANGUAGES, language_from_env
+    from agent.notify.text import LANGUAGES, language_from_env
 
     language = typed(p, "notify", t, "language", str, language_from_env(env))
     if language not in LANGUAGES:
@@ -323,7 +323,7 @@ def _secret(value: str | None) -> Secret | None:
 def describe(cfg: Config) -> str:
     """A short human summary for `agent check`."""
     lines = [f"config {cfg.path}: {len(cfg.watches)} watch entr{'y' if len(cfg.watches) == 1 else 'ies'}"]
-    from agent.discover import describe as line
+    from agent.reconcile.discover import describe as line
 
     lines += [f"  {line(w)}" for w in cfg.watches]
     if cfg.agent.discover:

@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.choices import Edition, Match, Source, Strategy
 from agent.model import ImageRef, RepoKey
-from agent.patterns import TagPattern
+from agent.reconcile.patterns import TagPattern
 from agent.secret import Secret
 
 

@@ -19,8 +19,8 @@ from agent.config.fields import (
 )  # fmt: skip
 from agent.config.schema import HealthSpec, Watch
 from agent.model import ImageRef
-from agent.patterns import TagPattern
-from agent.patterns import parse as parse_pattern
+from agent.reconcile.patterns import TagPattern
+from agent.reconcile.patterns import parse as parse_pattern
 
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 

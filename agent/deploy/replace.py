@@ -20,10 +20,10 @@ from agent.config import AgentSettings, HealthSpec, Watch
 from agent.deploy.gate import wait_healthy
 from agent.deploy.hooks import hook_env, run_hook
 from agent.deploy.journal import LABEL_REPLACES, NEW_SUFFIX, OLD_SUFFIX, Replacement, Step
+from agent.deploy.probes import probe as run_probe
 from agent.deploy.recover import CrashAt, Restorer
 from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault
 from agent.model import ContainerInfo, ImageRef, Result, Status
-from agent.probes import probe as run_probe
 from agent.runlock import EngineLock
 from agent.runtimes import Runtime
 from agent.runtimes.relabel import IMAGE_LABEL

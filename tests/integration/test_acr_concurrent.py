@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.model import RepoKey
-from agent.observe import LOOKUPS, lookup_all
+from agent.reconcile.observe import LOOKUPS, lookup_all
 from agent.registries.aliyun import AliyunRegistry
 from tests.fake_acr import FakeAcr
 

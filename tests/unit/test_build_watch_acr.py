@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.buildwatch import BuildSource, BuildWatch
 from agent.config import NotifySettings
 from agent.model import RepoKey, Report
-from agent.notify import Notifier
-from agent.notify_state import NoticeBook
+from agent.notify.book import NoticeBook
+from agent.notify.buildwatch import BuildSource, BuildWatch
+from agent.notify.send import Notifier
 from agent.registries.acr_builds import list_builds
 from agent.registries.aliyun import AliyunRegistry
 from tests.fake_acr import FakeAcr

@@ -11,7 +11,7 @@ import pytest
 from loguru import logger
 
 from agent import logs, secret
-from agent.reconcile import reconcile
+from agent.reconcile.run import reconcile
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.unit.test_plan import A, B, make_ctx
 

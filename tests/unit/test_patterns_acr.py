@@ -11,7 +11,7 @@ import pytest
 from agent.config import parse
 from agent.deploy import Deployer
 from agent.model import RepoKey, Status
-from agent.reconcile import Context, reconcile
+from agent.reconcile.run import Context, reconcile
 from agent.registries.aliyun import AliyunRegistry
 from agent.state import State
 from tests.fake_acr import FakeAcr

@@ -11,7 +11,7 @@ from agent.config import Watch, parse
 from agent.deploy import Deployer
 from agent.errors import RegistryError
 from agent.model import ContainerInfo, ImageRef, Report, Status
-from agent.reconcile import Action, Context, Observation, plan, reconcile
+from agent.reconcile.run import Action, Context, Observation, plan, reconcile
 from agent.state import State
 from tests.support.fakes import FakeRegistry, FakeRuntime
 
@@ -244,7 +244,7 @@ def test_a_dry_run_tells_no_one(tmp_path: Path) -> None:
 def test_notifier_tells_a_would_update_once_per_digest() -> None:
     from agent.config import NotifySettings
     from agent.model import Result
-    from agent.notify import Notifier
+    from agent.notify.send import Notifier
 
     n = Notifier(NotifySettings(("json://127.0.0.1:1/",)))
     fresh = Result("web", REF_TEXT, Status.WOULD_UPDATE, A, B)

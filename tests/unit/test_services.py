@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import Watch
+from agent.deploy.service import ServiceDeployer, ServiceJob
 from agent.model import Status
-from agent.services import ServiceDeployer, ServiceJob
 from agent.state import ScopedState, State
 from tests.support.swarm import IMG, NEW, OLD, FakeSwarm
 

@@ -10,7 +10,7 @@ from loguru import logger
 from agent.config import Watch
 from agent.errors import AgentError
 from agent.model import ImageRef, RepoKey, Result, Status
-from agent.patterns import newest
+from agent.reconcile.patterns import newest
 from agent.registries import Registry
 from agent.runtimes import Runtime
 

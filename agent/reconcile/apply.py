@@ -8,14 +8,15 @@ from typing import Any
 
 from loguru import logger
 
-from agent import logs, selfcontainer
-from agent.context import Context
-from agent.dependants import rejoin_dependants
+from agent import logs
 from agent.deploy import Job
+from agent.deploy.dependants import rejoin_dependants
 from agent.errors import AgentError
 from agent.model import Result, Status
-from agent.plan import Action, Step
-from agent.pulls import credentials, pull_all
+from agent.reconcile import selfcontainer
+from agent.reconcile.context import Context
+from agent.reconcile.plan import Action, Step
+from agent.reconcile.pulls import credentials, pull_all
 
 # plan's verdicts that need no pull: (status, log event, level, message)
 _DECIDED = {

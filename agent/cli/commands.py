@@ -11,8 +11,8 @@ from typing import Any
 
 from loguru import logger
 
-from agent import __version__, app, logs, secretfiles
-from agent.config import Config, Watch, describe, find_config, load
+from agent import __version__, app, logs
+from agent.config import Config, Watch, describe, find_config, load, secretfiles
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
 from agent.runlock import RunLock
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning("{}", warning)
     try:
         if args.command == "check" and args.online:
-            from agent.online import run_online
+            from agent.cli.online import run_online
 
             return run_online(cfg, as_json=args.json)
         if args.command == "check":
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_daemon(cfg, app.build_context)
         if args.command == "self-update":
-            from agent.selfcontainer import helper_pass
+            from agent.reconcile.selfcontainer import helper_pass
 
             return EXIT_OK if helper_pass(cfg, args.container).ok else EXIT_FAILED
         if args.command == "notify-test":
@@ -156,7 +156,7 @@ def _print_failure(args: argparse.Namespace, error: str) -> None:
 
 
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:
-    from agent.reconcile import reconcile
+    from agent.reconcile.run import reconcile
 
     if dry_run:
         if metrics_file is not None:
@@ -173,7 +173,7 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
             if cfg.agent.heartbeat_url is None:
                 report = reconcile(ctx)
             else:
-                from agent.heartbeat import wrap  # only a configured heartbeat pays for urllib
+                from agent.notify.heartbeat import wrap  # only a configured heartbeat pays for urllib
 
                 report = wrap(cfg.agent.heartbeat_url, lambda: reconcile(ctx))
         if metrics is not None and metrics_file is not None:
@@ -193,7 +193,7 @@ def _pull_bars(output: str) -> Any:
 
     if output != "table" or not sys.stdout.isatty():
         return contextlib.nullcontext(None)
-    from agent.progress import PullBars
+    from agent.cli.progress import PullBars
 
     return PullBars()
 
@@ -212,7 +212,7 @@ def _print_report(report: Report, output: str) -> None:
 
 
 def _check_labels(cfg: Config) -> None:
-    from agent.discover import describe as line
+    from agent.reconcile.discover import describe as line
 
     if cfg.agent.discover is None:
         return
@@ -228,7 +228,7 @@ def _check_labels(cfg: Config) -> None:
 
 
 def _notify_test(cfg: Config) -> int:
-    from agent.notify import Notifier, scheme
+    from agent.notify.send import Notifier, scheme
 
     if cfg.notify is None:
         raise ConfigError(["notify: no [notify] section with urls in the config"])
@@ -250,8 +250,8 @@ def _require_watched(cfg: Config, container: str) -> Watch:
 
 
 def _status(cfg: Config, *, as_json: bool) -> int:
-    from agent.discover import origins
     from agent.model import digest_for_repo
+    from agent.reconcile.discover import origins
     from agent.registries.acr import load_sources
 
     state, runtime = app.state(cfg), app.runtime(cfg)
@@ -319,7 +319,7 @@ def _when(ts: float | None) -> str:
 
 
 def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> int:
-    from agent.reconcile import reconcile
+    from agent.reconcile.run import reconcile
 
     watch = _require_watched(cfg, container)
     if watch.kind == "service" and not to:
@@ -348,7 +348,7 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
 
 def _rollback_service(cfg: Config, watch: Watch, *, output: str) -> int:
     """Swarm's own rollback to the previous spec, then a pin to the digest it returned to."""
-    from agent.targets import ServiceTarget
+    from agent.reconcile.targets import ServiceTarget
 
     with RunLock(cfg.agent.state_dir / "agent.lock"):
         ctx = app.build_context(cfg)

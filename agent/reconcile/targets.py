@@ -13,11 +13,11 @@ from loguru import logger
 
 from agent.config import Watch
 from agent.deploy import Deployer, Job
+from agent.deploy.service import BUSY, ServiceDeployer, ServiceJob
 from agent.errors import AgentError
 from agent.model import ContainerInfo, Result
-from agent.pulls import pull_checked
+from agent.reconcile.pulls import pull_checked
 from agent.runtimes import Runtime, ServiceRuntime
-from agent.services import BUSY, ServiceDeployer, ServiceJob
 
 Observed = tuple[dict[str, ContainerInfo], dict[str, str]]  # by entry name: what runs; why it cannot be told
 

@@ -49,7 +49,7 @@ def skip_reason(container: str) -> str:
 def helper_pass(cfg: Any, container: str, *, wait: float = LOCK_WAIT) -> Any:
     """In the helper container: wait for the pass that started us, then update `container` alone."""
     from agent.app import build_context
-    from agent.reconcile import reconcile
+    from agent.reconcile.run import reconcile
     from agent.runlock import RunLock
 
     lock = RunLock(cfg.agent.state_dir / "agent.lock")

@@ -12,16 +12,16 @@ from dataclasses import replace
 from loguru import logger
 
 from agent import logs
-from agent.apply import apply
-from agent.context import Context
-from agent.discover import Discovered, discover
 from agent.errors import AgentError
-from agent.follow import resolve_patterns
 from agent.model import Report, Result, Status
-from agent.observe import observe
-from agent.plan import Action, Observation, Step, confirm_updates, plan
+from agent.reconcile.apply import apply
+from agent.reconcile.context import Context
+from agent.reconcile.discover import Discovered, discover
+from agent.reconcile.follow import resolve_patterns
+from agent.reconcile.observe import observe
+from agent.reconcile.plan import Action, Observation, Step, confirm_updates, plan
+from agent.reconcile.targets import ServiceTarget
 from agent.state import State
-from agent.targets import ServiceTarget
 
 __all__ = ["Action", "Context", "Observation", "Step", "observe", "plan", "reconcile"]
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from loguru import logger
 
 from agent.config import Watch
-from agent.context import Context
 from agent.errors import AgentError, TagDigestError
 from agent.model import ContainerInfo, RepoKey
-from agent.plan import PIN_CONFLICT, Observation
+from agent.reconcile.context import Context
+from agent.reconcile.plan import PIN_CONFLICT, Observation
+from agent.reconcile.targets import Target
 from agent.registries import Registry
-from agent.targets import Target
 
 # Registry lookups in flight at once. One adapter is shared by the threads, which is safe: AliyunRegistry
 # builds a new request per call and guards its caches (repo ids, token, hosts) with a lock; AcrRegistry
