@@ -243,9 +243,9 @@ class World(world.World):
 
     def __init__(self, name: str, *, shared_registry: bool = False, keep: bool = False,
                  fake_nagle: bool = False) -> None:  # fmt: skip
-        # bench/peers/fake_acr.py is tests/fake_acr.py with TCP_NODELAY (see there); --fake-nagle: the stock one.
+        # bench/peers/fake_acr.py is tests/support/fake_acr.py with TCP_NODELAY (see there); --fake-nagle: the stock one.
         super().__init__(name, private_registry=not shared_registry, keep=keep, workdir=WORK / "runs",
-                         fake_module="tests.fake_acr" if fake_nagle else "bench.peers.fake_acr", signals=True)  # fmt: skip
+                         fake_module="tests.support.fake_acr" if fake_nagle else "bench.peers.fake_acr", signals=True)  # fmt: skip
         self.fake_nagle = fake_nagle
 
     def __enter__(self) -> World:
@@ -255,7 +255,7 @@ class World(world.World):
         self.dockerd = dockerd_pid()
         self.facts = machine_facts(self.client)
         self.facts["fake_acr"] = (
-            "tests.fake_acr (stock)" if self.fake_nagle else "tests.fake_acr with TCP_NODELAY"
+            "tests.support.fake_acr (stock)" if self.fake_nagle else "tests.support.fake_acr with TCP_NODELAY"
         )
         log(f"{self.name}: prefix {self.prefix}, registry {self.registry}, fake ACR {self.fake_url}")
         return self

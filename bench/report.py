@@ -83,7 +83,7 @@ def facts_line(r: dict[str, Any] | None) -> str:
             f"load average at start {', '.join(str(v) for v in x['loadavg_at_start'])}, "
             f"{x['running_containers_on_host']} containers running at start; {x['date']}; cr-agent at "
             f"{x.get('commit', '?')}{' with uncommitted ' + ', '.join(x['agent_uncommitted']) if x.get('agent_uncommitted') else ''}; "
-            f"ACR API: {x.get('fake_acr', 'tests.fake_acr')} on loopback.*")  # fmt: skip
+            f"ACR API: {x.get('fake_acr', 'tests.support.fake_acr')} on loopback.*")  # fmt: skip
 
 
 def _section(w: Any, title: str, r: Any, facts: bool = False) -> bool:
@@ -246,7 +246,7 @@ def _peers(w: Any, q: Any, lat: Any) -> None:
     w("| tool | how it ran here | how it checks | how it replaces |")
     w("|---|---|---|---|")
     w("| **cr-agent** | `agent once` (quiet pass, burst, cold start); `agent run` (latency, memory). ACR API = the "
-      "fake ACR (`tests/fake_acr.py` with TCP_NODELAY, through `bench/peers/fake_acr.py`) as a process; its pull login "
+      "fake ACR (`tests/support/fake_acr.py` with TCP_NODELAY, through `bench/peers/fake_acr.py`) as a process; its pull login "
       "from ACR's `/tokens`; an empty `DOCKER_CONFIG` | "
       "one ACR API request per repository (GetRepoTags), compared with the running image's digest; pulls only a "
       "changed digest | pull first, rename the old one, create, stop old, start new, health gate, then remove the old |")  # fmt: skip
@@ -359,7 +359,7 @@ def _quiet(w: Any, q: Any, png: str) -> None:
             "container on the host, and (cron script) four `docker` CLI processes.")  # fmt: skip
         w("")
         w("Against the real ACR each of the M requests also carries a network round trip (the fake answers on "
-          "loopback in well under a millisecond). The stock `tests/fake_acr.py` holds every answer back about "
+          "loopback in well under a millisecond). The stock `tests/support/fake_acr.py` holds every answer back about "
           "40 ms (headers and body go out in two `send()` calls, and Nagle's algorithm waits for the client's "
           "delayed ACK); `bench/peers/fake_acr.py` runs it with TCP_NODELAY, and `--fake-nagle` runs the stock one.")  # fmt: skip
         w("")

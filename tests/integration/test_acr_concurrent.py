@@ -7,7 +7,7 @@ import pytest
 from agent.model import RepoKey
 from agent.reconcile.observe import LOOKUPS, lookup_all
 from agent.registries.aliyun import AliyunRegistry
-from tests.fake_acr import FakeAcr
+from tests.support.fake_acr import FakeAcr
 
 HOST = "registry.cn-hangzhou.aliyuncs.com"
 N = LOOKUPS * 2 + 1

@@ -157,7 +157,9 @@ def test_status_and_check_discover_with_the_sources_a_pass_asks(tmp_path: Path) 
         found = app.discovered(cfg, rt)
         assert [w.container for w in found.watches] == (["acr"] if "aliyun" in sources else [])
         assert [r.container for r in found.failed] == ([] if "aliyun" in sources else ["acr"])
-    assert "access_key" not in (AGENT / "cli" / "commands.py").read_text(), "cli.py decides which registries: ask app.py"
+    assert "access_key" not in (AGENT / "cli" / "commands.py").read_text(), (
+        "cli.py decides which registries: ask app.py"
+    )
 
 
 # About 400 lines at most. Split on other branches of issue 10: the lead empties this set as they merge.

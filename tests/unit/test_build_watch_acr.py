@@ -15,7 +15,7 @@ from agent.notify.buildwatch import BuildSource, BuildWatch
 from agent.notify.send import Notifier
 from agent.registries.acr_builds import list_builds
 from agent.registries.aliyun import AliyunRegistry
-from tests.fake_acr import FakeAcr
+from tests.support.fake_acr import FakeAcr
 from tests.support.receiver import Receiver
 
 WEB = RepoKey("registry.cn-hangzhou.aliyuncs.com", "ns", "web")

@@ -14,7 +14,7 @@ from agent.model import RepoKey, Status
 from agent.reconcile.run import Context, reconcile
 from agent.registries.aliyun import AliyunRegistry
 from agent.state import State
-from tests.fake_acr import FakeAcr
+from tests.support.fake_acr import FakeAcr
 from tests.support.fakes import FakeRuntime
 
 HOST = "registry.cn-hangzhou.aliyuncs.com"

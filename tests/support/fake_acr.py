@@ -7,7 +7,7 @@ and/or a real Registry v2, injects faults and counts requests.
     with FakeAcr(tags={"ns/app": {"latest": "sha256:..."}}) as fake:
         AliyunRegistry(..., endpoint=fake.url)
 
-    python -m tests.fake_acr --port 18080 --registry 127.0.0.1:5000
+    python -m tests.support.fake_acr --port 18080 --registry 127.0.0.1:5000
 
 `FakeAcr(tls=True)` is the strict one, as real ACR is (see tests/support/acr_world.py): it serves
 the API with the test CA's certificate on 127.0.0.2:443, where /etc/hosts sends cr.<region>.aliyuncs.com,
@@ -800,7 +800,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m tests.fake_acr", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tests.support.fake_acr", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--registry", help="take tags from this Registry v2, e.g. 127.0.0.1:5000")
