@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_daemon(cfg, app.build_context)
         if args.command == "self-update":
-            from agent.reconcile.selfcontainer import helper_pass
+            from agent.cli.selfupdate import helper_pass
 
             return EXIT_OK if helper_pass(cfg, args.container).ok else EXIT_FAILED
         if args.command == "notify-test":
@@ -212,7 +212,7 @@ def _print_report(report: Report, output: str) -> None:
 
 
 def _check_labels(cfg: Config) -> None:
-    from agent.reconcile.discover import describe as line
+    from agent.config.labels import describe as line
 
     if cfg.agent.discover is None:
         return
@@ -250,8 +250,8 @@ def _require_watched(cfg: Config, container: str) -> Watch:
 
 
 def _status(cfg: Config, *, as_json: bool) -> int:
+    from agent.config.labels import origins
     from agent.model import digest_for_repo
-    from agent.reconcile.discover import origins
     from agent.registries.acr import load_sources
 
     state, runtime = app.state(cfg), app.runtime(cfg)

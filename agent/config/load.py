@@ -26,6 +26,7 @@ from agent.config.fields import (
     typed,
     unknown,
 )
+from agent.config.labels import describe as line
 from agent.config.schema import (
     DEFAULT_INTERVAL,
     EVENTS,
@@ -107,7 +108,7 @@ def _agent(p: Problems, t: dict[str, Any]) -> AgentSettings:
     if "interval" in t and cron is not None:
         p.add("agent.cron", "give interval or cron, not both")
     if cron is not None:
-        from agent.schedule import parse_cron
+        from agent.config.cron import parse_cron
 
         try:
             parse_cron(cron)
@@ -323,8 +324,6 @@ def _secret(value: str | None) -> Secret | None:
 def describe(cfg: Config) -> str:
     """A short human summary for `agent check`."""
     lines = [f"config {cfg.path}: {len(cfg.watches)} watch entr{'y' if len(cfg.watches) == 1 else 'ies'}"]
-    from agent.reconcile.discover import describe as line
-
     lines += [f"  {line(w)}" for w in cfg.watches]
     if cfg.agent.discover:
         lines.append(f"  discover = {cfg.agent.discover!r}: containers opt in with labels (cr-agent.enable)")

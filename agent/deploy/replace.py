@@ -19,11 +19,11 @@ from agent.choices import Strategy
 from agent.config import AgentSettings, HealthSpec, Watch
 from agent.deploy.gate import wait_healthy
 from agent.deploy.hooks import hook_env, run_hook
-from agent.deploy.journal import LABEL_REPLACES, NEW_SUFFIX, OLD_SUFFIX, Replacement, Step
+from agent.deploy.journal import LABEL_REPLACES, Replacement, Step
 from agent.deploy.probes import probe as run_probe
 from agent.deploy.recover import CrashAt, Restorer
 from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault
-from agent.model import ContainerInfo, ImageRef, Result, Status
+from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Result, Status
 from agent.runlock import EngineLock
 from agent.runtimes import Runtime
 from agent.runtimes.relabel import IMAGE_LABEL

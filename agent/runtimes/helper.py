@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 from docker.errors import NotFound
 
-from agent.reconcile.selfcontainer import HELPER_SUFFIX
+from agent.model import HELPER_SUFFIX
 from agent.runtimes.faults import fault
 
 
