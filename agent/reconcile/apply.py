@@ -54,7 +54,7 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
             auth = credentials(ctx.config, ctx.registries, s.watch)
             updates.append(Job(s.watch, s.container, s.to_digest, s.current, auth, follows_tag=not s.pinned))
     for job, pulled in pull_all(
-        updates, lambda j: ctx.target(j.watch).prepare(j), ctx.config.agent.parallel_pulls
+        updates, lambda j: ctx.target(j.watch).pull(j), ctx.config.agent.parallel_pulls
     ):
         results[job.watch.container] = _update(ctx, job, pulled)
     out = []

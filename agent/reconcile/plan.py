@@ -6,12 +6,12 @@ run (the pin when there is one, else `tag_digest`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from agent.config import Watch
-from agent.model import ContainerInfo, RepoKey, digest_for_repo
+from agent.model import ContainerInfo, digest_for_repo
 
 PIN_CONFLICT = "pinned to"
 
@@ -103,28 +103,3 @@ def _plan_one(o: Observation) -> Step:
     if w.mode == "notify":
         return Step(w, Action.REPORT, current, to, 'monitor only (mode = "notify")', o.container)
     return Step(w, Action.UPDATE, current, to, None, o.container)
-
-
-Confirm = Callable[[RepoKey, str, str], str]
-
-
-def confirm_updates(steps: list[Step], confirmer: Callable[[Watch], Confirm | None]) -> list[Step]:
-    """Before replacing a container, the registry's own digest for the tag wins over the API's.
-
-    Only registries that can tell (`confirm`, e.g. ACR's registry HEAD) and only for tag-following updates.
-    """
-    out = []
-    for s in steps:
-        confirm = confirmer(s.watch)
-        if s.action is Action.UPDATE and not s.pinned and confirm is not None and s.to_digest is not None:
-            to = confirm(s.watch.image.repo, s.watch.image.tag, s.to_digest)
-            if to != s.to_digest:
-                running = (
-                    digest_for_repo(list(s.container.repo_digests), s.watch.image.repo) if s.container else []
-                )
-                action = Action.NOTHING if to in running else Action.UPDATE
-                s = replace(
-                    s, action=action, to_digest=to, current=to if action is Action.NOTHING else s.current
-                )
-        out.append(s)
-    return out

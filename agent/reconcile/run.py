@@ -19,7 +19,7 @@ from agent.reconcile.context import Context
 from agent.reconcile.discover import Discovered, discover
 from agent.reconcile.follow import resolve_patterns
 from agent.reconcile.observe import observe
-from agent.reconcile.plan import Action, Observation, Step, confirm_updates, plan
+from agent.reconcile.plan import Action, Observation, Step, plan
 from agent.reconcile.targets import ServiceTarget
 from agent.state import State
 
@@ -37,9 +37,7 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
         found = _discover(ctx)
         watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
     watches, picked = resolve_patterns(ctx.registries, ctx.runtime, watches)
-    steps = confirm_updates(
-        plan(observe(ctx, watches)), lambda w: getattr(ctx.registries.get(w.source), "confirm", None)
-    )
+    steps = plan(observe(ctx, watches))
     results = apply(ctx, steps, dry_run=dry_run) + picked
     results += [r for r in (*found.failed, *found.skipped) if only is None or r.container in only]
     report = Report(tuple(_merge(recovered, results)))

@@ -86,12 +86,12 @@ def test_only_the_composition_root_constructs_adapters() -> None:
 
 
 def test_one_pull_path() -> None:
-    """Credentials, the pull and its refused-login retry, and the platform check live in agent/pulls.py;
-    deploy/replace.py has the bare pull by digest it calls."""
+    """One pull entry, on the target: apply calls `Target.pull`; reconcile/targets.py holds the refused-login
+    retry and the platform check; deploy/replace.py the bare pull by digest; whose credentials, pulls.py."""
     owners = {
         "credentials": {"reconcile/pulls.py"},
-        "platform_mismatch": {"reconcile/pulls.py"},
-        "pull": {"reconcile/pulls.py", "deploy/replace.py"},
+        "platform_mismatch": {"reconcile/targets.py"},
+        "pull": {"reconcile/apply.py", "reconcile/targets.py", "deploy/replace.py"},
     }
     for path in AGENT.rglob("*.py"):
         rel = path.relative_to(AGENT).as_posix()
@@ -104,7 +104,7 @@ def test_one_pull_path() -> None:
                 and node.func.attr in owners
             ):
                 assert rel in owners[node.func.attr], (
-                    f"agent/{rel} calls .{node.func.attr}(): ask agent/pulls.py"
+                    f"agent/{rel} calls .{node.func.attr}(): go through the target (Target.pull)"
                 )
 
 
