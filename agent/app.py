@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from agent.reconcile.discover import Discovered
     from agent.reconcile.run import Context
     from agent.reconcile.targets import Target
-    from agent.registries import Registry
+    from agent.registries import ListsBuilds, Registry
     from agent.runtimes import Runtime, ServiceRuntime
     from agent.runtimes.docker import DockerRuntime
     from agent.runtimes.pull import PullProgress
@@ -136,9 +136,13 @@ def build_context(
     if cfg.notify is not None:
         from agent.notify.book import NoticeBook
         from agent.notify.send import Notifier
+        from agent.registries import ListsBuilds
 
         book = NoticeBook(cfg.agent.state_dir)
-        more = [_build_watch(cfg, registries[Source.ALIYUN], book)] if cfg.build_watch else []
+        acr = registries.get(Source.ALIYUN)
+        more: list[Callable[[], list[Item]]] = []
+        if cfg.build_watch and isinstance(acr, ListsBuilds):
+            more.append(_build_watch(cfg, acr, book))
         listeners.append(Notifier(cfg.notify, book, sources=more).on_pass)
 
     def on_pass(report: Report, seconds: float) -> None:
@@ -208,14 +212,13 @@ def local_services(cfg: Config, local: DockerRuntime) -> ServiceRuntime | None:
     return SwarmRuntime(local.client) if cfg.agent.discover is not None else None
 
 
-def _build_watch(cfg: Config, acr: Registry, book: NoticeBook) -> Callable[[], list[Item]]:
+def _build_watch(cfg: Config, acr: ListsBuilds, book: NoticeBook) -> Callable[[], list[Item]]:
     """The ACR build records worth telling, one request per watched repository."""
     from agent.notify.buildwatch import BuildSource, BuildWatch
-    from agent.registries.acr_builds import list_builds
 
     assert cfg.notify is not None
     watch = BuildWatch(book, cfg.notify.stuck_after)
-    return BuildSource(lambda repo: list_builds(acr, repo), cfg.build_watch, watch)
+    return BuildSource(acr.builds, cfg.build_watch, watch)
 
 
 def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:

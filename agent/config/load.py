@@ -306,7 +306,7 @@ def _notify(p: Problems, value: Any, env: Mapping[str, str]) -> NotifySettings |
     for i, e in enumerate(on):
         if e not in EVENTS:
             p.add(f"notify.on[{i}]", f"unknown event {e!r} (known: {', '.join(EVENTS)})")
-    from agent.notify.text import LANGUAGES, language_from_env
+    from agent.choices import LANGUAGES, language_from_env
 
     language = typed(p, "notify", t, "language", str, language_from_env(env))
     if language not in LANGUAGES:

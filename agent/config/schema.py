@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.choices import Edition, Match, Source, Strategy
+from agent.config.patterns import TagPattern
 from agent.model import ImageRef, RepoKey
-from agent.reconcile.patterns import TagPattern
 from agent.secret import Secret
 
 

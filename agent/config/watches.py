@@ -17,10 +17,10 @@ from agent.config.fields import (
     typed,
     unknown,
 )  # fmt: skip
+from agent.config.patterns import TagPattern
+from agent.config.patterns import parse as parse_pattern
 from agent.config.schema import HealthSpec, Watch
 from agent.model import ImageRef
-from agent.reconcile.patterns import TagPattern
-from agent.reconcile.patterns import parse as parse_pattern
 
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import urllib.parse
 from collections.abc import Collection
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from agent.model import RepoKey
 
@@ -37,6 +37,15 @@ class Confirms(Protocol):
 
     def confirm(self, repo: RepoKey, tag: str, api_digest: str) -> str:
         """The digest `tag` points to by the registry's own word; `api_digest` when it cannot tell."""
+        ...
+
+
+@runtime_checkable
+class ListsBuilds(Protocol):
+    """A registry that builds images too (ACR): its newest build records, for the build watch."""
+
+    def builds(self, repo: RepoKey) -> tuple[Any, str]:
+        """(the API's answer, a console link to the builds); agent/notify/buildwatch.py reads the answer."""
         ...
 
 

@@ -22,10 +22,10 @@ from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent.config import patterns
 from agent.errors import ConfigError
 from agent.metrics import Metrics
 from agent.model import Report
-from agent.reconcile import patterns
 from agent.secret import Secret
 from agent.webhook import MetricsServer, WatchTarget, WebhookServer, parse_listen
 from agent.webhook.listen import is_loopback
