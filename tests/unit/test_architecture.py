@@ -129,6 +129,61 @@ def test_no_module_imports_the_cli() -> None:
         )
 
 
+def _agent_imports(path: Path) -> set[str]:
+    """The agent modules `path` imports, inside functions too, but not under `if TYPE_CHECKING:`."""
+    tree = ast.parse(path.read_text())
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("agent"):
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("agent")}
+    return out
+
+
+def test_no_import_cycles_counting_imports_inside_functions() -> None:
+    modules = {}
+    for path in AGENT.rglob("*.py"):
+        name = ".".join(path.relative_to(AGENT.parent).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+
+    def resolve(name: str) -> str:
+        while name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {m: {resolve(i) for i in _agent_imports(p)} - {m} for m, p in modules.items()}
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(m: str, path: list[str]) -> None:
+        seen[m] = 1
+        for n in sorted(graph[m]):
+            assert seen.get(n) != 1, "import cycle: " + " → ".join([*path[path.index(n) :], n])
+            if n not in seen:
+                visit(n, [*path, n])
+        seen[m] = 2
+
+    for m in sorted(graph):
+        if m not in seen:
+            visit(m, [m])
+
+
+def test_the_layer_contracts_hold() -> None:
+    """import-linter's contracts in pyproject.toml (CI runs `lint-imports` too)."""
+    done = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+                          capture_output=True, text=True, cwd=AGENT.parent, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "0 broken" in done.stdout
+
+
 def test_build_context_makes_only_the_registries_the_watches_use(tmp_path: Path) -> None:
     from agent.app import REGISTRIES, build_context
     from agent.config import parse
