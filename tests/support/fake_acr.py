@@ -178,7 +178,7 @@ class FakeAcr:
     def url(self) -> str:
         if self.tls:
             return f"https://{acr_world.api_host(self.region)}"
-        return f"http://{self._server.server_address[0]}:{self.port}"
+        return f"http://{self._server.server_address[0]!s}:{self.port}"
 
     def start(self) -> FakeAcr:
         if self.tls:
@@ -659,9 +659,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "internal": f"registry-internal.{region}.aliyuncs.com",
                 "vpc": f"registry-vpc.{region}.aliyuncs.com",
             }
-            repo = {"repoNamespace": parts[1], "repoName": parts[2], "repoType": "PRIVATE"}
-            repo.update(repoStatus="NORMAL", regionId=region, repoDomainList=domains)
-            return {"repo": repo}
+            info: dict[str, Any] = {"repoNamespace": parts[1], "repoName": parts[2], "repoType": "PRIVATE"}
+            info.update(repoStatus="NORMAL", regionId=region, repoDomainList=domains)
+            return {"repo": info}
         raise ApiError(404, "InvalidAction.NotFound", f"no such API: {self.command} {path}")
 
     # -- enterprise edition (RPC) -----------------------------------------------------------
