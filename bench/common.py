@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import platform
@@ -31,6 +30,8 @@ from typing import Any
 import docker
 
 from tests.support import env, world
+from tests.support.events import AGENT_EVENTS as AGENT_EVENTS
+from tests.support.events import agent_events
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
@@ -316,25 +317,6 @@ def agent_cmd(*args: str) -> list[str]:
     """`agent ...` as installed in the venv running the benchmarks (the console script users run)."""
     exe = Path(sys.executable).parent / "agent"
     return [str(exe), *args] if exe.exists() else [sys.executable, "-m", "agent", *args]
-
-
-# the `--log-json` events the benchmarks read (tests/unit/test_architecture.py checks the agent emits them)
-AGENT_EVENTS = ("server.listening", "wake.queued", "pass.start", "plan.update", "replace.step", "pass.result",
-                "pass.done")  # fmt: skip
-
-
-def agent_events(text: str, *names: str) -> list[dict[str, Any]]:
-    """The agent's `--log-json` lines with an `event` field (all, or those named), `ts` in epoch seconds."""
-    out = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("event") and (not names or record["event"] in names):
-            record["ts"] = datetime.datetime.fromisoformat(record["time"]).timestamp()
-            out.append(record)
-    return out
 
 
 def wait_agent_event(

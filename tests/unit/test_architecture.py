@@ -9,7 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from bench.common import AGENT_EVENTS, agent_events
+from tests.support.events import AGENT_EVENTS, agent_events
 
 AGENT = Path(__file__).resolve().parents[2] / "agent"
 CORE = [
