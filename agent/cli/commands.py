@@ -11,10 +11,15 @@ from typing import Any
 
 from loguru import logger
 
-from agent import __version__, app, logs
+from agent import __version__, app, logs, schedule
+from agent.cli.selfupdate import helper_pass
 from agent.config import Config, Watch, describe, find_config, load, secretfiles
+from agent.config.labels import describe as line
+from agent.config.labels import origins
 from agent.errors import AgentError, ConfigError, LockBusy
-from agent.model import Report, normalize_digest, short_digest
+from agent.model import Report, digest_for_repo, normalize_digest, short_digest
+from agent.reconcile.run import reconcile
+from agent.reconcile.targets import ServiceTarget
 from agent.runlock import RunLock
 from agent.secret import redact
 
@@ -87,12 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning("{}", warning)
     try:
         if args.command == "check" and args.online:
-            from agent.cli.online import run_online
+            from agent.cli.online import run_online  # the ACR SDK: only for `check --online`
 
             return run_online(cfg, as_json=args.json)
         if args.command == "check":
-            from agent import schedule
-
             print(describe(cfg))
             print(f"  schedule of `agent run`: {schedule.describe(cfg.agent.schedule)}")
             _check_labels(cfg)
@@ -101,12 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "once":
             return _once(cfg, dry_run=args.dry_run, output=_output(args), metrics_file=args.metrics_file)
         if args.command == "run":
-            from agent.daemon import run_daemon
+            from agent.daemon import run_daemon  # `agent run` only
 
             return run_daemon(cfg, app.build_context)
         if args.command == "self-update":
-            from agent.cli.selfupdate import helper_pass
-
             return EXIT_OK if helper_pass(cfg, args.container).ok else EXIT_FAILED
         if args.command == "notify-test":
             return _notify_test(cfg)
@@ -156,7 +157,6 @@ def _print_failure(args: argparse.Namespace, error: str) -> None:
 
 
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:
-    from agent.reconcile.run import reconcile
 
     if dry_run:
         if metrics_file is not None:
@@ -165,7 +165,7 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
     else:
         metrics = None
         if metrics_file is not None:
-            from agent.metrics import Metrics
+            from agent.metrics import Metrics  # prometheus-client: only with metrics
 
             metrics = Metrics()
         with RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
@@ -193,7 +193,7 @@ def _pull_bars(output: str) -> Any:
 
     if output != "table" or not sys.stdout.isatty():
         return contextlib.nullcontext(None)
-    from agent.cli.progress import PullBars
+    from agent.cli.progress import PullBars  # rich: only on a terminal
 
     return PullBars()
 
@@ -212,7 +212,6 @@ def _print_report(report: Report, output: str) -> None:
 
 
 def _check_labels(cfg: Config) -> None:
-    from agent.config.labels import describe as line
 
     if cfg.agent.discover is None:
         return
@@ -228,7 +227,7 @@ def _check_labels(cfg: Config) -> None:
 
 
 def _notify_test(cfg: Config) -> int:
-    from agent.notify.send import Notifier, scheme
+    from agent.notify.send import Notifier, scheme  # apprise: only with [notify]
 
     if cfg.notify is None:
         raise ConfigError(["notify: no [notify] section with urls in the config"])
@@ -250,9 +249,7 @@ def _require_watched(cfg: Config, container: str) -> Watch:
 
 
 def _status(cfg: Config, *, as_json: bool) -> int:
-    from agent.config.labels import origins
-    from agent.model import digest_for_repo
-    from agent.registries.acr import load_sources
+    from agent.registries.acr import load_sources  # the ACR SDK only when an ACR watch needs it
 
     state, runtime = app.state(cfg), app.runtime(cfg)
     sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
@@ -319,7 +316,6 @@ def _when(ts: float | None) -> str:
 
 
 def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> int:
-    from agent.reconcile.run import reconcile
 
     watch = _require_watched(cfg, container)
     if watch.kind == "service" and not to:
@@ -348,7 +344,6 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
 
 def _rollback_service(cfg: Config, watch: Watch, *, output: str) -> int:
     """Swarm's own rollback to the previous spec, then a pin to the digest it returned to."""
-    from agent.reconcile.targets import ServiceTarget
 
     with RunLock(cfg.agent.state_dir / "agent.lock"):
         ctx = app.build_context(cfg)
