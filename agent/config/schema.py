@@ -90,7 +90,7 @@ class HealthSpec:
     interval: float = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Watch:
     container: str
     image: ImageRef

@@ -114,11 +114,28 @@ def _watch(p: Problems, path: str, t: dict[str, Any], default_mode: str = Watch.
     if not ok or image is None or container is None:
         return None
     return Watch(
-        container, image, source, strategy, health, min_uptime, health_timeout,
-        start_stopped, pre, post, hook_timeout, mode, instance_id, optional, pattern, "config", frozenset(t),
-        builds,
-        service, docker_host, tls_dir,
-    )  # fmt: skip
+        container=container,
+        image=image,
+        source=source,
+        strategy=strategy,
+        health=health,
+        min_uptime=min_uptime,
+        health_timeout=health_timeout,
+        start_stopped=start_stopped,
+        pre_update=pre,
+        post_update=post,
+        hook_timeout=hook_timeout,
+        mode=mode,
+        instance_id=instance_id,
+        optional=optional,
+        pattern=pattern,
+        origin="config",
+        given=frozenset(t),
+        watch_builds=builds,
+        service=service,
+        docker_host=docker_host,
+        docker_tls_dir=tls_dir,
+    )
 
 
 def _source_of(image: ImageRef | None) -> Source:

@@ -48,7 +48,7 @@ def parse_step(text: str) -> Step:
     return _LEGACY.get(text) or Step(text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Replacement:
     """One replacement of container `name`, as recorded in the journal."""
 

@@ -131,10 +131,20 @@ class Deployer:
                 logger.warning("{}: pre_update failed, update skipped: {}", w.container, out)
                 return _result(job, Status.SKIPPED, f"pre_update hook failed: {out}")
         r = Replacement(
-            w.container, str(w.image), old.id, old.image_id, w.image.at(job.to_digest), image_id, job.to_digest,
-            job.from_digest, old.running, old.running or w.start_stopped, self._strategy(w, old), time.time(),
-            job.follows_tag,
-        )  # fmt: skip
+            name=w.container,
+            image=str(w.image),
+            old_id=old.id,
+            old_image_id=old.image_id,
+            new_image=w.image.at(job.to_digest),
+            new_image_id=image_id,
+            to_digest=job.to_digest,
+            from_digest=job.from_digest,
+            was_running=old.running,
+            start_new=old.running or w.start_stopped,
+            strategy=self._strategy(w, old),
+            started=time.time(),
+            follows_tag=job.follows_tag,
+        )
         self._last = r
         try:
             r = self._swap(w, r)

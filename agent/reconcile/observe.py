@@ -91,9 +91,19 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
             tag_digest = _confirmed(ctx.registries[w.source], w, infos.get(w.container), tag_digest)
         deployed = pinned is not None and ctx.state.pin_deployed(w.container)
         seen = deployed and (ctx.state.last_check(w.container) or {}).get("error") or ""
-        out.append(Observation(w, infos.get(w.container), tag_digest, error, pinned,
-                               quarantines.get(w.container, {}), problems.get(w.container),
-                               deployed, seen.startswith(f"{PIN_CONFLICT} {pinned} ")))  # fmt: skip
+        out.append(
+            Observation(
+                watch=w,
+                container=infos.get(w.container),
+                tag_digest=tag_digest,
+                error=error,
+                pinned=pinned,
+                quarantined=quarantines.get(w.container, {}),
+                runtime_error=problems.get(w.container),
+                pin_deployed=deployed,
+                pin_reported=seen.startswith(f"{PIN_CONFLICT} {pinned} "),
+            )
+        )
     return out
 
 
