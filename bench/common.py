@@ -152,6 +152,7 @@ class Proc:
     sys: float
     stdout: str
     stderr: str
+    maxrss_kib: int = 0  # the peak resident set of the process (and the children it waited for)
 
     @property
     def cpu(self) -> float:
@@ -177,7 +178,7 @@ def run_measured(cmd: Sequence[str], *, env_vars: dict[str, str] | None = None, 
         out.seek(0)
         err.seek(0)
         return Proc(p.returncode, wall, ru.ru_utime, ru.ru_stime,
-                    out.read().decode(errors="replace"), err.read().decode(errors="replace"))  # fmt: skip
+                    out.read().decode(errors="replace"), err.read().decode(errors="replace"), ru.ru_maxrss)  # fmt: skip
 
 
 # ---- the registry's access log -------------------------------------------------------------------
