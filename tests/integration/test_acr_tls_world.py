@@ -11,7 +11,7 @@ from agent.model import RepoKey
 from agent.registries.aliyun import AliyunRegistry
 from tests.support import acr_world
 from tests.support.fake_acr import DEFAULT_KEYS, FakeAcr
-from tests.unit.test_acr_tls import FirstBytes
+from tests.unit.registries.test_acr_tls import FirstBytes
 
 KEY, SECRET = next(iter(DEFAULT_KEYS.items()))
 D1 = "c" * 64

@@ -13,7 +13,7 @@ from loguru import logger
 from agent import logs, secret
 from agent.reconcile.run import reconcile
 from tests.support.fakes import FakeRegistry, FakeRuntime
-from tests.unit.test_plan import A, B, make_ctx
+from tests.unit.reconcile.test_plan import A, B, make_ctx
 
 SECRET = "-".join(["topsecret", "value", "1"])  # not a literal, so tracebacks cannot quote it
 IMG = "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"

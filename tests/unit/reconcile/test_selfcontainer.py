@@ -13,7 +13,7 @@ from agent.model import Status
 from agent.reconcile import selfcontainer
 from agent.reconcile.run import Context, reconcile
 from tests.support.fakes import FakeRegistry, FakeRuntime
-from tests.unit.test_plan import A, B, single
+from tests.unit.reconcile.test_plan import A, B, single
 
 CID = "4f" * 32
 MOUNTINFO = (

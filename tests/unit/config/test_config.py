@@ -11,7 +11,7 @@ from agent.config import load, parse
 from agent.errors import ConfigError
 from agent.secret import Secret, redact
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIid", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s3cret-value"}
 IMG = "registry.cn-hangzhou.aliyuncs.com/myns/web:latest"
 

@@ -13,7 +13,7 @@ import pytest
 
 from agent.config import secretfiles
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 AGENT_BIN = Path(sys.executable).parent  # the venv holding the `agent` script
 

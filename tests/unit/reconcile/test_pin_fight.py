@@ -9,7 +9,7 @@ from agent.model import Report, Status
 from agent.notify.send import Notifier
 from agent.reconcile.run import reconcile
 from tests.support.fakes import FakeRegistry, FakeRuntime
-from tests.unit.test_plan import make_ctx
+from tests.unit.reconcile.test_plan import make_ctx
 
 A, B = ("sha256:" + c * 64 for c in "ab")
 HOST = "registry.cn-hangzhou.aliyuncs.com"

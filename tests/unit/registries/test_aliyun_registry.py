@@ -24,7 +24,7 @@ KEY, SECRET = "test-key-id", "test-key-secret"
 D1, D2 = "a" * 64, "b" * 64
 APP = RepoKey("registry.cn-hangzhou.aliyuncs.com", "ns", "app")
 GONE = RepoKey("registry.cn-hangzhou.aliyuncs.com", "ns", "gone")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 _open: list[AliyunRegistry] = []

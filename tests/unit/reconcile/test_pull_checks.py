@@ -8,7 +8,7 @@ from agent.errors import RuntimeFault
 from agent.model import Status
 from agent.reconcile.run import reconcile
 from tests.support.fakes import FakeRegistry, FakeRuntime
-from tests.unit.test_plan import A, B, single
+from tests.unit.reconcile.test_plan import A, B, single
 
 
 def _runtime() -> FakeRuntime:
