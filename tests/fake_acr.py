@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import calendar
+import email.utils
 import fcntl
 import hashlib
 import hmac
@@ -146,6 +148,10 @@ class FakeAcr:
         if tls:
             self.instances = tuple(self.enterprise)
         self.reject_tokens = False  # the registry front refuses every temporary token
+        self.deny_pull_tokens = False  # temporary tokens log in, but pulls are refused (no cr:PullRepository)
+        self.public_repos: set[str] = set()  # ns/repo that the registry front serves to anyone
+        self.clock_offset = 0.0  # seconds this fake's clock is ahead of the local one (signature times)
+        self._nonces: set[str] = set()
         self._token_scopes: dict[str, tuple[str, float]] = {}
         self.front: Any = None
         self._held: Any = None
@@ -184,7 +190,10 @@ class FakeAcr:
         if self.tls:
             from tests.support.registry_front import RegistryFront
 
-            self.front = RegistryFront(self.token_valid).start()
+            self.front = RegistryFront(self.token_valid)
+            self.front.public = lambda repo: repo in self.public_repos
+            self.front.pull_denied = lambda password: self.deny_pull_tokens and password in self.tokens_issued
+            self.front.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-acr", daemon=True
         )
@@ -548,6 +557,24 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
         return secret
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, from this fake's clock (`clock_offset`)."""
+        return email.utils.formatdate(time.time() + self.fake.clock_offset, usegmt=True)
+
+    def _check_time(self, stamp: str, rpc: bool) -> None:
+        """As ACR: a signed request more than 15 minutes off the server's clock is refused."""
+        try:
+            if rpc:
+                when = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+            else:
+                when = email.utils.parsedate_to_datetime(stamp).timestamp()
+        except (ValueError, TypeError):
+            raise ApiError(
+                400, "InvalidTimeStamp.Format", f"Specified time stamp {stamp!r} is invalid."
+            ) from None
+        if abs(time.time() + self.fake.clock_offset - when) > 900:
+            raise ApiError(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+
     def _check_sts(self, key_id: str, token: str | None) -> None:
         wanted = self.fake.sts_tokens.get(key_id)
         if wanted is not None and token != wanted:
@@ -572,6 +599,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(_sign(secret, text), signature):
             msg = "Specified signature is not matched with our calculation. server string to sign is:" + text
             raise ApiError(400, "SignatureDoesNotMatch", msg)
+        self._check_time(h.get("Date", ""), rpc=False)
         self._check_sts(key_id, h.get("x-acs-security-token"))
 
     def _verify_rpc(self, query: dict[str, str]) -> None:
@@ -588,6 +616,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(_sign(secret + "&", text), signature):
             msg = "Specified signature is not matched with our calculation. server string to sign is:" + text
             raise ApiError(400, "SignatureDoesNotMatch", msg)
+        self._check_time(params.get("Timestamp", ""), rpc=True)
+        nonce = params.get("SignatureNonce", "")
+        with self.fake._lock:
+            used = nonce in self.fake._nonces
+            self.fake._nonces.add(nonce)
+        if used:
+            raise ApiError(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
         self._check_sts(key_id, params.get("SecurityToken"))
 
     # -- personal edition (ROA) -------------------------------------------------------------

@@ -32,6 +32,7 @@ from agent.choices import Edition
 from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey, normalize_digest
 from agent.registries import is_loopback
+from agent.registries.acr_hints import clock_offset
 from agent.registries.aliyun_errors import ErrorWords
 from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, tls_verify
 from agent.secret import register
@@ -86,6 +87,7 @@ class AliyunRegistry:
         self._sleep, self._on_request = sleep, on_request
         register(access_key_secret, security_token)  # also when made without a config (tests, scripts)
         self._errors = ErrorWords(self._host)
+        self._errors.clock = lambda: clock_offset(self.endpoint, verify, no_proxy)
         self._registry_hosts = {h.lower() for h in registry_hosts}
         self._lock = threading.Lock()
         self._repo_ids: dict[tuple[str, str], str] = {}

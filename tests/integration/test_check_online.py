@@ -46,7 +46,16 @@ def test_every_check_passes_on_a_healthy_setup(world: AcrWorld) -> None:
     code, report = online(world)
     got = checks(report)
     assert code == 0 and report["ok"], got
-    assert list(got) == ["resolve", "api", "repository", "tag", "digest", "registry login", "container"]
+    assert list(got) == [
+        "resolve",
+        "api",
+        "repository",
+        "tag",
+        "digest",
+        "registry login",
+        "pull",
+        "container",
+    ]
     assert report["watches"][0]["resolved"] == {
         "form": "personal", "region": "cn-shanghai", "edition": "personal", "instance": None,
         "endpoint": "https://cr.cn-shanghai.aliyuncs.com", "api": "ACR API personal (2016-06-07)",
