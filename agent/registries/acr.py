@@ -23,6 +23,7 @@ from agent.model import RepoKey
 from agent.registries.acr_hosts import AcrHost, parse_host
 from agent.registries.acr_instances import JsonCache, find_instance
 from agent.registries.acr_public import (
+    INSTANCE_NOT_FOUND,
     NO_CREDENTIALS,
     Routes,
     both_answers,
@@ -68,6 +69,7 @@ class AcrRegistry:
         self._digests = JsonCache(Path(state_dir) / "acr-digests.json")
         self._sources = JsonCache(Path(state_dir) / SOURCES_FILE)
         self._routes = Routes(Path(state_dir))
+        self._tokenless: set[str] = set()  # hosts being followed through the registry right now
         cafile = settings.ca_file or os.environ.get(CA_BUNDLE_ENV) or None
         # the private CA for registry HEADs too; a missing file is reported by the API clients
         self.cafile = cafile if cafile and os.path.isfile(cafile) else None
@@ -179,10 +181,14 @@ class AcrRegistry:
                 instance = f" {client.instance_id}" if client.instance_id else ""
                 self._note_source(repo, f"ACR API {t.edition} {t.region}{instance}")
                 return found
+        if code == INSTANCE_NOT_FOUND:  # no token to ask for while the registry answers
+            self._tokenless.add(t.host.lower())
         try:
             out = registry()
         except RegistryError as r:
             raise both_answers(repo, str(reason), str(r), code) from None
+        finally:
+            self._tokenless.discard(t.host.lower())
         if wanted is not None and not out:
             raise both_answers(repo, str(reason), f"it has no tag {', '.join(wanted)}", code)
         if fresh is not None and fresh.code != NO_CREDENTIALS:
@@ -197,7 +203,12 @@ class AcrRegistry:
             t = self.target(host)
         except ValueError:
             return None
-        if t.form == "crpi" or registry_only(t) or self._routes.host_routed(host):
+        if (
+            t.form == "crpi"
+            or registry_only(t)
+            or host.lower() in self._tokenless
+            or self._routes.host_routed(host)
+        ):
             return None  # whether the 2016 API's tokens open crpi registries is not known
         try:
             return self.client(t).credentials(host)
