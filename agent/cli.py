@@ -234,8 +234,7 @@ def _check_routes(cfg: Config) -> None:
     from agent.registries.acr_public import describe_routes
 
     if any(w.source is Source.ALIYUN for w in cfg.watches):
-        keyless = not (cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret)
-        for line in describe_routes(cfg.agent.state_dir, keyless):
+        for line in describe_routes(cfg.agent.state_dir, cfg.aliyun):
             print(redact(line))
 
 

@@ -124,6 +124,7 @@ class FakeAcr:
         tls: bool = False,
         placement: dict[str, str] | None = None,
         enterprise: dict[str, tuple[str, str, tuple[str, ...]]] | None = None,
+        vpc: bool = False,
     ) -> None:
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}")
@@ -165,15 +166,22 @@ class FakeAcr:
         if tls:
             self._held = _hold_port_443()
             host, port = acr_world.API_IP, 443
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self), bind_and_activate=False)
-        self._server.allow_reuse_address = True
-        self._server.daemon_threads = True
-        self._server.server_bind()
-        self._server.server_activate()
-        if tls:
+        self._server = self._listen(host, port)
+        # the VPC endpoint (cr-vpc.<region>.aliyuncs.com) answers too; without it, connecting there is refused
+        self._vpc = self._listen(acr_world.VPC_API_IP, 443) if tls and vpc else None
+        self._vpc_thread: threading.Thread | None = None
+
+    def _listen(self, host: str, port: int) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer((host, port), _handler_for(self), bind_and_activate=False)
+        server.allow_reuse_address = True
+        server.daemon_threads = True
+        server.server_bind()
+        server.server_activate()
+        if self.tls:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(acr_world.CERT_FILE, acr_world.KEY_FILE)
-            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        return server
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -198,6 +206,9 @@ class FakeAcr:
             target=self._server.serve_forever, args=(0.05,), name="fake-acr", daemon=True
         )
         self._thread.start()
+        if self._vpc is not None:
+            self._vpc_thread = threading.Thread(target=self._vpc.serve_forever, args=(0.05,), daemon=True)
+            self._vpc_thread.start()
         return self
 
     def stop(self) -> None:
@@ -206,6 +217,11 @@ class FakeAcr:
             self._server.shutdown()
             self._thread.join(5)
         self._server.server_close()
+        if self._vpc is not None:
+            if self._vpc_thread is not None:
+                self._vpc.shutdown()
+                self._vpc_thread.join(5)
+            self._vpc.server_close()
         if self.front is not None:
             self.front.stop()
         if self._held is not None:
@@ -644,10 +660,10 @@ class _Handler(BaseHTTPRequestHandler):
         return "Unknown", None
 
     def _region(self) -> str:
-        """The region asked: cr.<region>.aliyuncs.com in the Host header, else the fake's own."""
+        """The region asked: cr[-vpc].<region>.aliyuncs.com in the Host header, else the fake's own."""
         host = (self.headers.get("Host") or "").split(":")[0].lower()
-        if host.startswith("cr.") and host.endswith(".aliyuncs.com"):
-            return host[3 : -len(".aliyuncs.com")]
+        if host.startswith(("cr.", "cr-vpc.")) and host.endswith(".aliyuncs.com"):
+            return host.split(".", 1)[1][: -len(".aliyuncs.com")]
         return self.fake.region
 
     def _existing(self, repo: str, scope: str | None = None) -> list[tuple[str, str]]:

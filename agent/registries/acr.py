@@ -28,6 +28,7 @@ from agent.registries.acr_public import (
     Routes,
     both_answers,
     falls_back,
+    keyless,
     registry_only,
     registry_source,
 )
@@ -37,6 +38,14 @@ from agent.registries.oci import OciRegistry
 
 T = TypeVar("T")
 SOURCES_FILE = "acr-sources.json"  # which source answered, per repository: `agent status` shows it
+
+
+def _endpoints(configured: str | None, region: str, vpc: bool) -> tuple[str, str | None]:
+    """The API endpoint for a region, and the other network's to fall back to once when it cannot be reached."""
+    if configured:  # [aliyun] endpoint: tests and proxies, no fallback
+        return configured, None
+    public, private = f"https://cr.{region}.aliyuncs.com", f"https://cr-vpc.{region}.aliyuncs.com"
+    return (private, public) if vpc else (public, private)
 
 
 def load_sources(state_dir: Path) -> dict[str, Any]:
@@ -64,7 +73,7 @@ class AcrRegistry:
         self._on_request = on_request
         self._options = dict(client_options or {})
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str, str | None], AliyunRegistry] = {}
+        self._clients: dict[tuple[Any, ...], AliyunRegistry] = {}  # (region, edition, instance[, "vpc"])
         self._instances = JsonCache(Path(state_dir) / "acr-instances.json")
         self._digests = JsonCache(Path(state_dir) / "acr-digests.json")
         self._sources = JsonCache(Path(state_dir) / SOURCES_FILE)
@@ -96,29 +105,33 @@ class AcrRegistry:
         if target.edition is Edition.ENTERPRISE and instance is None:
             instance = self._instances.load().get(target.host.lower())
             if not isinstance(instance, str):
-                instance = find_instance(self._client_for(target.region, Edition.PERSONAL, None), target)
+                discovery = self._client_for(target.region, Edition.PERSONAL, None, target.vpc)
+                instance = find_instance(discovery, target)
                 self._instances.put(target.host.lower(), instance)
-        client = self._client_for(target.region, target.edition, instance)
+        client = self._client_for(target.region, target.edition, instance, target.vpc)
         if target.form != "crpi":
             client.serve(target.host)
         return client
 
-    def _client_for(self, region: str, edition: Edition, instance: str | None) -> AliyunRegistry:
-        key = (region, edition, instance)
+    def _client_for(self, region: str, edition: Edition, instance: str | None, vpc: bool) -> AliyunRegistry:
+        network = self._settings.api_network
+        vpc = network == "vpc" or (network == "auto" and vpc)
+        key = (region, edition, instance) + (("vpc",) if vpc else ())
         with self._lock:
             if key not in self._clients:
                 a = self._settings
-                if not (a.access_key_id and a.access_key_secret):  # the credential chain plugs in here
+                if keyless(a):  # the credential chain plugs in here
                     raise RegistryError(
                         "no AccessKey: set [aliyun] access_key_id/_secret or ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET",
                         code=NO_CREDENTIALS,
                     )
+                endpoint, other = _endpoints(a.endpoint, region, vpc)
                 key_secret, token = (
                     s.reveal() if s else None for s in (a.access_key_secret, a.security_token)
                 )
                 self._clients[key] = AliyunRegistry(  # RegistryError CONFIG e.g. for a missing CA bundle
                     access_key_id=a.access_key_id or "", access_key_secret=key_secret or "",
-                    region=region, edition=edition, instance_id=instance, endpoint=a.endpoint,
+                    region=region, edition=edition, instance_id=instance, endpoint=endpoint, fallback_endpoint=other,
                     security_token=token, ca_file=a.ca_file, read_timeout=a.timeout,
                     retries=a.retries, on_request=self._on_request, **self._options,
                 )  # fmt: skip

@@ -40,6 +40,11 @@ class AcrHost:
     def api_host(self) -> str:
         return f"cr.{self.region}.aliyuncs.com"
 
+    @property
+    def vpc(self) -> bool:
+        """A VPC registry host (registry-vpc., -registry-vpc., crpi-…-vpc.): its API is cr-vpc.<region>."""
+        return "-vpc." in self.host.lower()
+
 
 def parse_host(
     host: str,

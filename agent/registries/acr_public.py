@@ -123,10 +123,15 @@ def registry_only(target: AcrHost) -> str | None:
     return None
 
 
-def describe_routes(state_dir: Path, keyless: bool) -> list[str]:
+def keyless(settings: Any) -> bool:
+    """No AccessKey in the config or the environment (config.AliyunSettings); the credential chain may add one."""
+    return not (settings.access_key_id and settings.access_key_secret)
+
+
+def describe_routes(state_dir: Path, settings: Any) -> list[str]:
     """Lines for `agent check`: which ACR images are followed through the registry, and why."""
     lines = []
-    if keyless:
+    if keyless(settings):
         lines.append(
             "  no AccessKey: images on ACR hosts are followed through the registry (public images, or "
             "the docker config's login); set one to use the ACR API"

@@ -34,7 +34,7 @@ from agent.model import RepoKey, normalize_digest
 from agent.registries import is_loopback
 from agent.registries.acr_hints import clock_offset
 from agent.registries.aliyun_errors import ErrorWords
-from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, tls_verify
+from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, _unreachable, tls_verify
 from agent.secret import register
 
 MAX_PAGES = 200  # 20 000 tags at 100 a page: beyond that something is wrong
@@ -56,6 +56,7 @@ class AliyunRegistry:
         edition: Edition = Edition.PERSONAL,
         instance_id: str | None = None,
         endpoint: str | None = None,
+        fallback_endpoint: str | None = None,
         security_token: str | None = None,
         ca_file: str | None = None,
         connect_timeout: float = 5,
@@ -80,6 +81,8 @@ class AliyunRegistry:
             raise RegistryError("the enterprise edition needs instance_id (cri-...)", code="CONFIG")
         self.region, self.edition, self.instance_id = region, edition, instance_id
         self._scheme, self._host = _split_endpoint(endpoint or f"https://cr.{region}.aliyuncs.com")
+        # the other network's endpoint (cr-vpc. or cr.): asked once when this one cannot be reached
+        self._other = _split_endpoint(fallback_endpoint) if fallback_endpoint else None
         verify = tls_verify(ca_file)
         self._token = security_token
         self._retries, self._backoff, self._backoff_max = max(0, retries), backoff, backoff_max
@@ -342,15 +345,8 @@ class AliyunRegistry:
                 if not err.temporary or attempt >= self._retries or time.monotonic() + delay > deadline:
                     raise
                 attempt += 1
-                logger.warning(
-                    "ACR {} for {} failed ({}); retry {}/{} in {:.2f}s",
-                    action,
-                    what,
-                    err,
-                    attempt,
-                    self._retries,
-                    delay,
-                )
+                logger.warning("ACR {} for {} failed ({}); retry {}/{} in {:.2f}s",
+                               action, what, err, attempt, self._retries, delay)  # fmt: skip
                 self._sleep(delay)
                 continue
             self._report(action, time.monotonic() - start, "ok")
@@ -369,6 +365,8 @@ class AliyunRegistry:
         try:
             raw = self._client.do_action_with_exception(req)
         except ClientException as e:
+            if self._other is not None and _unreachable(e):
+                return self._switch(action, what, make, self._errors.client(where, e))
             raise self._errors.client(where, e) from None
         except ServerException as e:
             raise self._errors.server(where, e) from None
@@ -385,6 +383,18 @@ class AliyunRegistry:
         refused = self._errors.body(where, body)
         if refused is not None:
             raise refused
+        return body
+
+    def _switch(
+        self, action: str, what: str, make: Callable[[], AcsRequest], err: RegistryError
+    ) -> dict[str, Any]:
+        """This endpoint cannot be reached: ask the other network's, once; it stays in use if it answers."""
+        assert self._other is not None
+        old, (self._scheme, self._host), self._other = self._host, self._other, None
+        self._errors.host = self._host
+        body = self._once(action, what, make)
+        logger.warning("ACR API {} could not be reached ({}); {} answered and is used from now on", old, err,
+                       self._host)  # fmt: skip
         return body
 
     def _report(self, action: str, seconds: float, outcome: str) -> None:

@@ -186,3 +186,18 @@ def _online(w: AcrWorld, cfg: Path, **env_extra: str) -> tuple[int, dict[str, ob
         return done.returncode, json.loads(done.stdout)
     except ValueError as e:
         raise AssertionError(done.stdout + done.stderr) from e
+
+
+def test_the_region_less_alias_is_followed_through_the_registry(world: AcrWorld) -> None:
+    """registry.aliyuncs.com (kubeadm's mirror) names no region: no API is asked, the registry answers."""
+    world.push_image("one", repo="pub")
+    world.run_from("web", world.host_ref(repo="pub", host=acr_world.ALIAS))
+    new = world.push_image("two", repo="pub")
+    cfg = world.user_config(
+        [{"container": "web", "image": world.host_ref(repo="pub", host=acr_world.ALIAS + ".")}]
+    )
+    code, report, err = world.once(cfg)
+    assert code == 0 and by_container(report)[world.prefix + "web"]["status"] == "updated", err
+    assert new in world.running_digests("web") and world.fake.stats()["total"] == 0
+    status = world.agent("status", "-c", str(cfg))
+    assert "registry HEAD (no region in the host)" in status.stdout, status.stdout + status.stderr
