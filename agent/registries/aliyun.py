@@ -162,18 +162,10 @@ class AliyunRegistry:
                 return self._pull[0], self._pull[1]
         deadline = time.monotonic() + self._total_timeout
         if self.edition is Edition.PERSONAL:
-            body = self._call(
-                "GetAuthorizationToken",
-                "pull credentials",
-                PersonalToken.GetAuthorizationTokenRequest,
-                deadline,
-            )
-            data = _field(body, "data")
-            user, password, expiry_ms = (
-                _field(data, "tempUserName"),
-                _field(data, "authorizationToken"),
-                _field(data, "expireDate"),
-            )
+            request = PersonalToken.GetAuthorizationTokenRequest
+            data = _field(self._call("GetAuthorizationToken", "pull credentials", request, deadline), "data")
+            user, password = _field(data, "tempUserName"), _field(data, "authorizationToken")
+            expiry_ms = _field(data, "expireDate")
         else:
 
             def make() -> AcsRequest:
@@ -352,9 +344,12 @@ class AliyunRegistry:
             self._report(action, time.monotonic() - start, "ok")
             return body
 
-    def _once(self, action: str, what: str, make: Callable[[], AcsRequest]) -> dict[str, Any]:
+    def _once(
+        self, action: str, what: str, make: Callable[[], AcsRequest], fallback: bool = True
+    ) -> dict[str, Any]:
         req = make()
-        req.set_endpoint(self._host)
+        used = self._host
+        req.set_endpoint(used)
         req.set_protocol_type(_PROTOCOLS[self._scheme])
         if self._token:  # what the SDK's StsTokenSigner would do, without its env-var surprise
             if req.get_style() == "RPC":
@@ -365,8 +360,8 @@ class AliyunRegistry:
         try:
             raw = self._client.do_action_with_exception(req)
         except ClientException as e:
-            if self._other is not None and _unreachable(e):
-                return self._switch(action, what, make, self._errors.client(where, e))
+            if fallback and self._other is not None and _unreachable(e):
+                return self._switch(action, what, make, used, self._errors.client(where, e))
             raise self._errors.client(where, e) from None
         except ServerException as e:
             raise self._errors.server(where, e) from None
@@ -386,15 +381,23 @@ class AliyunRegistry:
         return body
 
     def _switch(
-        self, action: str, what: str, make: Callable[[], AcsRequest], err: RegistryError
+        self, action: str, what: str, make: Callable[[], AcsRequest], used: str, err: RegistryError
     ) -> dict[str, Any]:
-        """This endpoint cannot be reached: ask the other network's, once; it stays in use if it answers."""
-        assert self._other is not None
-        old, (self._scheme, self._host), self._other = self._host, self._other, None
-        self._errors.host = self._host
-        body = self._once(action, what, make)
-        logger.warning("ACR API {} could not be reached ({}); {} answered and is used from now on", old, err,
-                       self._host)  # fmt: skip
+        """`used` cannot be reached: ask the other network's endpoint once; it stays in use if it answers."""
+        with self._lock:
+            if self._host == used and self._other is not None:  # not switched by a concurrent call already
+                (self._scheme, self._host), self._other = self._other, (self._scheme, self._host)
+                self._errors.host = self._host
+        try:
+            body = self._once(action, what, make, fallback=False)
+        except RegistryError:
+            with self._lock:  # neither answers: the next call starts from the first one again
+                if self._host != used and self._other is not None and self._other[1] == used:
+                    (self._scheme, self._host), self._other = self._other, (self._scheme, self._host)
+                    self._errors.host = self._host
+            raise
+        logger.warning("ACR API {} could not be reached ({}); {} answered and is used from now on",
+                       used, err, self._host)  # fmt: skip
         return body
 
     def _report(self, action: str, seconds: float, outcome: str) -> None:
