@@ -110,6 +110,8 @@ def test_the_remembered_choice_is_asked_again_after_a_day(world: AcrWorld) -> No
     again = registry(world)
     assert again.latest(repo, ["latest"]) == {"latest": digest}
     assert world.fake.stats()["actions"] == {"ListInstance": 2}
+    assert [t for t, _ in again.tags(repo)] == ["latest"]  # tag patterns: the registry's tag list
+    assert world.fake.stats()["actions"] == {"ListInstance": 2}  # asked a moment ago: remembered
     again.close()
 
 
