@@ -59,6 +59,7 @@ def _aliyun(cfg: Config, metrics: Metrics | None) -> Registry:
     return AcrRegistry(
         cfg.aliyun, state_dir=cfg.agent.state_dir,
         instance_ids={w.image.host: w.instance_id for w in cfg.watches if w.instance_id},
+        regions={w.image.host: w.region for w in cfg.watches if w.region},
         host_auth=lambda host: configured(host) or docker_config_auth(host),
         on_request=metrics.record_api if metrics is not None else None,
     )  # fmt: skip

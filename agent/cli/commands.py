@@ -98,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             print(describe(cfg))
             print(f"  schedule of `agent run`: {schedule.describe(cfg.agent.schedule)}")
+            _check_routes(cfg)
             _check_labels(cfg)
             print("config OK")
             return EXIT_OK
@@ -224,6 +225,16 @@ def _check_labels(cfg: Config) -> None:
         print(redact(f"  {line(w)}"))
     for r in (*found.failed, *found.skipped):
         print(redact(f"  {r.container}: {r.status.value}: {r.error}"))
+
+
+def _check_routes(cfg: Config) -> None:
+    """ACR images followed through the registry: without an AccessKey, or remembered as not in the account."""
+    from agent.choices import Source
+    from agent.registries.acr_public import describe_routes
+
+    if any(w.source is Source.ALIYUN for w in cfg.watches):
+        for line in describe_routes(cfg.agent.state_dir, cfg.aliyun):
+            print(redact(line))
 
 
 def _notify_test(cfg: Config) -> int:

@@ -87,7 +87,8 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     pull_timeout, pull_stall = _pull_limits(p, raw.get("agent"))
     agent = replace(agent, pull_timeout=pull_timeout, pull_stall=pull_stall)
     watches = watches_of(p, raw.get("watch", []), agent.mode, agent.discover is not None)
-    needs_aliyun = any(w.source is Source.ALIYUN for w in watches) or bool(raw.get("build_watch"))
+    # a key is needed for build notices; ACR watches without one are followed through the registry
+    needs_aliyun = bool(raw.get("build_watch"))
     aliyun = _aliyun(p, table_of(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
     _acr_hosts(p, watches, aliyun)
     auth = _registry_auth(p, table_of(p, "registry_auth", raw.get("registry_auth", {})), env)
@@ -170,6 +171,7 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
         "timeout",
         "retries",
         "ca_file",
+        "api_network",
     }
     unknown(p, "aliyun", t, known)
     region = typed(p, "aliyun", t, "region", str, None)
@@ -197,6 +199,9 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
     retries = typed(p, "aliyun", t, "retries", int, AliyunSettings.retries)
     if not 0 <= retries <= 10:
         p.add("aliyun.retries", "must be between 0 and 10")
+    network = typed(p, "aliyun", t, "api_network", str, AliyunSettings.api_network)
+    if network not in ("auto", "public", "vpc"):
+        p.add("aliyun.api_network", f"must be 'auto', 'public' or 'vpc', got {network!r}")
     return AliyunSettings(
         region,
         edition,
@@ -208,6 +213,7 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
         timeout,
         retries,
         ca_file,
+        network,
     )
 
 
@@ -220,7 +226,7 @@ def _acr_hosts(p: Problems, watches: tuple[Watch, ...], aliyun: AliyunSettings) 
         try:
             parse_host(
                 w.image.host,
-                region=aliyun.region,
+                region=w.region or aliyun.region,
                 instance_id=w.instance_id,
                 edition=aliyun.edition,
                 default_instance_id=aliyun.instance_id,
