@@ -296,7 +296,9 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
             raise ConfigError([f"{container}: no earlier deployment in the history; give --to sha256:..."])
         target = previous[0]
     with RunLock(cfg.agent.state_dir / "agent.lock"):
-        ctx = app.build_context(cfg)
+        from agent.cli.update import one_entry  # mode "update" for this entry: a rollback in notify mode too
+
+        ctx = app.build_context(one_entry(cfg, watch))
         ctx.state.pin(container, target)
         logger.info(
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
