@@ -12,6 +12,11 @@ if ! command -v docker >/dev/null || ! command -v dockerd >/dev/null; then
   echo "demo: that is the one system-wide change this demo makes (remove it with: apt-get purge docker.io)."
   if [ "$(id -u)" != 0 ]; then echo "demo: run as root to install Docker, or install it yourself" >&2; exit 1; fi
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io
+  if ! docker info >/dev/null 2>&1; then
+    echo "demo: starting the Docker just installed (systemctl start docker, else dockerd in the background)"
+    systemctl start docker 2>/dev/null || (setsid nohup dockerd >/var/log/dockerd.log 2>&1 &)
+    for _ in $(seq 300); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
 fi
 if ! docker info >/dev/null 2>&1; then
   echo "demo: Docker does not answer: start it (systemctl start docker), or run the demo as root" >&2
