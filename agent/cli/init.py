@@ -57,14 +57,6 @@ def _is_acr(ref: ImageRef) -> bool:
     return True
 
 
-def _normalize(image: str) -> str:
-    """Docker Hub's short names get their host: `nginx` → `docker.io/library/nginx:latest`."""
-    first = image.split("/", 1)[0]
-    if "/" in image and ("." in first or ":" in first or first == "localhost"):
-        return image
-    return f"docker.io/{image if '/' in image else 'library/' + image}"
-
-
 def running(probe: Probe) -> tuple[list[Found], list[str]]:
     """(the running containers with a followable image, why others were left out)."""
     found, skipped = [], []
@@ -72,7 +64,7 @@ def running(probe: Probe) -> tuple[list[Found], list[str]]:
         if name.endswith((OLD_SUFFIX, NEW_SUFFIX, HELPER_SUFFIX)):
             continue
         try:
-            ref = ImageRef.parse(_normalize(text))
+            ref = ImageRef.parse(text)  # Docker Hub's short names are left out: no host
         except ValueError as e:
             skipped.append(f"{name}: {text}: {e}")
             continue
