@@ -11,7 +11,7 @@ from typing import Any
 
 from loguru import logger
 
-from agent import __version__, app, logs, schedule
+from agent import app, logs, schedule
 from agent.cli.selfupdate import helper_pass
 from agent.config import Config, Watch, describe, find_config, load, secretfiles
 from agent.config.labels import describe as line
@@ -26,63 +26,15 @@ from agent.secret import redact
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-c",
-        "--config",
-        metavar="PATH",
-        help="config file (default ./agent.toml, then /etc/cr-agent/agent.toml)",
-    )
-    common.add_argument("--log-level", default="INFO", type=str.upper,
-                        choices=["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"])  # fmt: skip
-    common.add_argument("--log-json", action="store_true", help="one JSON object per log line")
-    p = argparse.ArgumentParser(
-        prog="agent", description="Keep Docker containers on the latest ACR image, safely."
-    )
-    p.add_argument("--version", action="version", version=f"cr-agent {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    once = sub.add_parser("once", parents=[common], help="one reconcile pass (for cron)")
-    once.add_argument("--dry-run", action="store_true", help="change nothing; report what would be done")
-    once.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    once.add_argument(
-        "--table", action="store_true", help="print the result table even when stdout is no TTY"
-    )
-    once.add_argument("--metrics-file", metavar="PATH", type=Path,
-                      help="write metrics for node_exporter's textfile collector (atomically) after the pass")  # fmt: skip
-    sub.add_parser("run", parents=[common], help="the daemon: reconcile on a schedule (and on webhooks)")
-    check = sub.add_parser("check", parents=[common], help="validate the config and list every problem")
-    check.add_argument(
-        "--online", action="store_true", help="also ask ACR, the registries and docker (docs/acr.md)"
-    )
-    check.add_argument("--json", action="store_true", help="with --online: the checks as JSON")
-    sub.add_parser("notify-test", parents=[common], help="send a test message to each [notify] URL")
-    status = sub.add_parser(
-        "status", parents=[common], help="running and latest digests, quarantine, history"
-    )
-    status.add_argument("--json", action="store_true")
-    rb = sub.add_parser(
-        "rollback", parents=[common], help="redeploy the previous (or a given) digest and pin it"
-    )
-    rb.add_argument("container")
-    rb.add_argument(
-        "--to", metavar="DIGEST", help="sha256:... to go back to (default: the one before the current)"
-    )
-    rb.add_argument("--json", action="store_true")
-    rb.add_argument("--table", action="store_true", help="print the result table even when stdout is no TTY")
-    for name, text in (
-        ("unpin", "follow the tag again after a rollback"),
-        ("retry", "lift the quarantine of bad digests"),
-    ):
-        sub.add_parser(name, parents=[common], help=text).add_argument("container")
-    # run by the helper container that replaces the agent's own container (self_update); not for users
-    sub.add_parser("self-update", parents=[common], help=argparse.SUPPRESS).add_argument("container")
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from agent.cli.parser import build
+
+    args = build().parse_args(argv)
     logs.setup(args.log_level, args.log_json)
+    if args.command == "init":  # before any config exists
+        from agent.cli.init import run_init
+
+        return run_init(all_images=args.all, write=args.write, force=args.force)
     try:
         path = find_config(args.config)
         cfg = load(path)
@@ -96,12 +48,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_online(cfg, as_json=args.json)
         if args.command == "check":
+            from agent.cli.check import check_engine  # the docker SDK: not for `check --config-only`
+
             print(describe(cfg))
             print(f"  schedule of `agent run`: {schedule.describe(cfg.agent.schedule)}")
             _check_routes(cfg)
             _check_labels(cfg)
             print("config OK")
-            return EXIT_OK
+            return EXIT_OK if args.config_only or check_engine(cfg) else EXIT_FAILED
+        if args.command == "update":
+            from agent.cli.update import update_one
+
+            watch = _require_watched(cfg, args.container)
+            report = update_one(cfg, watch, force=args.force, dry_run=args.dry_run)
+            _print_report(report, _output(args))
+            return EXIT_OK if report.ok else EXIT_FAILED
         if args.command == "once":
             return _once(cfg, dry_run=args.dry_run, output=_output(args), metrics_file=args.metrics_file)
         if args.command == "run":
@@ -343,7 +304,9 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
             raise ConfigError([f"{container}: no earlier deployment in the history; give --to sha256:..."])
         target = previous[0]
     with RunLock(cfg.agent.state_dir / "agent.lock"):
-        ctx = app.build_context(cfg)
+        from agent.cli.update import one_entry  # mode "update" for this entry: a rollback in notify mode too
+
+        ctx = app.build_context(one_entry(cfg, watch))
         ctx.state.pin(container, target)
         logger.info(
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
