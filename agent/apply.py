@@ -16,6 +16,7 @@ from agent.errors import AgentError
 from agent.model import Result, Status
 from agent.plan import Action, Step
 from agent.pulls import credentials, pull_all
+from agent.signatures import gate as signatures
 
 # plan's verdicts that need no pull: (status, log event, level, message)
 _DECIDED = {
@@ -51,11 +52,18 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
         else:
             assert s.container is not None and s.to_digest is not None
             auth = credentials(ctx.config, ctx.registries, s.watch)
+            why = signatures.check(ctx.config, ctx.state, ctx.signature_reader, s.watch, s.to_digest, auth)
+            if why is not None:  # not deployed, not quarantined: the next pass looks again
+                results[name] = signatures.refused(s.watch, s.current, s.to_digest, why)
+                logs.decision("WARNING", "plan.skipped", "{}: not deployed: {}", name, why[1],
+                              status=results[name].status.value, **at)  # fmt: skip
+                continue
             updates.append(Job(s.watch, s.container, s.to_digest, s.current, auth, follows_tag=not s.pinned))
     for job, pulled in pull_all(
         updates, lambda j: ctx.target(j.watch).prepare(j), ctx.config.agent.parallel_pulls
     ):
-        results[job.watch.container] = _update(ctx, job, pulled)
+        r = _update(ctx, job, pulled)
+        results[job.watch.container] = signatures.signed(r) if ctx.config.trusted_keys(job.watch) else r
     out = []
     for s in steps:  # a pinned entry also reports what the tag itself points to
         r = results[s.watch.container]

@@ -78,6 +78,7 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
 def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     p = Problems()
     known = {"agent", "aliyun", "watch", "registry_auth", "webhook", "notify", "metrics", "build_watch"}
+    known.add("signatures")
     unknown(p, "", raw, known)
     agent = _agent(p, table_of(p, "agent", raw.get("agent", {})))
     pull_timeout, pull_stall = _pull_limits(p, raw.get("agent"))
@@ -93,9 +94,12 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     from agent.config.builds import build_repos
 
     builds = build_repos(p, raw.get("build_watch", []), watches, notify is not None)
+    from agent.config.signatures import signatures_section
+
+    signatures = signatures_section(p, raw.get("signatures"))
     if p.items:
         raise ConfigError(p.items)
-    return Config(agent, aliyun, watches, auth, webhook, None, notify, metrics, builds)
+    return Config(agent, aliyun, watches, auth, webhook, None, notify, metrics, builds, signatures)
 
 
 def _agent(p: Problems, t: dict[str, Any]) -> AgentSettings:

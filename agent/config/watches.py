@@ -18,6 +18,7 @@ from agent.config.fields import (
     unknown,
 )  # fmt: skip
 from agent.config.schema import HealthSpec, Watch
+from agent.config.signatures import signature_keys
 from agent.model import ImageRef
 from agent.patterns import TagPattern
 from agent.patterns import parse as parse_pattern
@@ -52,7 +53,7 @@ _WATCH_KEYS = {
     "container", "image", "source", "strategy", "health", "min_uptime", "health_timeout",
     "start_stopped", "pre_update", "post_update", "hook_timeout", "mode", "instance_id", "optional", "tag", "tag_regex", "sort",
     "watch_builds",
-    "service", "docker_host", "docker_tls_dir",
+    "service", "docker_host", "docker_tls_dir", "signatures", "public_keys", "signature_identity",
 }  # fmt: skip
 
 
@@ -111,13 +112,14 @@ def _watch(p: Problems, path: str, t: dict[str, Any], default_mode: str = Watch.
     optional = typed(p, path, t, "optional", bool, Watch.optional)
     image, pattern = _tag(p, path, t, image)
     builds = typed(p, path, t, "watch_builds", bool, Watch.watch_builds)
+    signed, keys, identity = signature_keys(p, path, t)
     if not ok or image is None or container is None:
         return None
     return Watch(
         container, image, source, strategy, health, min_uptime, health_timeout,
         start_stopped, pre, post, hook_timeout, mode, instance_id, optional, pattern, "config", frozenset(t),
         builds,
-        service, docker_host, tls_dir,
+        service, docker_host, tls_dir, signed, keys, identity,
     )  # fmt: skip
 
 

@@ -1,0 +1,70 @@
+"""Before a digest is deployed: does a trusted key sign it? Per watch entry, with verified digests
+remembered in state so a retry does not fetch again. Every deploy path asks here (a pass, rollback,
+update, Swarm services, the webhook's passes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from agent.config import Config, Watch
+from agent.errors import AgentError
+from agent.model import Result, Status
+from agent.state import State
+
+if TYPE_CHECKING:
+    from agent.signatures.fetch import Reader
+
+UNSIGNED, UNTRUSTED = "unsigned", "signature not trusted"
+ReaderFor = Callable[[Watch, "tuple[str, str] | None"], "Reader"]
+
+
+def check(
+    config: Config, state: State, reader_for: ReaderFor | None, w: Watch, digest: str,
+    auth: tuple[str, str] | None,
+) -> tuple[str, str] | None:  # fmt: skip
+    """None when `digest` may be deployed for `w` (no keys configured, or a trusted signature);
+    else (signature, why): "unsigned" / "untrusted" / "unchecked" and a reason naming what was found."""
+    paths = config.trusted_keys(w)
+    if not paths:
+        return None
+    from agent.signatures.cosign import verify
+    from agent.signatures.fetch import read_signatures
+    from agent.signatures.keys import KeyProblem, load_keys
+
+    try:
+        keys = load_keys(paths)
+    except KeyProblem as e:
+        return "untrusted", f"{UNTRUSTED}: no usable key ({e})"
+    repo, identity = str(w.image.repo), w.signature_identity
+    if state.signature_verified(repo, digest, {k.fingerprint for k in keys}, identity):
+        return None
+    if reader_for is None:
+        return "unchecked", "signature not checked: no registry reader"
+    try:
+        found = read_signatures(reader_for(w, auth), w.image.repo, digest)
+    except AgentError as e:
+        return "unchecked", f"signature not checked: {e}"
+    verdict = verify(found, keys, digest, None if identity == "any" else w.image.repo.path)
+    if verdict.ok:
+        assert verdict.key is not None
+        state.remember_signature(repo, digest, verdict.key, identity)
+        logger.info("{}: {} {}", w.container, digest, verdict.detail)
+        return None
+    word = UNSIGNED if verdict.kind == "unsigned" else UNTRUSTED
+    return verdict.kind, f"{word}: {verdict.detail}"
+
+
+def refused(w: Watch, current: str | None, digest: str, why: tuple[str, str]) -> Result:
+    """The result of an entry whose new digest is not deployed: skipped (not quarantined; the next pass
+    looks again), or failed when the signature could not be read at all."""
+    kind, reason = why
+    status = Status.FAILED if kind == "unchecked" else Status.SKIPPED
+    return Result(w.container, str(w.image), status, current, digest, reason, signature=kind)
+
+
+def signed(r: Result) -> Result:
+    return replace(r, signature="verified")
