@@ -52,7 +52,11 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
         else:
             assert s.container is not None and s.to_digest is not None
             auth = credentials(ctx.config, ctx.registries, s.watch)
-            why = signatures.check(ctx.config, ctx.state, ctx.signature_reader, s.watch, s.to_digest, auth)
+            why = (
+                None
+                if name in ctx.unsigned_ok
+                else signatures.check(ctx.config, ctx.state, ctx.signature_reader, s.watch, s.to_digest, auth)
+            )
             if why is not None:  # not deployed, not quarantined: the next pass looks again
                 results[name] = signatures.refused(s.watch, s.current, s.to_digest, why)
                 logs.decision("WARNING", "plan.skipped", "{}: not deployed: {}", name, why[1],

@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     rb.add_argument(
         "--to", metavar="DIGEST", help="sha256:... to go back to (default: the one before the current)"
     )
+    rb.add_argument("--force", action="store_true",
+                    help="deploy the digest even without a trusted signature ([signatures], docs/signatures.md)")  # fmt: skip
     rb.add_argument("--json", action="store_true")
     rb.add_argument("--table", action="store_true", help="print the result table even when stdout is no TTY")
     for name, text in (
@@ -113,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return _status(cfg, as_json=args.json)
         if args.command == "rollback":
-            return _rollback(cfg, args.container, args.to, output=_output(args))
+            return _rollback(cfg, args.container, args.to, output=_output(args), force=args.force)
         return _unpin_or_retry(cfg, args.command, args.container)
     except LockBusy as e:
         logger.error("{}", e)
@@ -318,7 +320,7 @@ def _when(ts: float | None) -> str:
     return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> int:
+def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force: bool = False) -> int:
     from agent.reconcile import reconcile
 
     watch = _require_watched(cfg, container)
@@ -337,6 +339,12 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
         target = previous[0]
     with RunLock(cfg.agent.state_dir / "agent.lock"):
         ctx = app.build_context(cfg)
+        if force:
+            ctx.unsigned_ok = frozenset({container})
+        else:
+            from agent.signatures.gate import require
+
+            require(ctx, watch, target, "--force")  # refused before anything is pinned
         ctx.state.pin(container, target)
         logger.info(
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container

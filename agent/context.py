@@ -28,6 +28,7 @@ class Context:
     # by (kind, docker_host); containers on the default engine fall back to runtime + deployer
     targets: dict[tuple[str, str | None], Target] = field(default_factory=dict)
     signature_reader: ReaderFor | None = None  # reads cosign signatures with an entry's pull credentials
+    unsigned_ok: frozenset[str] = frozenset()  # entries deployed without a signature check (`--force`)
 
     def __post_init__(self) -> None:
         self.targets.setdefault(("container", None), ContainerTarget(self.runtime, self.deployer))

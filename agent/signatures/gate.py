@@ -16,6 +16,7 @@ from agent.model import Result, Status
 from agent.state import State
 
 if TYPE_CHECKING:
+    from agent.context import Context
     from agent.signatures.fetch import Reader
 
 UNSIGNED, UNTRUSTED = "unsigned", "signature not trusted"
@@ -68,3 +69,20 @@ def refused(w: Watch, current: str | None, digest: str, why: tuple[str, str]) ->
 
 def signed(r: Result) -> Result:
     return replace(r, signature="verified")
+
+
+class SignatureRefused(AgentError):
+    """A digest asked for by name (`rollback --to`) that no trusted key signed."""
+
+
+def require(ctx: Context, w: Watch, digest: str, force_flag: str) -> None:
+    """Raise SignatureRefused unless `digest` may be deployed for `w`."""
+    from agent.pulls import credentials
+
+    why = check(
+        ctx.config, ctx.state, ctx.signature_reader, w, digest, credentials(ctx.config, ctx.registries, w)
+    )
+    if why is not None:
+        raise SignatureRefused(
+            f"{w.container}: {digest} is not deployed: {why[1]} (give {force_flag} to deploy it anyway)"
+        )
