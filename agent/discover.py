@@ -20,7 +20,17 @@ PREFIX = "cr-agent"
 ENABLE = f"{PREFIX}.enable"
 IMAGE = f"{PREFIX}.image"  # written by the agent on a replacement (runtimes/docker.py), or by the user
 # label → [[watch]] key; a nested key is a dotted path ("health.http")
-SETTINGS = ("strategy", "health.http", "health.tcp", "min_uptime", "mode", "tag", "source")
+SETTINGS = (
+    "strategy",
+    "health.http",
+    "health.tcp",
+    "min_uptime",
+    "mode",
+    "tag",
+    "source",
+    "signatures",
+    "signature_identity",
+)
 _TEMPORARY = ("--cr-agent-old", "--cr-agent-new")  # the agent's own names during a replacement
 SWARM_TASK = "com.docker.swarm.service.id"  # on a service's task containers: Swarm replaces those, not us
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")

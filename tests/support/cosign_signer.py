@@ -104,3 +104,34 @@ def push_signature(repo: str, digest: str, payload: bytes, signature: str) -> st
 
 def blob_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class MemoryStore:
+    """Signatures kept in memory and read like a registry (the `Reader` port), counting each fetch."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}  # "repo/manifests/tag" or "repo/blobs/digest" -> bytes
+        self.fetches: list[str] = []
+
+    def add(
+        self,
+        signer: Signer,
+        repo: str,
+        digest: str,
+        *,
+        signed_digest: str | None = None,
+        host: str = env.REGISTRY,
+    ) -> None:
+        payload = signer.payload(f"{host}/{repo}", signed_digest or digest)
+        tag = sig_tag(digest)
+        old = self.objects.get(f"{repo}/manifests/{tag}")
+        layers = list(json.loads(old)["layers"]) if old else []
+        self.objects[f"{repo}/blobs/{blob_digest(payload)}"] = payload
+        layers.append({"mediaType": MEDIA_TYPE, "size": len(payload), "digest": blob_digest(payload),
+                       "annotations": {ANNOTATION: signer.sign(payload)}})  # fmt: skip
+        self.objects[f"{repo}/manifests/{tag}"] = json.dumps({"schemaVersion": 2, "layers": layers}).encode()
+
+    def fetch(self, repo: Any, path: str, accept: str, what: str, limit: int = 1 << 20) -> bytes | None:
+        key = f"{repo.path}/{path}"
+        self.fetches.append(key)
+        return self.objects.get(key)
