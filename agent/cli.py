@@ -255,6 +255,7 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     from agent.discover import origins
     from agent.model import digest_for_repo
     from agent.registries.acr import load_sources
+    from agent.signatures.gate import signature_status
 
     state, runtime = app.state(cfg), app.runtime(cfg)
     sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
@@ -279,6 +280,7 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
             "history": [h.as_json() for h in hist], "source": sources.get(str(w.image.repo)),
             "origin": w.origin, "settings": origins(w), "tag_pattern": str(w.pattern) if w.pattern else None,
+            "signature": signature_status(cfg, state, w, running[0] if running else None),
         })  # fmt: skip
     if as_json:
         print(redact(json.dumps({"containers": out}, indent=2)))
@@ -295,11 +297,14 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             )
         )
         print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
-        print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
+        sig = c["signature"] or {}
+        print(f"  running   {c['running_digest'] or '-'}{_signed(sig.get('running'))}"
+              f"{'' if c['running'] else '  [not running]'}")  # fmt: skip
         for key in ("problem", "in_flight"):
             if c[key]:
                 print(redact(f"  {key.replace('_', ' '):<9} {c[key]}"))
-        print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
+        print(f"  latest    {check.get('latest_digest') or '-'}{_signed(sig.get('latest'))}"
+              f"  (last check: {_when(check.get('time'))})")  # fmt: skip
         if c["source"]:
             print(f"  source    {c['source']}")
         if c["pinned"]:
@@ -310,6 +315,10 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             print(redact(f"  {_when(h['started'])}  {h['outcome']:<12} {short_digest(h['from_digest'])} → "
                               f"{short_digest(h['to_digest'])}  {h['duration']:.1f}s{'  ' + h['error'] if h['error'] else ''}"))  # fmt: skip
     return EXIT_OK
+
+
+def _signed(word: str | None) -> str:
+    return {"signed": "  signed ✔", "unsigned": "  unsigned"}.get(word or "", "")
 
 
 def _when(ts: float | None) -> str:

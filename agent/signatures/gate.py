@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -32,8 +32,6 @@ def check(
     paths = config.trusted_keys(w)
     if not paths:
         return None
-    from agent.signatures.cosign import verify
-    from agent.signatures.fetch import read_signatures
     from agent.signatures.keys import KeyProblem, load_keys
 
     try:
@@ -45,18 +43,54 @@ def check(
         return None
     if reader_for is None:
         return "unchecked", "signature not checked: no registry reader"
-    try:
-        found = read_signatures(reader_for(w, auth), w.image.repo, digest)
-    except AgentError as e:
-        return "unchecked", f"signature not checked: {e}"
-    verdict = verify(found, keys, digest, None if identity == "any" else w.image.repo.path)
-    if verdict.ok:
-        assert verdict.key is not None
-        state.remember_signature(repo, digest, verdict.key, identity)
-        logger.info("{}: {} {}", w.container, digest, verdict.detail)
+    kind, detail, key = verify_now(keys, reader_for(w, auth), w, digest)
+    if key is not None:
+        state.remember_signature(repo, digest, key, identity)
+        logger.info("{}: {} {}", w.container, digest, detail)
         return None
-    word = UNSIGNED if verdict.kind == "unsigned" else UNTRUSTED
-    return verdict.kind, f"{word}: {verdict.detail}"
+    return kind, detail
+
+
+def verify_now(keys: list[Any], reader: Reader, w: Watch, digest: str) -> tuple[str, str, str | None]:
+    """(kind, reason, fingerprint of the verifying key or None), asking the registry now."""
+    from agent.signatures.cosign import verify
+    from agent.signatures.fetch import read_signatures
+
+    try:
+        found = read_signatures(reader, w.image.repo, digest)
+    except AgentError as e:
+        return "unchecked", f"signature not checked: {e}", None
+    verdict = verify(found, keys, digest, None if w.signature_identity == "any" else w.image.repo.path)
+    if verdict.ok:
+        return "verified", verdict.detail, verdict.key
+    return verdict.kind, f"{UNSIGNED if verdict.kind == 'unsigned' else UNTRUSTED}: {verdict.detail}", None
+
+
+def signature_status(config: Config, state: State, w: Watch, running: str | None) -> dict[str, Any] | None:
+    """`agent status`: whether the running and the latest digest carry a verified trusted signature."""
+    if not config.trusted_keys(w):
+        return None
+    latest = (state.last_check(w.container) or {}).get("latest_digest")
+    return {
+        "running": known_signed(config, state, w, running),
+        "latest": known_signed(config, state, w, latest),
+    }
+
+
+def known_signed(config: Config, state: State, w: Watch, digest: str | None) -> str | None:
+    """For `agent status`, from state alone: "signed" when a trusted key's signature of `digest` was
+    verified, else "unsigned"; None when the entry needs no signature."""
+    paths = config.trusted_keys(w)
+    if not paths or digest is None:
+        return None
+    from agent.signatures.keys import KeyProblem, load_keys
+
+    try:
+        prints = {k.fingerprint for k in load_keys(paths)}
+    except KeyProblem:
+        return "unsigned"
+    found = state.signature_verified(str(w.image.repo), digest, prints, w.signature_identity)
+    return "signed" if found else "unsigned"
 
 
 def refused(w: Watch, current: str | None, digest: str, why: tuple[str, str]) -> Result:
