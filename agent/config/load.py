@@ -332,4 +332,7 @@ def describe(cfg: Config) -> str:
     lines += [f"  {line(w)}" for w in cfg.watches]
     if cfg.agent.discover:
         lines.append(f"  discover = {cfg.agent.discover!r}: containers opt in with labels (cr-agent.enable)")
+    from agent.config.signatures import describe as signatures
+
+    lines += signatures(cfg)
     return redact("\n".join(lines))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config.fields import Problems, table_of, typed, unknown
-from agent.config.schema import SignatureSettings, Watch
+from agent.config.schema import Config, SignatureSettings, Watch
 
 IDENTITIES = ("repository", "any")
 
@@ -58,3 +58,22 @@ def signature_keys(p: Problems, path: str, t: dict[str, Any]) -> tuple[bool, tup
     if keys is not None and not signed:
         p.add(f"{path}.public_keys", "given with signatures = false: remove one of them")
     return signed, keys, identity
+
+
+def describe(cfg: Config) -> list[str]:
+    """`agent check`: the keys each loaded, and which entries deploy without a signature."""
+    paths = sorted({k for w in cfg.watches for k in cfg.trusted_keys(w)} | set(cfg.signatures.public_keys))
+    if not paths:
+        return []
+    from agent.signatures.keys import load_key
+
+    out = [
+        f"  signature key {p}: {k.kind} sha256:{k.fingerprint[:16]}"
+        for p, k in ((p, load_key(p)) for p in paths)
+    ]
+    unsigned = [w.container for w in cfg.watches if not cfg.trusted_keys(w)]
+    out.append(
+        "  signatures: a new digest is deployed only when one of these keys signed it (docs/signatures.md)"
+        + (f"; without a signature: {', '.join(unsigned)}" if unsigned else "")
+    )
+    return out

@@ -26,6 +26,16 @@ class TrustedKey:
     fingerprint: str  # sha256 of the DER SubjectPublicKeyInfo, hex
     key: Any  # a cryptography public key of a supported type
 
+    @property
+    def kind(self) -> str:
+        if isinstance(self.key, ec.EllipticCurvePublicKey):
+            return {"secp256r1": "ECDSA P-256", "secp384r1": "ECDSA P-384"}.get(
+                self.key.curve.name, "ECDSA P-521"
+            )
+        if isinstance(self.key, rsa.RSAPublicKey):
+            return f"RSA {self.key.key_size}"
+        return "Ed25519"
+
 
 def load_key(path: str | Path) -> TrustedKey:
     """Read one PEM public key; raises KeyProblem naming the file and the problem."""

@@ -95,3 +95,27 @@ def test_rollback_to_an_unsigned_digest_is_refused_without_force(world: World) -
     done = world.agent("rollback", world.prefix + "app", "--to", d1, "-c", str(cfg), "--json", "--force")
     assert done.returncode == 0, done.stderr
     assert d1 in world.running_digests("app")
+
+
+def test_agent_check_lists_the_keys_and_refuses_bad_ones(world: World) -> None:
+    signer = Signer()
+    good, private = (
+        signer.write_public(world.tmp / "cosign.pub"),
+        signer.write_private(world.tmp / "cosign.key"),
+    )
+    watches = [
+        {"container": "app", "image": world.image()},
+        {"container": "free", "image": world.image(), "signatures": False},
+    ]
+    done = world.agent("check", "-c", str(world.config(watches, extra=keys_section(good))))
+    assert done.returncode == 0, done.stderr
+    assert f"signature key {good}: ECDSA P-256 sha256:" in done.stdout
+    assert f"without a signature: {world.prefix}free" in done.stdout
+    done = world.agent(
+        "check", "-c", str(world.config(watches, extra=keys_section(private, world.tmp / "nope.pub")))
+    )
+    assert done.returncode == 2
+    assert f"signatures.public_keys[0]: {private}: this is a private key" in done.stderr
+    assert f"signatures.public_keys[1]: {world.tmp / 'nope.pub'}: cannot read the public key" in done.stderr
+    done = world.agent("once", "-c", str(world.config(watches, extra=keys_section(private))))
+    assert done.returncode == 2 and "private key" in done.stderr  # no pass runs on a bad key
