@@ -47,8 +47,6 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
             logs.decision("INFO", "plan.would_update", "{}: would update {} → {} ({})", name, s.current,
                           s.to_digest, s.reason or "dry run", status="would_update", **at)  # fmt: skip
             results[name] = Result(name, image, Status.WOULD_UPDATE, s.current, s.to_digest)
-        elif s.container is not None and selfcontainer.is_own(s.container.id, ctx.self_id):
-            results[name] = _own_container(ctx, s)
         else:
             assert s.container is not None and s.to_digest is not None
             auth = credentials(ctx.config, ctx.registries, s.watch)
@@ -61,8 +59,12 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
                 results[name] = signatures.refused(s.watch, s.current, s.to_digest, why)
                 logs.decision("WARNING", "plan.skipped", "{}: not deployed: {}", name, why[1],
                               status=results[name].status.value, **at)  # fmt: skip
-                continue
-            updates.append(Job(s.watch, s.container, s.to_digest, s.current, auth, follows_tag=not s.pinned))
+            elif selfcontainer.is_own(s.container.id, ctx.self_id):
+                results[name] = _own_container(ctx, s)
+            else:
+                updates.append(
+                    Job(s.watch, s.container, s.to_digest, s.current, auth, follows_tag=not s.pinned)
+                )
     for job, pulled in pull_all(
         updates, lambda j: ctx.target(j.watch).prepare(j), ctx.config.agent.parallel_pulls
     ):

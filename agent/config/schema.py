@@ -114,7 +114,7 @@ class Watch:
     docker_host: str | None = None  # the engine: unix://, tcp:// (TLS from docker_tls_dir) or ssh://
     docker_tls_dir: Path | None = None
     signatures: bool = True  # false: deploy without a signature even when [signatures] has keys
-    public_keys: tuple[str, ...] | None = None  # this entry's trusted keys instead of [signatures]'
+    public_keys: tuple[str, ...] | None = None  # this entry's trusted keys instead of [signatures]
     signature_identity: str = "repository"  # or "any": a signature for another repository counts too
 
     def __post_init__(self) -> None:
