@@ -119,3 +119,25 @@ def test_agent_check_lists_the_keys_and_refuses_bad_ones(world: World) -> None:
     assert f"signatures.public_keys[1]: {world.tmp / 'nope.pub'}: cannot read the public key" in done.stderr
     done = world.agent("once", "-c", str(world.config(watches, extra=keys_section(private))))
     assert done.returncode == 2 and "private key" in done.stderr  # no pass runs on a bad key
+
+
+def test_a_webhook_pass_checks_signatures_like_every_pass(world: World) -> None:
+    from tests.integration.test_webhook_e2e import start
+    from tests.support.payloads import acr_payload
+
+    signer = Signer()
+    key = signer.write_public(world.tmp / "cosign.pub")
+    world.push_image("v1")
+    app = world.run("app")
+    d = start(world, [{"container": "app", "image": world.image()}], extra=keys_section(key))
+    d2 = world.push_image("v2")
+    assert d.hook(acr_payload(world.ns, "web")).status == 202
+    h = d.wait_passes(2)
+    assert h["last_pass"]["results"] == {world.prefix + "app": "skipped"}, h
+    assert world.container("app")["Id"] == app.id and "unsigned: no signature" in d.log()
+    signer.push(f"{world.ns}/web", d2)  # CI signs a moment later; the next hook deploys it
+    assert d.hook(acr_payload(world.ns, "web")).status == 202
+    h = d.wait_passes(3)
+    assert h["last_pass"]["results"] == {world.prefix + "app": "updated"}, h
+    assert d2 in world.running_digests("app")
+    d.stop()

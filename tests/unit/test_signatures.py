@@ -177,3 +177,34 @@ def test_tag_patterns_never_pick_a_cosign_tag() -> None:
     assert newest(pattern(None, ".*", Sort.TIME), tags, None) == "1.0.0"  # the newest push is a signature
     assert newest(pattern(None, r"^sha256-", Sort.TIME), tags, None) is None
     assert not matches(pattern(None, ".*", Sort.TIME), f"{sig}.sig")  # nor does a webhook for one
+
+
+def test_the_agents_own_container_is_checked_before_a_helper_starts(tmp_path: Path) -> None:
+    store, rt = MemoryStore(), FakeRuntime()
+    cfg = config(tmp_path, [Signer().write_public(tmp_path / "a.pub")], self_update=True)
+    cid = rt.add("web", "sha256:" + "1" * 64, (f"127.0.0.1:5000/ns/web@{A}",))
+    started: list[str] = []
+    ctx = context(
+        tmp_path, cfg, store, rt, self_id=cid, start_helper=lambda name: started.append(name) or "h"
+    )
+    (r,) = reconcile(ctx).results
+    assert (r.status, r.signature, started) == (Status.SKIPPED, "unsigned", [])
+
+
+def test_an_older_state_db_gains_the_signatures_table(tmp_path: Path) -> None:
+    import sqlite3
+
+    State(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("DROP TABLE signatures")  # as an agent before signatures left it
+    db.commit()
+    db.close()
+    state = State(tmp_path)
+    state.remember_signature("h/ns/web", B, "fp", "repository")
+    assert state.signature_verified("h/ns/web", B, {"fp"}, "repository") == "fp"
+    assert state.signature_verified("h/ns/web", B, {"fp"}, "any") == "fp"
+    assert state.signature_verified("h/ns/web", B, {"other"}, "repository") is None
+    state.remember_signature("h/ns/web", A, "fp", "any")
+    assert (
+        state.signature_verified("h/ns/web", A, {"fp"}, "repository") is None
+    )  # a laxer check is not enough
