@@ -111,6 +111,8 @@ class SignatureRefused(AgentError):
 
 def require(ctx: Context, w: Watch, digest: str, force_flag: str) -> None:
     """Raise SignatureRefused unless `digest` may be deployed for `w`."""
+    if not ctx.config.trusted_keys(w):
+        return
     from agent.pulls import credentials
 
     why = check(
