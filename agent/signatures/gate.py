@@ -1,6 +1,6 @@
 """Before a digest is deployed: does a trusted key sign it? Per watch entry, with verified digests
-remembered in state so a retry does not fetch again. Every deploy path asks here (a pass, rollback,
-update, Swarm services, the webhook's passes)."""
+remembered in state so a retry does not fetch again. Every deploy path asks here (every pass, whatever
+triggered it; Swarm services; `rollback --to`)."""
 
 from __future__ import annotations
 
