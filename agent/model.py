@@ -7,6 +7,11 @@ from dataclasses import asdict, dataclass, field, fields
 
 from agent.compat import StrEnum
 
+# The agent's own container names, beside the name it replaces: one spelling for every module.
+OLD_SUFFIX = "--cr-agent-old"  # stop-first: the old container's name while the new one proves itself
+NEW_SUFFIX = "--cr-agent-new"  # start-first: the new container's name until it is proven
+HELPER_SUFFIX = "--cr-agent-self-update"  # the short-lived container that replaces the agent's own
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # Docker reference grammar, lower-case path components.
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")

@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.fake_acr import DEFAULT_KEYS, FakeAcr
 from tests.support import env, images
+from tests.support.fake_acr import DEFAULT_KEYS, FakeAcr
 
 NAME, PORT = "cr-demo-web", int(os.environ.get("CR_DEMO_PORT", "18080"))
 REF = f"{env.REGISTRY}/demo/web:latest"

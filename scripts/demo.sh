@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install cr-agent into .venv and watch it update a real container, with no Alibaba Cloud account:
-# a local registry stands in for ACR's registry and tests/fake_acr.py for the ACR API.
+# a local registry stands in for ACR's registry and tests/support/fake_acr.py for the ACR API.
 # Needs root (it installs and starts Docker if missing). Cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,8 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agent.choices import Edition, Match, Source
+from agent.choices import LANGUAGES, Edition, Match, Source, language_from_env
 from agent.compat import tomllib
+from agent.config.builds import build_repos
+from agent.config.cron import parse_cron
 from agent.config.fields import (
     DAY,
     Problems,
@@ -26,6 +28,7 @@ from agent.config.fields import (
     typed,
     unknown,
 )
+from agent.config.labels import describe as line
 from agent.config.schema import (
     DEFAULT_INTERVAL,
     EVENTS,
@@ -41,6 +44,7 @@ from agent.config.schema import (
 )
 from agent.config.watches import watches_of
 from agent.errors import ConfigError
+from agent.registries.acr_hosts import parse_host
 from agent.secret import Secret, redact
 
 DEFAULT_PATHS = (Path("agent.toml"), Path("/etc/cr-agent/agent.toml"))
@@ -91,7 +95,6 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     webhook = _webhook(p, raw.get("webhook"), env)
     notify = _notify(p, raw.get("notify"), env)
     metrics = _metrics(p, raw.get("metrics"))
-    from agent.config.builds import build_repos
 
     builds = build_repos(p, raw.get("build_watch", []), watches, notify is not None)
     from agent.config.signatures import signatures_section
@@ -111,8 +114,6 @@ def _agent(p: Problems, t: dict[str, Any]) -> AgentSettings:
     if "interval" in t and cron is not None:
         p.add("agent.cron", "give interval or cron, not both")
     if cron is not None:
-        from agent.schedule import parse_cron
-
         try:
             parse_cron(cron)
         except ValueError as e:
@@ -216,7 +217,6 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
 
 def _acr_hosts(p: Problems, watches: tuple[Watch, ...], aliyun: AliyunSettings) -> None:
     """Every ACR watch must name a host whose region, edition and instance can be found."""
-    from agent.registries.acr_hosts import parse_host
 
     for i, w in enumerate(watches):
         if w.source is not Source.ALIYUN:
@@ -309,7 +309,6 @@ def _notify(p: Problems, value: Any, env: Mapping[str, str]) -> NotifySettings |
     for i, e in enumerate(on):
         if e not in EVENTS:
             p.add(f"notify.on[{i}]", f"unknown event {e!r} (known: {', '.join(EVENTS)})")
-    from agent.notify_text import LANGUAGES, language_from_env
 
     language = typed(p, "notify", t, "language", str, language_from_env(env))
     if language not in LANGUAGES:
@@ -327,8 +326,6 @@ def _secret(value: str | None) -> Secret | None:
 def describe(cfg: Config) -> str:
     """A short human summary for `agent check`."""
     lines = [f"config {cfg.path}: {len(cfg.watches)} watch entr{'y' if len(cfg.watches) == 1 else 'ies'}"]
-    from agent.discover import describe as line
-
     lines += [f"  {line(w)}" for w in cfg.watches]
     if cfg.agent.discover:
         lines.append(f"  discover = {cfg.agent.discover!r}: containers opt in with labels (cr-agent.enable)")

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.choices import Edition, Match, Source, Strategy
+from agent.config.patterns import TagPattern
 from agent.model import ImageRef, RepoKey
-from agent.patterns import TagPattern
 from agent.secret import Secret
 
 
@@ -90,7 +90,7 @@ class HealthSpec:
     interval: float = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Watch:
     container: str
     image: ImageRef

@@ -17,11 +17,11 @@ from agent.config.fields import (
     typed,
     unknown,
 )  # fmt: skip
+from agent.config.patterns import TagPattern
+from agent.config.patterns import parse as parse_pattern
 from agent.config.schema import HealthSpec, Watch
 from agent.config.signatures import signature_keys
 from agent.model import ImageRef
-from agent.patterns import TagPattern
-from agent.patterns import parse as parse_pattern
 
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
@@ -116,11 +116,31 @@ def _watch(p: Problems, path: str, t: dict[str, Any], default_mode: str = Watch.
     if not ok or image is None or container is None:
         return None
     return Watch(
-        container, image, source, strategy, health, min_uptime, health_timeout,
-        start_stopped, pre, post, hook_timeout, mode, instance_id, optional, pattern, "config", frozenset(t),
-        builds,
-        service, docker_host, tls_dir, signed, keys, identity,
-    )  # fmt: skip
+        container=container,
+        image=image,
+        source=source,
+        strategy=strategy,
+        health=health,
+        min_uptime=min_uptime,
+        health_timeout=health_timeout,
+        start_stopped=start_stopped,
+        pre_update=pre,
+        post_update=post,
+        hook_timeout=hook_timeout,
+        mode=mode,
+        instance_id=instance_id,
+        optional=optional,
+        pattern=pattern,
+        origin="config",
+        given=frozenset(t),
+        watch_builds=builds,
+        service=service,
+        docker_host=docker_host,
+        docker_tls_dir=tls_dir,
+        signatures=signed,
+        public_keys=keys,
+        signature_identity=identity,
+    )
 
 
 def _source_of(image: ImageRef | None) -> Source:

@@ -18,6 +18,7 @@ from typing import Any
 from loguru import logger
 
 from agent.choices import Edition
+from agent.config.schema import AliyunSettings
 from agent.errors import AgentError, RegistryError
 from agent.model import RepoKey
 from agent.registries.acr_hosts import AcrHost, parse_host
@@ -38,7 +39,7 @@ class AcrRegistry:
 
     def __init__(
         self,
-        settings: Any,  # config.AliyunSettings
+        settings: AliyunSettings,
         *,
         state_dir: Path,
         instance_ids: Mapping[str, str] | None = None,  # host -> cri-... from watch entries
@@ -159,6 +160,14 @@ class AcrRegistry:
         return self.client(t).credentials(host)
 
     # -- the registry's own word ----------------------------------------------------------
+    def builds(self, repo: RepoKey) -> tuple[Any, str]:
+        """The newest ACR build records of `repo` and a console link, through the client for its host."""
+        try:
+            client = self.client(self.target(repo.host))
+        except ValueError as e:
+            raise RegistryError(str(e), code="UNMAPPABLE_HOST") from None
+        return client.builds(repo)
+
     def registry_login(self, host: str) -> tuple[str, str] | None:
         configured = self._host_auth(host)
         if configured:

@@ -32,6 +32,7 @@ from agent.choices import Edition
 from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey, normalize_digest
 from agent.registries import is_loopback
+from agent.registries.acr_builds import list_builds
 from agent.registries.aliyun_errors import ErrorWords
 from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, tls_verify
 from agent.secret import register
@@ -318,6 +319,15 @@ class AliyunRegistry:
         return repo_id
 
     # -- one API call with retries ----------------------------------------------------------
+    def builds(self, repo: RepoKey) -> tuple[Any, str]:
+        """The newest build records of `repo` (the build watch) and a console link to them."""
+        deadline = time.monotonic() + self._total_timeout
+        return list_builds(
+            lambda action, what, make: self._call(action, what, make, deadline),
+            lambda: self._repo_id(repo, deadline),
+            edition=self.edition, region=self.region, instance_id=self.instance_id, repo=repo,
+        )  # fmt: skip
+
     def call(self, action: str, what: str, make: Callable[[], AcsRequest]) -> dict[str, Any]:
         """Any ACR API request (e.g. ListInstance), with this client's retries and error mapping."""
         return self._call(action, what, make, time.monotonic() + self._total_timeout)

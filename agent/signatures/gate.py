@@ -16,7 +16,6 @@ from agent.model import Result, Status
 from agent.state import State
 
 if TYPE_CHECKING:
-    from agent.context import Context
     from agent.signatures.fetch import Reader
 
 UNSIGNED, UNTRUSTED = "unsigned", "signature not trusted"
@@ -109,15 +108,15 @@ class SignatureRefused(AgentError):
     """A digest asked for by name (`rollback --to`) that no trusted key signed."""
 
 
-def require(ctx: Context, w: Watch, digest: str, force_flag: str) -> None:
-    """Raise SignatureRefused unless `digest` may be deployed for `w`."""
-    if not ctx.config.trusted_keys(w):
+def require(
+    config: Config, state: State, reader_for: ReaderFor | None, w: Watch, digest: str,
+    auth: Callable[[], tuple[str, str] | None], force_flag: str,
+) -> None:  # fmt: skip
+    """Raise SignatureRefused unless `digest` may be deployed for `w` (`auth`: the pull's credentials,
+    asked only when the entry needs a signature)."""
+    if not config.trusted_keys(w):
         return
-    from agent.pulls import credentials
-
-    why = check(
-        ctx.config, ctx.state, ctx.signature_reader, w, digest, credentials(ctx.config, ctx.registries, w)
-    )
+    why = check(config, state, reader_for, w, digest, auth())
     if why is not None:
         raise SignatureRefused(
             f"{w.container}: {digest} is not deployed: {why[1]} (give {force_flag} to deploy it anyway)"

@@ -1,4 +1,4 @@
-"""`python -m tests.fake_acr`, unchanged except that its sockets set TCP_NODELAY.
+"""`python -m tests.support.fake_acr`, unchanged except that its sockets set TCP_NODELAY.
 
 The stock server writes the status line and headers, then the body, in two `send()` calls. On a
 kept-alive connection (the ACR SDK keeps one), Nagle's algorithm holds the body back until the

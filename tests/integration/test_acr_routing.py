@@ -11,8 +11,8 @@ from agent.config import AliyunSettings
 from agent.errors import RegistryError
 from agent.model import RepoKey
 from agent.registries.acr import AcrRegistry, load_sources
-from tests.fake_acr import DEFAULT_KEYS, FakeAcr
 from tests.support import acr_world
+from tests.support.fake_acr import DEFAULT_KEYS, FakeAcr
 
 KEY, SECRET = next(iter(DEFAULT_KEYS.items()))
 D1, D2, D3, D4 = "1" * 64, "2" * 64, "3" * 64, "4" * 64

@@ -10,9 +10,9 @@ from typing import Any
 import docker
 import pytest
 
-from tests.fake_acr import FakeAcr
 from tests.integration.test_acr_world_e2e import AcrWorld
 from tests.support import env
+from tests.support.fake_acr import FakeAcr
 
 
 @pytest.fixture

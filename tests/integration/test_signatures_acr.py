@@ -11,11 +11,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.fake_acr import FakeAcr
 from tests.integration.agentenv import by_container
 from tests.integration.test_acr_world_e2e import AcrWorld
 from tests.support import env
 from tests.support.cosign_signer import Signer
+from tests.support.fake_acr import FakeAcr
 
 
 @pytest.fixture

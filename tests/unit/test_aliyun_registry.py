@@ -18,7 +18,7 @@ from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey
 from agent.registries import Registry
 from agent.registries.aliyun import AliyunRegistry, _split_endpoint
-from tests.fake_acr import FakeAcr
+from tests.support.fake_acr import FakeAcr
 
 KEY, SECRET = "test-key-id", "test-key-secret"
 D1, D2 = "a" * 64, "b" * 64
@@ -533,10 +533,10 @@ def _get(url: str) -> dict:
 
 
 def test_fake_runs_as_a_process_with_control_endpoints():
-    """`python -m tests.fake_acr` serves signed API calls; /_fake/faults and /_fake/stats drive it."""
+    """`python -m tests.support.fake_acr` serves signed API calls; /_fake/faults and /_fake/stats drive it."""
     port = closed_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_acr", "--port", str(port), "--order", "name"],
+        [sys.executable, "-m", "tests.support.fake_acr", "--port", str(port), "--order", "name"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.buildwatch import BuildSource, BuildWatch
 from agent.config import NotifySettings
 from agent.model import RepoKey, Report
-from agent.notify import Notifier
-from agent.notify_state import NoticeBook
-from agent.registries.acr_builds import list_builds
+from agent.notify.book import NoticeBook
+from agent.notify.buildwatch import BuildSource, BuildWatch
+from agent.notify.send import Notifier
 from agent.registries.aliyun import AliyunRegistry
-from tests.fake_acr import FakeAcr
+from tests.support.fake_acr import FakeAcr
 from tests.support.receiver import Receiver
 
 WEB = RepoKey("registry.cn-hangzhou.aliyuncs.com", "ns", "web")
@@ -43,7 +42,7 @@ def agent_pass(fake: FakeAcr, edition: str, state: Path, url: str) -> None:
                             edition=edition, endpoint=fake.url, read_timeout=2, **kw)  # type: ignore[arg-type]  # fmt: skip
     try:
         book = NoticeBook(state)
-        source = BuildSource(lambda repo: list_builds(client, repo), [WEB], BuildWatch(book, 1800.0))
+        source = BuildSource(client.builds, [WEB], BuildWatch(book, 1800.0))
         Notifier(NotifySettings((url,)), book, host="box", sources=[source]).on_pass(Report(()), 0.5)
         book.close()
     finally:
@@ -88,7 +87,7 @@ def test_a_repository_the_api_cannot_list_is_a_warning_and_the_pass_goes_on(
         gone = RepoKey(WEB.host, "ns", "gone")
         client = AliyunRegistry(access_key_id="test-key-id", access_key_secret="test-key-secret",
                                 region="cn-hangzhou", endpoint=fake.url, read_timeout=2, retries=0)  # fmt: skip
-        source = BuildSource(lambda repo: list_builds(client, repo), [gone, WEB], BuildWatch(book, 1800.0))
+        source = BuildSource(client.builds, [gone, WEB], BuildWatch(book, 1800.0))
         assert [i.build_id for i in source()] == ["b-3", "b-2"]
         client.close()
     finally:
@@ -98,25 +97,20 @@ def test_a_repository_the_api_cannot_list_is_a_warning_and_the_pass_goes_on(
     )
 
 
-def test_a_router_over_hosts_lists_through_its_client_for_the_host(fake: FakeAcr) -> None:
+def test_the_acr_router_lists_through_its_client_for_the_host(fake: FakeAcr, tmp_path: Path) -> None:
+    """`AcrRegistry.builds` (the typed port the build watch uses) picks the client for the image's host."""
+    from agent.config import AliyunSettings
     from agent.errors import RegistryError
+    from agent.registries.acr import AcrRegistry
 
-    client = AliyunRegistry(access_key_id="test-key-id", access_key_secret="test-key-secret",
-                            region="cn-hangzhou", endpoint=fake.url, read_timeout=2)  # fmt: skip
-
-    class Router:  # the shape of the per-host ACR router: target(host) → client(target)
-        def target(self, host: str) -> str:
-            if host != WEB.host:
-                raise ValueError(f"cannot map {host}")
-            return host
-
-        def client(self, target: str) -> AliyunRegistry:
-            return client
-
+    settings = AliyunSettings(access_key_id="test-key-id", access_key_secret="test-key-secret",
+                              endpoint=fake.url, timeout=2)  # fmt: skip
+    acr = AcrRegistry(settings, state_dir=tmp_path)
     try:
-        body, link = list_builds(Router(), WEB)
+        body, link = acr.builds(WEB)
         assert len(body["data"]["builds"]) == 5 and link.endswith("/ns/web/build")
-        with pytest.raises(RegistryError, match="cannot map example.com"):
-            list_builds(Router(), RepoKey("example.com", "ns", "web"))
+        with pytest.raises(RegistryError) as e:
+            acr.builds(RepoKey("example.com", "ns", "web"))
+        assert e.value.code == "UNMAPPABLE_HOST"
     finally:
-        client.close()
+        acr.close()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from agent.buildwatch import Build, BuildWatch, read_builds
-from agent.notify_state import NoticeBook
+from agent.notify.book import NoticeBook
+from agent.notify.buildwatch import Build, BuildWatch, read_builds
 
 NOW = 1_800_000_000.0
 MS = int(NOW * 1000)

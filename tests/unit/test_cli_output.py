@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import cli, logs
+from agent import logs
+from agent.cli import commands as cli
 from agent.model import Report, Result, Status
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
@@ -21,7 +22,7 @@ def agent_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore
     cfg.write_text(f'[agent]\nstate_dir = "{tmp_path}"\n[[watch]]\ncontainer = "web"\n'
                    'image = "127.0.0.1:5000/ns/web:latest"\n')  # fmt: skip
     monkeypatch.setattr("agent.app.build_context", lambda cfg, **kw: None)
-    monkeypatch.setattr("agent.reconcile.reconcile", lambda ctx, **kw: REPORT)
+    monkeypatch.setattr("agent.cli.commands.reconcile", lambda ctx, **kw: REPORT)
     yield lambda *args: cli.main(["once", "-c", str(cfg), *args])
     logs.setup("INFO")
 

@@ -194,7 +194,7 @@ def test_bounds_keep_the_values_the_docs_and_benchmarks_use() -> None:
 
 
 def test_check_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from agent.cli import main
+    from agent.cli.commands import main
 
     path = tmp_path / "agent.toml"
     path.write_text(f'[agent]\njitter = "99999999999d"\n[[watch]]\ncontainer = "web"\nimage = "{IMG}"\n')
@@ -222,7 +222,7 @@ def test_notify_on_accepts_would_update_and_tells_it_by_default() -> None:
 def test_check_shows_the_schedule_run_will_use(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.cli import main
+    from agent.cli.commands import main
 
     monkeypatch.setenv("TZ", "Asia/Shanghai")
     for k, v in ENV.items():

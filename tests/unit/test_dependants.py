@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.dependants import rejoin_dependants
+from agent.deploy.dependants import rejoin_dependants
 from agent.errors import RuntimeFault
 from agent.model import Rejoined
 from tests.support.fakes import FakeRuntime

@@ -49,7 +49,9 @@ def setup(tmp_path: Path, *, running: bool = True, host_ports: bool = False, **w
     rt = FakeRuntime()
     rt.add("web", OLD_IMAGE, (f"{REF.repository}@{OLD}",), running=running, host_ports=host_ports)
     state = State(tmp_path / "state")
-    w = Watch("web", REF, "registry", **{"min_uptime": 1.0, "health_timeout": 5.0, **watch})  # type: ignore[arg-type]
+    w = Watch(
+        container="web", image=REF, source="registry", **{"min_uptime": 1.0, "health_timeout": 5.0, **watch}
+    )  # type: ignore[arg-type]
     info = rt.inspect("web")
     assert info is not None
     return rt, state, deployer(rt, state, tmp_path), Job(w, info, NEW, OLD)
@@ -110,7 +112,13 @@ def test_a_pinned_and_a_following_entry_on_one_tag_each_run_their_own_digest(tmp
     api = rt.inspect("api")
     assert api is not None
     jobs = [
-        Job(Watch("api", REF, "registry", min_uptime=1.0), api, pinned_digest, OLD, follows_tag=False),
+        Job(
+            Watch(container="api", image=REF, source="registry", min_uptime=1.0),
+            api,
+            pinned_digest,
+            OLD,
+            follows_tag=False,
+        ),
         job,
     ]
     pulled = [dep.pull(j) for j in jobs]  # as reconcile does: every pull first, then each replace

@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import parse
+from agent.config.labels import describe, origins
 from agent.deploy import Deployer
-from agent.discover import SWARM_TASK, describe, discover, from_listing, origins
+from agent.deploy.service import ServiceDeployer
 from agent.errors import RuntimeFault
 from agent.model import Status
-from agent.reconcile import Context, reconcile
+from agent.reconcile.discover import SWARM_TASK, discover, from_listing
+from agent.reconcile.run import Context, reconcile
+from agent.reconcile.targets import ServiceTarget
 from agent.runtimes import ListedContainer, ListedService
-from agent.services import ServiceDeployer
 from agent.state import State
-from agent.targets import ServiceTarget
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.support.swarm import NEW, FakeSwarm
 

@@ -11,8 +11,8 @@ from loguru import logger
 from agent.config import parse
 from agent.daemon import Coordinator
 from agent.errors import ConfigError
-from agent.heartbeat import Heartbeat, with_suffix, wrap
 from agent.model import Report, Result, Status
+from agent.notify.heartbeat import Heartbeat, with_suffix, wrap
 from agent.runlock import RunLock
 from agent.secret import Secret, redact
 from tests.support.receiver import BlackHole, Receiver

@@ -7,7 +7,7 @@ from collections.abc import Collection
 
 from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey
-from agent.observe import LOOKUPS, lookup_all
+from agent.reconcile.observe import LOOKUPS, lookup_all
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 DEADLINE = 10.0  # seconds a fake waits for the others before it gives up (never reached when concurrent)

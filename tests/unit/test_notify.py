@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from agent.cli import main
+from agent.cli.commands import main
 from agent.config import NotifySettings, parse
 from agent.errors import ConfigError
 from agent.model import Report, Result, Status
-from agent.notify import Notifier, fingerprint
-from agent.notify_state import NoticeBook
-from agent.reconcile import reconcile
+from agent.notify.book import NoticeBook
+from agent.notify.send import Notifier, fingerprint
+from agent.reconcile.run import reconcile
 from agent.secret import redact
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.support.receiver import BlackHole, Receiver
@@ -102,7 +102,7 @@ def test_a_failing_notifier_never_breaks_the_deploy(tmp_path: Path, hole: BlackH
         {"ALIYUN_ACCESS_KEY_ID": "i", "ALIYUN_ACCESS_KEY_SECRET": "s"},
     )  # fmt: skip
     from agent.deploy import Deployer
-    from agent.reconcile import Context
+    from agent.reconcile.run import Context
     from agent.state import State
 
     rt = FakeRuntime()

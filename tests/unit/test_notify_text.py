@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.model import Result, Status
-from agent.notify_text import Item, body, item_for, language_from_env, title, trial_message
+from agent.notify.text import Item, body, item_for, language_from_env, title, trial_message
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 IMG = "registry.cn-hangzhou.aliyuncs.com/ns/web:v2"

@@ -6,9 +6,9 @@ import pytest
 
 from agent.choices import Sort
 from agent.config import parse
+from agent.config.patterns import matches, newest
+from agent.config.patterns import parse as pattern
 from agent.errors import ConfigError
-from agent.patterns import matches, newest
-from agent.patterns import parse as pattern
 
 TAGS = [
     ("1.2.0", 1.0),

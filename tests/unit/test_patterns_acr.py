@@ -11,10 +11,10 @@ import pytest
 from agent.config import parse
 from agent.deploy import Deployer
 from agent.model import RepoKey, Status
-from agent.reconcile import Context, reconcile
+from agent.reconcile.run import Context, reconcile
 from agent.registries.aliyun import AliyunRegistry
 from agent.state import State
-from tests.fake_acr import FakeAcr
+from tests.support.fake_acr import FakeAcr
 from tests.support.fakes import FakeRuntime
 
 HOST = "registry.cn-hangzhou.aliyuncs.com"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from agent.config import NotifySettings
 from agent.model import Report, Status
-from agent.notify import Notifier
-from agent.reconcile import reconcile
+from agent.notify.send import Notifier
+from agent.reconcile.run import reconcile
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.unit.test_plan import make_ctx
 

@@ -11,16 +11,16 @@ from agent.config import Watch, parse
 from agent.deploy import Deployer
 from agent.errors import RegistryError
 from agent.model import ContainerInfo, ImageRef, Report, Status
-from agent.reconcile import Action, Context, Observation, plan, reconcile
+from agent.reconcile.run import Action, Context, Observation, plan, reconcile
 from agent.state import State
 from tests.support.fakes import FakeRegistry, FakeRuntime
 
 A, B, C = ("sha256:" + c * 64 for c in "abc")
 REF_TEXT = "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"
 REF = ImageRef.parse(REF_TEXT)
-W = Watch("web", REF, "aliyun")
-N = Watch("web", REF, "aliyun", mode="notify")
-OPTIONAL = Watch("web", REF, "aliyun", optional=True)
+W = Watch(container="web", image=REF, source="aliyun")
+N = Watch(container="web", image=REF, source="aliyun", mode="notify")
+OPTIONAL = Watch(container="web", image=REF, source="aliyun", optional=True)
 
 
 def info(
@@ -38,59 +38,119 @@ def broken(state: str, exit_code: int, *digests: str) -> ContainerInfo:
 @pytest.mark.parametrize(
     ("obs", "action", "current", "target", "reason"),
     [
-        (Observation(W, info(A), tag_digest=A), Action.NOTHING, A, A, None),
-        (Observation(W, info(A), tag_digest=B), Action.UPDATE, A, B, None),
-        (Observation(W, info(A, B), tag_digest=B), Action.NOTHING, B, B, None),
-        (Observation(W, info(), tag_digest=B), Action.UPDATE, None, B, None),  # built locally: no RepoDigest
+        (Observation(watch=W, container=info(A), tag_digest=A), Action.NOTHING, A, A, None),
+        (Observation(watch=W, container=info(A), tag_digest=B), Action.UPDATE, A, B, None),
+        (Observation(watch=W, container=info(A, B), tag_digest=B), Action.NOTHING, B, B, None),
         (
-            Observation(W, info(A, repo="other/web"), tag_digest=A),
+            Observation(watch=W, container=info(), tag_digest=B),
+            Action.UPDATE,
+            None,
+            B,
+            None,
+        ),  # built locally: no RepoDigest
+        (
+            Observation(watch=W, container=info(A, repo="other/web"), tag_digest=A),
             Action.UPDATE,
             None,
             A,
             None,
         ),  # other repo path
-        (Observation(W, None, tag_digest=A), Action.MISSING, None, A, "container 'web' not found"),
         (
-            Observation(OPTIONAL, None, tag_digest=A),
+            Observation(watch=W, container=None, tag_digest=A),
+            Action.MISSING,
+            None,
+            A,
+            "container 'web' not found",
+        ),
+        (
+            Observation(watch=OPTIONAL, container=None, tag_digest=A),
             Action.SKIP,
             None,
             A,
             "container 'web' not found (optional)",
         ),
         (
-            Observation(W, broken("restarting", 3, A), tag_digest=A),
+            Observation(watch=W, container=broken("restarting", 3, A), tag_digest=A),
             Action.FAIL,
             A,
             A,
             "web is restarting, exit code 3",
         ),
         (
-            Observation(W, broken("exited", 137, A), tag_digest=A),
+            Observation(watch=W, container=broken("exited", 137, A), tag_digest=A),
             Action.FAIL,
             A,
             A,
             "web is exited, exit code 137",
         ),
         (
-            Observation(W, broken("exited", 0, A), tag_digest=A),
+            Observation(watch=W, container=broken("exited", 0, A), tag_digest=A),
             Action.NOTHING,
             A,
             A,
             None,
         ),  # stopped on purpose
-        (Observation(W, info(A), error="boom [REPO_NOT_EXIST]"), Action.FAIL, A, None, "REPO_NOT_EXIST"),
-        (Observation(W, info(A), tag_digest=None), Action.FAIL, A, None, "tag 'latest' not found in ns/web"),
-        (Observation(W, info(A), tag_digest=B, quarantined={B: "crashed"}), Action.SKIP, A, B, "quarantined"),
-        (Observation(W, info(A), tag_digest=C, quarantined={B: "crashed"}), Action.UPDATE, A, C, None),
-        (Observation(W, info(B), tag_digest=B, pinned=A), Action.UPDATE, B, A, None),
-        (Observation(W, info(A), tag_digest=B, pinned=A), Action.NOTHING, A, A, None),
-        (Observation(W, info(A), error="API down", pinned=A), Action.NOTHING, A, A, None),
-        (Observation(W, None, runtime_error="docker: socket gone"), Action.FAIL, None, None, "socket gone"),
+        (
+            Observation(watch=W, container=info(A), error="boom [REPO_NOT_EXIST]"),
+            Action.FAIL,
+            A,
+            None,
+            "REPO_NOT_EXIST",
+        ),
+        (
+            Observation(watch=W, container=info(A), tag_digest=None),
+            Action.FAIL,
+            A,
+            None,
+            "tag 'latest' not found in ns/web",
+        ),
+        (
+            Observation(watch=W, container=info(A), tag_digest=B, quarantined={B: "crashed"}),
+            Action.SKIP,
+            A,
+            B,
+            "quarantined",
+        ),
+        (
+            Observation(watch=W, container=info(A), tag_digest=C, quarantined={B: "crashed"}),
+            Action.UPDATE,
+            A,
+            C,
+            None,
+        ),
+        (Observation(watch=W, container=info(B), tag_digest=B, pinned=A), Action.UPDATE, B, A, None),
+        (Observation(watch=W, container=info(A), tag_digest=B, pinned=A), Action.NOTHING, A, A, None),
+        (Observation(watch=W, container=info(A), error="API down", pinned=A), Action.NOTHING, A, A, None),
+        (
+            Observation(watch=W, container=None, runtime_error="docker: socket gone"),
+            Action.FAIL,
+            None,
+            None,
+            "socket gone",
+        ),
         # monitor only (mode = "notify"): an update becomes a report; everything else is unchanged
-        (Observation(N, info(A), tag_digest=B), Action.REPORT, A, B, 'monitor only (mode = "notify")'),
-        (Observation(N, info(A), tag_digest=A), Action.NOTHING, A, A, None),
-        (Observation(N, info(A), tag_digest=B, quarantined={B: "crashed"}), Action.SKIP, A, B, "quarantined"),
-        (Observation(N, info(B), tag_digest=B, pinned=A), Action.REPORT, B, A, "monitor only"),
+        (
+            Observation(watch=N, container=info(A), tag_digest=B),
+            Action.REPORT,
+            A,
+            B,
+            'monitor only (mode = "notify")',
+        ),
+        (Observation(watch=N, container=info(A), tag_digest=A), Action.NOTHING, A, A, None),
+        (
+            Observation(watch=N, container=info(A), tag_digest=B, quarantined={B: "crashed"}),
+            Action.SKIP,
+            A,
+            B,
+            "quarantined",
+        ),
+        (
+            Observation(watch=N, container=info(B), tag_digest=B, pinned=A),
+            Action.REPORT,
+            B,
+            A,
+            "monitor only",
+        ),
     ],
 )
 def test_plan_table(
@@ -105,7 +165,9 @@ def test_plan_table(
 
 
 def test_host_is_ignored_when_matching_repo_digests() -> None:
-    (step,) = plan([Observation(W, info(A, host="registry.cn-hangzhou.aliyuncs.com"), tag_digest=A)])
+    (step,) = plan(
+        [Observation(watch=W, container=info(A, host="registry.cn-hangzhou.aliyuncs.com"), tag_digest=A)]
+    )
     assert step.action is Action.NOTHING
 
 
@@ -244,7 +306,7 @@ def test_a_dry_run_tells_no_one(tmp_path: Path) -> None:
 def test_notifier_tells_a_would_update_once_per_digest() -> None:
     from agent.config import NotifySettings
     from agent.model import Result
-    from agent.notify import Notifier
+    from agent.notify.send import Notifier
 
     n = Notifier(NotifySettings(("json://127.0.0.1:1/",)))
     fresh = Result("web", REF_TEXT, Status.WOULD_UPDATE, A, B)

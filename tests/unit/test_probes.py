@@ -6,7 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from agent.config import HealthSpec
-from agent.probes import probe
+from agent.deploy.probes import probe
 
 
 class _H(BaseHTTPRequestHandler):

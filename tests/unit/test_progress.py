@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from agent.progress import PullBars
+from agent.cli.progress import PullBars
 from agent.runtimes.pull import PullProgress
 
 REF = "127.0.0.1:5000/ns/web@sha256:" + "a" * 64

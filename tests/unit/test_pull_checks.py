@@ -6,7 +6,7 @@ from pathlib import Path
 
 from agent.errors import RuntimeFault
 from agent.model import Status
-from agent.reconcile import reconcile
+from agent.reconcile.run import reconcile
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.unit.test_plan import A, B, single
 

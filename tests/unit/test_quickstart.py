@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import secretfiles
+from agent.config import secretfiles
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

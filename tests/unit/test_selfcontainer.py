@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent import selfcontainer
 from agent.config import parse
 from agent.errors import ConfigError, RuntimeFault
 from agent.model import Status
-from agent.reconcile import Context, reconcile
+from agent.reconcile import selfcontainer
+from agent.reconcile.run import Context, reconcile
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.unit.test_plan import A, B, single
 

@@ -10,12 +10,20 @@ from pathlib import Path
 import pytest
 
 from agent.config import Watch
+from agent.deploy.service import ServiceDeployer, ServiceJob
 from agent.model import Status
-from agent.services import ServiceDeployer, ServiceJob
 from agent.state import ScopedState, State
 from tests.support.swarm import IMG, NEW, OLD, FakeSwarm
 
-WATCH = Watch("svc", IMG, "registry", "start-first", None, 2.0, 5.0, service="svc")
+WATCH = Watch(
+    container="svc",
+    image=IMG,
+    source="registry",
+    strategy="start-first",
+    min_uptime=2.0,
+    health_timeout=5.0,
+    service="svc",
+)
 
 
 class Clock:

@@ -9,21 +9,21 @@ from typing import Any
 import pytest
 
 from agent.config import parse
+from agent.config.patterns import newest
+from agent.config.patterns import parse as pattern
 from agent.deploy import Deployer
-from agent.discover import from_listing
+from agent.deploy.service import ServiceDeployer
 from agent.errors import ConfigError
 from agent.model import Report, Result, Status
-from agent.notify import Notifier
-from agent.notify_state import NoticeBook
-from agent.notify_text import body
-from agent.patterns import newest
-from agent.patterns import parse as pattern
-from agent.reconcile import Context, reconcile
+from agent.notify.book import NoticeBook
+from agent.notify.send import Notifier
+from agent.notify.text import body
+from agent.reconcile.discover import from_listing
+from agent.reconcile.run import Context, reconcile
+from agent.reconcile.targets import ServiceTarget
 from agent.runlock import EngineLock
 from agent.runtimes import ListedContainer
-from agent.services import ServiceDeployer
 from agent.state import State
-from agent.targets import ServiceTarget
 from tests.support.cosign_signer import MemoryStore, Signer
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.support.swarm import NEW, OLD, FakeSwarm
@@ -170,7 +170,7 @@ def test_a_refused_digest_is_told_once_in_both_languages(tmp_path: Path) -> None
 
 def test_tag_patterns_never_pick_a_cosign_tag() -> None:
     from agent.choices import Sort
-    from agent.patterns import matches
+    from agent.config.patterns import matches
 
     sig = "sha256-" + "b" * 64
     tags = [("1.0.0", 1.0), (f"{sig}.sig", 5.0), (f"{sig}.att", 6.0), (f"{sig}.sbom", 7.0)]

@@ -10,7 +10,7 @@ import pytest
 
 from agent import secret
 from agent.choices import Edition, Match, Source, Strategy
-from agent.cli import main
+from agent.cli.commands import main
 from agent.config import Config, parse
 from agent.errors import ConfigError
 from agent.secret import Secret, redact

@@ -22,7 +22,7 @@ from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent import patterns
+from agent.config import patterns
 from agent.errors import ConfigError
 from agent.metrics import Metrics
 from agent.model import Report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -11,12 +12,19 @@ from typing import Any
 
 from loguru import logger
 
-from agent import __version__, app, logs, secretfiles
-from agent.config import Config, Watch, describe, find_config, load
+from agent import __version__, app, logs, schedule
+from agent.cli.selfupdate import helper_pass
+from agent.config import Config, Watch, describe, find_config, load, secretfiles
+from agent.config.labels import describe as line
+from agent.config.labels import origins
 from agent.errors import AgentError, ConfigError, LockBusy
-from agent.model import Report, normalize_digest, short_digest
+from agent.model import Report, digest_for_repo, normalize_digest, short_digest
+from agent.reconcile.pulls import credentials
+from agent.reconcile.run import reconcile
+from agent.reconcile.targets import ServiceTarget
 from agent.runlock import RunLock
 from agent.secret import redact
+from agent.signatures.gate import require, signature_status
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
@@ -89,12 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning("{}", warning)
     try:
         if args.command == "check" and args.online:
-            from agent.online import run_online
+            from agent.cli.online import run_online  # the ACR SDK: only for `check --online`
 
             return run_online(cfg, as_json=args.json)
         if args.command == "check":
-            from agent import schedule
-
             print(describe(cfg))
             print(f"  schedule of `agent run`: {schedule.describe(cfg.agent.schedule)}")
             _check_labels(cfg)
@@ -103,12 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "once":
             return _once(cfg, dry_run=args.dry_run, output=_output(args), metrics_file=args.metrics_file)
         if args.command == "run":
-            from agent.daemon import run_daemon
+            from agent.daemon import run_daemon  # `agent run` only
 
             return run_daemon(cfg, app.build_context)
         if args.command == "self-update":
-            from agent.selfcontainer import helper_pass
-
             return EXIT_OK if helper_pass(cfg, args.container).ok else EXIT_FAILED
         if args.command == "notify-test":
             return _notify_test(cfg)
@@ -158,7 +162,6 @@ def _print_failure(args: argparse.Namespace, error: str) -> None:
 
 
 def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None = None) -> int:
-    from agent.reconcile import reconcile
 
     if dry_run:
         if metrics_file is not None:
@@ -167,7 +170,7 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
     else:
         metrics = None
         if metrics_file is not None:
-            from agent.metrics import Metrics
+            from agent.metrics import Metrics  # prometheus-client: only with metrics
 
             metrics = Metrics()
         with RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
@@ -175,7 +178,7 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
             if cfg.agent.heartbeat_url is None:
                 report = reconcile(ctx)
             else:
-                from agent.heartbeat import wrap  # only a configured heartbeat pays for urllib
+                from agent.notify.heartbeat import wrap  # only a configured heartbeat pays for urllib
 
                 report = wrap(cfg.agent.heartbeat_url, lambda: reconcile(ctx))
         if metrics is not None and metrics_file is not None:
@@ -195,7 +198,7 @@ def _pull_bars(output: str) -> Any:
 
     if output != "table" or not sys.stdout.isatty():
         return contextlib.nullcontext(None)
-    from agent.progress import PullBars
+    from agent.cli.progress import PullBars  # rich: only on a terminal
 
     return PullBars()
 
@@ -214,7 +217,6 @@ def _print_report(report: Report, output: str) -> None:
 
 
 def _check_labels(cfg: Config) -> None:
-    from agent.discover import describe as line
 
     if cfg.agent.discover is None:
         return
@@ -230,7 +232,7 @@ def _check_labels(cfg: Config) -> None:
 
 
 def _notify_test(cfg: Config) -> int:
-    from agent.notify import Notifier, scheme
+    from agent.notify.send import Notifier, scheme  # apprise: only with [notify]
 
     if cfg.notify is None:
         raise ConfigError(["notify: no [notify] section with urls in the config"])
@@ -252,10 +254,7 @@ def _require_watched(cfg: Config, container: str) -> Watch:
 
 
 def _status(cfg: Config, *, as_json: bool) -> int:
-    from agent.discover import origins
-    from agent.model import digest_for_repo
-    from agent.registries.acr import load_sources
-    from agent.signatures.gate import signature_status
+    from agent.registries.acr import load_sources  # the ACR SDK only when an ACR watch needs it
 
     state, runtime = app.state(cfg), app.runtime(cfg)
     sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
@@ -330,7 +329,6 @@ def _when(ts: float | None) -> str:
 
 
 def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force: bool = False) -> int:
-    from agent.reconcile import reconcile
 
     watch = _require_watched(cfg, container)
     if watch.kind == "service" and not to:
@@ -351,9 +349,10 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force
         if force:
             ctx.unsigned_ok = frozenset({container})
         else:
-            from agent.signatures.gate import require
-
-            require(ctx, watch, target, "--force")  # refused before anything is pinned
+            creds = functools.partial(credentials, ctx.config, ctx.registries, watch)
+            require(
+                ctx.config, ctx.state, ctx.signature_reader, watch, target, creds, "--force"
+            )  # before any pin
         ctx.state.pin(container, target)
         logger.info(
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
@@ -365,7 +364,6 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force
 
 def _rollback_service(cfg: Config, watch: Watch, *, output: str) -> int:
     """Swarm's own rollback to the previous spec, then a pin to the digest it returned to."""
-    from agent.targets import ServiceTarget
 
     with RunLock(cfg.agent.state_dir / "agent.lock"):
         ctx = app.build_context(cfg)

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from agent.config import Config, Watch
 from agent.deploy import Deployer
 from agent.model import Report
+from agent.reconcile.targets import ContainerTarget, Target
 from agent.registries import Registry
 from agent.runtimes import Runtime
 from agent.signatures.gate import ReaderFor
 from agent.state import State
-from agent.targets import ContainerTarget, Target
 
 
 @dataclass

@@ -8,14 +8,15 @@ from typing import Any
 
 from loguru import logger
 
-from agent import logs, selfcontainer
-from agent.context import Context
-from agent.dependants import rejoin_dependants
+from agent import logs
 from agent.deploy import Job
+from agent.deploy.dependants import rejoin_dependants
 from agent.errors import AgentError
 from agent.model import Result, Status
-from agent.plan import Action, Step
-from agent.pulls import credentials, pull_all
+from agent.reconcile import selfcontainer
+from agent.reconcile.context import Context
+from agent.reconcile.plan import Action, Step
+from agent.reconcile.pulls import credentials, pull_all
 from agent.signatures import gate as signatures
 
 # plan's verdicts that need no pull: (status, log event, level, message)
@@ -66,7 +67,7 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
                     Job(s.watch, s.container, s.to_digest, s.current, auth, follows_tag=not s.pinned)
                 )
     for job, pulled in pull_all(
-        updates, lambda j: ctx.target(j.watch).prepare(j), ctx.config.agent.parallel_pulls
+        updates, lambda j: ctx.target(j.watch).pull(j), ctx.config.agent.parallel_pulls
     ):
         r = _update(ctx, job, pulled)
         results[job.watch.container] = signatures.signed(r) if ctx.config.trusted_keys(job.watch) else r

@@ -12,16 +12,16 @@ from dataclasses import replace
 from loguru import logger
 
 from agent import logs
-from agent.apply import apply
-from agent.context import Context
-from agent.discover import Discovered, discover
 from agent.errors import AgentError
-from agent.follow import resolve_patterns
 from agent.model import Report, Result, Status
-from agent.observe import observe
-from agent.plan import Action, Observation, Step, confirm_updates, plan
+from agent.reconcile.apply import apply
+from agent.reconcile.context import Context
+from agent.reconcile.discover import Discovered, discover
+from agent.reconcile.follow import resolve_patterns
+from agent.reconcile.observe import observe
+from agent.reconcile.plan import Action, Observation, Step, plan
+from agent.reconcile.targets import ServiceTarget
 from agent.state import State
-from agent.targets import ServiceTarget
 
 __all__ = ["Action", "Context", "Observation", "Step", "observe", "plan", "reconcile"]
 
@@ -37,9 +37,7 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
         found = _discover(ctx)
         watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
     watches, picked = resolve_patterns(ctx.registries, ctx.runtime, watches)
-    steps = confirm_updates(
-        plan(observe(ctx, watches)), lambda w: getattr(ctx.registries.get(w.source), "confirm", None)
-    )
+    steps = plan(observe(ctx, watches))
     results = apply(ctx, steps, dry_run=dry_run) + picked
     results += [r for r in (*found.failed, *found.skipped) if only is None or r.container in only]
     report = Report(tuple(_merge(recovered, results)))

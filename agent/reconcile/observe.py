@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from loguru import logger
 
 from agent.config import Watch
-from agent.context import Context
 from agent.errors import AgentError, TagDigestError
-from agent.model import ContainerInfo, RepoKey
-from agent.plan import PIN_CONFLICT, Observation
-from agent.registries import Registry
-from agent.targets import Target
+from agent.model import ContainerInfo, RepoKey, digest_for_repo
+from agent.reconcile.context import Context
+from agent.reconcile.plan import PIN_CONFLICT, Observation
+from agent.reconcile.targets import Target
+from agent.registries import Confirms, Registry
 
 # Registry lookups in flight at once. One adapter is shared by the threads, which is safe: AliyunRegistry
 # builds a new request per call and guards its caches (repo ids, token, hosts) with a lock; AcrRegistry
@@ -86,9 +86,32 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
         if w.image.tag in bad:
             error = f"ACR listed an invalid digest for tag {w.image.tag!r}: {bad[w.image.tag]!r}"
         pinned = pins.get(w.container)
+        tag_digest = looked.found.get(key, {}).get(w.image.tag)
+        if pinned is None and tag_digest is not None:
+            tag_digest = _confirmed(ctx.registries[w.source], w, infos.get(w.container), tag_digest)
         deployed = pinned is not None and ctx.state.pin_deployed(w.container)
         seen = deployed and (ctx.state.last_check(w.container) or {}).get("error") or ""
-        out.append(Observation(w, infos.get(w.container), looked.found.get(key, {}).get(w.image.tag), error, pinned,
-                               quarantines.get(w.container, {}), problems.get(w.container),
-                               deployed, seen.startswith(f"{PIN_CONFLICT} {pinned} ")))  # fmt: skip
+        out.append(
+            Observation(
+                watch=w,
+                container=infos.get(w.container),
+                tag_digest=tag_digest,
+                error=error,
+                pinned=pinned,
+                quarantined=quarantines.get(w.container, {}),
+                runtime_error=problems.get(w.container),
+                pin_deployed=deployed,
+                pin_reported=seen.startswith(f"{PIN_CONFLICT} {pinned} "),
+            )
+        )
     return out
+
+
+def _confirmed(registry: Registry, w: Watch, running: ContainerInfo | None, tag_digest: str) -> str:
+    """Where the tag moved away from what runs, the registry's own digest wins over the API's (one HEAD,
+    only for an update that is due, so a quiet pass asks nothing more)."""
+    if not isinstance(registry, Confirms) or running is None:
+        return tag_digest
+    if tag_digest in digest_for_repo(list(running.repo_digests), w.image.repo):
+        return tag_digest
+    return registry.confirm(w.image.repo, w.image.tag, tag_digest)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from agent.choices import LANGUAGES as LANGUAGES
+from agent.choices import language_from_env as language_from_env
 from agent.model import Result, Status, short_digest
 
-LANGUAGES = ("zh", "en")
 LOG_LINES = 10  # of a rolled-back container's output
 KINDS = ("updated", "rolled_back", "failed", "would_update", "recovered", "skipped", "up_to_date",
          "build_failed", "build_stuck", "unsigned")  # fmt: skip
@@ -61,15 +62,6 @@ class Item:
     build_state: str | None = None
     build_minutes: int | None = None
     link: str | None = None
-
-
-def language_from_env(env: Mapping[str, str]) -> str:
-    """`zh` when the system locale is Chinese (LC_ALL, LC_MESSAGES or LANG), else `en`."""
-    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        value = env.get(var)
-        if value:
-            return "zh" if value.lower().startswith("zh") else "en"
-    return "en"
 
 
 def item_for(r: Result, events: Collection[str]) -> Item | None:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from agent import app
 from agent.choices import Source
 from agent.config import Config, Watch
 from agent.errors import AgentError, RegistryError
@@ -191,7 +192,6 @@ def _container_check(runtime: Any, w: Watch) -> Check:
 
 
 def run_online(cfg: Config, *, as_json: bool) -> int:
-    from agent import app
 
     acr: Any = app.REGISTRIES[Source.ALIYUN](cfg, None)
     runtime = app.runtime(cfg)

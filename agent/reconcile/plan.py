@@ -6,17 +6,17 @@ run (the pin when there is one, else `tag_digest`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from agent.config import Watch
-from agent.model import ContainerInfo, RepoKey, digest_for_repo
+from agent.model import ContainerInfo, digest_for_repo
 
 PIN_CONFLICT = "pinned to"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Observation:
     watch: Watch
     container: ContainerInfo | None
@@ -38,7 +38,7 @@ class Action(Enum):
     MISSING = "missing"  # a watched container that is not there: a warning, and the pass fails
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Step:
     watch: Watch
     action: Action
@@ -66,65 +66,87 @@ def _plan_one(o: Observation) -> Step:
     w = o.watch
     to = o.pinned or o.tag_digest
     if o.runtime_error is not None:
-        return Step(w, Action.FAIL, None, None, o.runtime_error)
+        return Step(watch=w, action=Action.FAIL, current=None, to_digest=None, reason=o.runtime_error)
     if o.container is None:
         if w.optional:
-            return Step(w, Action.SKIP, None, o.tag_digest, f"{w.kind} {w.container!r} not found (optional)")
-        return Step(w, Action.MISSING, None, o.tag_digest, f"{w.kind} {w.container!r} not found")
+            return Step(
+                watch=w,
+                action=Action.SKIP,
+                current=None,
+                to_digest=o.tag_digest,
+                reason=f"{w.kind} {w.container!r} not found (optional)",
+            )
+        return Step(
+            watch=w,
+            action=Action.MISSING,
+            current=None,
+            to_digest=o.tag_digest,
+            reason=f"{w.kind} {w.container!r} not found",
+        )
     running = digest_for_repo(list(o.container.repo_digests), w.image.repo)
     current = to if to in running else (running[0] if running else None)
     if o.pinned is None and o.error is not None:
-        return Step(w, Action.FAIL, current, None, o.error, o.container)
+        return Step(
+            watch=w,
+            action=Action.FAIL,
+            current=current,
+            to_digest=None,
+            reason=o.error,
+            container=o.container,
+        )
     if to is None:
         return Step(
-            w,
-            Action.FAIL,
-            current,
-            None,
-            f"tag {w.image.tag!r} not found in {w.image.repo.path}",
-            o.container,
+            watch=w,
+            action=Action.FAIL,
+            current=current,
+            to_digest=None,
+            reason=f"tag {w.image.tag!r} not found in {w.image.repo.path}",
+            container=o.container,
         )
     if to in running:
         broken = o.container.broken
         if broken is not None:  # never up to date while it is not serving
-            return Step(w, Action.FAIL, current, to, f"{w.container} is {broken}", o.container)
-        return Step(w, Action.NOTHING, current, to, None, o.container)
+            return Step(
+                watch=w,
+                action=Action.FAIL,
+                current=current,
+                to_digest=to,
+                reason=f"{w.container} is {broken}",
+                container=o.container,
+            )
+        return Step(
+            watch=w, action=Action.NOTHING, current=current, to_digest=to, reason=None, container=o.container
+        )
     if o.pinned is not None and o.pin_deployed:  # someone else recreated it: keep the pin, no flip-flop
         reason = (f"{PIN_CONFLICT} {to} but recreated outside the agent (e.g. `docker compose pull && up -d`); "
                   f"not redeployed: `agent unpin {w.container}` to follow the tag, or pin the digest in the "
                   "compose file (docs/labels.md)")  # fmt: skip
         action = Action.SKIP if o.pin_reported else Action.FAIL  # loud once, then quiet while it lasts
-        return Step(w, action, current, to, reason, o.container, pin_conflict=True)
+        return Step(
+            watch=w,
+            action=action,
+            current=current,
+            to_digest=to,
+            reason=reason,
+            container=o.container,
+            pin_conflict=True,
+        )
     if o.pinned is None and to in o.quarantined:
         reason = (
             f"{to} is quarantined ({o.quarantined[to]}); push a new image or run `agent retry {w.container}`"
         )
-        return Step(w, Action.SKIP, current, to, reason, o.container)
+        return Step(
+            watch=w, action=Action.SKIP, current=current, to_digest=to, reason=reason, container=o.container
+        )
     if w.mode == "notify":
-        return Step(w, Action.REPORT, current, to, 'monitor only (mode = "notify")', o.container)
-    return Step(w, Action.UPDATE, current, to, None, o.container)
-
-
-Confirm = Callable[[RepoKey, str, str], str]
-
-
-def confirm_updates(steps: list[Step], confirmer: Callable[[Watch], Confirm | None]) -> list[Step]:
-    """Before replacing a container, the registry's own digest for the tag wins over the API's.
-
-    Only registries that can tell (`confirm`, e.g. ACR's registry HEAD) and only for tag-following updates.
-    """
-    out = []
-    for s in steps:
-        confirm = confirmer(s.watch)
-        if s.action is Action.UPDATE and not s.pinned and confirm is not None and s.to_digest is not None:
-            to = confirm(s.watch.image.repo, s.watch.image.tag, s.to_digest)
-            if to != s.to_digest:
-                running = (
-                    digest_for_repo(list(s.container.repo_digests), s.watch.image.repo) if s.container else []
-                )
-                action = Action.NOTHING if to in running else Action.UPDATE
-                s = replace(
-                    s, action=action, to_digest=to, current=to if action is Action.NOTHING else s.current
-                )
-        out.append(s)
-    return out
+        return Step(
+            watch=w,
+            action=Action.REPORT,
+            current=current,
+            to_digest=to,
+            reason='monitor only (mode = "notify")',
+            container=o.container,
+        )
+    return Step(
+        watch=w, action=Action.UPDATE, current=current, to_digest=to, reason=None, container=o.container
+    )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from loguru import logger
 
 from agent.model import Report
-from agent.notify_text import KINDS, body, item_for, title
+from agent.notify.text import KINDS, body, item_for, title
 from agent.secret import Secret, redact
 
 TIMEOUT = 5.0

@@ -8,9 +8,9 @@ from dataclasses import replace
 from loguru import logger
 
 from agent.config import Watch
+from agent.config.patterns import newest
 from agent.errors import AgentError
 from agent.model import ImageRef, RepoKey, Result, Status
-from agent.patterns import newest
 from agent.registries import Registry
 from agent.runtimes import Runtime
 

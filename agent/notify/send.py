@@ -18,8 +18,8 @@ from loguru import logger
 
 from agent.config import NotifySettings
 from agent.model import Report, Result, Status
-from agent.notify_state import Notice, NoticeBook
-from agent.notify_text import Item, body, item_for, title, trial_message
+from agent.notify.book import Notice, NoticeBook
+from agent.notify.text import Item, body, item_for, title, trial_message
 from agent.secret import redact
 
 TIMEOUT = 10.0

@@ -1,23 +1,16 @@
 """The agent's own container: found from /proc, never replaced from inside; with `self_update = true`
-a short-lived helper container replaces it, after the pass, through the same safe replace."""
+a short-lived helper container replaces it, after the pass, through the same safe replace
+(agent/cli/selfupdate.py is its pass)."""
 
 from __future__ import annotations
 
 import re
 import socket
-import time
 from pathlib import Path
-from typing import Any
-
-from loguru import logger
-
-from agent.errors import LockBusy
 
 _MOUNT_ID = re.compile(r"/containers/([0-9a-f]{64})/(?:hostname|hosts|resolv\.conf)\s")
 _CGROUP_ID = re.compile(r"(?:/docker/|docker-)([0-9a-f]{64})(?:\.scope)?\s*$", re.M)
 _SHORT_ID = re.compile(r"^[0-9a-f]{12}$")
-HELPER_SUFFIX = "--cr-agent-self-update"
-LOCK_WAIT = 600.0  # the helper waits this long for the pass that started it to end
 
 
 def own_container_id(
@@ -44,26 +37,3 @@ def skip_reason(container: str) -> str:
         f"{container} is cr-agent's own container and self_update = false: not replaced from inside; "
         "update it from the host (docker compose pull && docker compose up -d), or set self_update = true"
     )
-
-
-def helper_pass(cfg: Any, container: str, *, wait: float = LOCK_WAIT) -> Any:
-    """In the helper container: wait for the pass that started us, then update `container` alone."""
-    from agent.app import build_context
-    from agent.reconcile import reconcile
-    from agent.runlock import RunLock
-
-    lock = RunLock(cfg.agent.state_dir / "agent.lock")
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            lock.acquire(blocking=False)
-            break
-        except LockBusy:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    try:
-        logger.info("self-update helper: replacing {}", container)
-        return reconcile(build_context(cfg), only=frozenset({container}))
-    finally:
-        lock.release()

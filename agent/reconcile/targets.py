@@ -1,24 +1,25 @@
 """What an entry keeps updated: a container (the safe replace) or a Swarm service (Swarm's rollout).
 
-reconcile sees only this port: observe what each target runs, prepare an update before any target
-changes (a pull for containers), apply it, and recover what a crash left in flight.
+reconcile sees only this port: observe what each target runs, pull before any target changes (the one
+pull entry), apply the update, and recover what a crash left in flight.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from loguru import logger
 
 from agent.config import Watch
 from agent.deploy import Deployer, Job
-from agent.errors import AgentError
+from agent.deploy.service import BUSY, ServiceDeployer, ServiceJob
+from agent.errors import AgentError, RuntimeFault
 from agent.model import ContainerInfo, Result
-from agent.pulls import pull_checked
 from agent.runtimes import Runtime, ServiceRuntime
-from agent.services import BUSY, ServiceDeployer, ServiceJob
 
+_REFUSED = ("unauthorized", "denied", "authentication required", "no basic auth credentials", " 401")
 Observed = tuple[dict[str, ContainerInfo], dict[str, str]]  # by entry name: what runs; why it cannot be told
 
 
@@ -27,11 +28,11 @@ class Target(Protocol):
         """What each entry's target runs (missing ones left out), and per-entry problems."""
         ...
 
-    def prepare(self, job: Job) -> str:
-        """Work done for every update before any target changes. Raises AgentError."""
+    def pull(self, job: Job) -> str:
+        """What every update needs before any target changes (a container's image). Raises AgentError."""
         ...
 
-    def apply_update(self, job: Job, prepared: str) -> Result: ...
+    def apply_update(self, job: Job, pulled: str) -> Result: ...
 
     def recover(self, watched: list[str]) -> list[Result]:
         """Finish what a crash left in flight (`watched`: the entries of this pass)."""
@@ -51,11 +52,23 @@ class ContainerTarget:
             where = f" ({self.engine})" if self.engine else ""
             return {}, {w.container: f"docker{where}: {e}" for w in watches}
 
-    def prepare(self, job: Job) -> str:
-        return pull_checked(self.deployer, self.runtime, job)
+    def pull(self, job: Job) -> str:
+        """Pull; once more with docker's own login if the registry refuses ours; the image must fit the host."""
+        try:
+            image = self.deployer.pull(job)
+        except AgentError as e:
+            if job.auth is None or not any(word in str(e).lower() for word in _REFUSED):
+                raise
+            logger.warning("{}: the registry refused the agent's pull credentials ({}); retrying once with "
+                           "docker's own login", job.watch.container, e)  # fmt: skip
+            image = self.deployer.pull(replace(job, auth=None))
+        mismatch = self.runtime.platform_mismatch(image)
+        if mismatch:
+            raise RuntimeFault(f"{job.to_digest}: {mismatch}; nothing was changed")
+        return image
 
-    def apply_update(self, job: Job, prepared: str) -> Result:
-        return self.deployer.replace(job, prepared)
+    def apply_update(self, job: Job, pulled: str) -> Result:
+        return self.deployer.replace(job, pulled)
 
     def recover(self, watched: list[str]) -> list[Result]:
         try:
@@ -94,10 +107,10 @@ class ServiceTarget:
             )
         return found, problems
 
-    def prepare(self, job: Job) -> str:
+    def pull(self, job: Job) -> str:
         return ""  # every node pulls for itself, with the registry auth sent along with the update
 
-    def apply_update(self, job: Job, prepared: str) -> Result:
+    def apply_update(self, job: Job, pulled: str) -> Result:
         return self.deployer.update(ServiceJob(job.watch, job.to_digest, job.from_digest, job.auth))
 
     def recover(self, watched: list[str]) -> list[Result]:

@@ -7,7 +7,7 @@ and/or a real Registry v2, injects faults and counts requests.
     with FakeAcr(tags={"ns/app": {"latest": "sha256:..."}}) as fake:
         AliyunRegistry(..., endpoint=fake.url)
 
-    python -m tests.fake_acr --port 18080 --registry 127.0.0.1:5000
+    python -m tests.support.fake_acr --port 18080 --registry 127.0.0.1:5000
 
 `FakeAcr(tls=True)` is the strict one, as real ACR is (see tests/support/acr_world.py): it serves
 the API with the test CA's certificate on 127.0.0.2:443, where /etc/hosts sends cr.<region>.aliyuncs.com,
@@ -178,7 +178,7 @@ class FakeAcr:
     def url(self) -> str:
         if self.tls:
             return f"https://{acr_world.api_host(self.region)}"
-        return f"http://{self._server.server_address[0]}:{self.port}"
+        return f"http://{self._server.server_address[0]!s}:{self.port}"
 
     def start(self) -> FakeAcr:
         if self.tls:
@@ -659,9 +659,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "internal": f"registry-internal.{region}.aliyuncs.com",
                 "vpc": f"registry-vpc.{region}.aliyuncs.com",
             }
-            repo = {"repoNamespace": parts[1], "repoName": parts[2], "repoType": "PRIVATE"}
-            repo.update(repoStatus="NORMAL", regionId=region, repoDomainList=domains)
-            return {"repo": repo}
+            info: dict[str, Any] = {"repoNamespace": parts[1], "repoName": parts[2], "repoType": "PRIVATE"}
+            info.update(repoStatus="NORMAL", regionId=region, repoDomainList=domains)
+            return {"repo": info}
         raise ApiError(404, "InvalidAction.NotFound", f"no such API: {self.command} {path}")
 
     # -- enterprise edition (RPC) -----------------------------------------------------------
@@ -800,7 +800,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m tests.fake_acr", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tests.support.fake_acr", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--registry", help="take tags from this Registry v2, e.g. 127.0.0.1:5000")

@@ -15,8 +15,8 @@ from loguru import logger
 
 from agent.errors import AgentError
 from agent.model import RepoKey
-from agent.notify_state import Notice, NoticeBook
-from agent.notify_text import Item
+from agent.notify.book import Notice, NoticeBook
+from agent.notify.text import Item
 
 FAILED = {"FAILED", "FAIL", "ERROR", "TIMEOUT"}
 WAITING = {"PENDING", "QUEUING", "QUEUED", "WAITING", "BUILDING", "RUNNING", "PREPARING", "PUSHING"}
