@@ -15,9 +15,7 @@ IDENTITIES = ("repository", "any")
 def _key_list(p: Problems, path: str, t: dict[str, Any]) -> tuple[str, ...] | None:
     if "public_keys" not in t:
         return None
-    value = t["public_keys"]
-    if isinstance(value, str):  # a label holds one path, or several separated by commas
-        value = [v.strip() for v in value.split(",") if v.strip()]
+    value = t["public_keys"]  # never from a label: the keys a box trusts are the config's alone
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         p.add(f"{path}.public_keys", 'must be a list of paths, e.g. ["/etc/cr-agent/cosign.pub"]')
         return None

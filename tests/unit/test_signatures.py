@@ -208,3 +208,14 @@ def test_an_older_state_db_gains_the_signatures_table(tmp_path: Path) -> None:
     assert (
         state.signature_verified("h/ns/web", A, {"fp"}, "repository") is None
     )  # a laxer check is not enough
+
+
+def test_public_keys_must_be_a_list_and_never_come_from_a_label(tmp_path: Path) -> None:
+    pub = Signer().write_public(tmp_path / "a.pub")
+    got = problems(tmp_path, {"watch": [{"container": "a", "image": IMG, "public_keys": str(pub)}]})
+    assert got == ['watch[0].public_keys: must be a list of paths, e.g. ["/etc/cr-agent/cosign.pub"]']
+    cfg = config(tmp_path, [pub], [], discover="labels")
+    labels = {"cr-agent.enable": "true", "cr-agent.public_keys": str(tmp_path / "attacker.pub")}
+    found = from_listing(cfg, [ListedContainer("id", "c", IMG, True, labels)], lambda n: IMG, ("registry",))
+    (w,) = found.watches
+    assert cfg.trusted_keys(w) == (str(pub),)
