@@ -65,3 +65,26 @@ def test_check_online_and_once_read_signatures_through_acr(world: AcrWorld) -> N
     (c,) = json.loads(status.stdout)["containers"]
     assert c["signature"] == {"running": "signed", "latest": "signed"}, c
     assert "signed ✔" in world.agent("status", "-c", str(cfg)).stdout
+
+
+def test_a_multi_arch_tag_needs_the_signature_of_its_index(world: AcrWorld) -> None:
+    """The agent deploys by the index digest the tag points to; a signature of one platform's manifest
+    does not sign the index."""
+    from tests.support import multiarch
+
+    signer = Signer()
+    key = signer.write_public(world.tmp / "cosign.pub")
+    repo, arch = f"{world.ns}/web", world.client.version()["Arch"]
+    world.push_image("one")
+    world.run_from("web", world.host_ref())
+    world.push_image("two", tag="two")
+    made = multiarch.push_index(repo, "latest", "two", host_arch=arch)
+    signer.push(repo, made[arch])  # the platform manifest only
+    cfg = world.user_config([{"container": "web", "image": world.host_ref(), "public_keys": [str(key)]}])
+    code, report, err = world.once(cfg)
+    r = by_container(report)[world.prefix + "web"]
+    assert (r["status"], r["signature"], r["latest_digest"]) == ("skipped", "unsigned", made["index"]), err
+    signer.push(repo, made["index"])
+    code, report, err = world.once(cfg)
+    r = by_container(report)[world.prefix + "web"]
+    assert (r["status"], r["signature"]) == ("updated", "verified"), err
