@@ -3,6 +3,7 @@ signed (docs/signatures.md). The signatures are written into the real registry b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +51,11 @@ def test_only_a_digest_signed_by_a_trusted_key_is_deployed(world: World) -> None
     f = results[world.prefix + "free"]
     assert f["status"] == "updated" and "signature" not in f, f
     assert d2 in world.running_digests("free") and world.container("free")["Id"] != free.id
+    status = world.agent("status", "-c", str(cfg), "--json")
+    by_name = {c["container"]: c for c in json.loads(status.stdout)["containers"]}
+    assert by_name[world.prefix + "app"]["signature"] == {"running": "unsigned", "latest": "unsigned"}
+    assert by_name[world.prefix + "free"]["signature"] is None  # needs none
+    assert f"latest    {d2}  unsigned" in world.agent("status", "-c", str(cfg)).stdout
 
     # signed by a key the agent does not trust
     theirs.push(repo, d2)

@@ -119,6 +119,8 @@ def test_a_pass_deploys_only_a_signed_digest_and_remembers_it(tmp_path: Path) ->
     for name in ("web", "two"):
         rt.add(name, "sha256:" + "1" * 64, (f"127.0.0.1:5000/ns/web@{A}",))
     ctx = context(tmp_path, cfg, store, rt)
+    assert {r.status for r in reconcile(ctx, dry_run=True).results} == {Status.WOULD_UPDATE}
+    assert store.fetches == []  # nor does a dry run: only a digest about to be deployed is checked
     results = {r.container: r for r in reconcile(ctx).results}
     assert {n: (r.status, r.signature) for n, r in results.items()} == {
         "web": (Status.SKIPPED, "unsigned"), "two": (Status.SKIPPED, "unsigned")}  # fmt: skip
@@ -129,6 +131,9 @@ def test_a_pass_deploys_only_a_signed_digest_and_remembers_it(tmp_path: Path) ->
     assert {n: (r.status, r.signature) for n, r in results.items()} == {
         "web": (Status.UPDATED, "verified"), "two": (Status.UPDATED, "verified")}  # fmt: skip
     assert len([f for f in store.fetches if "/manifests/" in f]) == 1  # the second entry asked state
+    store.fetches.clear()
+    assert {r.status for r in reconcile(ctx).results} == {Status.UP_TO_DATE}
+    assert store.fetches == []  # a quiet pass reads no signature
     assert ctx.state.signature_verified("127.0.0.1:5000/ns/web", B, {"nope"}, "repository") is None
 
 
