@@ -7,8 +7,8 @@ Imports stay inside the functions, so `agent once` loads only the adapters its w
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from agent.choices import Source
 from agent.config import Config, Watch
@@ -152,8 +152,24 @@ def build_context(
             listener(report, seconds)
 
     return Context(
-        cfg, registries, rt, st, deployer, on_pass, *_self_update(cfg), _targets(cfg, st, stop, rt)
-    )
+        cfg, registries, rt, st, deployer, on_pass, *_self_update(cfg), _targets(cfg, st, stop, rt),
+        signature_reader(registries),
+    )  # fmt: skip
+
+
+def signature_reader(registries: Mapping[str, Registry]) -> Callable[[Watch, tuple[str, str] | None], Any]:
+    """Reads an entry's cosign signatures from its registry with the pull's credentials (docker's own
+    login when the pull uses docker's), over the registry's CA like its HEADs."""
+
+    def reader(w: Watch, auth: tuple[str, str] | None) -> Any:
+        from agent.registries.dockercfg import docker_config_auth  # only when a signature is read
+        from agent.registries.oci import OciRegistry  # only when a signature is read
+
+        creds = auth or docker_config_auth(w.image.host)
+        cafile = getattr(registries.get(w.source), "cafile", None)  # ACR's private CA ([aliyun] ca_file)
+        return OciRegistry(auth=lambda host: creds, cafile=cafile)
+
+    return reader
 
 
 def _targets(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -18,10 +19,12 @@ from agent.config.labels import describe as line
 from agent.config.labels import origins
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, digest_for_repo, normalize_digest, short_digest
+from agent.reconcile.pulls import credentials
 from agent.reconcile.run import reconcile
 from agent.reconcile.targets import ServiceTarget
 from agent.runlock import RunLock
 from agent.secret import redact
+from agent.signatures.gate import require, signature_status
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
@@ -76,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return _status(cfg, as_json=args.json)
         if args.command == "rollback":
-            return _rollback(cfg, args.container, args.to, output=_output(args))
+            return _rollback(cfg, args.container, args.to, output=_output(args), force=args.force)
         return _unpin_or_retry(cfg, args.command, args.container)
     except LockBusy as e:
         logger.error("{}", e)
@@ -246,6 +249,7 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
             "history": [h.as_json() for h in hist], "source": sources.get(str(w.image.repo)),
             "origin": w.origin, "settings": origins(w), "tag_pattern": str(w.pattern) if w.pattern else None,
+            "signature": signature_status(cfg, state, w, running[0] if running else None),
         })  # fmt: skip
     if as_json:
         print(redact(json.dumps({"containers": out}, indent=2)))
@@ -262,11 +266,14 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             )
         )
         print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
-        print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
+        sig = c["signature"] or {}
+        print(f"  running   {c['running_digest'] or '-'}{_signed(sig.get('running'))}"
+              f"{'' if c['running'] else '  [not running]'}")  # fmt: skip
         for key in ("problem", "in_flight"):
             if c[key]:
                 print(redact(f"  {key.replace('_', ' '):<9} {c[key]}"))
-        print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
+        print(f"  latest    {check.get('latest_digest') or '-'}{_signed(sig.get('latest'))}"
+              f"  (last check: {_when(check.get('time'))})")  # fmt: skip
         if c["source"]:
             print(f"  source    {c['source']}")
         if c["pinned"]:
@@ -279,6 +286,10 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _signed(word: str | None) -> str:
+    return {"signed": "  signed ✔", "unsigned": "  unsigned"}.get(word or "", "")
+
+
 def _when(ts: float | None) -> str:
     if not ts:
         return "never"
@@ -287,7 +298,7 @@ def _when(ts: float | None) -> str:
     return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> int:
+def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force: bool = False) -> int:
 
     watch = _require_watched(cfg, container)
     if watch.kind == "service" and not to:
@@ -307,6 +318,13 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
         from agent.cli.update import one_entry  # mode "update" for this entry: a rollback in notify mode too
 
         ctx = app.build_context(one_entry(cfg, watch))
+        if force:
+            ctx.unsigned_ok = frozenset({container})
+        else:
+            creds = functools.partial(credentials, ctx.config, ctx.registries, watch)
+            require(
+                ctx.config, ctx.state, ctx.signature_reader, watch, target, creds, "--force"
+            )  # before any pin
         ctx.state.pin(container, target)
         logger.info(
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
