@@ -19,7 +19,7 @@ from agent.reconcile.discover import Discovered, discover
 from agent.reconcile.run import Context
 from agent.reconcile.selfcontainer import own_container_id
 from agent.reconcile.targets import ContainerTarget, ServiceTarget
-from agent.registries import ListsBuilds
+from agent.registries import ListsBuilds, PrivateCA
 from agent.state import ScopedState, State
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from agent.reconcile.discover import Discovered
     from agent.reconcile.run import Context
     from agent.reconcile.targets import Target
-    from agent.registries import ListsBuilds, Registry
+    from agent.registries import Registry
     from agent.runtimes import Runtime, ServiceRuntime
     from agent.runtimes.docker import DockerRuntime
     from agent.runtimes.pull import PullProgress
@@ -166,7 +166,8 @@ def signature_reader(registries: Mapping[str, Registry]) -> Callable[[Watch, tup
         from agent.registries.oci import OciRegistry  # only when a signature is read
 
         creds = auth or docker_config_auth(w.image.host)
-        cafile = getattr(registries.get(w.source), "cafile", None)  # ACR's private CA ([aliyun] ca_file)
+        registry = registries.get(w.source)
+        cafile = registry.cafile if isinstance(registry, PrivateCA) else None  # ACR's [aliyun] ca_file
         return OciRegistry(auth=lambda host: creds, cafile=cafile)
 
     return reader
