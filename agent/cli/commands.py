@@ -12,6 +12,7 @@ from typing import Any
 from loguru import logger
 
 from agent import __version__, app, logs
+from agent.cli.hangup import hangup_ignored
 from agent.config import Config, Watch, describe, find_config, load, secretfiles
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
@@ -168,7 +169,7 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
             from agent.metrics import Metrics
 
             metrics = Metrics()
-        with RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
+        with hangup_ignored(), RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
             ctx = app.build_context(cfg, metrics=metrics, on_progress=bars)
             if cfg.agent.heartbeat_url is None:
                 report = reconcile(ctx)
