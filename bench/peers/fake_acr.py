@@ -9,7 +9,7 @@ run this launcher; `--fake-nagle` runs the stock one.
     python -m bench.peers.fake_acr --port P --registry 127.0.0.1:5000
 """
 
-from tests import fake_acr
+from tests.support import fake_acr
 
 fake_acr._Handler.disable_nagle_algorithm = (
     True  # StreamRequestHandler: setsockopt(TCP_NODELAY) per connection
