@@ -57,7 +57,9 @@ def test_sighup_mid_replacement_lets_the_update_finish_then_reloads(world: World
     assert "reloaded" not in world.log_of(p), "the config was swapped in during a pass"
 
     (where / "go").touch()
-    wait_until(lambda: "reloaded:" in world.log_of(p) or p.poll() is not None, 120, "the reload after the pass")
+    wait_until(
+        lambda: "reloaded:" in world.log_of(p) or p.poll() is not None, 120, "the reload after the pass"
+    )
     log = world.log_of(p)
     assert p.poll() is None, log
     assert log.index("pass done:") < log.index("reloaded:"), "the reload waited for the pass"
@@ -83,7 +85,9 @@ def test_agent_once_rides_out_sighup_at_old_stopped(world: World) -> None:
         text=True,
     )  # fmt: skip
     world.procs.append(p)
-    wait_until(lambda: (where / "reached").exists() or p.poll() is not None, 90, "the agent to reach old_stopped")
+    wait_until(
+        lambda: (where / "reached").exists() or p.poll() is not None, 90, "the agent to reach old_stopped"
+    )
     p.send_signal(signal.SIGHUP)
     (where / "go").touch()
     _, err = p.communicate(timeout=120)
