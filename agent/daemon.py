@@ -228,6 +228,7 @@ class Daemon:
         self._build = build  # the composition root's build_context(cfg, stop=, metrics=)
         self.stop_event = threading.Event()
         self.reload_wanted = threading.Event()
+        self._reloading = False  # a reload job is queued or runs: another SIGHUP waits for it
         self.coord: Coordinator | None = None
         self.ticker: Ticker | None = None
         self._ctx: Context | None = None
@@ -306,10 +307,19 @@ class Daemon:
 
     def _reload_if_wanted(self) -> None:
         """From the main loop: a SIGHUP's reload, as a job on the scheduler that waits for the pass."""
-        if self.reload_wanted.is_set() and self.ticker is not None:
+        if self.reload_wanted.is_set() and not self._reloading and self.ticker is not None:
             self.reload_wanted.clear()
+            self._reloading = True
             logger.info("SIGHUP received: reloading {} once no pass runs", self.cfg.path)
-            self.ticker.soon(self.reload, "config reload")
+            self.ticker.soon(self._reload_job, "config reload")
+
+    def _reload_job(self) -> None:
+        try:
+            self.reload()
+        except Exception as e:  # a reload must never stop the daemon
+            logger.exception("SIGHUP: the reload failed, the running config stays: {}", e)
+        finally:
+            self._reloading = False
 
     def reload(self) -> bool:
         """Read and check the config file again; swap it in between passes. False if it was refused."""

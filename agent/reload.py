@@ -17,6 +17,7 @@ from agent.config import Config, load
 from agent.config.secretfiles import warnings
 from agent.errors import ConfigError
 from agent.schedule import describe
+from agent.webhook.server import WebhookServer, watch_targets
 
 if TYPE_CHECKING:
     from agent.daemon import Daemon
@@ -68,9 +69,7 @@ def _swap(daemon: Daemon, new: Config) -> bool:
     if new.agent.schedule != old.agent.schedule and daemon.ticker is not None:
         daemon.ticker.reschedule(new.agent.schedule)
     for server in daemon._servers:
-        if hasattr(server, "routes"):
-            from agent.webhook.server import watch_targets
-
+        if isinstance(server, WebhookServer):
             server.routes.retarget(watch_targets(new), new.agent.discover is not None)
     said = changes(old, new)
     logger.bind(event="config.reloaded").info(
