@@ -13,6 +13,7 @@ from typing import Any
 from loguru import logger
 
 from agent import app, logs, schedule
+from agent.cli.hangup import hangup_ignored
 from agent.cli.selfupdate import helper_pass
 from agent.config import Config, Watch, describe, find_config, load, secretfiles
 from agent.config.labels import describe as line
@@ -133,7 +134,7 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
             from agent.metrics import Metrics  # prometheus-client: only with metrics
 
             metrics = Metrics()
-        with RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
+        with hangup_ignored(), RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
             ctx = app.build_context(cfg, metrics=metrics, on_progress=bars)
             if cfg.agent.heartbeat_url is None:
                 report = reconcile(ctx)

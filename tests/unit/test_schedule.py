@@ -10,7 +10,7 @@ import pytest
 from agent.compat import UTC
 from agent.config import Schedule, parse
 from agent.errors import ConfigError
-from agent.schedule import Ticker
+from agent.scheduler import Ticker
 
 IMG = "127.0.0.1:5000/ns/web:latest"  # a plain registry: no credentials needed
 FRIDAY_NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC).timestamp()
