@@ -12,12 +12,13 @@ from typing import Any
 
 from loguru import logger
 
-from agent import app, logs, schedule
+from agent import app, logs
 from agent.cli.hangup import hangup_ignored
 from agent.cli.selfupdate import helper_pass
 from agent.config import Config, Watch, describe, find_config, load, secretfiles
 from agent.config.labels import describe as line
 from agent.config.labels import origins
+from agent.daemon import schedule
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, digest_for_repo, normalize_digest, short_digest
 from agent.reconcile.pulls import credentials

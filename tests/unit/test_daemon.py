@@ -15,11 +15,11 @@ from loguru import logger
 
 from agent.config import Config, Schedule
 from agent.daemon import Coordinator, serve
+from agent.daemon.scheduler import Ticker
 from agent.deploy import Deployer
 from agent.errors import HostLockBusy, LockBusy, PassRunning
 from agent.model import Report
 from agent.runlock import RunLock
-from agent.scheduler import Ticker
 from agent.state import State
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.support.wait import wait_until

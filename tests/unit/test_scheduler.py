@@ -12,10 +12,10 @@ from loguru import logger
 from agent.compat import UTC
 from agent.config import Schedule
 from agent.daemon import Coordinator, serve
+from agent.daemon.schedule import DueTimes
+from agent.daemon.scheduler import SCHEDULE, PassTrigger, Ticker
 from agent.model import Report
 from agent.runlock import RunLock
-from agent.schedule import DueTimes
-from agent.scheduler import SCHEDULE, PassTrigger, Ticker
 from tests.support.wait import wait_until
 
 SUNDAY_NOON = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

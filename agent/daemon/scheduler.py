@@ -25,7 +25,7 @@ from loguru import logger
 
 from agent.compat import UTC
 from agent.config import Schedule
-from agent.schedule import DueTimes, describe
+from agent.daemon.schedule import DueTimes, describe
 
 SCHEDULE = "schedule"  # the scheduled pass's job id
 MISFIRE_GRACE = 3600  # seconds: a scheduled pass later than this (a suspended host) is skipped, and said

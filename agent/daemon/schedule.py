@@ -2,7 +2,7 @@
 
 One cron parser (cronsim) serves `agent check` and `agent run`, so a schedule that check accepts
 always runs. Cron expressions are in the host's local time, like cron itself. No APScheduler here:
-`agent check` imports this module; `agent.scheduler` (only `agent run`) turns it into a trigger.
+`agent check` imports this module; `agent.daemon.scheduler` (only `agent run`) turns it into a trigger.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def next_cron(expr: str, after: float, zone: tzinfo) -> float:
 class DueTimes:
     """When the next scheduled pass is due: cron (Debian semantics) or a fixed interval grid, plus jitter.
 
-    Pure: `agent.scheduler` runs it as an APScheduler trigger. The interval grid is anchored at
+    Pure: `agent.daemon.scheduler` runs it as an APScheduler trigger. The interval grid is anchored at
     construction; jitter only delays a due time and never moves the grid.
     """
 

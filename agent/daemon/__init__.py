@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agent.config import Config, WebhookSettings
+from agent.daemon.schedule import describe
 from agent.errors import ConfigError, HostLockBusy, PassRunning
 from agent.model import Report
 from agent.reconcile.run import reconcile
 from agent.runlock import RunLock
-from agent.schedule import describe
 
 if TYPE_CHECKING:
+    from agent.daemon.scheduler import Ticker
     from agent.reconcile.run import Context
-    from agent.scheduler import Ticker
 
 
 class Coordinator:
@@ -79,7 +79,7 @@ class Coordinator:
     def start_worker(self, ticker: Ticker | None = None) -> None:
         """Start the scheduler wake-ups run on: the daemon's (`ticker`), else one of their own."""
         if ticker is None:
-            from agent.scheduler import Ticker
+            from agent.daemon.scheduler import Ticker
 
             ticker = Ticker(None, lambda: None, self.stop)
         self._ticker = ticker
@@ -220,7 +220,7 @@ class Daemon:
     """`agent run`: `start` builds and starts everything, `run` waits, `stop` tears down (idempotent).
 
     The first SIGTERM/SIGINT lets the current step finish; a second one exits at once. SIGHUP reloads
-    the config file between passes (`agent.reload`). The handlers only set flags; the signal
+    the config file between passes (`agent.daemon.reload`). The handlers only set flags; the signal
     handlers that were in place before `start` are restored by `stop`.
     """
 
@@ -238,9 +238,9 @@ class Daemon:
         self._saved: dict[int, Any] = {}
 
     def start(self) -> None:
+        from agent.daemon.scheduler import Ticker  # APScheduler: `agent run` only
         from agent.metrics import Metrics  # prometheus-client: only with metrics
         from agent.notify.heartbeat import wrap  # only a configured heartbeat pays for urllib
-        from agent.scheduler import Ticker  # APScheduler: `agent run` only
 
         cfg = self.cfg
         self._metrics = Metrics()
@@ -254,7 +254,9 @@ class Daemon:
             return wrap(self.cfg.agent.heartbeat_url, lambda: reconcile(ctx, only=only))
 
         coord = self.coord = Coordinator(one_pass, lock, debounce=debounce, stop=self.stop_event)
-        self.ticker = Ticker(cfg.agent.schedule, lambda: coord.run_pass(None, "schedule"), self.stop_event)
+        self.ticker = Ticker(
+            cfg.agent.schedule, lambda: coord.run_pass(None, "schedule"), self.stop_event
+        )
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._saved[sig] = signal.signal(sig, self._on_signal)
         self._saved[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
@@ -267,7 +269,9 @@ class Daemon:
                 self.stop()
                 raise
         logger.info(
-            "agent running: {} watch entries, schedule {}", len(cfg.watches), describe(cfg.agent.schedule)
+            "agent running: {} watch entries, schedule {}",
+            len(cfg.watches),
+            describe(cfg.agent.schedule),
         )
 
     def run(self) -> int:
@@ -323,7 +327,7 @@ class Daemon:
 
     def reload(self) -> bool:
         """Read and check the config file again; swap it in between passes. False if it was refused."""
-        from agent.reload import reload
+        from agent.daemon.reload import reload
 
         assert self.coord is not None
         return reload(self)

@@ -15,8 +15,8 @@ from loguru import logger
 
 from agent.config import Config, load
 from agent.config.secretfiles import warnings
+from agent.daemon.schedule import describe
 from agent.errors import ConfigError
-from agent.schedule import describe
 from agent.webhook.server import WebhookServer, watch_targets
 
 if TYPE_CHECKING:
