@@ -215,6 +215,14 @@ def _check_labels(cfg: Config) -> None:
     from agent.config.labels import describe as line
 
     if cfg.agent.discover is None:
+        from agent.reconcile.discover import watchtower_hint
+
+        try:
+            hint = watchtower_hint(app.runtime(cfg).list_containers())
+        except AgentError:  # no engine to ask: the file alone is checked
+            hint = None
+        if hint:
+            print(f"  hint: {hint}")
         return
     try:
         found = app.discovered(cfg)

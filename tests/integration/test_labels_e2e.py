@@ -92,3 +92,29 @@ def test_labels_and_a_watch_entry_resolve_and_status_says_where_settings_came_fr
     assert check.returncode == 0, check.stderr
     assert f"{world.prefix}labelled ← {world.image()} (labels:" in check.stdout
     assert "mode from label cr-agent.mode" in check.stdout
+
+
+WT = "com.centurylinklabs.watchtower"
+
+
+def test_watchtower_labels_are_followed_and_check_says_what_to_set_when_discovery_is_off(
+    world: World,
+) -> None:
+    world.push_image("v1")
+    more = {"cr-agent.source": "aliyun", "cr-agent.min_uptime": "1s"}  # the fake ACR answers; quick gate
+    world.run("wt", labels={f"{WT}.enable": "true", **more})
+    world.run("wt-watch", labels={f"{WT}.enable": "true", f"{WT}.monitor-only": "true", **more})
+    world.run("wt-off", labels={f"{WT}.enable": "false", **more})
+    d2 = world.push_image("v2")
+
+    check = world.agent("check", "-c", str(world.config([{"container": "wt", "image": world.image()}])))
+    assert check.returncode == 0, check.stderr
+    assert "Watchtower labels" in check.stdout and 'discover = "labels"' in check.stdout
+
+    code, report, err = world.once(world.config([], agent='discover = "labels"'))
+    got = mine(world, report)
+    assert code == 0, err
+    assert set(got) == {"wt", "wt-watch"}
+    assert got["wt"]["status"] == "updated" and d2 in world.running_digests("wt")
+    assert got["wt-watch"]["status"] == "would_update"  # monitor-only → mode = "notify"
+    assert d2 not in world.running_digests("wt-watch") and d2 not in world.running_digests("wt-off")
