@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load(path)
     except ConfigError as e:
         return _usage_error(e, args.log_json)
-    for warning in secretfiles.warnings(path):
+    for warning in (*secretfiles.warnings(path), *cfg.warnings):
         logger.warning("{}", warning)
     try:
         if args.command == "check" and args.online:

@@ -22,22 +22,9 @@ from agent.choices import Source
 from agent.config import Config, Watch
 from agent.errors import AgentError, RegistryError
 from agent.model import digest_for_repo
+from agent.registries import aliyun_errors as errwords
 from agent.registries import is_loopback
 from agent.registries.acr import AcrRegistry
-from agent.registries.aliyun_sdk import CA_BUNDLE_ENV
-
-RAM_HINT = (
-    "grant the RAM user read access to Container Registry: attach AliyunContainerRegistryReadOnlyAccess, "
-    'or a policy allowing "cr:Get*", "cr:List*" on "acs:cr:*:*:*" (docs/acr.md)'
-)
-_HINTS = {
-    "InvalidAccessKeyId": "the AccessKey ID is unknown: check ALIBABA_CLOUD_ACCESS_KEY_ID / [aliyun] access_key_id",
-    "SignatureDoesNotMatch": "the AccessKey secret does not match its ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-    "InvalidSecurityToken": "the STS token is wrong or expired: renew ALIBABA_CLOUD_SECURITY_TOKEN",
-    "NoPrivilege": RAM_HINT,
-    "Forbidden.RAM": RAM_HINT,
-    "TLS_UNTRUSTED": f"for a private CA set [aliyun] ca_file or {CA_BUNDLE_ENV}",
-}
 
 
 @dataclass
@@ -49,8 +36,8 @@ class Check:
 
 def hint_for(err: RegistryError) -> str:
     code = err.code or ""
-    hint = next((h for prefix, h in _HINTS.items() if code.startswith(prefix)), "")
-    return f"{code or 'error'}: {err}" + (f" — hint: {hint}" if hint else "")
+    hint = errwords.hint(code)
+    return f"{code or 'error'}: {err}" + (f" — hint: {hint}" if hint and hint not in str(err) else "")
 
 
 def check_watch(

@@ -162,3 +162,4 @@ class Config:
     notify: NotifySettings | None = None
     metrics: MetricsSettings | None = None
     build_watch: tuple[RepoKey, ...] = ()  # ACR repositories whose builds are watched
+    warnings: tuple[str, ...] = ()  # env values stripped while loading (config/envvalues.py)

@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.model import Result, Status, short_digest
+from agent.notify.reasons import in_chinese
 
 LANGUAGES = ("zh", "en")
 LOG_LINES = 10  # of a rolled-back container's output
@@ -26,6 +27,7 @@ _PHRASES: Mapping[str, tuple[str, str]] = {  # key: (English, 中文)
     "build_stuck": ("ACR build stuck", "ACR 构建卡住"),
     "took": ("took {s}", "耗时 {s}"),
     "reason": ("reason", "原因"),
+    "detail": ("detail", "详情"),
     "logs": ("last log lines of the new container", "新容器的最后几行日志"),
     "undo": ("undo", "撤销"),
     "retry": ("retry", "重试"),
@@ -140,7 +142,10 @@ def _lines(it: Item, lang: str, md: bool) -> list[str]:
     if it.kind == "recovered":
         out.append(w["interrupted"] if it.reason else w["works_again"])
     elif it.reason:
-        out.append(f"{w['reason']}{w['colon']}{it.reason}")
+        reason, raw = in_chinese(it.reason) if lang == "zh" else (it.reason, None)
+        out.append(f"{w['reason']}{w['colon']}{reason}")
+        if raw:
+            out.append(f"{w['detail']}{w['colon']}{raw}")
     if it.since:
         out.append(w["since"].format(t=it.since))
     cmd = command(it)

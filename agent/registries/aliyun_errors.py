@@ -16,6 +16,24 @@ from agent.registries.aliyun_sdk import _SENSITIVE, CA_BUNDLE_ENV, _field
 from agent.secret import redact
 
 _TEMPORARY_CODES = {"InternalError", "ServiceUnavailable", "UnknownError", "SDK.HttpError"}
+RAM_HINT = (
+    "grant the RAM user read access to Container Registry: attach AliyunContainerRegistryReadOnlyAccess, "
+    'or a policy allowing "cr:Get*", "cr:List*" on "acs:cr:*:*:*" (docs/acr.md)'
+)
+# code prefix → what to do; said in the error itself, so `once`, logs and notifications carry it
+HINTS = {
+    "InvalidAccessKeyId": "the AccessKey ID is unknown: check ALIBABA_CLOUD_ACCESS_KEY_ID / [aliyun] access_key_id",
+    "SignatureDoesNotMatch": "the AccessKey secret does not match its ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "InvalidAccessKeySecret": "the AccessKey secret does not match its ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "InvalidSecurityToken": "the STS token is wrong or expired: renew ALIBABA_CLOUD_SECURITY_TOKEN",
+    "NoPrivilege": RAM_HINT,
+    "Forbidden.RAM": RAM_HINT,
+    "TLS_UNTRUSTED": f"for a private CA set [aliyun] ca_file or {CA_BUNDLE_ENV}",
+}
+
+
+def hint(code: str | None) -> str:
+    return next((h for prefix, h in HINTS.items() if (code or "").startswith(prefix)), "")
 
 
 class ErrorWords:
@@ -78,6 +96,8 @@ class ErrorWords:
         text = f"{where}: " + (f"HTTP {status}: " if status else "") + (msg or "request failed")
         if isinstance(request_id, str) and request_id:
             text += f" (request id {request_id})"
+        if hint(code):
+            text += f"; {hint(code)}"
         return self.error(text, code, temporary)
 
     def error(self, message: str, code: str | None, temporary: bool) -> RegistryError:
