@@ -148,6 +148,9 @@ class ContainerInfo:
     static_ip: bool = False
     state: str = ""  # the engine's word: created, running, restarting, exited, paused, dead
     exit_code: int = 0
+    stop_timeout: int | None = (
+        None  # the container's own (`docker run --stop-timeout`); None: the engine's 10 s
+    )
 
     @property
     def broken(self) -> str | None:

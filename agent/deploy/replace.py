@@ -79,6 +79,10 @@ class Deployer:
     def pull(self, job: Job) -> str:
         """Pull by digest; return the image id. Touches no container and no tag."""
         ref = job.watch.image
+        w = job.watch
+        logger.bind(event="pull.start", container=w.container, image=str(ref), status="updating",
+                    from_digest=job.from_digest, to_digest=job.to_digest).info(
+            "{}: pulling {}", w.container, ref.at(job.to_digest))  # fmt: skip
         try:
             image_id = self.runtime.pull(ref.at(job.to_digest), job.auth)
         except RuntimeFault:
@@ -137,7 +141,7 @@ class Deployer:
         )  # fmt: skip
         self._last = r
         try:
-            r = self._swap(w, r)
+            r = self._swap(w, r, _stop_timeout(old))
         except Exception as e:
             last = self._last or r
             if not last.step.committed:
@@ -171,7 +175,7 @@ class Deployer:
             return Strategy.STOP_FIRST
         return w.strategy
 
-    def _swap(self, w: Watch, r: Replacement) -> Replacement:
+    def _swap(self, w: Watch, r: Replacement, stop_timeout: int) -> Replacement:
         rt = self.runtime
         if not r.start_first:
             r = self._step(r, Step.RENAMED)
@@ -185,6 +189,7 @@ class Deployer:
         if r.start_new:
             if not r.start_first and r.was_running:
                 r = self._step(r, Step.OLD_STOPPED)
+                say(r.name, Step.OLD_STOPPED, "stopping the old container (stop timeout {}s)", stop_timeout)
                 rt.stop(r.old_id)
                 self.crash_at(Step.OLD_STOPPED)
             r = self._step(r, Step.STARTED)
@@ -196,6 +201,7 @@ class Deployer:
         self._check_undisturbed(r)
         r = self._step(r, Step.HEALTHY)  # the commit point
         self.crash_at(Step.HEALTHY)
+        say(r.name, Step.OLD_REMOVED, "healthy; removing the old container {}", r.old_id[:12])
         self.restorer.retire_old(r, self.crash_at)
         self.crash_at(Step.OLD_REMOVED)
         return r
@@ -334,6 +340,15 @@ class Deployer:
             return redact(self.runtime.logs(cid, tail=30))
         except AgentError:
             return None
+
+
+def say(name: str, step: str, message: str, *args: object, **fields: object) -> None:
+    """An INFO line for a step that takes time, so that a replacement never looks like a hang."""
+    logger.bind(event="replace.step", step=str(step), **fields).info("{}: " + message, name, *args)
+
+
+def _stop_timeout(c: ContainerInfo | None) -> int:
+    return c.stop_timeout if c is not None and c.stop_timeout is not None and c.stop_timeout >= 0 else 10
 
 
 def _env(job: Job) -> dict[str, str]:

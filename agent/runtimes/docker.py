@@ -93,6 +93,7 @@ class DockerRuntime:
             static_ip=static or bool((data.get("Config") or {}).get("MacAddress")),
             state=data["State"].get("Status", ""),
             exit_code=int(data["State"].get("ExitCode") or 0),
+            stop_timeout=(data.get("Config") or {}).get("StopTimeout"),
         )
 
     def inspect_all(self, names: Collection[str]) -> dict[str, ContainerInfo]:
