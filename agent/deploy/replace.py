@@ -23,7 +23,7 @@ from agent.deploy.journal import LABEL_REPLACES, Replacement, Step
 from agent.deploy.probes import probe as run_probe
 from agent.deploy.recover import CrashAt, Restorer
 from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault
-from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Result, Status
+from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Result, Status, Version
 from agent.runlock import EngineLock
 from agent.runtimes import Runtime
 from agent.runtimes.relabel import IMAGE_LABEL
@@ -154,8 +154,10 @@ class Deployer:
             ok, out = run_hook(w.post_update, w.hook_timeout, _env(job))
             if not ok:
                 logger.warning("{}: post_update failed: {}", w.container, out)
-        logger.info("{}: updated {} → {} ({})", w.container, job.from_digest, job.to_digest, r.strategy)
-        return _result(job, Status.UPDATED, strategy=r.strategy, container_id=r.new_id)
+        version = self._version(r.new_image_id)
+        logger.info("{}: updated {} → {}{} ({})", w.container, job.from_digest, job.to_digest,
+                    f" {version}" if version else "", r.strategy)  # fmt: skip
+        return _result(job, Status.UPDATED, strategy=r.strategy, container_id=r.new_id, version=version)
 
     def _in_progress(self, name: str, old_id: str) -> str | None:
         """Why another agent's replacement of `name` is to be respected, or None."""
@@ -332,6 +334,13 @@ class Deployer:
                     logger.info("{}: removed old image {}", container, image_id[:19])
             except AgentError as e:
                 logger.debug("{}: kept old image {}: {}", container, image_id[:19], e)
+
+    def _version(self, image_id: str) -> Version | None:
+        """The new image's OCI version labels, when it has them."""
+        try:
+            return Version.from_labels(self.runtime.image_labels(image_id))
+        except AgentError:
+            return None
 
     def _logs(self, cid: str | None) -> str | None:
         if not cid:

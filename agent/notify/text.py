@@ -28,6 +28,8 @@ _PHRASES: Mapping[str, tuple[str, str]] = {  # key: (English, 中文)
     "took": ("took {s}", "耗时 {s}"),
     "reason": ("reason", "原因"),
     "detail": ("detail", "详情"),
+    "image": ("repository", "仓库"),
+    "source": ("source", "源码"),
     "logs": ("last log lines of the new container", "新容器的最后几行日志"),
     "undo": ("undo", "撤销"),
     "retry": ("retry", "重试"),
@@ -62,6 +64,8 @@ class Item:
     build_state: str | None = None
     build_minutes: int | None = None
     link: str | None = None
+    version: str | None = None  # the new image's `v1.4.2 (3f2a9c1)`, from its OCI labels
+    source: str | None = None  # its org.opencontainers.image.source
 
 
 def language_from_env(env: Mapping[str, str]) -> str:
@@ -84,9 +88,9 @@ def item_for(r: Result, events: Collection[str]) -> Item | None:
     if r.status.value not in events or r.seen_before or r.status.value not in KINDS:
         return None
     logs = r.logs if r.status is Status.ROLLED_BACK else None
-    return Item(
-        r.status.value, r.container, r.image, r.current_digest, r.to_digest, r.seconds, r.error, logs or None
-    )
+    v = r.version
+    return Item(r.status.value, r.container, r.image, r.current_digest, r.to_digest, r.seconds, r.error,
+                logs or None, version=str(v) if v else None, source=v.source if v else None)  # fmt: skip
 
 
 def duration(seconds: float, lang: str) -> str:
@@ -121,6 +125,10 @@ def _tag(image: str) -> str:
     return last.rsplit(":", 1)[1] if ":" in last else ""
 
 
+def _repository(image: str) -> str:
+    return image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+
+
 def _lines(it: Item, lang: str, md: bool) -> list[str]:
     """The detail lines of one item (without bullets or indentation)."""
     w = _WORDS[lang]
@@ -136,9 +144,15 @@ def _lines(it: Item, lang: str, md: bool) -> list[str]:
             out.append(f"{w['console']}{w['colon']}{it.link}")
     elif it.from_digest or it.to_digest:
         line = f"{code(short_digest(it.from_digest))} → {code(short_digest(it.to_digest))}"
+        if it.version:
+            line += f" · {code(it.version)}"
         if it.seconds is not None:
             line += f" · {w['took'].format(s=duration(it.seconds, lang))}"
         out.append(line)
+    if it.image and not it.kind.startswith("build_"):
+        out.append(f"{w['image']}{w['colon']}{_repository(it.image)}")
+    if it.source:
+        out.append(f"{w['source']}{w['colon']}{it.source}")
     if it.kind == "recovered":
         out.append(w["interrupted"] if it.reason else w["works_again"])
     elif it.reason:

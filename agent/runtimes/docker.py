@@ -168,6 +168,10 @@ class DockerRuntime:
     def exists_image(self, ref: str) -> bool:
         return self._image(ref) is not None
 
+    def image_labels(self, ref: str) -> dict[str, str]:
+        image = self._image(ref) or {}
+        return dict((image.get("Config") or {}).get("Labels") or {})
+
     def image_in_use(self, image_id: str) -> bool:
         """Whether any container, in any state, uses the image."""
         image = self._image(image_id)

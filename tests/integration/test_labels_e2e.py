@@ -80,9 +80,10 @@ def test_labels_and_a_watch_entry_resolve_and_status_says_where_settings_came_fr
     assert got["labelled"]["status"] == "would_update"  # cr-agent.mode = notify: monitor only
 
     done = world.agent("status", "-c", str(cfg), "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode in (0, 1) and done.stdout, done.stderr  # 1: another test's labelled entry in error
     status = {c["container"][len(world.prefix) :]: c for c in json.loads(done.stdout)["containers"]
               if c["container"].startswith(world.prefix)}  # fmt: skip
+    assert not status["both"]["in_error"] and not status["labelled"]["in_error"]
     assert status["both"]["origin"] == "config" and status["both"]["settings"]["strategy"] == "default"
     assert status["labelled"]["origin"] == "labels"
     assert status["labelled"]["settings"]["mode"] == "label cr-agent.mode"

@@ -10,7 +10,7 @@ from typing import Any
 import docker
 import pytest
 
-from tests.integration.agentenv import World, world_fixture
+from tests.integration.agentenv import World, by_container, world_fixture
 
 
 @pytest.fixture
@@ -46,3 +46,55 @@ def test_a_replacement_logs_each_slow_step_at_info(world: World) -> None:
     assert said[2][1].startswith(f"{name}: waiting for the new container to prove itself (")
     assert said[2][1].endswith("up to 120s")
     assert said[3][1].startswith(f"{name}: healthy; removing the old container ")
+
+
+def oci(version: str, revision: str) -> dict[str, str]:
+    return {"org.opencontainers.image.version": version, "org.opencontainers.image.revision": revision,
+            "org.opencontainers.image.source": "https://git.example.com/shop/web"}  # fmt: skip
+
+
+def test_versions_from_oci_labels_and_status_shows_problems_and_exits_1(world: World) -> None:
+    from tests.integration.test_cli_e2e import notify_sink
+
+    rev1, rev2 = "1" * 40, "3f2a9c1" + "0" * 33
+    world.push_image("v1", labels=oci("v1.4.1", rev1))
+    world.run("web")
+    d2 = world.push_image("v2", labels=oci("v1.4.2", rev2))
+    cfg = world.config(
+        [{"container": "web", "image": world.image()}, {"container": "ghost", "image": world.image()}]
+    )
+    with notify_sink(cfg) as sink:
+        code, report, err = world.once(cfg, "--log-json")
+        (note,) = [hit.data for hit in sink.wait(1)]
+    web = by_container(report)[world.prefix + "web"]
+    assert code == 1 and web["status"] == "updated" and web["latest_digest"] == d2, err
+    source = "https://git.example.com/shop/web"
+    assert web["version"] == {
+        "version": "v1.4.2",
+        "revision": rev2,
+        "source": source,
+        "text": "v1.4.2 (3f2a9c1)",
+    }
+    (updated,) = [x for x in json_lines(err) if x["message"].startswith(f"{world.prefix}web: updated ")]
+    assert f"→ {d2} v1.4.2 (3f2a9c1) (stop-first)" in updated["message"]
+    assert (
+        "v1.4.2 (3f2a9c1)" in note["message"]
+        and f"repository: {world.image().rsplit(':', 1)[0]}" in note["message"]
+    )
+
+    done = world.agent("status", "-c", str(cfg), "--json")
+    assert done.returncode == 1, done.stderr  # the missing container is an entry in error
+    got = {c["container"][len(world.prefix) :]: c for c in json.loads(done.stdout)["containers"]}
+    assert got["web"]["in_error"] is False and got["web"]["version"]["text"] == "v1.4.2 (3f2a9c1)"
+    assert got["ghost"]["in_error"] is True and "not found" in got["ghost"]["problem"]
+    check, last = got["web"]["last_check"], got["web"]["last_deploy"]
+    assert (
+        isinstance(check["time"], float) and check["time_iso"].startswith("20") and "T" in check["time_iso"]
+    )
+    assert isinstance(last["started"], float) and "T" in last["started_iso"] and "T" in last["finished_iso"]
+
+    world.client.containers.get(world.prefix + "web").stop(timeout=1)
+    human = world.agent("status", "-c", str(cfg))
+    assert human.returncode == 1 and "[not running]" not in human.stdout
+    assert f"problem   container {world.prefix}ghost not found" in human.stdout
+    assert "problem   container is stopped (exit code" in human.stdout and "v1.4.2 (3f2a9c1)" in human.stdout
