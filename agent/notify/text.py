@@ -109,14 +109,14 @@ def title(host: str, items: Sequence[Item], lang: str, prefix: str = "") -> str:
     return f"{prefix}cr-agent @ {host}{w['colon']}{summary}"
 
 
-def command(it: Item) -> tuple[str, str] | None:
-    """(label key, command) that undoes or retries what happened."""
+def command(it: Item, agent: str = "agent") -> tuple[str, str] | None:
+    """(label key, command) that undoes or retries what happened; `agent` is how the agent is run there."""
     if it.kind == "updated":
-        return "undo", f"agent rollback {it.name}"
+        return "undo", f"{agent} rollback {it.name}"
     if it.kind == "rolled_back":
-        return "retry", f"agent retry {it.name}"
+        return "retry", f"{agent} retry {it.name}"
     if it.kind == "failed":
-        return "retry", "agent once"
+        return "retry", f"{agent} once"
     return None
 
 
@@ -129,7 +129,7 @@ def _repository(image: str) -> str:
     return image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
 
 
-def _lines(it: Item, lang: str, md: bool) -> list[str]:
+def _lines(it: Item, lang: str, md: bool, agent: str = "agent") -> list[str]:
     """The detail lines of one item (without bullets or indentation)."""
     w = _WORDS[lang]
 
@@ -162,7 +162,7 @@ def _lines(it: Item, lang: str, md: bool) -> list[str]:
             out.append(f"{w['detail']}{w['colon']}{raw}")
     if it.since:
         out.append(w["since"].format(t=it.since))
-    cmd = command(it)
+    cmd = command(it, agent)
     if cmd:
         out.append(f"{w[cmd[0]]}{w['colon']}{code(cmd[1])}")
     return out
@@ -173,7 +173,9 @@ def _log_tail(logs: str) -> list[str]:
     return lines[-LOG_LINES:]
 
 
-def body(items: Sequence[Item], lang: str, markdown: bool, pass_seconds: float | None = None) -> str:
+def body(
+    items: Sequence[Item], lang: str, markdown: bool, pass_seconds: float | None = None, agent: str = "agent"
+) -> str:
     """One block per item; Markdown for DingTalk/Feishu/Lark bots, plain text elsewhere."""
     w = _WORDS[lang]
     blocks = []
@@ -186,7 +188,7 @@ def body(items: Sequence[Item], lang: str, markdown: bool, pass_seconds: float |
         )
         if tag:
             head += f" ({'`' + tag + '`' if markdown else tag})"
-        lines = [head] + [f"- {ln}" if markdown else f"   {ln}" for ln in _lines(it, lang, markdown)]
+        lines = [head] + [f"- {ln}" if markdown else f"   {ln}" for ln in _lines(it, lang, markdown, agent)]
         if it.logs:
             tail = _log_tail(it.logs)
             lines.append(f"- {w['logs']}{w['colon']}" if markdown else f"   {w['logs']}{w['colon']}")

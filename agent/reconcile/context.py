@@ -26,6 +26,7 @@ class Context:
     start_helper: Callable[[str], str] | None = None  # self_update: starts the helper for that container
     # by (kind, docker_host); containers on the default engine fall back to runtime + deployer
     targets: dict[tuple[str, str | None], Target] = field(default_factory=dict)
+    told_own: set[str] = field(default_factory=set)  # own containers whose skip was logged (once per process)
 
     def __post_init__(self) -> None:
         self.targets.setdefault(("container", None), ContainerTarget(self.runtime, self.deployer))
