@@ -128,3 +128,18 @@ def test_chinese_messages_give_chinese_reasons_with_the_raw_code_and_text(reason
     assert expected in text and f"详情：{reason}" in text
     english = body([Item("failed", "web", "h/ns/web:v1", reason=reason)], "en", markdown=False)
     assert f"reason: {reason}" in english and "详情" not in english
+
+
+def test_once_without_docker_says_so_in_its_log_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(f'[agent]\nstate_dir = "{tmp_path}/state"\n[[watch]]\ncontainer = "web"\n'
+                   'image = "127.0.0.1:5000/ns/web:latest"\n')  # fmt: skip
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+           "DOCKER_HOST": f"unix://{tmp_path}/docker.sock"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "agent", "once", "-c", str(cfg), "--log-json"],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1
+    errors = [json.loads(x)["message"] for x in done.stderr.splitlines() if '"ERROR"' in x]
+    assert any(
+        "Docker is not running, or its socket is elsewhere" in m and "DOCKER_HOST" in m for m in errors
+    ), errors
