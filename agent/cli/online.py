@@ -26,18 +26,8 @@ from agent.errors import AgentError, RegistryError
 from agent.model import digest_for_repo
 from agent.registries import is_loopback
 from agent.registries.acr import AcrRegistry
-from agent.registries.acr_hints import PULL_HINT, RAM_HINT
+from agent.registries.acr_hints import PULL_HINT, hint
 from agent.registries.acr_public import NO_CREDENTIALS, NeitherAnswers
-from agent.registries.aliyun_sdk import CA_BUNDLE_ENV
-
-_HINTS = {
-    "InvalidAccessKeyId": "the AccessKey ID is unknown: check ALIBABA_CLOUD_ACCESS_KEY_ID / [aliyun] access_key_id",
-    "SignatureDoesNotMatch": "the AccessKey secret does not match its ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-    "InvalidSecurityToken": "the STS token is wrong or expired: renew ALIBABA_CLOUD_SECURITY_TOKEN",
-    "NoPrivilege": RAM_HINT,
-    "Forbidden.RAM": RAM_HINT,
-    "TLS_UNTRUSTED": f"for a private CA set [aliyun] ca_file or {CA_BUNDLE_ENV}",
-}
 
 
 @dataclass
@@ -49,8 +39,8 @@ class Check:
 
 def hint_for(err: RegistryError) -> str:
     code = err.code or ""
-    hint = next((h for prefix, h in _HINTS.items() if code.startswith(prefix)), "")
-    return f"{code or 'error'}: {err}" + (f" — hint: {hint}" if hint else "")
+    advice = hint(code)
+    return f"{code or 'error'}: {err}" + (f" — hint: {advice}" if advice and advice not in str(err) else "")
 
 
 def check_watch(

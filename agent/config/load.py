@@ -13,6 +13,7 @@ from agent.choices import LANGUAGES, Edition, Match, Source, language_from_env
 from agent.compat import tomllib
 from agent.config.builds import build_repos
 from agent.config.cron import parse_cron
+from agent.config.envvalues import CleanEnv
 from agent.config.fields import (
     DAY,
     Problems,
@@ -75,8 +76,9 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"{path}: cannot read: {e}"]) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
-    cfg = parse(raw, os.environ if env is None else env)
-    return replace(cfg, path=path)
+    clean = CleanEnv(os.environ if env is None else env)
+    cfg = parse(raw, clean)
+    return replace(cfg, path=path, warnings=tuple(clean.warnings()))
 
 
 def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:

@@ -254,9 +254,7 @@ class Daemon:
             return wrap(self.cfg.agent.heartbeat_url, lambda: reconcile(ctx, only=only))
 
         coord = self.coord = Coordinator(one_pass, lock, debounce=debounce, stop=self.stop_event)
-        self.ticker = Ticker(
-            cfg.agent.schedule, lambda: coord.run_pass(None, "schedule"), self.stop_event
-        )
+        self.ticker = Ticker(cfg.agent.schedule, lambda: coord.run_pass(None, "schedule"), self.stop_event)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._saved[sig] = signal.signal(sig, self._on_signal)
         self._saved[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
