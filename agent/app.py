@@ -14,10 +14,11 @@ from agent.choices import Source
 from agent.config import Config, Watch
 from agent.deploy import Deployer
 from agent.deploy.service import ServiceDeployer
+from agent.errors import AgentError
 from agent.model import ContainerInfo, Report
 from agent.reconcile.discover import Discovered, discover
 from agent.reconcile.run import Context
-from agent.reconcile.selfcontainer import own_container_id
+from agent.reconcile.selfcontainer import agent_command, own_container_id
 from agent.reconcile.targets import ContainerTarget, ServiceTarget
 from agent.registries import ListsBuilds, PrivateCA
 from agent.state import ScopedState, State
@@ -236,8 +237,6 @@ def _build_watch(cfg: Config, acr: ListsBuilds, book: NoticeBook) -> Callable[[]
 
 def _agent_command(rt: DockerRuntime) -> str:
     """`agent`, or `docker exec NAME agent` when the agent runs in container NAME (for undo/retry hints)."""
-    from agent.errors import AgentError
-    from agent.reconcile.selfcontainer import agent_command, own_container_id
 
     own = own_container_id()
     try:

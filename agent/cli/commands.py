@@ -13,13 +13,16 @@ from typing import Any
 from loguru import logger
 
 from agent import app, logs
+from agent.choices import Source
 from agent.cli.hangup import hangup_ignored
+from agent.cli.parser import build
 from agent.cli.selfupdate import helper_pass
 from agent.config import Config, Watch, describe, find_config, load, secretfiles
 from agent.config.labels import describe as line
 from agent.daemon import schedule
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
+from agent.reconcile.discover import watchtower_hint
 from agent.reconcile.pulls import credentials
 from agent.reconcile.run import reconcile
 from agent.reconcile.targets import ServiceTarget
@@ -31,12 +34,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from agent.cli.parser import build
 
     args = build().parse_args(argv)
     logs.setup(args.log_level, args.log_json)
     if args.command == "init":  # before any config exists
-        from agent.cli.init import run_init
+        from agent.cli.init import run_init  # each command loads its own module
 
         return run_init(all_images=args.all, write=args.write, force=args.force)
     try:
@@ -61,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("config OK")
             return EXIT_OK if args.config_only or check_engine(cfg) else EXIT_FAILED
         if args.command == "update":
-            from agent.cli.update import update_one
+            from agent.cli.update import update_one  # each command loads its own module
 
             watch = _require_watched(cfg, args.container)
             report = update_one(cfg, watch, force=args.force, dry_run=args.dry_run)
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "notify-test":
             return _notify_test(cfg)
         if args.command == "status":
-            from agent.cli.status import status
+            from agent.cli.status import status  # each command loads its own module
 
             return status(cfg, as_json=args.json)
         if args.command == "rollback":
@@ -182,8 +184,6 @@ def _print_report(report: Report, output: str) -> None:
 def _check_labels(cfg: Config) -> None:
 
     if cfg.agent.discover is None:
-        from agent.reconcile.discover import watchtower_hint
-
         try:
             hint = watchtower_hint(app.runtime(cfg).list_containers())
         except AgentError:  # no engine to ask: the file alone is checked
@@ -204,8 +204,7 @@ def _check_labels(cfg: Config) -> None:
 
 def _check_routes(cfg: Config) -> None:
     """ACR images followed through the registry: without an AccessKey, or remembered as not in the account."""
-    from agent.choices import Source
-    from agent.registries.acr_public import describe_routes
+    from agent.registries.acr_public import describe_routes  # the ACR SDK only when an ACR watch needs it
 
     if any(w.source is Source.ALIYUN for w in cfg.watches):
         for line in describe_routes(cfg.agent.state_dir, cfg.aliyun):

@@ -86,8 +86,8 @@ def check_watch(
 
 def _signature_check(acr: AcrRegistry, runtime: Any, w: Watch, signatures: Any) -> Check:
     """Whether the running and the latest digest carry a trusted signature (docs/signatures.md)."""
-    from agent.signatures.gate import verify_now
-    from agent.signatures.keys import KeyProblem, load_keys
+    from agent.signatures.gate import verify_now  # cryptography: only with [signatures]
+    from agent.signatures.keys import KeyProblem, load_keys  # cryptography: only with [signatures]
 
     try:
         keys = load_keys(signatures.keys)

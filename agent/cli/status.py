@@ -8,6 +8,7 @@ from typing import Any
 
 from agent import app
 from agent.config import Config, Watch
+from agent.config.labels import origins
 from agent.errors import AgentError
 from agent.model import ContainerInfo, Version, digest_for_repo, short_digest
 from agent.secret import redact
@@ -17,8 +18,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def status(cfg: Config, *, as_json: bool) -> int:
-    from agent.config.labels import origins
-    from agent.registries.acr import load_sources
+    from agent.registries.acr import load_sources  # the ACR SDK only when an ACR watch needs it
 
     state, runtime = app.state(cfg), app.runtime(cfg)
     sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository

@@ -43,6 +43,8 @@ from agent.config.schema import (
     Watch,
     WebhookSettings,
 )
+from agent.config.signatures import describe as signatures
+from agent.config.signatures import signatures_section
 from agent.config.watches import watches_of
 from agent.errors import ConfigError
 from agent.registries.acr_hosts import parse_host
@@ -100,7 +102,6 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     metrics = _metrics(p, raw.get("metrics"))
 
     builds = build_repos(p, raw.get("build_watch", []), watches, notify is not None)
-    from agent.config.signatures import signatures_section
 
     signatures = signatures_section(p, raw.get("signatures"))
     if p.items:
@@ -337,7 +338,6 @@ def describe(cfg: Config) -> str:
     lines += [f"  {line(w)}" for w in cfg.watches]
     if cfg.agent.discover:
         lines.append(f"  discover = {cfg.agent.discover!r}: containers opt in with labels (cr-agent.enable)")
-    from agent.config.signatures import describe as signatures
 
     lines += signatures(cfg)
     return redact("\n".join(lines))
