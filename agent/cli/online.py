@@ -15,8 +15,8 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from agent import app
@@ -28,6 +28,15 @@ from agent.registries import is_loopback
 from agent.registries.acr import AcrRegistry
 from agent.registries.acr_hints import PULL_HINT, hint
 from agent.registries.acr_public import NO_CREDENTIALS, NeitherAnswers
+from agent.runtimes import Runtime
+
+
+@dataclass(frozen=True)
+class Signatures:
+    """What the signature check needs: the entry's trusted key files and a reader of its signatures."""
+
+    keys: tuple[str, ...]
+    reader: Callable[[Watch, tuple[str, str] | None], Any]
 
 
 @dataclass
@@ -44,7 +53,7 @@ def hint_for(err: RegistryError) -> str:
 
 
 def check_watch(
-    acr: AcrRegistry, runtime: Any, w: Watch, cafile: str | None, signatures: Any = None
+    acr: AcrRegistry, runtime: Runtime, w: Watch, cafile: str | None, signatures: Signatures | None = None
 ) -> tuple[dict[str, Any], list[Check]]:
     """`signatures`: with `.keys` (the entry's trusted key files) and `.reader(w, creds)`, or None."""
     checks: list[Check] = []
@@ -84,7 +93,7 @@ def check_watch(
     return where, checks
 
 
-def _signature_check(acr: AcrRegistry, runtime: Any, w: Watch, signatures: Any) -> Check:
+def _signature_check(acr: AcrRegistry, runtime: Runtime, w: Watch, signatures: Signatures) -> Check:
     """Whether the running and the latest digest carry a trusted signature (docs/signatures.md)."""
     from agent.signatures.gate import verify_now  # cryptography: only with [signatures]
     from agent.signatures.keys import KeyProblem, load_keys  # cryptography: only with [signatures]
@@ -187,7 +196,7 @@ def _v2_login(host: str, creds: tuple[str, str], cafile: str | None) -> int:
     return status
 
 
-def _container_check(runtime: Any, w: Watch) -> Check:
+def _container_check(runtime: Runtime, w: Watch) -> Check:
     try:
         info = runtime.inspect(w.container)
     except AgentError as e:
@@ -203,7 +212,8 @@ def _container_check(runtime: Any, w: Watch) -> Check:
 
 def run_online(cfg: Config, *, as_json: bool) -> int:
 
-    acr: Any = app.REGISTRIES[Source.ALIYUN](cfg, None)
+    acr = app.REGISTRIES[Source.ALIYUN](cfg, None)
+    assert isinstance(acr, AcrRegistry)  # what app builds for ACR watches
     runtime = app.runtime(cfg)
     rows: list[dict[str, Any]] = []
     try:
@@ -211,7 +221,7 @@ def run_online(cfg: Config, *, as_json: bool) -> int:
             if w.source is not Source.ALIYUN:
                 continue
             keys = cfg.trusted_keys(w)
-            sigs = SimpleNamespace(keys=keys, reader=app.signature_reader({"aliyun": acr})) if keys else None
+            sigs = Signatures(keys, app.signature_reader({"aliyun": acr})) if keys else None
             where, checks = check_watch(acr, runtime, w, acr.cafile, sigs)
             rows.append({"container": w.container, "image": str(w.image), "resolved": where,
                          "ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]})  # fmt: skip
