@@ -12,7 +12,7 @@ from typing import Any
 from loguru import logger
 
 from agent import __version__, app, logs, secretfiles
-from agent.config import Config, Watch, describe, find_config, load
+from agent.config import Config, Watch, describe, find_config, load, weak_tokens
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
 from agent.runlock import RunLock
@@ -86,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in secretfiles.warnings(path):
         logger.warning("{}", warning)
     try:
+        if args.command == "check" and (weak := weak_tokens(cfg)):
+            raise ConfigError(weak)
         if args.command == "check" and args.online:
             from agent.online import run_online
 
@@ -102,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _once(cfg, dry_run=args.dry_run, output=_output(args), metrics_file=args.metrics_file)
         if args.command == "run":
             from agent.daemon import run_daemon
+
+            for problem in weak_tokens(cfg):
+                logger.warning("{} (`agent check` refuses it)", problem)
 
             return run_daemon(cfg, app.build_context)
         if args.command == "self-update":
@@ -250,36 +255,23 @@ def _require_watched(cfg: Config, container: str) -> Watch:
 
 
 def _status(cfg: Config, *, as_json: bool) -> int:
-    from agent.discover import origins
-    from agent.model import digest_for_repo
+    import time
+
     from agent.registries.acr import load_sources
+    from agent.seen import label_failure, seen_of
+    from agent.ui.snapshot import entries, events
 
     state, runtime = app.state(cfg), app.runtime(cfg)
     sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
-    out: list[dict[str, Any]] = []
     found = app.discovered(cfg, runtime, app.local_services(cfg, runtime))
-    for r in (*found.failed, *found.skipped):
-        out.append({"container": r.container, "image": r.image, "origin": "labels", "error": r.error})
-    look = app.observer(cfg, state, runtime)
-    in_flight = {
-        e.container: f"{e.kind} {e.step}" for kind in ("container", "service") for e in state.journal(kind)
-    }
-    for w in (*cfg.watches, *found.watches):
-        info, problem = look(w)
-        running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
-        hist = state.history(w.container, limit=10)
-        last_deploy = next((h.as_json() for h in hist), None)
-        out.append({
-            "container": w.container, "kind": w.kind, "docker_host": w.docker_host, "image": str(w.image),
-            "exists": info is not None, "problem": problem, "in_flight": in_flight.get(w.container),
-            "running": bool(info and info.running), "running_digest": running[0] if running else None,
-            "last_check": state.last_check(w.container), "last_deploy": last_deploy,
-            "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
-            "history": [h.as_json() for h in hist], "source": sources.get(str(w.image.repo)),
-            "origin": w.origin, "settings": origins(w), "tag_pattern": str(w.pattern) if w.pattern else None,
-        })  # fmt: skip
+    rows = [label_failure(r) for r in (*found.failed, *found.skipped)]
+    look, now = app.observer(cfg, state, runtime), time.time()
+    rows += [{**seen_of(w, *look(w)), "seen": now} for w in (*cfg.watches, *found.watches)]
+    out = entries(rows, state, sources)
     if as_json:
-        print(redact(json.dumps({"containers": out}, indent=2)))
+        print(
+            redact(json.dumps({"containers": out, "events": events(state, now), "generated": now}, indent=2))
+        )
         return EXIT_OK
     for c in out:
         if c.get("error"):

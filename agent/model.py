@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
 from agent.compat import StrEnum
@@ -143,6 +144,8 @@ class ContainerInfo:
     static_ip: bool = False
     state: str = ""  # the engine's word: created, running, restarting, exited, paused, dead
     exit_code: int = 0
+    version: str | None = None  # the image's OCI labels (oci_version), where present
+    revision: str | None = None
 
     @property
     def broken(self) -> str | None:
@@ -153,6 +156,20 @@ class ContainerInfo:
         if self.state in ("restarting", "dead") or (self.state == "exited" and self.exit_code != 0):
             return f"{self.state}, exit code {self.exit_code}"
         return None
+
+
+OCI_VERSION, OCI_REVISION = "org.opencontainers.image.version", "org.opencontainers.image.revision"
+
+
+def oci_version(labels: Mapping[str, str] | None) -> tuple[str | None, str | None]:
+    """The version and revision an image's labels declare (None where absent), cut to 200 characters."""
+    labels = labels or {}
+
+    def one(key: str) -> str | None:
+        value = labels.get(key)
+        return value[:200] if isinstance(value, str) and value else None
+
+    return one(OCI_VERSION), one(OCI_REVISION)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from agent.follow import resolve_patterns
 from agent.model import Report, Result, Status
 from agent.observe import observe
 from agent.plan import Action, Observation, Step, confirm_updates, plan
+from agent.seen import record_seen
 from agent.state import State
 from agent.targets import ServiceTarget
 
@@ -37,9 +38,8 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
         found = _discover(ctx)
         watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
     watches, picked = resolve_patterns(ctx.registries, ctx.runtime, watches)
-    steps = confirm_updates(
-        plan(observe(ctx, watches)), lambda w: getattr(ctx.registries.get(w.source), "confirm", None)
-    )
+    observed = observe(ctx, watches)
+    steps = confirm_updates(plan(observed), lambda w: getattr(ctx.registries.get(w.source), "confirm", None))
     results = apply(ctx, steps, dry_run=dry_run) + picked
     results += [r for r in (*found.failed, *found.skipped) if only is None or r.container in only]
     report = Report(tuple(_merge(recovered, results)))
@@ -50,6 +50,7 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
             (r.container, r.current_digest, r.tag_digest or r.to_digest, r.status.value, r.error)
             for r in report.results
         ])  # fmt: skip
+        record_seen(ctx, observed, report, (*found.failed, *found.skipped), complete=only is None)
     _log(report, seconds)
     if ctx.on_pass and not dry_run:  # a dry run changes nothing and tells no one
         ctx.on_pass(report, seconds)

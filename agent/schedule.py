@@ -104,6 +104,7 @@ class Ticker:
         self._zone = zone or local_zone()
         self._anchor = clock()
         self.dead: str | None = None
+        self.next_at: float | None = None  # when the next scheduled pass is due (the status page shows it)
         self._thread: threading.Thread | None = None
 
     def next_due(self, now: float) -> float:
@@ -138,7 +139,7 @@ class Ticker:
     def _loop(self) -> None:
         self._fire()
         while not self._stop.is_set():
-            due = self.next_due(self._clock())
+            due = self.next_at = self.next_due(self._clock())
             while not self._stop.is_set() and (left := due - self._clock()) > 0:
                 self._stop.wait(min(left, _WAIT_CHUNK))
             if self._stop.is_set():
