@@ -79,14 +79,16 @@ def timeline(events: list[Mapping[str, Any]], now: float) -> dict[str, Any]:
             "x": round(x, 1), "y": lanes[str(e["container"])] * LANE + 4, "w": round(w, 1), "h": LANE - 8,
             "color": COLORS.get(str(e["outcome"]), "#616161"), "event": e,
         })  # fmt: skip
-    days = [{"x": round(LABEL + d * 86400 * scale, 1), "label": datetime.fromtimestamp(start + d * 86400)
-             .strftime("%m-%d")} for d in range(0, TIMELINE_DAYS + 1, 5)]  # fmt: skip
+    days = [{"x": round(LABEL + d * 86400 * scale, 1), "anchor": "end" if d == TIMELINE_DAYS else "middle",
+             "label": datetime.fromtimestamp(start + d * 86400).strftime("%m-%d")}
+            for d in range(0, TIMELINE_DAYS + 1, 5)]  # fmt: skip
     return {"lanes": names, "marks": marks, "days": days, "height": max(1, len(names)) * LANE + 20,
             "width": WIDTH, "label": LABEL, "lane": LANE}  # fmt: skip
 
 
-def render(data: Mapping[str, Any], lang: str, *, fragment: bool = False) -> str:
-    """The whole page, or only its live part (what the refresh script swaps in)."""
+def render(data: Mapping[str, Any], lang: str, *, fragment: bool = False, open_entry: str = "") -> str:
+    """The whole page, or only its live part (what the refresh script swaps in); `open_entry` is shown
+    with its history unfolded (`/?open=<name>`, a link a notification can carry)."""
     now = float(data.get("generated") or time.time())
     counts: dict[str, int] = {}
     for c in data.get("containers", []):
@@ -94,7 +96,7 @@ def render(data: Mapping[str, Any], lang: str, *, fragment: bool = False) -> str
     view = {
         "data": data, "lang": lang, "t": words(lang), "states": STATES[lang], "now": now, "counts": counts,
         "line": timeline(list(data.get("events", [])), now), "agent": data.get("agent") or {},
-        "colors": COLORS,
+        "colors": COLORS, "open": open_entry,
     }  # fmt: skip
     name = "live.html" if fragment else "status.html"
     return str(environment().get_template(name).render(**view))

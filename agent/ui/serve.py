@@ -10,6 +10,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from agent.webhook.messages import Reply, Request, error_reply
 
@@ -47,8 +48,10 @@ class StatusPage:
         from agent.ui.words import from_accept_language
 
         lang = self._language or from_accept_language(request.header("accept-language"))
-        fragment = "fragment=1" in request.query.split("&")
-        html = render(self._data(), lang, fragment=fragment)
+        query = dict(parse_qsl(request.query))
+        html = render(
+            self._data(), lang, fragment=query.get("fragment") == "1", open_entry=query.get("open", "")
+        )
         return Reply(HTTPStatus.OK, html.encode(), content_type="text/html; charset=utf-8", headers=HEADERS)
 
     def _asset(self, name: str) -> Reply:
