@@ -32,12 +32,13 @@ def world(prefix: str, tmp_path: Path, docker_client: docker.DockerClient) -> It
 
 
 def chromium(url: str, *, lang: str, screenshot: Path | None = None, size: str = "1200,1000") -> str:
-    """The DOM Chromium built for `url` (its scripts ran, 12 s of virtual time), or a screenshot."""
+    """The DOM Chromium built for `url` (its scripts ran, 12 s of virtual time), or a screenshot.
+    The page's console must hold no Content-Security-Policy refusal."""
     with tempfile.TemporaryDirectory(prefix="crt-chromium-") as profile:
         args = [
             str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", f"--lang={lang}", f"--accept-lang={lang}", "--hide-scrollbars",
+            f"--user-data-dir={profile}", f"--lang={lang}", f"--accept-lang={lang}", "--hide-scrollbars", "--enable-logging=stderr",
         ]  # fmt: skip
         if screenshot is None:
             args += ["--virtual-time-budget=12000", "--dump-dom", url]
@@ -45,6 +46,7 @@ def chromium(url: str, *, lang: str, screenshot: Path | None = None, size: str =
             args += [f"--screenshot={screenshot}", f"--window-size={size}", "--virtual-time-budget=2000", url]
         done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "Content Security Policy" not in done.stderr and "Refused to" not in done.stderr, done.stderr[-2000:]
     return done.stdout
 
 
@@ -106,10 +108,11 @@ def test_pending_update_versions_and_a_markup_label_as_text_in_english(world: Wo
         {"container": "app", "image": world.image(), "mode": "notify"},
         {"container": "evil", "image": world.image("evil")},
     ]
-    d = start(world, watches)
+    d = start(world, watches, log_level="DEBUG")
     app, evil = world.prefix + "app", world.prefix + "evil"
 
     dom = chromium(page_url(d), lang="en-US")
+    assert "GET /?fragment=1 " in d.log()  # the page's own script refreshed its live part, CSP and all
     rows = parse(dom)
     assert rows.rows[app] == {"state": "pending", "version": "1.4.2", "label": "update pending"}, rows.rows
     assert rows.rows[evil]["state"] == "up_to_date" and rows.rows[evil]["label"] == "up to date"
