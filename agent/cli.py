@@ -285,7 +285,8 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             )
         )
         print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
-        print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
+        version = f"  (version {c['version']})" if c.get("version") else ""
+        print(f"  running   {c['running_digest'] or '-'}{version}{'' if c['running'] else '  [not running]'}")
         for key in ("problem", "in_flight"):
             if c[key]:
                 print(redact(f"  {key.replace('_', ' '):<9} {c[key]}"))

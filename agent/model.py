@@ -162,12 +162,14 @@ OCI_VERSION, OCI_REVISION = "org.opencontainers.image.version", "org.opencontain
 
 
 def oci_version(labels: Mapping[str, str] | None) -> tuple[str | None, str | None]:
-    """The version and revision an image's labels declare (None where absent), cut to 200 characters."""
+    """The version and revision an image's labels declare (None where absent): printable characters only
+    (no terminal escapes), at most 200. Still untrusted text: the page escapes it."""
     labels = labels or {}
 
     def one(key: str) -> str | None:
         value = labels.get(key)
-        return value[:200] if isinstance(value, str) and value else None
+        text = "".join(ch for ch in value[:200] if ch.isprintable()) if isinstance(value, str) else ""
+        return text or None
 
     return one(OCI_VERSION), one(OCI_REVISION)
 

@@ -46,7 +46,9 @@ def chromium(url: str, *, lang: str, screenshot: Path | None = None, size: str =
             args += [f"--screenshot={screenshot}", f"--window-size={size}", "--virtual-time-budget=2000", url]
         done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Content Security Policy" not in done.stderr and "Refused to" not in done.stderr, done.stderr[-2000:]
+    assert "Content Security Policy" not in done.stderr and "Refused to" not in done.stderr, done.stderr[
+        -2000:
+    ]
     return done.stdout
 
 

@@ -207,3 +207,32 @@ def test_check_refuses_a_webhook_token_under_32_characters_with_a_command_to_mak
 
     path.write_text(path.read_text().replace("t" * 31, "t" * 32))
     assert weak_tokens(load(path)) == []
+
+
+def test_version_labels_are_read_as_printable_text_only() -> None:
+    from agent.model import oci_version
+
+    labels = {"org.opencontainers.image.version": "1.2\x1b[31m.3", "org.opencontainers.image.revision": ""}
+    assert oci_version(labels) == ("1.2[31m.3", None)
+    assert oci_version({"org.opencontainers.image.version": "v" * 500}) == ("v" * 200, None)
+    assert oci_version(None) == (None, None)
+
+
+def test_an_older_state_db_gains_the_logs_column_and_the_seen_table(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute(
+        "CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, container TEXT NOT NULL, started REAL NOT NULL,"
+        " finished REAL NOT NULL, from_digest TEXT, to_digest TEXT, outcome TEXT NOT NULL, error TEXT,"
+        " image_id TEXT, old_image_id TEXT)"
+    )
+    db.execute("INSERT INTO history VALUES (1, 'web', 1.0, 2.0, 'a', 'b', 'rolled_back', 'boom', NULL, NULL)")
+    db.commit()
+    db.close()
+    state = State(tmp_path)
+    state.keep_logs("web", "last line")
+    (d,) = state.history("web")
+    assert d.as_json()["logs"] == "last line" and d.outcome == "rolled_back"
+    state.record_seen({"web": {"container": "web"}}, complete=True)
+    assert state.seen()["web"][1] == {"container": "web"}
