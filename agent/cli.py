@@ -266,7 +266,7 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     found = app.discovered(cfg, runtime, app.local_services(cfg, runtime))
     rows = [label_failure(r) for r in (*found.failed, *found.skipped)]
     look, now = app.observer(cfg, state, runtime), time.time()
-    rows += [{**seen_of(w, *look(w)), "seen": now} for w in (*cfg.watches, *found.watches)]
+    rows += [seen_of(w, *look(w)) for w in (*cfg.watches, *found.watches)]
     out = entries(rows, state, sources)
     if as_json:
         print(

@@ -228,18 +228,22 @@ class State:
 
     # what the last pass saw of each entry: the status page reads it and never asks the engine
     def record_seen(self, rows: dict[str, dict[str, Any]], *, complete: bool) -> None:
-        """One row per entry of a pass; `complete` (a pass over every entry) drops the entries gone."""
+        """One row per entry of a pass; `complete` (a pass over every entry) drops the entries gone.
+        Only what changed is written: a quiet pass costs one read, no transaction."""
         now = time.time()
-        data = [(c, now, redact(json.dumps(d, sort_keys=True))) for c, d in rows.items()]
+        new = {c: redact(json.dumps(d, sort_keys=True)) for c, d in rows.items()}
         with self._lock:
-            self._guarded(self._replace_seen, data, complete)
+            old = dict(self._guarded(lambda: self._db.execute("SELECT container, data FROM seen").fetchall()))
+            changed = [(c, now, d) for c, d in new.items() if old.get(c) != d]
+            gone = [(c,) for c in old if c not in new] if complete else []
+            if changed or gone:
+                self._guarded(self._replace_seen, changed, gone)
 
-    def _replace_seen(self, data: list[tuple[str, float, str]], complete: bool) -> None:
+    def _replace_seen(self, changed: list[tuple[str, float, str]], gone: list[tuple[str]]) -> None:
         self._db.execute("BEGIN")
         try:
-            if complete:
-                self._db.execute("DELETE FROM seen")
-            self._db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", data)
+            self._db.executemany("DELETE FROM seen WHERE container = ?", gone)
+            self._db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", changed)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

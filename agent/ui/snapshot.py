@@ -82,15 +82,15 @@ def recorded_rows(cfg: Config, state: State) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for w in cfg.watches:
         if w.container in seen:
-            t, data = seen.pop(w.container)
-            rows.append({**data, "seen": t})
+            rows.append(seen.pop(w.container)[1])
         else:
             rows.append(
                 {**seen_of(w, None, "not looked at yet: no pass since the agent started"), "exists": None}
             )
     configured = {w.container for w in cfg.watches}
-    rows += [{**data, "seen": t} for name, (t, data) in seen.items() if data.get("origin") == "labels"
-             and name not in configured]  # fmt: skip
+    rows += [
+        data for name, (_, data) in seen.items() if data.get("origin") == "labels" and name not in configured
+    ]
     return rows
 
 

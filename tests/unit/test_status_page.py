@@ -187,7 +187,7 @@ def test_a_page_load_asks_neither_docker_nor_the_registry(world: tuple) -> None:
 def test_api_status_has_the_shape_of_agent_status_json(world: tuple) -> None:  # type: ignore[type-arg]
     cfg, state, rt, _ = world
     (w,) = cfg.watches
-    live = entries([{**seen_of(w, rt.inspect("web"), None), "seen": 0.0}], state, {})
+    live = entries([seen_of(w, rt.inspect("web"), None)], state, {})
     recorded = snapshot(cfg, state, None)
     assert set(recorded["containers"][0]) == set(live[0])
     assert set(recorded) == {"containers", "events", "generated"}
@@ -236,3 +236,26 @@ def test_an_older_state_db_gains_the_logs_column_and_the_seen_table(tmp_path: Pa
     assert d.as_json()["logs"] == "last line" and d.outcome == "rolled_back"
     state.record_seen({"web": {"container": "web"}}, complete=True)
     assert state.seen()["web"][1] == {"container": "web"}
+    t = state.seen()["web"][0]
+    state.record_seen({"web": {"container": "web"}, "api": {"container": "api"}}, complete=False)
+    assert state.seen()["web"][0] == t and set(state.seen()) == {"web", "api"}  # unchanged: not rewritten
+    state.record_seen({"api": {"container": "api"}}, complete=True)
+    assert set(state.seen()) == {"api"}
+
+
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [(None, "en"), ("zh-CN,zh;q=0.9,en;q=0.8", "zh"), ("en-US,en;q=0.9,zh;q=0.8", "en"),
+     ("fr-FR, zh-TW;q=0.5", "zh"), ("de, en;q=0", "en"), ("en;q=0.3, zh;q=0.7", "zh"), ("zh;q=abc", "en")],
+)  # fmt: skip
+def test_the_language_is_the_first_of_zh_and_en_the_browser_prefers(header: str | None, lang: str) -> None:
+    from agent.ui.words import from_accept_language
+
+    assert from_accept_language(header) == lang
+
+
+def test_notify_language_wins_over_the_browser(world: tuple) -> None:  # type: ignore[type-arg]
+    cfg, state, _, _ = world
+    page = StatusPage(lambda: snapshot(cfg, state, None), "zh")
+    html = page.answer(Request("GET", "/", (("accept-language", "en-US"),), "127.0.0.1")).body.decode()
+    assert "有更新待处理" in html and 'lang="zh-CN"' in html
