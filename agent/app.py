@@ -12,20 +12,28 @@ from typing import TYPE_CHECKING
 
 from agent.choices import Source
 from agent.config import Config, Watch
+from agent.deploy import Deployer
+from agent.deploy.service import ServiceDeployer
 from agent.model import ContainerInfo, Report
+from agent.reconcile.discover import Discovered, discover
+from agent.reconcile.run import Context
+from agent.reconcile.selfcontainer import own_container_id
+from agent.reconcile.targets import ContainerTarget, ServiceTarget
+from agent.registries import ListsBuilds
+from agent.state import ScopedState, State
 
 if TYPE_CHECKING:
-    from agent.discover import Discovered
     from agent.metrics import Metrics
-    from agent.notify_state import NoticeBook
-    from agent.notify_text import Item
-    from agent.reconcile import Context
-    from agent.registries import Registry
+    from agent.notify.book import NoticeBook
+    from agent.notify.text import Item
+    from agent.reconcile.discover import Discovered
+    from agent.reconcile.run import Context
+    from agent.reconcile.targets import Target
+    from agent.registries import ListsBuilds, Registry
     from agent.runtimes import Runtime, ServiceRuntime
     from agent.runtimes.docker import DockerRuntime
     from agent.runtimes.pull import PullProgress
     from agent.state import State
-    from agent.targets import Target
 
 
 def _configured_auth(cfg: Config) -> Callable[[str], tuple[str, str] | None]:
@@ -37,20 +45,21 @@ def _configured_auth(cfg: Config) -> Callable[[str], tuple[str, str] | None]:
 
 
 def _oci(cfg: Config, metrics: Metrics | None) -> Registry:
-    from agent.registries.oci import OciRegistry
+    from agent.registries.oci import OciRegistry  # each adapter only when a watch uses it
 
     return OciRegistry(auth=_configured_auth(cfg))
 
 
 def _aliyun(cfg: Config, metrics: Metrics | None) -> Registry:
     """ACR: one API client per (region, edition, instance) of the watched hosts, made on first use."""
-    from agent.registries.acr import AcrRegistry
-    from agent.registries.dockercfg import docker_config_auth
+    from agent.registries.acr import AcrRegistry  # the ACR SDK only when an ACR watch needs it
+    from agent.registries.dockercfg import docker_config_auth  # only when an ACR watch needs it
 
     configured = _configured_auth(cfg)
     return AcrRegistry(
         cfg.aliyun, state_dir=cfg.agent.state_dir,
         instance_ids={w.image.host: w.instance_id for w in cfg.watches if w.instance_id},
+        regions={w.image.host: w.region for w in cfg.watches if w.region},
         host_auth=lambda host: configured(host) or docker_config_auth(host),
         on_request=metrics.record_api if metrics is not None else None,
     )  # fmt: skip
@@ -77,7 +86,6 @@ def sources(cfg: Config) -> list[Source]:
 def discovered(cfg: Config, rt: Runtime | None = None, services: ServiceRuntime | None = None) -> Discovered:
     """The label-discovered entries and failures now (one container listing, and one service listing on a
     Swarm manager), for `check` and `status`. Without `rt`, the local engine's containers and services."""
-    from agent.discover import Discovered, discover
 
     if cfg.agent.discover is None:  # no engine call, not even a client
         return Discovered((), ())
@@ -88,7 +96,7 @@ def discovered(cfg: Config, rt: Runtime | None = None, services: ServiceRuntime 
 
 
 def runtime(cfg: Config, on_progress: Callable[[str, PullProgress], None] | None = None) -> DockerRuntime:
-    from agent.runtimes.docker import DockerRuntime
+    from agent.runtimes.docker import DockerRuntime  # the docker SDK: not for `check`
 
     return DockerRuntime(
         pull_timeout=cfg.agent.pull_timeout, pull_stall=cfg.agent.pull_stall, on_progress=on_progress
@@ -97,8 +105,6 @@ def runtime(cfg: Config, on_progress: Callable[[str, PullProgress], None] | None
 
 def state(cfg: Config) -> State:
     from loguru import logger
-
-    from agent.state import State
 
     st = State(cfg.agent.state_dir)
     if st.moved_aside is not None:
@@ -118,11 +124,8 @@ def build_context(
     on_progress: Callable[[str, PullProgress], None] | None = None,
 ) -> Context:
     """Everything one pass needs, for `agent once`, `agent rollback` and the daemon."""
-    from agent.deploy import Deployer
-    from agent.reconcile import Context
 
     registries: dict[str, Registry] = {source: REGISTRIES[source](cfg, metrics) for source in sources(cfg)}
-    from agent.state import ScopedState
 
     stop = stop or threading.Event()  # one stop for every deployer of the pass
 
@@ -134,11 +137,14 @@ def build_context(
     if metrics is not None:
         listeners.append(metrics.record_pass)
     if cfg.notify is not None:
-        from agent.notify import Notifier
-        from agent.notify_state import NoticeBook
+        from agent.notify.book import NoticeBook  # only with [notify]
+        from agent.notify.send import Notifier  # apprise: only with [notify]
 
         book = NoticeBook(cfg.agent.state_dir)
-        more = [_build_watch(cfg, registries[Source.ALIYUN], book)] if cfg.build_watch else []
+        acr = registries.get(Source.ALIYUN)
+        more: list[Callable[[], list[Item]]] = []
+        if cfg.build_watch and isinstance(acr, ListsBuilds):
+            more.append(_build_watch(cfg, acr, book))
         listeners.append(Notifier(cfg.notify, book, sources=more).on_pass)
 
     def on_pass(report: Report, seconds: float) -> None:
@@ -155,13 +161,9 @@ def _targets(
 ) -> dict[tuple[str, str | None], Target]:
     """Per engine: a Swarm target for service entries (on the local engine too when labels may name
     services); a container target for other engines' containers. Each recovers only its own entries."""
-    from agent.deploy import Deployer
-    from agent.runtimes.docker import DockerRuntime
-    from agent.runtimes.engines import client_for
-    from agent.runtimes.swarm import SwarmRuntime
-    from agent.services import ServiceDeployer
-    from agent.state import ScopedState
-    from agent.targets import ContainerTarget, ServiceTarget
+    from agent.runtimes.docker import DockerRuntime  # the docker SDK: not for `check`
+    from agent.runtimes.engines import client_for  # the docker SDK: not for `check`
+    from agent.runtimes.swarm import SwarmRuntime  # the docker SDK: not for `check`
 
     out: dict[tuple[str, str | None], Target] = {}
     elsewhere = {w.container for w in cfg.watches if w.docker_host is not None}
@@ -188,8 +190,6 @@ def observer(
 ) -> Callable[[Watch], tuple[ContainerInfo | None, str | None]]:
     """What one entry's target runs now, on its own engine (a container or a service), and why it cannot
     be told; for `agent status`."""
-    from agent.deploy import Deployer
-    from agent.targets import ContainerTarget
 
     targets = _targets(cfg, st, threading.Event(), rt)
     targets.setdefault(("container", None), ContainerTarget(rt, Deployer(rt, st)))
@@ -203,29 +203,27 @@ def observer(
 
 def local_services(cfg: Config, local: DockerRuntime) -> ServiceRuntime | None:
     """The local engine's services, for label discovery; None when labels are not used."""
-    from agent.runtimes.swarm import SwarmRuntime
+    from agent.runtimes.swarm import SwarmRuntime  # the docker SDK: not for `check`
 
     return SwarmRuntime(local.client) if cfg.agent.discover is not None else None
 
 
-def _build_watch(cfg: Config, acr: Registry, book: NoticeBook) -> Callable[[], list[Item]]:
+def _build_watch(cfg: Config, acr: ListsBuilds, book: NoticeBook) -> Callable[[], list[Item]]:
     """The ACR build records worth telling, one request per watched repository."""
-    from agent.buildwatch import BuildSource, BuildWatch
-    from agent.registries.acr_builds import list_builds
+    from agent.notify.buildwatch import BuildSource, BuildWatch  # only with build watches
 
     assert cfg.notify is not None
     watch = BuildWatch(book, cfg.notify.stuck_after)
-    return BuildSource(lambda repo: list_builds(acr, repo), cfg.build_watch, watch)
+    return BuildSource(acr.builds, cfg.build_watch, watch)
 
 
 def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:
     """The agent's own container id, and how to start the helper that replaces it."""
-    from agent.selfcontainer import own_container_id
 
     own = own_container_id()
     if own is None or not cfg.agent.self_update or cfg.path is None:
         return own, None
-    from agent.runtimes.helper import start_self_update_helper
+    from agent.runtimes.helper import start_self_update_helper  # the docker SDK, only for self_update
 
     config_path = str(cfg.path.resolve())
     return own, lambda target: start_self_update_helper(own, target, config_path)

@@ -1,6 +1,9 @@
-"""The closed sets of values config accepts, as StrEnums: compared by identity, never by string."""
+"""The closed sets of values config accepts, as StrEnums: compared by identity, never by string; and the
+languages people are told in."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from agent.compat import StrEnum
 
@@ -34,3 +37,15 @@ class Match(StrEnum):
 
     ANY = "any"  # any tag of it
     TAG = "tag"  # only the watched tag (or one its pattern could pick)
+
+
+LANGUAGES = ("zh", "en")  # of notifications (and of the status page)
+
+
+def language_from_env(env: Mapping[str, str]) -> str:
+    """`zh` when the system locale is Chinese (LC_ALL, LC_MESSAGES or LANG), else `en`."""
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(var)
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"

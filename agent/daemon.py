@@ -14,11 +14,12 @@ from loguru import logger
 from agent.config import Config, WebhookSettings
 from agent.errors import ConfigError, HostLockBusy, PassRunning
 from agent.model import Report
+from agent.reconcile.run import reconcile
 from agent.runlock import RunLock
 from agent.schedule import Ticker, describe
 
 if TYPE_CHECKING:
-    from agent.reconcile import Context
+    from agent.reconcile.run import Context
 
 
 class Coordinator:
@@ -189,15 +190,14 @@ class Daemon:
         self._saved: dict[int, Any] = {}
 
     def start(self) -> None:
-        from agent.metrics import Metrics
-        from agent.reconcile import reconcile
+        from agent.metrics import Metrics  # prometheus-client: only with metrics
 
         cfg = self.cfg
         metrics = Metrics()
         ctx = self._ctx = self._build(cfg, stop=self.stop_event, metrics=metrics)
         lock = RunLock(cfg.agent.state_dir / "agent.lock")
         debounce = cfg.webhook.debounce if cfg.webhook else WebhookSettings.debounce
-        from agent.heartbeat import wrap
+        from agent.notify.heartbeat import wrap  # only a configured heartbeat pays for urllib
 
         beat = self.cfg.agent.heartbeat_url
         coord = self.coord = Coordinator(
@@ -210,7 +210,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._saved[sig] = signal.signal(sig, self._on_signal)
         if cfg.webhook or cfg.metrics:
-            from agent.webhook.server import start_listeners
+            from agent.webhook.server import start_listeners  # h11: only with listeners
 
             try:
                 self._servers = start_listeners(cfg, coord, coord.health, metrics, self.status)

@@ -8,6 +8,11 @@ from dataclasses import asdict, dataclass, field, fields
 
 from agent.compat import StrEnum
 
+# The agent's own container names, beside the name it replaces: one spelling for every module.
+OLD_SUFFIX = "--cr-agent-old"  # stop-first: the old container's name while the new one proves itself
+NEW_SUFFIX = "--cr-agent-new"  # start-first: the new container's name until it is proven
+HELPER_SUFFIX = "--cr-agent-self-update"  # the short-lived container that replaces the agent's own
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # Docker reference grammar, lower-case path components.
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
@@ -63,6 +68,7 @@ class ImageRef:
         if "@" in text:
             raise ValueError("give a tag to follow, not a digest (remove '@sha256:...')")
         host, _, rest = text.partition("/")
+        host = host[:-1] if host.endswith(".") and ":" not in host else host.replace(".:", ":")  # FQDN's dot
         if not rest or not ("." in host or ":" in host or host == "localhost"):
             raise ValueError(
                 "image must start with a registry host, e.g. registry.cn-hangzhou.aliyuncs.com/ns/repo:tag"

@@ -19,42 +19,12 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 
 from agent.compat import UTC
+from agent.config.cron import parse_cron
 
 if TYPE_CHECKING:
     from agent.config import Schedule
 
-# crontab(5)'s nicknames; @reboot has no meaning for a daemon that passes at start anyway
-ALIASES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 _WAIT_CHUNK = 30.0  # wait in short slices, so a wall-clock jump (suspend, NTP step) is noticed
-
-
-def parse_cron(expr: str) -> str:
-    """The 5-field expression `expr` stands for; raise ValueError saying what is wrong."""
-    from cronsim import CronSim, CronSimError
-
-    text = expr.strip()
-    if text.startswith("@"):
-        if text.lower() not in ALIASES:
-            raise ValueError(f"unknown cron nickname {expr!r} (known: {', '.join(ALIASES)})")
-        return ALIASES[text.lower()]
-    fields = text.split()
-    if len(fields) != 5:
-        raise ValueError(
-            f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}: {expr!r}"
-        )
-    try:
-        next(CronSim(" ".join(fields), datetime(2000, 1, 1)))
-    except (CronSimError, StopIteration) as e:
-        raise ValueError(f"invalid cron expression {expr!r}: {e or 'it never fires'}") from None
-    return " ".join(fields)
 
 
 def local_zone() -> tzinfo:

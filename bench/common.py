@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import platform
@@ -31,6 +30,8 @@ from typing import Any
 import docker
 
 from tests.support import env, world
+from tests.support.events import AGENT_EVENTS as AGENT_EVENTS
+from tests.support.events import agent_events
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
@@ -151,6 +152,7 @@ class Proc:
     sys: float
     stdout: str
     stderr: str
+    maxrss_kib: int = 0  # the peak resident set of the process (and the children it waited for)
 
     @property
     def cpu(self) -> float:
@@ -176,7 +178,7 @@ def run_measured(cmd: Sequence[str], *, env_vars: dict[str, str] | None = None, 
         out.seek(0)
         err.seek(0)
         return Proc(p.returncode, wall, ru.ru_utime, ru.ru_stime,
-                    out.read().decode(errors="replace"), err.read().decode(errors="replace"))  # fmt: skip
+                    out.read().decode(errors="replace"), err.read().decode(errors="replace"), ru.ru_maxrss)  # fmt: skip
 
 
 # ---- the registry's access log -------------------------------------------------------------------
@@ -243,9 +245,9 @@ class World(world.World):
 
     def __init__(self, name: str, *, shared_registry: bool = False, keep: bool = False,
                  fake_nagle: bool = False) -> None:  # fmt: skip
-        # bench/peers/fake_acr.py is tests/fake_acr.py with TCP_NODELAY (see there); --fake-nagle: the stock one.
+        # bench/peers/fake_acr.py is tests/support/fake_acr.py with TCP_NODELAY (see there); --fake-nagle: the stock one.
         super().__init__(name, private_registry=not shared_registry, keep=keep, workdir=WORK / "runs",
-                         fake_module="tests.fake_acr" if fake_nagle else "bench.peers.fake_acr", signals=True)  # fmt: skip
+                         fake_module="tests.support.fake_acr" if fake_nagle else "bench.peers.fake_acr", signals=True)  # fmt: skip
         self.fake_nagle = fake_nagle
 
     def __enter__(self) -> World:
@@ -255,7 +257,7 @@ class World(world.World):
         self.dockerd = dockerd_pid()
         self.facts = machine_facts(self.client)
         self.facts["fake_acr"] = (
-            "tests.fake_acr (stock)" if self.fake_nagle else "tests.fake_acr with TCP_NODELAY"
+            "tests.support.fake_acr (stock)" if self.fake_nagle else "tests.support.fake_acr with TCP_NODELAY"
         )
         log(f"{self.name}: prefix {self.prefix}, registry {self.registry}, fake ACR {self.fake_url}")
         return self
@@ -316,25 +318,6 @@ def agent_cmd(*args: str) -> list[str]:
     """`agent ...` as installed in the venv running the benchmarks (the console script users run)."""
     exe = Path(sys.executable).parent / "agent"
     return [str(exe), *args] if exe.exists() else [sys.executable, "-m", "agent", *args]
-
-
-# the `--log-json` events the benchmarks read (tests/unit/test_architecture.py checks the agent emits them)
-AGENT_EVENTS = ("server.listening", "wake.queued", "pass.start", "plan.update", "replace.step", "pass.result",
-                "pass.done")  # fmt: skip
-
-
-def agent_events(text: str, *names: str) -> list[dict[str, Any]]:
-    """The agent's `--log-json` lines with an `event` field (all, or those named), `ts` in epoch seconds."""
-    out = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("event") and (not names or record["event"] in names):
-            record["ts"] = datetime.datetime.fromisoformat(record["time"]).timestamp()
-            out.append(record)
-    return out
 
 
 def wait_agent_event(

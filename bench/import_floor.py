@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                 if proc.rc != 0:
                     raise SystemExit(f"{name} exited {proc.rc}:\n{proc.stderr[-2000:]}")
                 runs[name].append(proc)
-        out["rows"] = {n: {"wall": common.stats(p.wall for p in v), "cpu": common.stats(p.cpu for p in v)}
+        out["rows"] = {n: {"wall": common.stats(p.wall for p in v), "cpu": common.stats(p.cpu for p in v),
+                           "maxrss_kib": common.stats(p.maxrss_kib for p in v)}
                        for n, v in runs.items()}  # fmt: skip
         out["importtime"] = importtime(cfg, agent_env, w.dir, 3 if a.quick else 10)
     common.write_result("import_floor", a.quick, out)
@@ -70,12 +71,14 @@ def table(r: dict[str, Any]) -> list[str]:
         return f"{s['median'] * 1000:.0f} ms ({s['min'] * 1000:.0f}–{s['max'] * 1000:.0f})"
 
     out = [
-        "| process | wall, median (min–max) | CPU, median | wall above `python -c pass` |",
-        "|---|---:|---:|---:|",
+        "| process | wall, median (min–max) | CPU, median | wall above `python -c pass` | peak RSS, median |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name, s in rows.items():
         above = s["wall"]["median"] * 1000 - pass_ms
-        out.append(f"| `{name}` | {ms(s['wall'])} | {s['cpu']['median'] * 1000:.0f} ms | {above:+.0f} ms |")
+        rss = s.get("maxrss_kib", {}).get("median")
+        out.append(f"| `{name}` | {ms(s['wall'])} | {s['cpu']['median'] * 1000:.0f} ms | {above:+.0f} ms | "
+                   + (f"{rss / 1024:.1f} MiB |" if rss else "– |"))  # fmt: skip
     floor, once = rows["all three"]["wall"]["median"], rows[ONCE]["wall"]["median"]
     out += ["", f"{r['reps']} runs each, rotating order. The three packages are {floor / once:.0%} of `agent once`'s "
             f"wall time; cr-agent's own code, config and one quiet pass add {(once - floor) * 1000:.0f} ms."]  # fmt: skip

@@ -33,7 +33,7 @@ def main() -> int:
     from agent import logs
     from agent.app import build_context
     from agent.config import load
-    from agent.reconcile import reconcile
+    from agent.reconcile.run import reconcile
 
     logs.setup("INFO")
     cfg = load(Path(a.config))

@@ -9,9 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agent.choices import Edition, Match, Source
+from agent.choices import LANGUAGES, Edition, Match, Source, language_from_env
 from agent.compat import tomllib
 from agent.config.access import GOOD_TOKEN, MAKE_TOKEN, metrics_of, trusted_proxies
+from agent.config.builds import build_repos
+from agent.config.cron import parse_cron
 from agent.config.fields import (
     DAY,
     Problems,
@@ -27,6 +29,7 @@ from agent.config.fields import (
     typed,
     unknown,
 )
+from agent.config.labels import describe as line
 from agent.config.schema import (
     DEFAULT_INTERVAL,
     EVENTS,
@@ -41,6 +44,7 @@ from agent.config.schema import (
 )
 from agent.config.watches import watches_of
 from agent.errors import ConfigError
+from agent.registries.acr_hosts import parse_host
 from agent.secret import Secret, redact
 
 DEFAULT_PATHS = (Path("agent.toml"), Path("/etc/cr-agent/agent.toml"))
@@ -83,14 +87,14 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     pull_timeout, pull_stall = _pull_limits(p, raw.get("agent"))
     agent = replace(agent, pull_timeout=pull_timeout, pull_stall=pull_stall)
     watches = watches_of(p, raw.get("watch", []), agent.mode, agent.discover is not None)
-    needs_aliyun = any(w.source is Source.ALIYUN for w in watches) or bool(raw.get("build_watch"))
+    # a key is needed for build notices; ACR watches without one are followed through the registry
+    needs_aliyun = bool(raw.get("build_watch"))
     aliyun = _aliyun(p, table_of(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
     _acr_hosts(p, watches, aliyun)
     auth = _registry_auth(p, table_of(p, "registry_auth", raw.get("registry_auth", {})), env)
     webhook = _webhook(p, raw.get("webhook"), env)
     notify = _notify(p, raw.get("notify"), env)
     metrics = metrics_of(p, raw.get("metrics"), env)
-    from agent.config.builds import build_repos
 
     builds = build_repos(p, raw.get("build_watch", []), watches, notify is not None)
     if p.items:
@@ -107,8 +111,6 @@ def _agent(p: Problems, t: dict[str, Any]) -> AgentSettings:
     if "interval" in t and cron is not None:
         p.add("agent.cron", "give interval or cron, not both")
     if cron is not None:
-        from agent.schedule import parse_cron
-
         try:
             parse_cron(cron)
         except ValueError as e:
@@ -169,6 +171,7 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
         "timeout",
         "retries",
         "ca_file",
+        "api_network",
     }
     unknown(p, "aliyun", t, known)
     region = typed(p, "aliyun", t, "region", str, None)
@@ -196,6 +199,9 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
     retries = typed(p, "aliyun", t, "retries", int, AliyunSettings.retries)
     if not 0 <= retries <= 10:
         p.add("aliyun.retries", "must be between 0 and 10")
+    network = typed(p, "aliyun", t, "api_network", str, AliyunSettings.api_network)
+    if network not in ("auto", "public", "vpc"):
+        p.add("aliyun.api_network", f"must be 'auto', 'public' or 'vpc', got {network!r}")
     return AliyunSettings(
         region,
         edition,
@@ -207,12 +213,12 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
         timeout,
         retries,
         ca_file,
+        network,
     )
 
 
 def _acr_hosts(p: Problems, watches: tuple[Watch, ...], aliyun: AliyunSettings) -> None:
     """Every ACR watch must name a host whose region, edition and instance can be found."""
-    from agent.registries.acr_hosts import parse_host
 
     for i, w in enumerate(watches):
         if w.source is not Source.ALIYUN:
@@ -220,7 +226,7 @@ def _acr_hosts(p: Problems, watches: tuple[Watch, ...], aliyun: AliyunSettings) 
         try:
             parse_host(
                 w.image.host,
-                region=aliyun.region,
+                region=w.region or aliyun.region,
                 instance_id=w.instance_id,
                 edition=aliyun.edition,
                 default_instance_id=aliyun.instance_id,
@@ -297,7 +303,6 @@ def _notify(p: Problems, value: Any, env: Mapping[str, str]) -> NotifySettings |
     for i, e in enumerate(on):
         if e not in EVENTS:
             p.add(f"notify.on[{i}]", f"unknown event {e!r} (known: {', '.join(EVENTS)})")
-    from agent.notify_text import LANGUAGES, language_from_env
 
     language = typed(p, "notify", t, "language", str, language_from_env(env))
     if language not in LANGUAGES:
@@ -315,8 +320,6 @@ def _secret(value: str | None) -> Secret | None:
 def describe(cfg: Config) -> str:
     """A short human summary for `agent check`."""
     lines = [f"config {cfg.path}: {len(cfg.watches)} watch entr{'y' if len(cfg.watches) == 1 else 'ies'}"]
-    from agent.discover import describe as line
-
     lines += [f"  {line(w)}" for w in cfg.watches]
     if cfg.agent.discover:
         lines.append(f"  discover = {cfg.agent.discover!r}: containers opt in with labels (cr-agent.enable)")

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.choices import Edition, Match, Source, Strategy
+from agent.config.patterns import TagPattern
 from agent.model import ImageRef, RepoKey
-from agent.patterns import TagPattern
 from agent.secret import Secret
 
 
@@ -67,6 +67,7 @@ class AliyunSettings:
     timeout: float = 10.0
     retries: int = 3
     ca_file: str | None = None  # a private CA for the API (else $ALIBABA_CLOUD_CA_BUNDLE, else bundled CAs)
+    api_network: str = "auto"  # "auto": the VPC endpoint for -vpc registry hosts; "public" or "vpc"
 
     def __post_init__(self) -> None:
         _coerce(self, edition=Edition, access_key_secret=Secret, security_token=Secret)
@@ -90,7 +91,7 @@ class HealthSpec:
     interval: float = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Watch:
     container: str
     image: ImageRef
@@ -113,6 +114,7 @@ class Watch:
     service: str | None = None  # a Swarm service entry (then `container` holds the same name)
     docker_host: str | None = None  # the engine: unix://, tcp:// (TLS from docker_tls_dir) or ssh://
     docker_tls_dir: Path | None = None
+    region: str | None = None  # a custom domain's ACR region (ACR hosts name their own)
 
     def __post_init__(self) -> None:
         _coerce(self, source=Source, strategy=Strategy)

@@ -12,9 +12,8 @@ from typing import Any
 
 from agent.choices import Strategy
 from agent.compat import StrEnum
+from agent.model import NEW_SUFFIX, OLD_SUFFIX
 
-OLD_SUFFIX = "--cr-agent-old"  # stop-first: the old container's name while the new one proves itself
-NEW_SUFFIX = "--cr-agent-new"  # start-first: the new container's name until it is proven
 LABEL_REPLACES = "cr-agent.replaces"  # on a container the agent created: the id of the one it replaces
 LABEL_AGENT = "cr-agent.agent"  # on a container the agent created: which agent (state_dir) made it
 
@@ -49,7 +48,7 @@ def parse_step(text: str) -> Step:
     return _LEGACY.get(text) or Step(text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Replacement:
     """One replacement of container `name`, as recorded in the journal."""
 

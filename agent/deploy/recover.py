@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from agent.deploy.journal import LABEL_AGENT, LABEL_REPLACES, NEW_SUFFIX, OLD_SUFFIX, Replacement, Step
-from agent.model import ContainerInfo
+from agent.deploy.journal import LABEL_AGENT, LABEL_REPLACES, Replacement, Step
+from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo
 from agent.runtimes import Runtime
 
 CrashAt = Callable[[Step], None]

@@ -19,11 +19,11 @@ from agent.choices import Strategy
 from agent.config import AgentSettings, HealthSpec, Watch
 from agent.deploy.gate import wait_healthy
 from agent.deploy.hooks import hook_env, run_hook
-from agent.deploy.journal import LABEL_REPLACES, NEW_SUFFIX, OLD_SUFFIX, Replacement, Step
+from agent.deploy.journal import LABEL_REPLACES, Replacement, Step
+from agent.deploy.probes import probe as run_probe
 from agent.deploy.recover import CrashAt, Restorer
 from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault
-from agent.model import ContainerInfo, ImageRef, Result, Status
-from agent.probes import probe as run_probe
+from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Result, Status
 from agent.runlock import EngineLock
 from agent.runtimes import Runtime
 from agent.runtimes.relabel import IMAGE_LABEL
@@ -131,10 +131,20 @@ class Deployer:
                 logger.warning("{}: pre_update failed, update skipped: {}", w.container, out)
                 return _result(job, Status.SKIPPED, f"pre_update hook failed: {out}")
         r = Replacement(
-            w.container, str(w.image), old.id, old.image_id, w.image.at(job.to_digest), image_id, job.to_digest,
-            job.from_digest, old.running, old.running or w.start_stopped, self._strategy(w, old), time.time(),
-            job.follows_tag,
-        )  # fmt: skip
+            name=w.container,
+            image=str(w.image),
+            old_id=old.id,
+            old_image_id=old.image_id,
+            new_image=w.image.at(job.to_digest),
+            new_image_id=image_id,
+            to_digest=job.to_digest,
+            from_digest=job.from_digest,
+            was_running=old.running,
+            start_new=old.running or w.start_stopped,
+            strategy=self._strategy(w, old),
+            started=time.time(),
+            follows_tag=job.follows_tag,
+        )
         self._last = r
         try:
             r = self._swap(w, r)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import urllib.parse
 from collections.abc import Collection
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from agent.model import RepoKey
 
@@ -28,6 +28,24 @@ class Registry(Protocol):
 
     def credentials(self, host: str) -> tuple[str, str] | None:
         """A (username, password) for pulling from `host`, if this registry can issue one."""
+        ...
+
+
+@runtime_checkable
+class Confirms(Protocol):
+    """A registry that can check the API's answer against the registry itself (ACR: a registry HEAD)."""
+
+    def confirm(self, repo: RepoKey, tag: str, api_digest: str) -> str:
+        """The digest `tag` points to by the registry's own word; `api_digest` when it cannot tell."""
+        ...
+
+
+@runtime_checkable
+class ListsBuilds(Protocol):
+    """A registry that builds images too (ACR): its newest build records, for the build watch."""
+
+    def builds(self, repo: RepoKey) -> tuple[Any, str]:
+        """(the API's answer, a console link to the builds); agent/notify/buildwatch.py reads the answer."""
         ...
 
 

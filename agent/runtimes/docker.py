@@ -17,6 +17,7 @@ from agent.model import ContainerInfo, oci_version
 from agent.runtimes import ContainerState, Labels, ListedContainer
 from agent.runtimes.clone import ANON, clone_spec, endpoint, links
 from agent.runtimes.faults import fault, unless_missing
+from agent.runtimes.namespaces import rejoin
 from agent.runtimes.pull import PullAborted, PullProgress, PullWatch, messages, start_pull
 from agent.runtimes.relabel import COMPOSE_IMAGE, IMAGE_LABEL, relabel
 
@@ -155,7 +156,6 @@ class DockerRuntime:
         ]  # fmt: skip
 
     def rejoin(self, child: str, parent_id: str) -> str:
-        from agent.runtimes.namespaces import rejoin
 
         return rejoin(self, child, parent_id)
 

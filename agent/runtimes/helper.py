@@ -5,8 +5,8 @@ from __future__ import annotations
 import docker
 from docker.errors import NotFound
 
+from agent.model import HELPER_SUFFIX
 from agent.runtimes.faults import fault
-from agent.selfcontainer import HELPER_SUFFIX
 
 
 def start_self_update_helper(

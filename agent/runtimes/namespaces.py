@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agent.errors import RuntimeFault
+from agent.model import OLD_SUFFIX
 from agent.runtimes.clone import clone_spec
 from agent.runtimes.faults import fault
 
 if TYPE_CHECKING:
     from agent.runtimes.docker import DockerRuntime
-
-OLD_SUFFIX = "--cr-agent-old"
 
 
 def rejoin(rt: DockerRuntime, child: str, parent_id: str) -> str:

@@ -1,7 +1,7 @@
 """The status as data: `agent status --json`, `GET /api/status` and the page are all this.
 
 `entries` adds what state.db knows (checks, history, pins, quarantine, journal) to what the engine
-showed (`agent.seen.seen_of`). `snapshot` takes the engine's side from the last pass's record, so it
+showed (`agent.reconcile.seen.seen_of`). `snapshot` takes the engine's side from the last pass's record, so it
 makes no Docker and no registry call.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agent.config import Config
-from agent.seen import seen_of
+from agent.reconcile.seen import seen_of
 from agent.state import State
 
 TIMELINE_DAYS = 30

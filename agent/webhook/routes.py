@@ -27,8 +27,8 @@ from urllib.parse import parse_qsl, unquote
 
 from loguru import logger
 
+from agent.config.patterns import TagPattern, matches
 from agent.metrics import Metrics
-from agent.patterns import TagPattern, matches
 from agent.secret import Secret, redact
 from agent.webhook.acr import BadPayload, parse_push, printable
 from agent.webhook.messages import Reply, Request, Route, error_reply, json_reply

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import agent_events
+from tests.support.events import agent_timeline as agent_timeline
 
 
 # ---- the observers ----------------------------------------------------------------------------------
@@ -97,24 +97,6 @@ def analyse(
 
 # ---- the agent's DEBUG log (--log-json) -----------------------------------------------------------
 # Steps under the names the phases and the page use (those the journal had before it was typed).
-_STEP_AS = {"old_stopped": "stop_old", "started": "start_new"}
-
-
-def agent_timeline(stderr: str, container: str) -> dict[str, float]:
-    """Epoch times of "replacing" (`plan.update`), each step (`replace.step`) and "pass_done" for `container`."""
-    out: dict[str, float] = {}
-    for e in agent_events(stderr, "plan.update", "replace.step", "pass.done"):
-        if e["event"] == "pass.done":
-            out.setdefault("pass_done", e["ts"])
-        elif e.get("container") != container:
-            continue
-        elif e["event"] == "plan.update":
-            out.setdefault("replacing", e["ts"])
-        elif e.get("step"):
-            out.setdefault(_STEP_AS.get(e["step"], e["step"]), e["ts"])
-    return out
-
-
 def agent_phases(tl: dict[str, float], strategy: str) -> dict[str, float | None]:
     """Durations in ms between the agent's log lines. The gate has passed at `step healthy` (before
     a071f2d, start-first logged `step stop_old` as the gate passed, so there the first of the two counts)."""

@@ -1,4 +1,4 @@
-"""`python -m tests.fake_acr`, unchanged except that its sockets set TCP_NODELAY.
+"""`python -m tests.support.fake_acr`, unchanged except that its sockets set TCP_NODELAY.
 
 The stock server writes the status line and headers, then the body, in two `send()` calls. On a
 kept-alive connection (the ACR SDK keeps one), Nagle's algorithm holds the body back until the
@@ -9,7 +9,7 @@ run this launcher; `--fake-nagle` runs the stock one.
     python -m bench.peers.fake_acr --port P --registry 127.0.0.1:5000
 """
 
-from tests import fake_acr
+from tests.support import fake_acr
 
 fake_acr._Handler.disable_nagle_algorithm = (
     True  # StreamRequestHandler: setsockopt(TCP_NODELAY) per connection

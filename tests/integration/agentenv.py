@@ -13,8 +13,8 @@ from typing import Any
 
 import docker
 
-from tests.fake_acr import FakeAcr
 from tests.support import env, images
+from tests.support.fake_acr import FakeAcr
 from tests.support.world import KEY_ID, KEY_SECRET, SLEEPER, agent_environ, agent_toml
 
 __all__ = ["KEY_ID", "KEY_SECRET"]  # the fake ACR's keys, for the tests

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent.model import RepoKey
-from agent.observe import LOOKUPS, lookup_all
+from agent.reconcile.observe import LOOKUPS, lookup_all
 from agent.registries.aliyun import AliyunRegistry
-from tests.fake_acr import FakeAcr
+from tests.support.fake_acr import FakeAcr
 
 HOST = "registry.cn-hangzhou.aliyuncs.com"
 N = LOOKUPS * 2 + 1

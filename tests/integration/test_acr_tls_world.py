@@ -9,9 +9,9 @@ import pytest
 from agent.errors import RegistryError
 from agent.model import RepoKey
 from agent.registries.aliyun import AliyunRegistry
-from tests.fake_acr import DEFAULT_KEYS, FakeAcr
 from tests.support import acr_world
-from tests.unit.test_acr_tls import FirstBytes
+from tests.support.fake_acr import DEFAULT_KEYS, FakeAcr
+from tests.unit.registries.test_acr_tls import FirstBytes
 
 KEY, SECRET = next(iter(DEFAULT_KEYS.items()))
 D1 = "c" * 64

@@ -1,6 +1,6 @@
 """`agent once` as a user runs it against ACR by its real host names: TLS, no endpoint, no region.
 
-The strict fake (tests/fake_acr.py, tls=True) answers for cr.<region>.aliyuncs.com; the registry
+The strict fake (tests/support/fake_acr.py, tls=True) answers for cr.<region>.aliyuncs.com; the registry
 front answers for every registry host and takes a temporary token only on its own region's hosts.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 import docker
 import pytest
 
-from tests.fake_acr import FakeAcr
 from tests.integration.agentenv import World, by_container
 from tests.support import acr_world, env, images, multiarch
+from tests.support.fake_acr import FakeAcr
 
 SH = "registry.cn-shanghai.aliyuncs.com"
 

@@ -9,8 +9,8 @@ import pytest
 from agent.model import RepoKey
 from agent.registries.aliyun import AliyunRegistry
 from agent.registries.oci import OciRegistry
-from tests.fake_acr import FakeAcr
 from tests.support import env
+from tests.support.fake_acr import FakeAcr
 from tests.support.images import build_image, push, registry_digest
 from tests.support.wait import wait_until
 

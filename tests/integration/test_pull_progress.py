@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from agent.progress import PullBars
+from agent.cli.progress import PullBars
 from agent.runtimes.docker import DockerRuntime
 from agent.runtimes.pull import PullProgress
 from tests.integration.agentenv import World, world_fixture

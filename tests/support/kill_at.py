@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent import cli
+from agent.cli import commands as cli
 from agent.deploy import Deployer, Step
 
 

@@ -38,7 +38,7 @@ DEV_ENV = ROOT / "scripts" / "dev-env.sh"
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]  # stops at once on SIGTERM
 # busybox httpd as PID 1 ignores SIGTERM, so `docker stop` would wait its 10 s grace period.
 HTTPD = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
-KEY_ID, KEY_SECRET = "test-key-id", "test-key-secret"  # tests/fake_acr.py DEFAULT_KEYS
+KEY_ID, KEY_SECRET = "test-key-id", "test-key-secret"  # tests/support/fake_acr.py DEFAULT_KEYS
 
 
 # ---- the services ------------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ class World:
     """
 
     def __init__(self, name: str, *, prefix: str = "crb-", private_registry: bool = False,
-                 fake_module: str = "tests.fake_acr", workdir: Path | None = None, keep: bool = False,
+                 fake_module: str = "tests.support.fake_acr", workdir: Path | None = None, keep: bool = False,
                  signals: bool = False) -> None:  # fmt: skip
         self.name, self.keep, self.signals = name, keep, signals
         self.private_registry, self.fake_module, self.workdir = private_registry, fake_module, workdir

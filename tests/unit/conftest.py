@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent import secret
-from agent.notify_state import NoticeBook
+from agent.notify.book import NoticeBook
 from agent.state import State
 from tests.support.receiver import BlackHole, Receiver
 

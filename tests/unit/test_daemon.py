@@ -202,7 +202,7 @@ from agent import logs
 from agent.config import load
 from agent.daemon import Daemon
 from agent.deploy import Deployer
-from agent.reconcile import Context
+from agent.reconcile.run import Context
 from agent.state import State
 from tests.support.fakes import FakeRuntime
 
@@ -258,7 +258,7 @@ def test_a_second_sigterm_exits_at_once_while_the_first_waits_for_the_step(tmp_p
 def test_stop_restores_the_signal_handlers_that_were_there_before(tmp_path: Path) -> None:
     from agent.config import load
     from agent.daemon import Daemon
-    from agent.reconcile import Context
+    from agent.reconcile.run import Context
 
     def build(cfg: Config, stop: threading.Event | None = None, metrics: object = None) -> Context:
         state = State(cfg.agent.state_dir)

@@ -11,9 +11,9 @@ import pytest
 from loguru import logger
 
 from agent import logs, secret
-from agent.reconcile import reconcile
+from agent.reconcile.run import reconcile
 from tests.support.fakes import FakeRegistry, FakeRuntime
-from tests.unit.test_plan import A, B, make_ctx
+from tests.unit.reconcile.test_plan import A, B, make_ctx
 
 SECRET = "-".join(["topsecret", "value", "1"])  # not a literal, so tracebacks cannot quote it
 IMG = "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"
@@ -152,7 +152,7 @@ def test_the_daemon_lines_carry_their_pinned_events_and_fields(tmp_path: Path, c
 
 def test_bench_reads_a_replacement_timeline_from_the_json_lines(tmp_path: Path, capsys) -> None:
     """bench/downtime's phases come from these events (plan.update, replace.step's `step`, pass.done)."""
-    from bench.downtime.analyse import agent_timeline
+    from tests.support.events import agent_timeline
 
     rt = FakeRuntime()
     rt.add("new", "sha256:" + "n" * 64, (f"registry-vpc.cn-hangzhou.aliyuncs.com/ns/web@{A}",))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import cli
+from agent.cli import commands as cli
 from agent.errors import StateError
 from agent.state import State
 
