@@ -220,6 +220,7 @@ class Result:
     tag_pattern: str | None = field(default=None, kw_only=True)  # a tag pattern entry's pattern
     running_tag: str | None = field(default=None, kw_only=True)
     note: str | None = field(default=None, kw_only=True)
+    signature: str | None = field(default=None, kw_only=True)  # verified, unsigned, untrusted, unchecked
 
     def as_json(self) -> dict[str, object]:
         """The `--json` shape: the fixed keys, then each optional fact that applies."""

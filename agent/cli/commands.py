@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -12,17 +13,21 @@ from typing import Any
 
 from loguru import logger
 
-from agent import app, logs, schedule
+from agent import app, logs
+from agent.cli.hangup import hangup_ignored
 from agent.cli.selfupdate import helper_pass
 from agent.config import Config, Watch, describe, find_config, load, secretfiles, weak_tokens
 from agent.config.labels import describe as line
+from agent.daemon import schedule
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, normalize_digest, short_digest
+from agent.reconcile.pulls import credentials
 from agent.reconcile.run import reconcile
 from agent.reconcile.seen import label_failure, seen_of
 from agent.reconcile.targets import ServiceTarget
 from agent.runlock import RunLock
 from agent.secret import redact
+from agent.signatures.gate import require
 from agent.ui.snapshot import entries, events
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
@@ -83,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return _status(cfg, as_json=args.json)
         if args.command == "rollback":
-            return _rollback(cfg, args.container, args.to, output=_output(args))
+            return _rollback(cfg, args.container, args.to, output=_output(args), force=args.force)
         return _unpin_or_retry(cfg, args.command, args.container)
     except LockBusy as e:
         logger.error("{}", e)
@@ -137,7 +142,7 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
             from agent.metrics import Metrics  # prometheus-client: only with metrics
 
             metrics = Metrics()
-        with RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
+        with hangup_ignored(), RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
             ctx = app.build_context(cfg, metrics=metrics, on_progress=bars)
             if cfg.agent.heartbeat_url is None:
                 report = reconcile(ctx)
@@ -235,8 +240,9 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     found = app.discovered(cfg, runtime, app.local_services(cfg, runtime))
     rows = [label_failure(r) for r in (*found.failed, *found.skipped)]
     look, now = app.observer(cfg, state, runtime), time.time()
-    rows += [seen_of(w, *look(w)) for w in (*cfg.watches, *found.watches)]
-    out = entries(rows, state, sources)
+    watches = (*cfg.watches, *found.watches)
+    rows += [seen_of(w, *look(w)) for w in watches]
+    out = entries(rows, state, sources, cfg, {w.container: w for w in watches})
     if as_json:
         print(
             redact(json.dumps({"containers": out, "events": events(state, now), "generated": now}, indent=2))
@@ -254,12 +260,15 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             )
         )
         print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
+        sig = c["signature"] or {}
         version = f"  (version {c['version']})" if c.get("version") else ""
-        print(f"  running   {c['running_digest'] or '-'}{version}{'' if c['running'] else '  [not running]'}")
+        print(f"  running   {c['running_digest'] or '-'}{version}{_signed(sig.get('running'))}"
+              f"{'' if c['running'] else '  [not running]'}")  # fmt: skip
         for key in ("problem", "in_flight"):
             if c[key]:
                 print(redact(f"  {key.replace('_', ' '):<9} {c[key]}"))
-        print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
+        print(f"  latest    {check.get('latest_digest') or '-'}{_signed(sig.get('latest'))}"
+              f"  (last check: {_when(check.get('time'))})")  # fmt: skip
         if c["source"]:
             print(f"  source    {c['source']}")
         if c["pinned"]:
@@ -272,6 +281,10 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _signed(word: str | None) -> str:
+    return {"signed": "  signed ✔", "unsigned": "  unsigned"}.get(word or "", "")
+
+
 def _when(ts: float | None) -> str:
     if not ts:
         return "never"
@@ -280,7 +293,7 @@ def _when(ts: float | None) -> str:
     return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> int:
+def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force: bool = False) -> int:
 
     watch = _require_watched(cfg, container)
     if watch.kind == "service" and not to:
@@ -300,6 +313,13 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
         from agent.cli.update import one_entry  # mode "update" for this entry: a rollback in notify mode too
 
         ctx = app.build_context(one_entry(cfg, watch))
+        if force:
+            ctx.unsigned_ok = frozenset({container})
+        else:
+            creds = functools.partial(credentials, ctx.config, ctx.registries, watch)
+            require(
+                ctx.config, ctx.state, ctx.signature_reader, watch, target, creds, "--force"
+            )  # before any pin
         ctx.state.pin(container, target)
         logger.info(
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container

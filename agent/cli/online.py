@@ -16,6 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from agent import app
@@ -53,8 +54,9 @@ def hint_for(err: RegistryError) -> str:
 
 
 def check_watch(
-    acr: AcrRegistry, runtime: Any, w: Watch, cafile: str | None
+    acr: AcrRegistry, runtime: Any, w: Watch, cafile: str | None, signatures: Any = None
 ) -> tuple[dict[str, Any], list[Check]]:
+    """`signatures`: with `.keys` (the entry's trusted key files) and `.reader(w, creds)`, or None."""
     checks: list[Check] = []
     repo, tag = w.image.repo, w.image.tag
     try:
@@ -87,7 +89,33 @@ def check_watch(
     login = _login_check(acr, w.image.host, cafile, via_registry)
     checks += [login, _pull_check(acr, w, login.ok)]
     checks.append(_container_check(runtime, w))
+    if signatures is not None:
+        checks.append(_signature_check(acr, runtime, w, signatures))
     return where, checks
+
+
+def _signature_check(acr: AcrRegistry, runtime: Any, w: Watch, signatures: Any) -> Check:
+    """Whether the running and the latest digest carry a trusted signature (docs/signatures.md)."""
+    from agent.signatures.gate import verify_now
+    from agent.signatures.keys import KeyProblem, load_keys
+
+    try:
+        keys = load_keys(signatures.keys)
+        info = runtime.inspect(w.container)
+        running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
+        latest = acr.registry_digest(w.image.repo, w.image.tag)
+    except (AgentError, KeyProblem) as e:
+        return Check("signatures", False, str(e))
+    reader = signatures.reader(w, acr.registry_login(w.image.host))
+    said, ok = [], True
+    for what, digest in (("running", running[0] if running else None), ("latest", latest)):
+        if digest is None:
+            said.append(f"{what} -")
+            continue
+        kind, detail, _ = verify_now(keys, reader, w, digest)
+        said.append(f"{what} {digest[:19]} {'signed ✔' if kind == 'verified' else detail}")
+        ok = ok and (kind == "verified" or what == "running")  # a latest unsigned one will not deploy
+    return Check("signatures", ok, "; ".join(said))
 
 
 def _digest_check(acr: AcrRegistry, w: Watch, api_digest: str | None, via_registry: bool) -> Check:
@@ -192,7 +220,9 @@ def run_online(cfg: Config, *, as_json: bool) -> int:
         for w in cfg.watches:
             if w.source is not Source.ALIYUN:
                 continue
-            where, checks = check_watch(acr, runtime, w, acr.cafile)
+            keys = cfg.trusted_keys(w)
+            sigs = SimpleNamespace(keys=keys, reader=app.signature_reader({"aliyun": acr})) if keys else None
+            where, checks = check_watch(acr, runtime, w, acr.cafile, sigs)
             rows.append({"container": w.container, "image": str(w.image), "resolved": where,
                          "ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]})  # fmt: skip
     finally:

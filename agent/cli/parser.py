@@ -97,7 +97,9 @@ def build() -> argparse.ArgumentParser:
     update = cmd["update"]
     update.add_argument("container", help="the watched container (or service) to update")
     update.add_argument(
-        "--force", action="store_true", help="also when pinned or quarantined: unpin, lift it"
+        "--force",
+        action="store_true",
+        help="also when pinned, quarantined or unsigned: unpin, lift the quarantine, skip the signature check",
     )
     update.add_argument("--dry-run", action="store_true", help="change nothing; report what would be done")
     _output_options(update)
@@ -105,6 +107,8 @@ def build() -> argparse.ArgumentParser:
     rb = cmd["rollback"]
     rb.add_argument("container", help="the watched container (or service) to roll back")
     rb.add_argument("--to", metavar="DIGEST", help="sha256:... to go back to (default: the one before the current)")  # fmt: skip
+    rb.add_argument("--force", action="store_true",
+                    help="deploy the digest even without a trusted signature ([signatures], docs/signatures.md)")  # fmt: skip
     _output_options(rb)
     cmd["unpin"].add_argument("container", help="the watched container (or service)")
     cmd["retry"].add_argument("container", help="the watched container (or service)")

@@ -1,8 +1,9 @@
 """`agent update NAME`: the safe replace for one entry now, as WUD's manual trigger does.
 
 It runs the same pass as `agent once`, limited to that entry and with its mode set to "update" (so it
-works in `mode = "notify"`). A pin or a quarantined digest is respected unless `--force`, which unpins
-the entry and lifts its quarantine first (else the next pass would go back to the pin).
+works in `mode = "notify"`). A pin, a quarantined digest or a missing trusted signature is respected unless
+`--force`, which unpins the entry and lifts its quarantine first (else the next pass would go back to the pin)
+and deploys without a signature.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def update_one(cfg: Config, watch: Watch, *, force: bool, dry_run: bool) -> Repo
             lifted = ctx.state.lift_quarantine(name)
             if lifted:
                 logger.info("{}: --force: {} quarantined digest(s) released", name, lifted)
+            ctx.unsigned_ok = frozenset({name})  # and deploy it without a trusted signature
         else:
             _explain(single, name, force)
         return reconcile(ctx, only=only)

@@ -82,6 +82,7 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
 def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     p = Problems()
     known = {"agent", "aliyun", "watch", "registry_auth", "webhook", "notify", "metrics", "build_watch"}
+    known.add("signatures")
     unknown(p, "", raw, known)
     agent = _agent(p, table_of(p, "agent", raw.get("agent", {})))
     pull_timeout, pull_stall = _pull_limits(p, raw.get("agent"))
@@ -97,9 +98,12 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     metrics = metrics_of(p, raw.get("metrics"), env)
 
     builds = build_repos(p, raw.get("build_watch", []), watches, notify is not None)
+    from agent.config.signatures import signatures_section
+
+    signatures = signatures_section(p, raw.get("signatures"))
     if p.items:
         raise ConfigError(p.items)
-    return Config(agent, aliyun, watches, auth, webhook, None, notify, metrics, builds)
+    return Config(agent, aliyun, watches, auth, webhook, None, notify, metrics, builds, signatures)
 
 
 def _agent(p: Problems, t: dict[str, Any]) -> AgentSettings:
@@ -323,4 +327,7 @@ def describe(cfg: Config) -> str:
     lines += [f"  {line(w)}" for w in cfg.watches]
     if cfg.agent.discover:
         lines.append(f"  discover = {cfg.agent.discover!r}: containers opt in with labels (cr-agent.enable)")
+    from agent.config.signatures import describe as signatures
+
+    lines += signatures(cfg)
     return redact("\n".join(lines))

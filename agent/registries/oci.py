@@ -129,8 +129,29 @@ class OciRegistry:
             url = urllib.parse.urljoin(url, nxt.group(1)) if nxt else None
         raise RegistryError(f"{what}: gave up after 100 pages")
 
-    def _get(self, url: str, authorization: str | None, what: str) -> tuple[int, Message, bytes]:
-        req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    def fetch(self, repo: RepoKey, path: str, accept: str, what: str, limit: int = 1 << 20) -> bytes | None:
+        """`GET /v2/<name>/<path>` (a manifest or a blob), authorised like every request; None on 404."""
+        host, scope = repo.host, f"repository:{repo.path}:pull"
+        url = f"{self._scheme_for(host)}://{host}/v2/{repo.path}/{path}"
+        status, headers, raw = self._get(url, self._known_auth(host, scope), what, accept)
+        if status == 401:
+            authorization = self._answer(host, scope, headers.get("WWW-Authenticate", ""), what)
+            if authorization:
+                status, headers, raw = self._get(url, authorization, what, accept)
+        if status == 404:
+            return None
+        if status != 200:
+            code = {401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS"}.get(status, f"HTTP{status}")
+            temporary = status == 429 or status >= 500
+            raise RegistryError(f"registry refused {what}: HTTP {status}", code=code, temporary=temporary)
+        if len(raw) > limit:
+            raise RegistryError(f"registry sent {len(raw)} bytes for {what}, more than {limit}")
+        return raw
+
+    def _get(
+        self, url: str, authorization: str | None, what: str, accept: str = "application/json"
+    ) -> tuple[int, Message, bytes]:
+        req = urllib.request.Request(url, headers={"Accept": accept})
         if authorization:
             req.add_header("Authorization", authorization)
         return self._open(req, what)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agent.config import Config
+from agent.config import Config, Watch
 from agent.reconcile.seen import seen_of
 from agent.state import State
 
@@ -44,9 +44,13 @@ def state_word(e: Mapping[str, Any], now: float) -> str:
 
 
 def entries(
-    rows: Iterable[Mapping[str, Any]], state: State, sources: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """The full status of each entry, from its engine-side row."""
+    rows: Iterable[Mapping[str, Any]], state: State, sources: Mapping[str, Any], cfg: Config,
+    watches: Mapping[str, Watch],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The full status of each entry, from its engine-side row (`watches`: the entries known by name, for
+    their signature status; state.db and the key files only)."""
+    from agent.signatures.gate import signature_status
+
     in_flight = {
         e.container: f"{e.kind} {e.step}" for kind in ("container", "service") for e in state.journal(kind)
     }
@@ -64,6 +68,8 @@ def entries(
             "quarantined": state.quarantined(name), "history": [h.as_json() for h in hist],
             "source": sources.get(str(row.get("repository"))),
         }  # fmt: skip
+        w = watches.get(name)
+        entry["signature"] = signature_status(cfg, state, w, row.get("running_digest")) if w else None
         entry["state"] = state_word(entry, now)
         out.append(entry)
     return out
@@ -100,7 +106,13 @@ def snapshot(cfg: Config, state: State, agent: Mapping[str, Any] | None = None) 
 
     now = time.time()
     out: dict[str, Any] = {
-        "containers": entries(recorded_rows(cfg, state), state, load_sources(cfg.agent.state_dir)),
+        "containers": entries(
+            recorded_rows(cfg, state),
+            state,
+            load_sources(cfg.agent.state_dir),
+            cfg,
+            {w.container: w for w in cfg.watches},
+        ),
         "events": events(state, now),
         "generated": now,
     }

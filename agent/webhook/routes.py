@@ -158,6 +158,10 @@ class Routes:
         self._no_token_hint = no_token_hint  # why the page answers 403 (no token for this listener)
         self._open_page = open_page  # a loopback listener: the page needs no token
 
+    def retarget(self, targets: Sequence[WatchTarget], discovering: bool) -> None:
+        """After a config reload (SIGHUP): the entries a hook wakes from now on."""
+        self._targets, self._discovering = tuple(targets), discovering
+
     # -- routing ------------------------------------------------------------------------
     def route(self, head: Request) -> Route:
         route = self._route(head)

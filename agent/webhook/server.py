@@ -91,6 +91,7 @@ class WebhookServer(_Listener):
             trusted_proxies=parse_networks(trusted_proxies), open_page=is_loopback(host),
         )  # fmt: skip
         super().__init__("webhook", listen, routes, limits)
+        self.routes = routes
 
 
 class MetricsServer(_Listener):
@@ -120,6 +121,13 @@ class MetricsServer(_Listener):
         )
 
 
+def watch_targets(cfg: Config) -> list[WatchTarget]:
+    """What the webhook matches a push against: each watch entry's repository, tag and pattern."""
+    return [
+        WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag, w.pattern) for w in cfg.watches
+    ]
+
+
 def start_listeners(
     cfg: Config,
     waker: Waker,
@@ -138,15 +146,11 @@ def start_listeners(
 
         ui = StatusPage(status, cfg.notify.language if cfg.notify else None)
     if cfg.webhook:
-        targets = [
-            WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag, w.pattern)
-            for w in cfg.watches
-        ]
         listeners.append(
             WebhookServer(
                 cfg.webhook.listen,
                 token=cfg.webhook.token,
-                targets=targets,
+                targets=watch_targets(cfg),
                 waker=waker,
                 health=health,
                 metrics=metrics,

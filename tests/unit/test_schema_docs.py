@@ -42,6 +42,7 @@ def schema() -> dict[str, set[str]]:
             {"webhook": {"listen": "127.0.0.1:1", "token": "x" * 32, **Z}, "watch": [W]}, "webhook."
         ),
         "metrics": _known({"metrics": Z, "watch": [W]}, "metrics."),
+        "signatures": _known({"signatures": Z, "watch": [W]}, "signatures."),
         "notify": _known({"notify": {**NOTIFY, **Z}, "watch": [W]}, "notify."),
         "watch": _known({"watch": [{**W, **Z}]}, "watch[0]."),
         "health": _known({"watch": [{**W, "health": {"tcp": "127.0.0.1:1", **Z}}]}, "watch[0].health"),

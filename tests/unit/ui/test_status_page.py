@@ -188,7 +188,7 @@ def test_a_page_load_asks_neither_docker_nor_the_registry(world: tuple) -> None:
 def test_api_status_has_the_shape_of_agent_status_json(world: tuple) -> None:  # type: ignore[type-arg]
     cfg, state, rt, _ = world
     (w,) = cfg.watches
-    live = entries([seen_of(w, rt.inspect("web"), None)], state, {})
+    live = entries([seen_of(w, rt.inspect("web"), None)], state, {}, cfg, {w.container: w})
     recorded = snapshot(cfg, state, None)
     assert set(recorded["containers"][0]) == set(live[0])
     assert set(recorded) == {"containers", "events", "generated"}
