@@ -260,3 +260,22 @@ def test_notify_language_wins_over_the_browser(world: tuple) -> None:  # type: i
     page = StatusPage(lambda: snapshot(cfg, state, None), "zh")
     html = page.answer(Request("GET", "/", (("accept-language", "en-US"),), "127.0.0.1")).body.decode()
     assert "有更新待处理" in html and 'lang="zh-CN"' in html
+
+
+def test_the_agent_part_shows_the_acr_builds_the_build_watch_told_of(world: tuple) -> None:  # type: ignore[type-arg]
+    import time
+
+    from agent.notify.book import Notice, NoticeBook
+
+    cfg, state, _, _ = world
+    book = NoticeBook(cfg.agent.state_dir)
+    now = time.time()
+    book.put("build:ns/web:b-17:failed", Notice("FAILED", now - 60, now - 60))
+    book.put("fail:web", Notice("x", now, now))  # a failing entry is no build alert
+    book.put("build:ns/old:b-1:failed", Notice("FAILED", now - 40 * 86400, now - 40 * 86400))  # too old
+    data = snapshot(cfg, state, {"version": "t"})
+    assert [(a["build"], a["state"]) for a in data["agent"]["build_alerts"]] == [
+        ("ns/web:b-17:failed", "FAILED")
+    ]
+    html = StatusPage(lambda: data, "en").answer(Request("GET", "/", (), "127.0.0.1")).body.decode()
+    assert "ns/web:b-17:failed" in html
