@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
 from agent.compat import StrEnum
@@ -138,11 +139,20 @@ class Version:
     source: str | None = None
 
     @classmethod
-    def from_labels(cls, labels: dict[str, str] | None) -> Version | None:
-        got = [
-            (labels or {}).get(k, "").strip()[:200] or None for k in (OCI_VERSION, OCI_REVISION, OCI_SOURCE)
-        ]
+    def from_labels(cls, labels: Mapping[str, str] | None) -> Version | None:
+        """From an image's labels: printable characters only (no terminal escapes), at most 200 each.
+        Still untrusted text: the page escapes it."""
+
+        def one(key: str) -> str | None:
+            value = (labels or {}).get(key)
+            text = "".join(ch for ch in value[:200] if ch.isprintable()) if isinstance(value, str) else ""
+            return text.strip() or None
+
+        got = [one(k) for k in (OCI_VERSION, OCI_REVISION, OCI_SOURCE)]
         return cls(*got) if any(got[:2]) else None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"version": self.version, "revision": self.revision, "source": self.source, "text": str(self)}
 
     def __str__(self) -> str:
         rev = self.revision[:7] if self.revision and _HEXISH.match(self.revision) else self.revision
@@ -180,6 +190,7 @@ class ContainerInfo:
     stop_timeout: int | None = (
         None  # the container's own (`docker run --stop-timeout`); None: the engine's 10 s
     )
+    version: Version | None = None  # the running image's OCI labels, where present
 
     @property
     def broken(self) -> str | None:
@@ -250,7 +261,7 @@ class Result:
             if value is not None or (f.name == "tag_digest" and self.pinned):
                 out[f.name] = (
                     [asdict(d) for d in value] if isinstance(value, tuple)
-                    else {**asdict(value), "text": str(value)} if isinstance(value, Version) else value
+                    else value.as_json() if isinstance(value, Version) else value
                 )  # fmt: skip
         return out
 

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS checks (
 CREATE TABLE IF NOT EXISTS signatures (
   repo TEXT NOT NULL, digest TEXT NOT NULL, key TEXT NOT NULL, identity TEXT NOT NULL, verified REAL NOT NULL,
   PRIMARY KEY (repo, digest, key, identity));
+CREATE TABLE IF NOT EXISTS seen (container TEXT PRIMARY KEY, time REAL NOT NULL, data TEXT NOT NULL);
 """
 # Service updates had their own table before the typed journal: a row there is an update in flight,
 # step "requested" (agent/deploy/journal.py ServiceStep). state.py cannot import it (deploy imports state).
@@ -71,9 +72,10 @@ class Deployment:
     error: str | None
     image_id: str | None
     old_image_id: str | None
+    logs: str | None = None  # the new container's last log lines, kept when it failed its gate
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "started": self.started,
             "finished": self.finished,
             "duration": round(self.finished - self.started, 3),
@@ -82,6 +84,7 @@ class Deployment:
             "outcome": self.outcome,
             "error": self.error,
         }
+        return out if self.logs is None else {**out, "logs": self.logs}
 
 
 _CORRUPT = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
@@ -100,6 +103,8 @@ def _migrate(db: sqlite3.Connection) -> None:
     try:
         if "kind" not in {row[1] for row in db.execute("PRAGMA table_info(journal)")}:
             db.execute("ALTER TABLE journal ADD COLUMN kind TEXT NOT NULL DEFAULT 'container'")
+        if "logs" not in {row[1] for row in db.execute("PRAGMA table_info(history)")}:
+            db.execute("ALTER TABLE history ADD COLUMN logs TEXT")
         if db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'service_journal'"
         ).fetchall():
@@ -199,13 +204,69 @@ class State:
              redact(d.error) if d.error else None, d.image_id, d.old_image_id),
         )  # fmt: skip
 
+    _COLUMNS = (
+        "container, started, finished, from_digest, to_digest, outcome, error, image_id, old_image_id, logs"
+    )
+
     def history(self, container: str, limit: int = 20) -> list[Deployment]:
         rows = self._exec(
-            "SELECT container, started, finished, from_digest, to_digest, outcome, error, image_id,"
-            " old_image_id FROM history WHERE container = ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {self._COLUMNS} FROM history WHERE container = ? ORDER BY id DESC LIMIT ?",
             (container, limit),
         )
         return [Deployment(*r) for r in rows]
+
+    def history_since(self, since: float, limit: int = 1000) -> list[Deployment]:
+        """Every entry's deployments that ended after `since`, newest first (the status page's timeline)."""
+        rows = self._exec(
+            f"SELECT {self._COLUMNS} FROM history WHERE finished >= ? ORDER BY id DESC LIMIT ?",
+            (since, limit),
+        )
+        return [Deployment(*r) for r in rows]
+
+    def keep_logs(self, container: str, logs: str) -> None:
+        """Attach the failed container's last log lines to the entry's latest deployment."""
+        self._exec(
+            "UPDATE history SET logs = ? WHERE id = (SELECT MAX(id) FROM history WHERE container = ?)",
+            (redact(logs)[-8000:], container),
+        )
+
+    # what the last pass saw of each entry: the status page reads it and never asks the engine
+    def record_seen(self, rows: dict[str, dict[str, Any]], *, complete: bool) -> None:
+        """One row per entry of a pass; `complete` (a pass over every entry) drops the entries gone.
+        Only what changed is written: a quiet pass costs one read, no transaction."""
+        now = time.time()
+        new = {c: redact(json.dumps(d, sort_keys=True)) for c, d in rows.items()}
+        with self._lock:
+            old = dict(self._guarded(lambda: self._db.execute("SELECT container, data FROM seen").fetchall()))
+            changed = [(c, now, d) for c, d in new.items() if old.get(c) != d]
+            gone = [(c,) for c in old if c not in new] if complete else []
+            if changed or gone:
+                self._guarded(self._replace_seen, changed, gone)
+
+    def _replace_seen(self, changed: list[tuple[str, float, str]], gone: list[tuple[str]]) -> None:
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("DELETE FROM seen WHERE container = ?", gone)
+            self._db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", changed)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def build_alerts(self, since: float) -> list[tuple[str, str, float]]:
+        """ACR builds the build watch told of (notify_state.py's table): (key, state, first seen)."""
+        if not self._exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'notices'"):
+            return []
+        rows = self._exec(
+            "SELECT key, fingerprint, first FROM notices WHERE key LIKE 'build:%' AND sent >= ?"
+            " ORDER BY first DESC LIMIT 20",
+            (since,),
+        )
+        return [(k, f, t) for k, f, t in rows]
+
+    def seen(self) -> dict[str, tuple[float, dict[str, Any]]]:
+        rows = self._exec("SELECT container, time, data FROM seen ORDER BY container")
+        return {c: (t, json.loads(d)) for c, t, d in rows}
 
     # quarantine
     def quarantine(self, container: str, digest: str, reason: str) -> None:

@@ -6,9 +6,13 @@
 * `agent run` resident memory (VmRSS) once idle after start;
 * 1,000 passes through the daemon: `agent run` with the webhook on loopback and debounce "0s", each
   pass asked for by POST /v1/update and awaited on /healthz, RSS sampled every 100 passes;
-* 1,000 passes in-process (bench/reconcile_loop.py): reconcile(ctx) in a loop, RSS every 50.
+* 1,000 passes in-process (bench/reconcile_loop.py): reconcile(ctx) in a loop, RSS every 50;
+* the status page: idle RSS of `agent run` with a `[metrics]` listener while no one looks, then after
+  one look at `GET /` and after 200 (`--page-only` runs only this; `--tree DIR` measures another
+  checkout's agent/, e.g. main exported with `git archive main | tar -x -C /tmp/main`).
 
     python -m bench.footprint [--containers 10] [--passes 1000] [--reps 10] [--quick]
+    python -m bench.footprint --page-only [--tree /tmp/main]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--containers", type=int, default=10)
     p.add_argument("--passes", type=int, default=1000, help="passes for the memory tests")
+    p.add_argument("--page-only", action="store_true", help="only the status page's memory")
+    p.add_argument("--tree", type=Path, help="with --page-only: the checkout whose agent/ runs")
     a = p.parse_args(argv)
     reps = a.reps or (2 if a.quick else 10)
     passes = 30 if a.quick else a.passes
@@ -47,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         watches = [{"container": c, "image": w.ref(repos[i // 5])} for i, c in enumerate(names)]
         cfg = w.agent_config("footprint.toml", watches)
         env = w.agent_env()
+        if a.page_only:
+            out["status_page"] = _page_idle(w, watches, a.tree)
+            common.write_result("footprint-page", a.quick, out)
+            return 0
         common.run_measured(
             common.agent_cmd("once", "-c", str(cfg)), env_vars=env, cwd=w.dir
         )  # warm the page cache
@@ -83,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
         log("agent run: idle memory")
         out["daemon_idle"] = _daemon_idle(w, watches)
+        log("agent run: the status page's memory")
+        out["status_page"] = _page_idle(w, watches, None)
         log(f"agent run: {passes} passes through the daemon")
         out["daemon_passes"] = _daemon_passes(w, watches, passes, 10 if a.quick else 100)
         log(f"in-process: {passes} passes")
@@ -193,6 +206,49 @@ def _daemon_idle(w: World, watches: list[dict[str, Any]]) -> dict[str, Any]:
     finally:
         stop_processes([proc], 30)
     return {"rss_after_first_pass_kib": first, "rss_idle_kib": idle}
+
+
+def _page_idle(w: World, watches: list[dict[str, Any]], tree: Path | None) -> dict[str, Any]:
+    """RSS of `agent run` with a loopback [metrics] listener: idle and unlooked-at (median of 5 samples a
+    second apart, after the first pass), after one `GET /`, after 200. `tree`: run that checkout's agent/."""
+    port = free_port()
+    cfg = w.agent_config(
+        "page.toml", watches, extra=f'[metrics]\nlisten = "127.0.0.1:{port}"\n', state="state-page"
+    )
+    logf = w.dir / "page.log"
+    env = w.agent_env() | ({"PYTHONPATH": str(tree.resolve())} if tree else {})
+    cmd = [sys.executable, "-m", "agent", "run", "--log-json", "-c", str(cfg)] if tree else common.agent_cmd(
+        "run", "--log-json", "-c", str(cfg))  # fmt: skip
+    with open(logf, "wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tree or w.dir)
+
+    def settled() -> int:
+        samples = []
+        for _ in range(5):
+            time.sleep(1.0)
+            samples.append(common.rss_kib(proc.pid))
+        return sorted(samples)[2]
+
+    def look() -> int:
+        try:
+            with opener().open(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+                resp.read()
+                return int(resp.status)
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        wait_port(port, 30, "agent run's metrics listener")
+        common.wait_agent_event(proc, logf, "pass.done", 60)
+        out: dict[str, Any] = {"tree": str(tree) if tree else "this checkout", "idle_kib": settled()}
+        out["first_look_status"] = look()
+        out["after_one_look_kib"] = settled()
+        for _ in range(199):
+            look()
+        out["after_200_looks_kib"] = settled()
+    finally:
+        stop_processes([proc], 30)
+    return out
 
 
 def _daemon_passes(w: World, watches: list[dict[str, Any]], passes: int, every: int) -> dict[str, Any]:

@@ -16,7 +16,10 @@ Phases:
    3 s each (one request per connection, as the server closes each);
 3. slow: 64 connections send half a request head and stall; then a fresh `GET /healthz`: its status;
 4. attack: 64 connections each send `GET /healthz` with 99 header lines of 65 KB; the server's
-   VmRSS is sampled every 20 ms; reported: idle, peak, 2 s after, and the statuses the attackers got.
+   VmRSS is sampled every 20 ms; reported: idle, peak, 2 s after, and the statuses the attackers got;
+5. guess: four threads POST hooks with wrong tokens from 127.0.0.1 for `--seconds`; reported: the
+   statuses, and how many guesses were really checked (404) per second; then 20 hooks with the right
+   token from 127.0.0.2 (another client address): their statuses.
 """
 
 from __future__ import annotations
@@ -85,8 +88,10 @@ def import_us(env: dict[str, str]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in runs.items()}
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def request(port: int, method: str, path: str, body: bytes | None = None, source: str | None = None) -> int:
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=10, source_address=(source, 0) if source else None
+    )
     try:
         headers = {"Content-Type": "application/json"} if body else {}
         conn.request(method, path, body=body, headers=headers)
@@ -175,11 +180,22 @@ def attack(port: int, pid: int, conns: int = 64, lines: int = 99, size: int = 65
     }
 
 
+def guessing(port: int, seconds: float) -> dict:
+    """Wrong tokens as fast as four threads go, then the right one from another loopback address."""
+    wrong = throughput(port, "POST", "/hooks/aliyun/guess-0123456789abcdef0123456789", PAYLOAD, 4, seconds)
+    checked = wrong["statuses"].get(404, 0)
+    other: Counter[int] = Counter(
+        request(port, "POST", f"/hooks/aliyun/{TOKEN}", PAYLOAD, source="127.0.0.2") for _ in range(20)
+    )
+    return {**wrong, "guesses_checked": checked, "guesses_checked_per_s": round(checked / seconds, 1),
+            "right_token_from_127.0.0.2": dict(other)}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tree", type=Path, default=ROOT, help="checkout whose agent/ is measured")
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each throughput phase")
-    ap.add_argument("--phases", default="import,throughput,slow,attack", help="which phases to run")
+    ap.add_argument("--phases", default="import,throughput,slow,attack,guess", help="which phases to run")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
     phases = set(args.phases.split(","))
@@ -215,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         if "attack" in phases:
             log("memory attack")
             results["attack"] = attack(port, proc.pid)
+        if "guess" in phases:
+            log("guessing the token")
+            results["guess"] = guessing(port, args.seconds)
     finally:
         with contextlib.suppress(OSError):
             assert proc.stdin is not None

@@ -49,6 +49,8 @@ command -v openssl >/dev/null || need+=(openssl)
 # Compose v1 (1.29, Python): tests/integration/test_compose_v1.py runs it for real
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v ip >/dev/null || need+=(iproute2)
+# headless Chromium: tests/integration/test_status_page.py loads the status page in a real browser
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   apt-get update -q >/dev/null

@@ -17,7 +17,7 @@ from agent.choices import Source
 from agent.cli.hangup import hangup_ignored
 from agent.cli.parser import build
 from agent.cli.selfupdate import helper_pass
-from agent.config import Config, Watch, describe, find_config, load, secretfiles
+from agent.config import Config, Watch, describe, find_config, load, secretfiles, weak_tokens
 from agent.config.labels import describe as line
 from agent.daemon import schedule
 from agent.errors import AgentError, ConfigError, LockBusy
@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in (*secretfiles.warnings(path), *cfg.warnings):
         logger.warning("{}", warning)
     try:
+        if args.command == "check" and (weak := weak_tokens(cfg)):
+            raise ConfigError(weak)
         if args.command == "check" and args.online:
             from agent.cli.online import run_online  # the ACR SDK: only for `check --online`
 
@@ -73,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _once(cfg, dry_run=args.dry_run, output=_output(args), metrics_file=args.metrics_file)
         if args.command == "run":
             from agent.daemon import run_daemon  # `agent run` only
+
+            for problem in weak_tokens(cfg):
+                logger.warning("{} (`agent check` refuses it)", problem)
 
             return run_daemon(cfg, app.build_context)
         if args.command == "self-update":

@@ -4,54 +4,41 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from typing import Any
 
 from agent import app
 from agent.config import Config, Watch
-from agent.config.labels import origins
-from agent.errors import AgentError
-from agent.model import ContainerInfo, Version, digest_for_repo, short_digest
+from agent.model import ContainerInfo, short_digest
+from agent.reconcile.seen import label_failure, seen_of
 from agent.secret import redact
-from agent.signatures.gate import signature_status
+from agent.ui.snapshot import entries, events, with_problems
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def status(cfg: Config, *, as_json: bool) -> int:
+    """From a live look at the engine; the page and `/api/status` show the same from the last pass's record
+    (agent/ui/snapshot.py builds both)."""
     from agent.registries.acr import load_sources  # the ACR SDK only when an ACR watch needs it
 
     state, runtime = app.state(cfg), app.runtime(cfg)
     sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
-    out: list[dict[str, Any]] = []
     found = app.discovered(cfg, runtime, app.local_services(cfg, runtime))
-    for r in (*found.failed, *found.skipped):
-        out.append({"container": r.container, "image": r.image, "origin": "labels", "error": r.error,
-                    "in_error": r in found.failed})  # fmt: skip
-    look = app.observer(cfg, state, runtime)
-    in_flight = {
-        e.container: f"{e.kind} {e.step}" for kind in ("container", "service") for e in state.journal(kind)
-    }
-    for w in (*cfg.watches, *found.watches):
+    rows = [label_failure(r) for r in (*found.failed, *found.skipped)]
+    look, now = app.observer(cfg, state, runtime), time.time()
+    watches = (*cfg.watches, *found.watches)
+    for w in watches:
         info, problem = look(w)
-        problem = problem or _problem(w, info)
-        running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
-        hist = [_iso(h.as_json(), "started", "finished") for h in state.history(w.container, limit=10)]
-        check = _iso(state.last_check(w.container), "time")
-        out.append({
-            "container": w.container, "kind": w.kind, "docker_host": w.docker_host, "image": str(w.image),
-            "exists": info is not None, "problem": problem, "in_flight": in_flight.get(w.container),
-            "running": bool(info and info.running), "running_digest": running[0] if running else None,
-            "version": _version(runtime, w, info), "last_check": check, "last_deploy": hist[0] if hist else None,
-            "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
-            "history": hist, "source": sources.get(str(w.image.repo)),
-            "origin": w.origin, "settings": origins(w), "tag_pattern": str(w.pattern) if w.pattern else None,
-            "signature": signature_status(cfg, state, w, running[0] if running else None),
-            "in_error": bool(problem and not (info is None and w.optional))
-            or (check or {}).get("status") == "failed",
-        })  # fmt: skip
-    bad = any(c["in_error"] for c in out)
+        rows.append(seen_of(w, info, problem or _problem(w, info)))
+    by_name = {w.container: w for w in watches}
+    out = entries(rows, state, sources, cfg, by_name)
+    failed = {r.container for r in found.failed}
+    out = with_problems(out, by_name, failed)
+    bad = any(e["in_error"] for e in out)
     if as_json:
-        print(redact(json.dumps({"ok": not bad, "containers": out}, indent=2)))
+        doc = {"ok": not bad, "containers": out, "events": events(state, now), "generated": now}
+        print(redact(json.dumps(doc, indent=2)))
     else:
         for c in out:
             _print(c)
@@ -73,28 +60,6 @@ def _problem(w: Watch, info: ContainerInfo | None) -> str | None:
         return (f"container is stopped (exit code {info.exit_code}): not updated while stopped unless "
                 f"start_stopped = true; `docker start {w.container}` to run it")  # fmt: skip
     return None
-
-
-def _version(runtime: Any, w: Watch, info: ContainerInfo | None) -> dict[str, Any] | None:
-    """The running image's OCI version labels (containers on the local engine)."""
-    if info is None or w.kind != "container" or w.docker_host:
-        return None
-    try:
-        v = Version.from_labels(runtime.image_labels(info.image_id))
-    except AgentError:
-        return None
-    return {"version": v.version, "revision": v.revision, "source": v.source, "text": str(v)} if v else None
-
-
-def _iso(d: dict[str, Any] | None, *keys: str) -> dict[str, Any] | None:
-    """Beside each epoch float, the same time in ISO 8601 (`started` → `started_iso`)."""
-    if d is None:
-        return None
-    out = dict(d)
-    for k in keys:
-        if isinstance(d.get(k), (int, float)):
-            out[f"{k}_iso"] = datetime.datetime.fromtimestamp(d[k]).astimezone().isoformat(timespec="seconds")
-    return out
 
 
 def _signed(word: str | None) -> str:
@@ -120,7 +85,7 @@ def _print(c: dict[str, Any]) -> None:
         if c[key]:
             print(redact(f"  {key.replace('_', ' '):<9} {c[key]}"))
     print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
-    version = f"  {c['version']['text']}" if c["version"] else ""
+    version = f"  {c['version']['text']}" if c.get("version") else ""
     sig = c["signature"] or {}
     print(f"  running   {c['running_digest'] or '-'}{version}{_signed(sig.get('running'))}")
     print(f"  latest    {check.get('latest_digest') or '-'}{_signed(sig.get('latest'))}"

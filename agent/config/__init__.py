@@ -6,6 +6,7 @@ from agent.choices import Edition as Edition
 from agent.choices import Match as Match
 from agent.choices import Source as Source
 from agent.choices import Strategy as Strategy
+from agent.config.access import weak_tokens as weak_tokens
 from agent.config.load import DEFAULT_PATHS as DEFAULT_PATHS
 from agent.config.load import describe as describe
 from agent.config.load import find_config as find_config

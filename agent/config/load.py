@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.choices import LANGUAGES, Edition, Match, Source, language_from_env
 from agent.compat import tomllib
+from agent.config.access import GOOD_TOKEN, MAKE_TOKEN, metrics_of, trusted_proxies
 from agent.config.builds import build_repos
 from agent.config.cron import parse_cron
 from agent.config.envvalues import CleanEnv
@@ -36,7 +37,6 @@ from agent.config.schema import (
     AgentSettings,
     AliyunSettings,
     Config,
-    MetricsSettings,
     NotifySettings,
     RegistryAuth,
     Schedule,
@@ -99,7 +99,7 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     auth = _registry_auth(p, table_of(p, "registry_auth", raw.get("registry_auth", {})), env)
     webhook = _webhook(p, raw.get("webhook"), env)
     notify = _notify(p, raw.get("notify"), env)
-    metrics = _metrics(p, raw.get("metrics"))
+    metrics = metrics_of(p, raw.get("metrics"), env)
 
     builds = build_repos(p, raw.get("build_watch", []), watches, notify is not None)
 
@@ -265,27 +265,19 @@ def _webhook(p: Problems, value: Any, env: Mapping[str, str]) -> WebhookSettings
     if value is None:
         return None
     t = table_of(p, "webhook", value)
-    unknown(p, "webhook", t, {"listen", "token", "token_env", "match", "debounce"})
+    unknown(p, "webhook", t, {"listen", "token", "token_env", "match", "debounce", "trusted_proxies"})
     listen = listen_addr(p, "webhook", t, "0.0.0.0:7023")
     token = inline_or_env(p, "webhook", t, "token", env)
     if not token and "token_env" not in t:
         p.add("webhook.token", "required (or token_env): the secret part of the hook URL")
     elif token and len(token) < 16:
-        p.add("webhook.token", "too short: use at least 16 random characters (e.g. `openssl rand -hex 16`)")
+        p.add("webhook.token", f"too short: use at least {GOOD_TOKEN} random characters, e.g. {MAKE_TOKEN}")
     match = choice(p, "webhook", t, "match", Match) or WebhookSettings.match
     debounce = duration(p, "webhook", t, "debounce", WebhookSettings.debounce, high=3600.0)
+    proxies = trusted_proxies(p, "webhook", t)
     if listen is None or not token:
         return None
-    return WebhookSettings(listen, Secret(token), match, debounce)
-
-
-def _metrics(p: Problems, value: Any) -> MetricsSettings | None:
-    if value is None:
-        return None
-    t = table_of(p, "metrics", value)
-    unknown(p, "metrics", t, {"listen"})
-    listen = listen_addr(p, "metrics", t, "127.0.0.1:9814")
-    return MetricsSettings(listen) if listen else None
+    return WebhookSettings(listen, Secret(token), match, debounce, proxies)
 
 
 def _notify(p: Problems, value: Any, env: Mapping[str, str]) -> NotifySettings | None:

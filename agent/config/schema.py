@@ -138,6 +138,7 @@ class WebhookSettings:
     token: Secret
     match: Match = Match.ANY
     debounce: float = 0.5
+    trusted_proxies: tuple[str, ...] = ()  # reverse proxies whose X-Forwarded-For names the client
 
     def __post_init__(self) -> None:
         _coerce(self, token=Secret, match=Match)
@@ -145,7 +146,9 @@ class WebhookSettings:
 
 @dataclass(frozen=True)
 class MetricsSettings:
-    listen: str  # /metrics and /healthz for `agent run`, with or without [webhook]
+    listen: str  # /metrics, /healthz and the status page for `agent run`, with or without [webhook]
+    token: Secret | None = None  # the status page's token on a non-loopback address
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

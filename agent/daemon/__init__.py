@@ -262,7 +262,7 @@ class Daemon:
             from agent.webhook.server import start_listeners  # h11: only with listeners
 
             try:
-                self._servers = start_listeners(cfg, coord, coord.health, self._metrics)
+                self._servers = start_listeners(cfg, coord, coord.health, self._metrics, self.status)
             except ConfigError:
                 self.stop()
                 raise
@@ -271,6 +271,21 @@ class Daemon:
             len(cfg.watches),
             describe(cfg.agent.schedule),
         )
+
+    def status(self) -> dict[str, Any]:
+        """The status page's data: what the last passes recorded in state.db, and the daemon's health."""
+        from agent import __version__
+        from agent.ui.snapshot import snapshot
+
+        assert self.coord is not None and self.ticker is not None and self._ctx is not None, "start() first"
+        h = self.coord.health()
+        last = {k: v for k, v in (self.coord.last or {}).items() if k != "results"}
+        agent = {
+            "version": __version__, "uptime": h["uptime"], "scheduler": h["scheduler"], "healthy": h["healthy"],
+            "pass_running": h["pass_running"], "passes": h["passes"], "last_pass": last or None,
+            "next_pass": self.ticker.next_at, "schedule": describe(self.cfg.agent.schedule),
+        }  # fmt: skip
+        return snapshot(self.cfg, self._ctx.state, agent)
 
     def run(self) -> int:
         """Until stopped. Non-zero when the scheduler died, so systemd restarts us."""

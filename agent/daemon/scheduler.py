@@ -103,6 +103,13 @@ class Ticker:
             )  # fmt: skip
         self._sched.start()
 
+    @property
+    def next_at(self) -> float | None:
+        """When the next scheduled pass is due (Unix time; None before start), for the status page."""
+        job = self._sched.get_job(SCHEDULE) if self._started else None
+        when = getattr(job, "next_run_time", None)
+        return when.timestamp() if when else None
+
     def soon(self, func: Callable[[], object], name: str) -> None:
         """Run `func` once, now, on the scheduler's pool (never dropped as late)."""
         self._sched.add_job(func, DateTrigger(datetime.now(UTC)), name=name, misfire_grace_time=None)

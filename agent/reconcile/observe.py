@@ -110,8 +110,8 @@ def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
 def _confirmed(registry: Registry, w: Watch, running: ContainerInfo | None, tag_digest: str) -> str:
     """Where the tag moved away from what runs, the registry's own digest wins over the API's (one HEAD,
     only for an update that is due, so a quiet pass asks nothing more)."""
-    if not isinstance(registry, Confirms) or running is None:
-        return tag_digest
+    if not isinstance(registry, Confirms) or running is None or w.mode == "notify":
+        return tag_digest  # monitor-only asks the registry nothing: it never pulls
     if tag_digest in digest_for_repo(list(running.repo_digests), w.image.repo):
         return tag_digest
     return registry.confirm(w.image.repo, w.image.tag, tag_digest)

@@ -20,6 +20,7 @@ from agent.reconcile.discover import Discovered, discover
 from agent.reconcile.follow import resolve_patterns
 from agent.reconcile.observe import observe
 from agent.reconcile.plan import Action, Observation, Step, plan
+from agent.reconcile.seen import record_seen
 from agent.reconcile.targets import ServiceTarget
 from agent.state import State
 
@@ -37,7 +38,8 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
         found = _discover(ctx)
         watches = [w for w in (*ctx.config.watches, *found.watches) if only is None or w.container in only]
     watches, picked = resolve_patterns(ctx.registries, ctx.runtime, watches)
-    steps = plan(observe(ctx, watches))
+    observed = observe(ctx, watches)
+    steps = plan(observed)
     results = apply(ctx, steps, dry_run=dry_run) + picked
     results += [r for r in (*found.failed, *found.skipped) if only is None or r.container in only]
     report = Report(tuple(_merge(recovered, results)))
@@ -48,6 +50,7 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
             (r.container, r.current_digest, r.tag_digest or r.to_digest, r.status.value, r.error)
             for r in report.results
         ])  # fmt: skip
+        record_seen(ctx, observed, report, (*found.failed, *found.skipped), complete=only is None)
     _log(report, seconds)
     if ctx.on_pass and not dry_run:  # a dry run changes nothing and tells no one
         ctx.on_pass(report, seconds)

@@ -13,7 +13,7 @@ from loguru import logger
 
 from agent.config.schema import AgentSettings
 from agent.errors import RuntimeFault
-from agent.model import ContainerInfo
+from agent.model import ContainerInfo, Version
 from agent.runtimes import ContainerState, Labels, ListedContainer
 from agent.runtimes.clone import ANON, clone_spec, endpoint, links
 from agent.runtimes.faults import fault, unless_missing
@@ -95,6 +95,7 @@ class DockerRuntime:
             state=data["State"].get("Status", ""),
             exit_code=int(data["State"].get("ExitCode") or 0),
             stop_timeout=(data.get("Config") or {}).get("StopTimeout"),
+            **_versions(image),
         )
 
     def inspect_all(self, names: Collection[str]) -> dict[str, ContainerInfo]:
@@ -110,15 +111,16 @@ class DockerRuntime:
             for n in c.get("Names") or []:
                 if n.lstrip("/") in wanted:
                     found[n.lstrip("/")] = c
-        digests: dict[str, tuple[str, ...]] = {}
-        for image_id in {c["ImageID"] for c in found.values()}:
-            digests[image_id] = tuple((self._image(image_id) or {}).get("RepoDigests") or ())
+        images = {
+            image_id: self._image(image_id) or {} for image_id in {c["ImageID"] for c in found.values()}
+        }
         out = {}
         for name, c in found.items():
             code = _EXIT.search(c.get("Status") or "") if c.get("State") != "running" else None
+            image = images[c["ImageID"]]
             out[name] = ContainerInfo(
-                c["Id"], name, c["ImageID"], digests[c["ImageID"]], c.get("State") == "running",
-                state=c.get("State") or "", exit_code=int(code.group(1)) if code else 0,
+                c["Id"], name, c["ImageID"], tuple(image.get("RepoDigests") or ()), c.get("State") == "running",
+                state=c.get("State") or "", exit_code=int(code.group(1)) if code else 0, **_versions(image),
             )  # fmt: skip
         return out
 
@@ -381,3 +383,8 @@ class DockerRuntime:
                     self.api.remove_volume(vol)
         except RuntimeFault:
             pass  # the original error matters more; a stray one is reported as a leftover next pass
+
+
+def _versions(image: Json) -> dict[str, Any]:
+    """The OCI version labels of an inspected image, as ContainerInfo's keyword."""
+    return {"version": Version.from_labels((image.get("Config") or {}).get("Labels"))}

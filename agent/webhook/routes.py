@@ -5,15 +5,20 @@
     GET  /healthz                liveness (200 or 503); the details with the bearer token, or on a
                                  loopback [metrics] listener
     GET  /metrics                Prometheus text format
+    GET  /, /api/status          the status page and its data (agent/ui): open on a loopback listener,
+                                 else the token as a Basic password (any user) or a Bearer token
 
+Failed authentications are counted per client address (throttle.py): past the limit, 429.
 A request never deploys anything by itself: it asks the `Waker` to queue a reconcile.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
-import time
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from http import HTTPStatus
@@ -27,13 +32,22 @@ from agent.metrics import Metrics
 from agent.secret import Secret, redact
 from agent.webhook.acr import BadPayload, parse_push, printable
 from agent.webhook.messages import Reply, Request, Route, error_reply, json_reply
+from agent.webhook.throttle import FailedAuth, LogThrottle, Network, client_address
 
 HOOK_PREFIX = "/hooks/aliyun/"
 UPDATE_PATH = "/v1/update"
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
+PAGE_PATHS = ("/", "/api/status")
+ASSET_PREFIX = "/ui/"  # the page's stylesheet and script: constant files, no secret, no auth
 PROBE, HOOK = "probe", "hook"  # the worker lanes: health and metrics never wait behind hooks
 UNAUTHORIZED_LOG_INTERVAL = 60.0
+
+
+class StatusUI(Protocol):
+    """The status page (agent/ui/serve.py), behind the access rules of `Routes`."""
+
+    def answer(self, request: Request) -> Reply: ...
 
 
 class Waker(Protocol):
@@ -87,27 +101,22 @@ class _Auth:
     def path_token(self, given: str) -> bool:
         return bool(given) and self._same(given)
 
+    def basic_or_bearer(self, request: Request) -> bool:
+        """`Authorization: Basic` with any user name and the token as password, or `Bearer <token>`."""
+        if self.bearer(request):
+            return True
+        scheme, _, given = (request.header("authorization") or "").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            _, _, password = base64.b64decode(given.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return self._same(password)
 
-class _Throttle:
-    """At most one log line per key and interval; counts what it kept quiet."""
-
-    def __init__(self, interval: float, max_keys: int = 1024) -> None:
-        self.interval = interval
-        self._max_keys = max_keys
-        self._seen: dict[str, tuple[float, int]] = {}
-
-    def check(self, key: str) -> int | None:
-        """None: stay quiet. Otherwise log, mentioning this many lines kept quiet since the last."""
-        now = time.monotonic()
-        last, quiet = self._seen.get(key, (float("-inf"), 0))
-        if now - last < self.interval:
-            self._seen[key] = (last, quiet + 1)
-            return None
-        self._seen.pop(key, None)
-        self._seen[key] = (now, 0)
-        if len(self._seen) > self._max_keys:
-            del self._seen[next(iter(self._seen))]
-        return quiet
+    @property
+    def configured(self) -> bool:
+        return bool(self._token)
 
 
 class Routes:
@@ -125,8 +134,15 @@ class Routes:
         open_details: bool = False,
         log_name: str = "webhook",
         discovering: bool = False,
+        ui: StatusUI | None = None,
+        failed_auth: FailedAuth | None = None,
+        trusted_proxies: tuple[Network, ...] = (),
+        no_token_hint: str = "",
+        open_page: bool = False,
+        page_token: Secret | None | bool = True,  # True: the same token as the rest
     ) -> None:
         self._auth = _Auth(token)
+        self._page_auth = self._auth if page_token is True else _Auth(page_token or None)
         self._targets = tuple(targets)
         self._waker = waker  # None: no hook endpoints (the [metrics] listener)
         self._health = health
@@ -135,7 +151,12 @@ class Routes:
         self._discovering = discovering  # containers may be watched by their labels: names are not all known
         self._open_details = open_details
         self._name = log_name
-        self._throttle = _Throttle(UNAUTHORIZED_LOG_INTERVAL)
+        self._throttle = LogThrottle(UNAUTHORIZED_LOG_INTERVAL)
+        self._ui = ui
+        self._failed = failed_auth or FailedAuth()
+        self._trusted = trusted_proxies
+        self._no_token_hint = no_token_hint  # why the page answers 403 (no token for this listener)
+        self._open_page = open_page  # a loopback listener: the page needs no token
 
     def retarget(self, targets: Sequence[WatchTarget], discovering: bool) -> None:
         """After a config reload (SIGHUP): the entries a hook wakes from now on."""
@@ -154,7 +175,16 @@ class Routes:
         if path in (HEALTH_PATH, METRICS_PATH):
             if head.method not in ("GET", "HEAD"):
                 return Route(PROBE, early=_method_not_allowed("GET, HEAD"))
+            if path == METRICS_PATH or head.header("authorization"):
+                blocked = self._blocked(head)
+                if blocked is not None:
+                    return Route(PROBE, early=blocked)
             return Route(PROBE, self.health if path == HEALTH_PATH else self.metrics)
+        if self._ui is not None and (path in PAGE_PATHS or path.startswith(ASSET_PREFIX)):
+            if head.method not in ("GET", "HEAD"):
+                return Route(PROBE, early=_method_not_allowed("GET, HEAD"))
+            gate = None if path.startswith(ASSET_PREFIX) else self.screen_page(head)
+            return Route(PROBE, self._ui.answer, early=gate)
         if self._waker is None:
             return Route(HOOK, early=_NOT_FOUND)
         if path == UPDATE_PATH:
@@ -162,6 +192,48 @@ class Routes:
         if path == HOOK_PREFIX.rstrip("/") or path.startswith(HOOK_PREFIX):
             return Route(HOOK, self.aliyun, early=self.screen_aliyun(head), kind="aliyun")
         return Route(HOOK, early=_NOT_FOUND)
+
+    # -- failed authentications --------------------------------------------------------
+    def _client(self, head: Request) -> str:
+        return client_address(head.peer, head.header_all("x-forwarded-for"), self._trusted)
+
+    def _blocked(self, head: Request) -> Reply | None:
+        """429 for an address past its failed authentications; None to go on."""
+        seconds = self._failed.blocked(self._client(head))
+        if not seconds:
+            return None
+        return json_reply(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            {"error": "too many failed authentications from this address; retry later"},
+            outcome="throttled",
+            note=f"{self._client(head)}: blocked for {seconds:.0f}s more after failed authentications",
+            headers=(("Retry-After", str(math.ceil(seconds))),),
+        )
+
+    def _failure(self, head: Request) -> None:
+        self._failed.failed(self._client(head))
+
+    def screen_page(self, head: Request) -> Reply | None:
+        """The status page's access rule: open on loopback; else 403 without a token, 401 without the
+        right one (no detail, counted); None to serve."""
+        if self._open_page:
+            return None
+        blocked = self._blocked(head)
+        if blocked is not None:
+            return blocked
+        if not self._page_auth.configured:
+            return error_reply(HTTPStatus.FORBIDDEN, self._no_token_hint, "forbidden")
+        if self._page_auth.basic_or_bearer(head):
+            return None
+        if head.header("authorization"):
+            self._failure(head)
+        return json_reply(
+            HTTPStatus.UNAUTHORIZED,
+            {"error": "unauthorized"},
+            outcome="unauthorized",
+            note="missing or wrong token for the status page",
+            headers=(("WWW-Authenticate", 'Basic realm="cr-agent", charset="UTF-8"'),),
+        )
 
     def _scrub(self, reply: Reply) -> Reply:
         """Last line of defence: no secret (the token, a password...) leaves in a response body."""
@@ -182,6 +254,8 @@ class Routes:
         body: dict[str, object] = {"status": status}
         if self._open_details or self._auth.bearer(request):
             body = {**state, "status": status}
+        elif request.header("authorization"):
+            self._failure(request)  # liveness still answers; the details stay hidden
         code = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
         return json_reply(code, body, outcome="ok" if healthy else "unhealthy")
 
@@ -197,7 +271,11 @@ class Routes:
         """Everything the update API can refuse before the body is read."""
         if head.method != "POST":
             return _method_not_allowed("POST")
+        blocked = self._blocked(head)
+        if blocked is not None:
+            return blocked
         if not self._auth.bearer(head):
+            self._failure(head)
             return json_reply(
                 HTTPStatus.UNAUTHORIZED,
                 {"error": "missing or wrong bearer token"},
@@ -229,7 +307,11 @@ class Routes:
 
     # -- the ACR hook -------------------------------------------------------------------
     def screen_aliyun(self, head: Request) -> Reply | None:
+        blocked = self._blocked(head)
+        if blocked is not None:
+            return blocked
         if not self._auth.path_token(unquote(head.path[len(HOOK_PREFIX) :])):
+            self._failure(head)
             return replace(_NOT_FOUND, outcome="unauthorized", note="wrong or missing hook token")
         if head.method != "POST":
             return _method_not_allowed("POST")
@@ -270,7 +352,7 @@ class Routes:
             self._count(kind, "client_gone")
             logger.debug("{}: {} went away before the answer", self._name, peer)
             return
-        refused = reply.outcome in ("busy", "head_too_large", "timeout", "evicted")
+        refused = reply.outcome in ("busy", "head_too_large", "timeout", "evicted", "throttled")
         if kind is None and refused:
             kind = "unknown"  # refused before routing: still worth counting
         self._count(kind, reply.outcome)
@@ -285,7 +367,7 @@ class Routes:
                 return
             if quiet:
                 note += f" ({quiet} more from this address in the last {self._throttle.interval:g}s)"
-        if reply.outcome in ("unauthorized", "busy"):
+        if reply.outcome in ("unauthorized", "busy", "throttled"):
             level = "WARNING"
         elif reply.status >= 500 and reply.status != HTTPStatus.SERVICE_UNAVAILABLE:
             level = "ERROR"

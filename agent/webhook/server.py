@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from loguru import logger
 
@@ -12,9 +13,14 @@ from agent.metrics import Metrics
 from agent.secret import Secret
 from agent.webhook.http import Limits, Server
 from agent.webhook.listen import is_loopback, parse_listen
-from agent.webhook.routes import HOOK, PROBE, Routes, Waker, WatchTarget
+from agent.webhook.routes import HOOK, PROBE, Routes, StatusUI, Waker, WatchTarget
+from agent.webhook.throttle import FailedAuth, parse_networks
 
 SERVER_NAME = "cr-agent"
+NO_TOKEN_HINT = (
+    "the status page needs a token on a non-loopback address: set [metrics] token_env "
+    "(see docs/status-page.md)"
+)
 
 
 class _Listener:
@@ -70,14 +76,19 @@ class WebhookServer(_Listener):
         max_clients: int = 16,
         max_connections: int = 256,
         max_per_ip: int = 32,
+        ui: StatusUI | None = None,
+        failed_auth: FailedAuth | None = None,
+        trusted_proxies: Sequence[str] = (),
     ) -> None:
         limits = Limits(
             max_head=max_head, max_body=max_body, timeout=client_timeout, max_connections=max_connections,
             max_per_ip=max_per_ip, lanes={PROBE: 8, HOOK: max_clients},
         )  # fmt: skip
+        host, _ = parse_listen(listen, "webhook.listen")
         routes = Routes(
             token=token, targets=targets, waker=waker, health=health, metrics=metrics, match_tag=match_tag,
-            discovering=discovering,
+            discovering=discovering, ui=ui, failed_auth=failed_auth,
+            trusted_proxies=parse_networks(trusted_proxies), open_page=is_loopback(host),
         )  # fmt: skip
         super().__init__("webhook", listen, routes, limits)
         self.routes = routes
@@ -93,11 +104,17 @@ class MetricsServer(_Listener):
         health: Callable[[], dict[str, object]],
         metrics: Metrics,
         token: Secret | None = None,
+        page_token: Secret | None = None,
+        ui: StatusUI | None = None,
+        failed_auth: FailedAuth | None = None,
+        trusted_proxies: Sequence[str] = (),
     ) -> None:
         host, _ = parse_listen(listen, "metrics.listen")
         routes = Routes(
             token=token, targets=(), waker=None, health=health, metrics=metrics,
-            open_details=is_loopback(host), log_name="metrics",
+            open_details=is_loopback(host), log_name="metrics", ui=ui, failed_auth=failed_auth,
+            trusted_proxies=parse_networks(trusted_proxies), open_page=is_loopback(host),
+            no_token_hint=NO_TOKEN_HINT, page_token=page_token,
         )  # fmt: skip
         super().__init__(
             "metrics", listen, routes, Limits(max_body=0, max_per_ip=16, lanes={PROBE: 8, HOOK: 1})
@@ -112,10 +129,22 @@ def watch_targets(cfg: Config) -> list[WatchTarget]:
 
 
 def start_listeners(
-    cfg: Config, waker: Waker, health: Callable[[], dict[str, object]], metrics: Metrics
+    cfg: Config,
+    waker: Waker,
+    health: Callable[[], dict[str, object]],
+    metrics: Metrics,
+    status: Callable[[], dict[str, Any]] | None = None,
 ) -> list[_Listener]:
-    """Start the [webhook] and [metrics] listeners the config asks for; ConfigError if one cannot listen."""
+    """Start the [webhook] and [metrics] listeners the config asks for; ConfigError if one cannot listen.
+
+    `status` gives the status page's data (agent/ui); both listeners share one book of failed logins."""
     listeners: list[_Listener] = []
+    failed = FailedAuth()
+    ui = None
+    if status is not None:
+        from agent.ui.serve import StatusPage
+
+        ui = StatusPage(status, cfg.notify.language if cfg.notify else None)
     if cfg.webhook:
         listeners.append(
             WebhookServer(
@@ -127,11 +156,25 @@ def start_listeners(
                 metrics=metrics,
                 match_tag=cfg.webhook.match is Match.TAG,
                 discovering=cfg.agent.discover is not None,
+                ui=ui,
+                failed_auth=failed,
+                trusted_proxies=cfg.webhook.trusted_proxies,
             )  # fmt: skip
         )
     if cfg.metrics:
-        token = cfg.webhook.token if cfg.webhook else None
-        listeners.append(MetricsServer(cfg.metrics.listen, health=health, metrics=metrics, token=token))
+        m, webhook_token = cfg.metrics, cfg.webhook.token if cfg.webhook else None
+        listeners.append(
+            MetricsServer(
+                m.listen,
+                health=health,
+                metrics=metrics,
+                token=m.token or webhook_token,
+                page_token=m.token,
+                ui=ui,
+                failed_auth=failed,
+                trusted_proxies=m.trusted_proxies,
+            )  # fmt: skip
+        )
     started: list[_Listener] = []
     try:
         for listener in listeners:

@@ -29,6 +29,7 @@ from agent.model import Report
 from agent.secret import Secret
 from agent.webhook import MetricsServer, WatchTarget, WebhookServer, parse_listen
 from agent.webhook.listen import is_loopback
+from agent.webhook.throttle import FailedAuth
 from tests.support import payloads
 from tests.support.wait import wait_until
 
@@ -148,6 +149,8 @@ def make() -> Iterator[Callable[..., Running]]:
     ) -> Running:
         waker = waker or FakeWaker()
         metrics = Metrics()
+        # these tests send many wrong tokens on purpose; the limit on them is tested in tests/unit/ui/test_status_page.py
+        options.setdefault("failed_auth", FailedAuth(limit=10**6))
         server = WebhookServer(
             "127.0.0.1:0",
             token=Secret(TOKEN),
