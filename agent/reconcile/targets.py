@@ -17,6 +17,7 @@ from agent.deploy.service import BUSY, ServiceDeployer, ServiceJob
 from agent.errors import AgentError
 from agent.model import ContainerInfo, Result
 from agent.reconcile.pulls import pull_checked
+from agent.reconcile.sharers import with_sharers
 from agent.runtimes import Runtime, ServiceRuntime
 
 Observed = tuple[dict[str, ContainerInfo], dict[str, str]]  # by entry name: what runs; why it cannot be told
@@ -43,6 +44,7 @@ class ContainerTarget:
 
     def __init__(self, runtime: Runtime, deployer: Deployer, engine: str | None = None) -> None:
         self.runtime, self.deployer, self.engine = runtime, deployer, engine
+        self.recreated: dict[str, str] = {}  # sharers this target recreated: old id -> new id
 
     def observe(self, watches: Sequence[Watch]) -> Observed:
         try:
@@ -55,7 +57,8 @@ class ContainerTarget:
         return pull_checked(self.deployer, self.runtime, job)
 
     def apply_update(self, job: Job, prepared: str) -> Result:
-        return self.deployer.replace(job, prepared)
+        """The safe replace, with the containers that share its namespaces or volumes (dependants.py)."""
+        return with_sharers(self.runtime, self.deployer, self.recreated, job, prepared)
 
     def recover(self, watched: list[str]) -> list[Result]:
         try:
