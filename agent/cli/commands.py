@@ -14,7 +14,7 @@ from loguru import logger
 from agent import __version__, app, logs
 from agent.config import Config, Watch, describe, find_config, load, secretfiles
 from agent.errors import AgentError, ConfigError, LockBusy
-from agent.model import Report, normalize_digest, short_digest
+from agent.model import Report, Status, normalize_digest, short_digest
 from agent.runlock import RunLock
 from agent.secret import redact
 
@@ -337,11 +337,23 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
         target = previous[0]
     with RunLock(cfg.agent.state_dir / "agent.lock"):
         ctx = app.build_context(cfg)
+        before = ctx.state.pinned(container)
         ctx.state.pin(container, target)
         logger.info(
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
         )
         report = reconcile(ctx, only=frozenset({container}))
+        done = [r for r in report.results if r.container == container]
+        if not done or done[0].status not in (
+            Status.UPDATED,
+            Status.UP_TO_DATE,
+        ):  # a failed rollback pins nothing
+            if before:
+                ctx.state.pin(container, before)
+            else:
+                ctx.state.unpin(container)
+            logger.warning("{}: the rollback to {} did not happen; {}", container, target,
+                           f"the earlier pin to {before} stays" if before else "the pin is removed")  # fmt: skip
     _print_report(report, output)
     return EXIT_OK if report.ok else EXIT_FAILED
 

@@ -20,6 +20,7 @@ from agent.config import AgentSettings, HealthSpec, Watch
 from agent.deploy.gate import wait_healthy
 from agent.deploy.hooks import hook_env, run_hook
 from agent.deploy.journal import LABEL_REPLACES, Replacement, Step
+from agent.deploy.neighbours import other_agents
 from agent.deploy.probes import probe as run_probe
 from agent.deploy.recover import CrashAt, Restorer
 from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault
@@ -74,6 +75,7 @@ class Deployer:
         self.restorer = Restorer(runtime, agent_id, clock, poll)
         self._engine: str | None = None
         self._last: Replacement | None = None  # the replacement in flight, as last journaled
+        self._told_neighbours = False
 
     # ---- pull -------------------------------------------------------------------------
     def pull(self, job: Job) -> str:
@@ -226,8 +228,9 @@ class Deployer:
         quarantined = isinstance(e, HealthFailed)  # only when the image itself failed its gate
         if quarantined:
             self.state.quarantine(name, r.to_digest, redact(str(e)))
-        if note is not None:
-            status, outcome, error = Status.FAILED, "failed", f"{e}; {note}"
+        if note is not None:  # after a Disturbed, the note says precisely what the other actor did
+            error = note if isinstance(e, Disturbed) else f"{e}; {note}"
+            status, outcome = Status.FAILED, "failed"
         elif quarantined:
             status, outcome, error = Status.ROLLED_BACK, "rolled_back", str(e)
         elif isinstance(e, Interrupted):
@@ -256,6 +259,13 @@ class Deployer:
 
         Under the engine lock, so that another agent's replacement in progress is not taken for a leftover.
         """
+        if not self._told_neighbours:  # once per agent start
+            self._told_neighbours = True
+            try:
+                for line in other_agents(self.runtime, self.restorer.agent_id, watched or []):
+                    logger.warning(line)
+            except AgentError as e:  # the recovery below meets the same engine and says what is wrong
+                logger.debug("other agents not looked for: {}", e)
         if not self.state.journal() and not (watched and self.restorer.suspects(watched)):
             return []  # the usual case: one listing, no lock
         try:
