@@ -23,7 +23,8 @@ from agent.deploy.journal import LABEL_REPLACES, Replacement, Step
 from agent.deploy.neighbours import other_agents
 from agent.deploy.probes import probe as run_probe
 from agent.deploy.recover import CrashAt, Restorer
-from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault
+from agent.deploy.space import low_space, unwritable
+from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault, StateError
 from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Result, Status
 from agent.runlock import EngineLock
 from agent.runtimes import Runtime
@@ -127,6 +128,10 @@ class Deployer:
                 return _result(job, Status.SKIPPED, busy)
         except AgentError as e:
             return _result(job, Status.FAILED, str(e))
+        low = low_space(self.state.dir)
+        if low:
+            logger.warning("{}: update skipped: {}", w.container, low)
+            return _result(job, Status.SKIPPED, low)
         if w.pre_update:
             ok, out = run_hook(w.pre_update, w.hook_timeout, _env(job))
             if not ok:
@@ -233,6 +238,12 @@ class Deployer:
             status, outcome = Status.FAILED, "failed"
         elif quarantined:
             status, outcome, error = Status.ROLLED_BACK, "rolled_back", str(e)
+        elif isinstance(e, StateError):  # the journal lived in memory; the undo above used it
+            status, outcome, error = (
+                Status.FAILED,
+                "failed",
+                f"{unwritable(e)}; the old container was restored",
+            )
         elif isinstance(e, Interrupted):
             status, outcome, error = Status.FAILED, "interrupted", str(e)
         else:
@@ -312,11 +323,14 @@ class Deployer:
 
     # ---- bookkeeping ------------------------------------------------------------------
     def _record(self, r: Replacement, outcome: str, error: str | None) -> None:
-        self.state.record(
-            Deployment(r.name, r.started, time.time(), r.from_digest, r.to_digest or None, outcome,
-                       redact(error) if error else None, r.new_image_id or None, r.old_image_id or None)
-        )  # fmt: skip
-        self.state.journal_clear(r.name)
+        try:
+            self.state.record(
+                Deployment(r.name, r.started, time.time(), r.from_digest, r.to_digest or None, outcome,
+                           redact(error) if error else None, r.new_image_id or None, r.old_image_id or None)
+            )  # fmt: skip
+            self.state.journal_clear(r.name)
+        except StateError as e:  # the result still says what happened; the next pass finds the journal
+            logger.error("{}: this attempt ({}) is not in the history: {}", r.name, outcome, unwritable(e))
 
     def _prune(self, container: str, current: str) -> None:
         """Keep the last `keep_images` previous images for rollback; remove older unused ones."""

@@ -46,10 +46,13 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     seconds = time.monotonic() - t0
     if not dry_run:
         report = _mark_seen(ctx.state, report)
-        ctx.state.record_checks([
-            (r.container, r.current_digest, r.tag_digest or r.to_digest, r.status.value, r.error)
-            for r in report.results
-        ])  # fmt: skip
+        try:
+            ctx.state.record_checks([
+                (r.container, r.current_digest, r.tag_digest or r.to_digest, r.status.value, r.error)
+                for r in report.results
+            ])  # fmt: skip
+        except AgentError as e:  # a full state_dir: the results are still reported, logged and told
+            logger.error("the results of this pass were not saved for `agent status`: {}", e)
     _log(report, seconds)
     if ctx.on_pass and not dry_run:  # a dry run changes nothing and tells no one
         ctx.on_pass(report, seconds)
