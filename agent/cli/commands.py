@@ -250,6 +250,7 @@ def _require_watched(cfg: Config, container: str) -> Watch:
 
 
 def _status(cfg: Config, *, as_json: bool) -> int:
+    from agent.cli.inflight import in_flight
     from agent.config.labels import origins
     from agent.model import digest_for_repo
     from agent.registries.acr import load_sources
@@ -261,21 +262,22 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     for r in (*found.failed, *found.skipped):
         out.append({"container": r.container, "image": r.image, "origin": "labels", "error": r.error})
     look = app.observer(cfg, state, runtime)
-    in_flight = {
-        e.container: f"{e.kind} {e.step}" for kind in ("container", "service") for e in state.journal(kind)
-    }
+    flying = in_flight(state)
     for w in (*cfg.watches, *found.watches):
         info, problem = look(w)
         running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
         hist = state.history(w.container, limit=10)
         last_deploy = next((h.as_json() for h in hist), None)
+        fly = flying.get(w.container)
         out.append({
             "container": w.container, "kind": w.kind, "docker_host": w.docker_host, "image": str(w.image),
-            "exists": info is not None, "problem": problem, "in_flight": in_flight.get(w.container),
+            "exists": info is not None, "problem": problem, "in_flight": fly.text if fly else None,
             "running": bool(info and info.running), "running_digest": running[0] if running else None,
+            "running_unproven": bool(fly and fly.unproven(info)),
             "last_check": state.last_check(w.container), "last_deploy": last_deploy,
             "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
-            "history": [h.as_json() for h in hist], "source": sources.get(str(w.image.repo)),
+            "history": ([fly.attempt] if fly else []) + [h.as_json() for h in hist],
+            "source": sources.get(str(w.image.repo)),
             "origin": w.origin, "settings": origins(w), "tag_pattern": str(w.pattern) if w.pattern else None,
         })  # fmt: skip
     if as_json:
@@ -293,7 +295,10 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             )
         )
         print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
-        print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
+        flags = ("" if c["running"] else "  [not running]") + (
+            "  [unproven: in flight]" if c["running_unproven"] else ""
+        )
+        print(f"  running   {c['running_digest'] or '-'}{flags}")
         for key in ("problem", "in_flight"):
             if c[key]:
                 print(redact(f"  {key.replace('_', ' '):<9} {c[key]}"))
