@@ -110,3 +110,19 @@ def test_a_sharer_that_is_a_watch_entry_is_not_taken_for_another_actors_work(tmp
     r = with_sharers(rt, dep, recreated, side_job, dep.pull(side_job))
     assert r.status is Status.UPDATED, r.error
     assert with_sharers(rt, dep, {}, side_job, "x").status is Status.SKIPPED  # without the record: skipped
+
+
+def test_a_sharer_that_is_a_swarm_task_makes_the_update_skip(tmp_path: Path) -> None:
+    rt, _, dep, job = setup(tmp_path)
+    rt.add("task", "i", (), volumes_from=("web",), labels={sharers.SWARM_TASK: "t1"})
+    r = with_sharers(rt, dep, {}, job, dep.pull(job))
+    assert r.status is Status.SKIPPED and "task" in (r.error or "") and "Swarm" in (r.error or "")
+    assert rt.calls["rename"] == 0
+
+
+def test_the_self_update_helper_is_not_a_sharer() -> None:
+    rt = FakeRuntime()
+    x = rt.add("agent", "i", ())
+    rt.add("agent--cr-agent-self-update", "i", (), volumes_from=(x,), auto_remove=True,
+           labels={sharers.HELPER_LABEL: "agent"})  # fmt: skip
+    assert sharers.find(rt, x) == [] and sharers.unsafe("agent", sharers.find(rt, x)) is None
