@@ -57,14 +57,16 @@ def recreate(runtime: Runtime, planned: list[Planned], new_id: str) -> tuple[lis
     for p in planned:
         s = p.sharer
         if p.parent not in moved:
-            done.append(Rejoined(s.name, "failed", "what it shares with was not recreated"))
+            done.append(Rejoined(s.name, "failed", "what it shares with was not recreated: recreate it"))
             continue
         try:
             moved[s.id] = runtime.recreate_sharer(s.id, p.parent, moved[p.parent], start=s.running)
         except AgentError as e:
             logger.error("{}: shares {} with a replaced container; recreating it failed: {}", s.name,
                          ", ".join(s.kinds), e)  # fmt: skip
-            done.append(Rejoined(s.name, "failed", str(e)))
+            done.append(
+                Rejoined(s.name, "failed", f"{e}; it still points at the removed container: recreate it")
+            )
             continue
         logger.info(
             "{}: recreated to share {} with the new {}", s.name, ", ".join(s.kinds), moved[p.parent][:12]

@@ -68,7 +68,10 @@ def test_a_failed_recreate_is_reported_and_the_others_go_on() -> None:
     rt.add("b", "i", (), network_mode=f"container:{old}")
     rt.fail["recreate_sharer"] = RuntimeFault("create a: boom")
     done, _ = sharers.recreate(rt, sharers.find(rt, old), new)
-    assert done == [Rejoined("a", "failed", "create a: boom"), Rejoined("b", "restarted")]
+    assert done == [
+        Rejoined("a", "failed", "create a: boom; it still points at the removed container: recreate it"),
+        Rejoined("b", "restarted"),
+    ]
 
 
 def _deployer(rt: FakeRuntime, tmp_path: Path) -> Deployer:
