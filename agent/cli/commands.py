@@ -348,11 +348,8 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
         )
         report = reconcile(ctx, only=frozenset({container}))
-        done = [r for r in report.results if r.container == container]
-        if not done or done[0].status not in (
-            Status.UPDATED,
-            Status.UP_TO_DATE,
-        ):  # a failed rollback pins nothing
+        done = [r.status for r in report.results if r.container == container]
+        if done not in ([Status.UPDATED], [Status.UP_TO_DATE]):  # a failed rollback pins nothing
             if before:
                 ctx.state.pin(container, before)
             else:

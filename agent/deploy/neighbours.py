@@ -12,9 +12,8 @@ from agent.deploy.journal import LABEL_AGENT
 from agent.model import NEW_SUFFIX, OLD_SUFFIX
 from agent.runtimes import Runtime
 
-LABEL_HOST = (
-    "cr-agent.host"  # on a container the agent created: the host name (in a container: its id) of that agent
-)
+# on a container the agent created: the host name of the agent that made it (in a container: its id)
+LABEL_HOST = "cr-agent.host"
 
 
 def host_name() -> str:

@@ -239,11 +239,8 @@ class Deployer:
         elif quarantined:
             status, outcome, error = Status.ROLLED_BACK, "rolled_back", str(e)
         elif isinstance(e, StateError):  # the journal lived in memory; the undo above used it
-            status, outcome, error = (
-                Status.FAILED,
-                "failed",
-                f"{unwritable(e)}; the old container was restored",
-            )
+            status, outcome = Status.FAILED, "failed"
+            error = f"{unwritable(e)}; the old container was restored"
         elif isinstance(e, Interrupted):
             status, outcome, error = Status.FAILED, "interrupted", str(e)
         else:

@@ -73,12 +73,13 @@ class Runtime(Protocol):
         ...
 
     def sharers(self, container: str) -> list[Sharer]:
-        """Every container on this engine that shares a namespace or volumes with `container` (or links to it); none when it is gone."""
+        """Every container on this engine that shares a namespace or volumes with `container`, or links to
+        it; none when it is gone."""
         ...
 
     def recreate_sharer(self, child: str, old_parent: str, new_parent: str, *, start: bool) -> str:
-        """Recreate `child` (same image reference and configuration) with each reference to `old_parent` (an id)
-        turned into `new_parent`; start it when `start`. Its old container is put back on failure."""
+        """Recreate `child` (same image reference and configuration) with each reference to `old_parent` (an
+        id) turned into `new_parent`; start it when `start`. Its old container is put back on failure."""
         ...
 
     def configured_image(self, name: str) -> str | None:
