@@ -4,7 +4,8 @@ order (their own sharers after them), or started again when X's old container ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from loguru import logger
 
@@ -20,6 +21,20 @@ SWARM_TASK = "com.docker.swarm.task.id"
 class Planned:
     sharer: Sharer
     parent: str  # the id of the container it shares with, before the replacement
+
+
+def to_json(planned: list[Planned]) -> tuple[dict[str, Any], ...]:
+    return tuple({**asdict(p.sharer), "parent": p.parent} for p in planned)
+
+
+def from_json(rows: tuple[dict[str, Any], ...]) -> list[Planned]:
+    out = []
+    for row in rows:
+        d = {k: v for k, v in row.items() if k != "parent"}
+        out.append(
+            Planned(Sharer(**{**d, "kinds": tuple(d["kinds"]), "labels": dict(d["labels"])}), row["parent"])
+        )
+    return out
 
 
 def find(runtime: Runtime, container_id: str) -> list[Planned]:
@@ -60,6 +75,10 @@ def recreate(runtime: Runtime, planned: list[Planned], new_id: str) -> tuple[lis
             done.append(Rejoined(s.name, "failed", "what it shares with was not recreated: recreate it"))
             continue
         try:
+            again = _resume(runtime, s)
+            if again is not None:  # recreated before a crash: recovery goes on from it
+                moved[s.id] = again
+                continue
             moved[s.id] = runtime.recreate_sharer(s.id, p.parent, moved[p.parent], start=s.running)
         except AgentError as e:
             logger.error("{}: shares {} with a replaced container; recreating it failed: {}", s.name,
@@ -73,6 +92,21 @@ def recreate(runtime: Runtime, planned: list[Planned], new_id: str) -> tuple[lis
         )
         done.append(Rejoined(s.name, "restarted"))
     return done, moved
+
+
+def _resume(runtime: Runtime, s: Sharer) -> str | None:
+    """For a recovery: the new id when `s` was recreated already; otherwise it is put back under its name
+    (a crash amid its recreation left it as `<name>--cr-agent-old`, maybe beside a half-made copy)."""
+    old = runtime.inspect(s.id)
+    if old is None:
+        now = runtime.inspect(s.name)
+        return now.id if now is not None else None
+    if old.name != s.name:
+        half = runtime.inspect(s.name)
+        if half is not None:
+            runtime.remove(half.id)
+        runtime.rename(s.id, s.name)
+    return None
 
 
 def restart(runtime: Runtime, planned: list[Planned]) -> list[Rejoined]:

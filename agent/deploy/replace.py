@@ -17,6 +17,8 @@ from loguru import logger
 
 from agent.choices import Strategy
 from agent.config import AgentSettings, HealthSpec, Watch
+from agent.deploy import dependants as sharers
+from agent.deploy.dependants import Planned
 from agent.deploy.gate import wait_healthy
 from agent.deploy.hooks import hook_env, run_hook
 from agent.deploy.journal import LABEL_REPLACES, Replacement, Step
@@ -25,7 +27,7 @@ from agent.deploy.probes import probe as run_probe
 from agent.deploy.recover import CrashAt, Restorer
 from agent.deploy.space import low_space, unwritable
 from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault, StateError
-from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Result, Status
+from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Rejoined, Result, Status
 from agent.runlock import EngineLock
 from agent.runtimes import Runtime
 from agent.runtimes.relabel import IMAGE_LABEL
@@ -41,6 +43,7 @@ class Job:
     from_digest: str | None
     auth: tuple[str, str] | None = None
     follows_tag: bool = True  # False when pinned: the local tag is not moved to `to_digest`
+    sharers: tuple[Planned, ...] = ()  # recreated after the commit point, journaled with the replacement
 
 
 def no_crash(step: Step) -> None:
@@ -77,6 +80,8 @@ class Deployer:
         self._engine: str | None = None
         self._last: Replacement | None = None  # the replacement in flight, as last journaled
         self._told_neighbours = False
+        self.recreated: dict[str, str] = {}  # sharers recreated (old id -> new id), for later entries
+        self._rejoined: list[Rejoined] = []
 
     # ---- pull -------------------------------------------------------------------------
     def pull(self, job: Job) -> str:
@@ -140,8 +145,9 @@ class Deployer:
         r = Replacement(
             w.container, str(w.image), old.id, old.image_id, w.image.at(job.to_digest), image_id, job.to_digest,
             job.from_digest, old.running, old.running or w.start_stopped, self._strategy(w, old), time.time(),
-            job.follows_tag,
+            job.follows_tag, sharers=sharers.to_json(list(job.sharers)),
         )  # fmt: skip
+        self._rejoined = []
         self._last = r
         try:
             r = self._swap(w, r)
@@ -158,7 +164,8 @@ class Deployer:
             if not ok:
                 logger.warning("{}: post_update failed: {}", w.container, out)
         logger.info("{}: updated {} → {} ({})", w.container, job.from_digest, job.to_digest, r.strategy)
-        return _result(job, Status.UPDATED, strategy=r.strategy, container_id=r.new_id)
+        return _result(job, Status.UPDATED, strategy=r.strategy, container_id=r.new_id,
+                       dependants=tuple(self._rejoined) or None)  # fmt: skip
 
     def _in_progress(self, name: str, old_id: str) -> str | None:
         """Why another agent's replacement of `name` is to be respected, or None."""
@@ -205,7 +212,14 @@ class Deployer:
         self.crash_at(Step.HEALTHY)
         self.restorer.retire_old(r, self.crash_at)
         self.crash_at(Step.OLD_REMOVED)
+        self._rejoin(r)
         return r
+
+    def _rejoin(self, r: Replacement) -> None:
+        """After the commit point, before the journal is cleared: the sharers follow the new container."""
+        if r.sharers and r.new_id:
+            self._rejoined, moved = sharers.recreate(self.runtime, sharers.from_json(r.sharers), r.new_id)
+            self.recreated.update(moved)
 
     def _check_undisturbed(self, r: Replacement) -> None:
         """Commit only when the name is still held by whom it should be."""
@@ -297,10 +311,12 @@ class Deployer:
             self.engine_lock.release()
 
     def _recover(self, r: Replacement) -> Result:
+        self._rejoined = []
         try:
             if r.step.committed:
                 note = self.restorer.finish(r, self.crash_at)
                 if note is None:
+                    self._rejoin(r)
                     self._committed(r)
                 else:
                     self._record(r, "failed", note)
@@ -316,7 +332,8 @@ class Deployer:
             logger.error("{}: recovering an interrupted replacement failed; the next pass tries again: {}",
                          r.name, e)  # fmt: skip
             status, err = Status.FAILED, f"recovery after an interruption failed: {e}"
-        return Result(r.name, r.image, status, r.from_digest, r.to_digest or None, err)
+        return Result(r.name, r.image, status, r.from_digest, r.to_digest or None, err,
+                      dependants=tuple(self._rejoined) or None)  # fmt: skip
 
     # ---- bookkeeping ------------------------------------------------------------------
     def _record(self, r: Replacement, outcome: str, error: str | None) -> None:

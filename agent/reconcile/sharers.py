@@ -13,19 +13,17 @@ from agent.model import Result, Status
 from agent.runtimes import Runtime
 
 
-def with_sharers(
-    runtime: Runtime, deployer: Deployer, recreated: dict[str, str], job: Job, image: str
-) -> Result:
-    """Refuse when a sharer cannot be recreated safely; replace; then recreate the sharers after the new
-    container, or start again the ones that stopped with the old one when it came back.
+def with_sharers(runtime: Runtime, deployer: Deployer, job: Job, image: str) -> Result:
+    """Refuse when a sharer cannot be recreated safely; else replace, the sharers going along in the
+    journaled replacement; start again the ones that stopped with the old container when it came back.
 
-    `recreated` (old id -> new id) is the sharers recreated earlier in this pass: a watch entry among them
-    was recreated by the agent, not by another actor.
+    A watch entry recreated as a sharer earlier in the pass (`deployer.recreated`) was recreated by the
+    agent, not by another actor.
     """
     name = job.watch.container
-    if job.container.id in recreated:
+    if job.container.id in deployer.recreated:
         now = runtime.inspect(name)
-        if now is not None and now.id == recreated[job.container.id]:
+        if now is not None and now.id == deployer.recreated[job.container.id]:
             job = replace(job, container=now)
     try:
         planned = sharers.find(runtime, job.container.id)
@@ -35,14 +33,10 @@ def with_sharers(
     if why:
         logger.warning("{}: update skipped: {}", name, why)
         return _result(job, Status.SKIPPED, why)
-    result = deployer.replace(job, image)
-    if not planned:
+    result = deployer.replace(replace(job, sharers=tuple(planned)), image)
+    if not planned or result.status is Status.UPDATED:
         return result
-    if result.status is Status.UPDATED and result.container_id:
-        done, moved = sharers.recreate(runtime, planned, result.container_id)
-        recreated.update(moved)
-    else:
-        done = sharers.restart(runtime, planned)
+    done = sharers.restart(runtime, planned)
     return replace(result, dependants=tuple(done)) if done else result
 
 

@@ -44,7 +44,6 @@ class ContainerTarget:
 
     def __init__(self, runtime: Runtime, deployer: Deployer, engine: str | None = None) -> None:
         self.runtime, self.deployer, self.engine = runtime, deployer, engine
-        self.recreated: dict[str, str] = {}  # sharers this target recreated: old id -> new id
 
     def observe(self, watches: Sequence[Watch]) -> Observed:
         try:
@@ -58,7 +57,7 @@ class ContainerTarget:
 
     def apply_update(self, job: Job, prepared: str) -> Result:
         """The safe replace, with the containers that share its namespaces or volumes (dependants.py)."""
-        return with_sharers(self.runtime, self.deployer, self.recreated, job, prepared)
+        return with_sharers(self.runtime, self.deployer, job, prepared)
 
     def recover(self, watched: list[str]) -> list[Result]:
         try:

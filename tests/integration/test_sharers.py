@@ -123,3 +123,21 @@ def test_a_sharer_that_is_itself_watched_is_updated_in_the_same_pass(world: Worl
     side = world.container("side")
     assert side["HostConfig"]["IpcMode"] == f"container:{world.container('x')['Id']}"
     assert new_side in world.running_digests("side") and side["State"]["Running"]
+
+
+def test_a_kill_after_the_commit_point_still_brings_the_sharers_along(world: World) -> None:
+    world.push_image("v1")
+    world.push_image("s1", repo="side")
+    world.run("x", ipc_mode="shareable")
+    world.run("side", repo="side", ipc_mode=f"container:{world.container('x')['Id']}")
+    world.push_image("v2")
+    cfg = world.config([{"container": "x", "image": world.image()}])
+    done = world.agent("old_removed", "once", "-c", str(cfg), module="tests.support.kill_at")
+    assert done.returncode == -9, done.stderr
+
+    code, report, err = world.once(cfg)  # recovery finishes x, and its sharers
+    assert code == 0, err
+    side = world.container("side")
+    assert side["HostConfig"]["IpcMode"] == f"container:{world.container('x')['Id']}", err
+    assert side["State"]["Running"] and side["Config"]["Image"] == world.image("side")
+    assert [n for n in world.containers() if "/" not in n] == [world.prefix + "side", world.prefix + "x"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from agent.deploy import Deployer, Job
+import pytest
+
+from agent.deploy import Deployer, Job, Step
 from agent.deploy import dependants as sharers
 from agent.errors import RuntimeFault
 from agent.model import Rejoined, Status
@@ -13,7 +15,7 @@ from agent.reconcile.sharers import with_sharers
 from agent.runlock import EngineLock
 from agent.state import State
 from tests.support.fakes import FakeRuntime
-from tests.unit.test_deploy import NEW, OLD, setup
+from tests.unit.test_deploy import NEW, OLD, Crash, deployer, setup
 
 
 def test_children_then_grandchildren_are_recreated_in_order_and_others_are_left_alone() -> None:
@@ -82,7 +84,7 @@ def test_a_sharer_started_with_rm_makes_the_update_skip_naming_it_and_nothing_ch
     rt, _, dep, job = setup(tmp_path)
     rt.add("sidecar", "i", (), pid_mode=f"container:{job.container.id}", auto_remove=True)
     before = dict(rt.containers)
-    r = with_sharers(rt, dep, {}, job, dep.pull(job))
+    r = with_sharers(rt, dep, job, dep.pull(job))
     assert r.status is Status.SKIPPED and "sidecar" in (r.error or "") and "--rm" in (r.error or "")
     assert rt.containers == before
 
@@ -93,7 +95,7 @@ def test_after_a_failed_replacement_a_pid_sharer_that_died_with_the_old_one_runs
     rt, _, dep, job = setup(tmp_path)
     rt.on_start[job.watch.image.at(NEW)] = "crash"
     rt.add("sidecar", "i", (), pid_mode=f"container:{job.container.id}")
-    r = with_sharers(rt, dep, {}, job, dep.pull(job))
+    r = with_sharers(rt, dep, job, dep.pull(job))
     assert r.status is Status.ROLLED_BACK
     side = rt.by_name()["sidecar"]
     assert side.running and side.cloned_from is None and side.pid_mode == f"container:{job.container.id}"
@@ -106,19 +108,20 @@ def test_a_sharer_that_is_a_watch_entry_is_not_taken_for_another_actors_work(tmp
                   ipc_mode=f"container:{job.container.id}")  # fmt: skip
     observed = rt.inspect("side")  # as the pass observed it, before the update of web
     assert observed is not None
-    recreated: dict[str, str] = {}
-    assert with_sharers(rt, dep, recreated, job, dep.pull(job)).status is Status.UPDATED
-    assert recreated[side] == rt.by_name()["side"].id != side
+    r = with_sharers(rt, dep, job, dep.pull(job))
+    assert r.status is Status.UPDATED and r.dependants == (Rejoined("side", "restarted"),)
+    assert dep.recreated[side] == rt.by_name()["side"].id != side
     side_job = Job(replace(job.watch, container="side"), observed, NEW, OLD)
-    r = with_sharers(rt, dep, recreated, side_job, dep.pull(side_job))
+    fresh = _deployer(rt, tmp_path)  # without the record of what it recreated: another actor's work
+    assert with_sharers(rt, fresh, side_job, "x").status is Status.SKIPPED
+    r = with_sharers(rt, dep, side_job, dep.pull(side_job))
     assert r.status is Status.UPDATED, r.error
-    assert with_sharers(rt, dep, {}, side_job, "x").status is Status.SKIPPED  # without the record: skipped
 
 
 def test_a_sharer_that_is_a_swarm_task_makes_the_update_skip(tmp_path: Path) -> None:
     rt, _, dep, job = setup(tmp_path)
     rt.add("task", "i", (), volumes_from=("web",), labels={sharers.SWARM_TASK: "t1"})
-    r = with_sharers(rt, dep, {}, job, dep.pull(job))
+    r = with_sharers(rt, dep, job, dep.pull(job))
     assert r.status is Status.SKIPPED and "task" in (r.error or "") and "Swarm" in (r.error or "")
     assert rt.calls["rename"] == 0
 
@@ -129,3 +132,22 @@ def test_the_self_update_helper_is_not_a_sharer() -> None:
     rt.add("agent--cr-agent-self-update", "i", (), volumes_from=(x,), auto_remove=True,
            labels={sharers.HELPER_LABEL: "agent"})  # fmt: skip
     assert sharers.find(rt, x) == [] and sharers.unsafe("agent", sharers.find(rt, x)) is None
+
+
+def test_a_crash_after_the_commit_point_is_recovered_with_the_sharers(tmp_path: Path) -> None:
+    rt, state, dep, job = setup(tmp_path)
+    rt.add("side", "i", (), pid_mode=f"container:{job.container.id}")
+
+    def crash(step: Step) -> None:
+        if step is Step.OLD_REMOVED:
+            raise Crash
+
+    dep.crash_at = crash
+    with pytest.raises(Crash):
+        with_sharers(rt, dep, job, dep.pull(job))
+    assert rt.by_name()["side"].pid_mode == f"container:{job.container.id}"  # pointing at a removed one
+    (r,) = deployer(rt, state, tmp_path).recover(["web"])
+    assert r.status is Status.UPDATED and r.dependants == (Rejoined("side", "restarted"),)
+    side = rt.by_name()["side"]
+    assert side.pid_mode == f"container:{rt.by_name()['web'].id}" and side.running
+    assert state.journal() == []
