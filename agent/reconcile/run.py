@@ -13,7 +13,7 @@ from loguru import logger
 
 from agent import logs
 from agent.errors import AgentError
-from agent.model import Report, Result, Status
+from agent.model import NEW_SUFFIX, OLD_SUFFIX, Report, Result, Status
 from agent.reconcile.apply import apply
 from agent.reconcile.context import Context
 from agent.reconcile.discover import Discovered, discover
@@ -106,7 +106,7 @@ def _merge(recovered: list[Result], results: list[Result]) -> list[Result]:
     for r in results:
         rec = by_name.pop(r.container, None)
         if rec is not None and rec.attention and r.status.ok:  # left for the user to do
-            error = "; ".join(e for e in (r.error, rec.error) if e)
+            error = "; ".join(e for e in (_unless_said(r, rec.error), rec.error) if e)
             r = replace(r, status=Status.FAILED, error=error, recovered=rec.error)
         elif rec is not None and r.status is Status.UP_TO_DATE and rec.status is Status.FAILED:
             r = Result(r.container, r.image, r.status, r.current_digest, r.to_digest, recovered=rec.error)
@@ -114,3 +114,9 @@ def _merge(recovered: list[Result], results: list[Result]) -> list[Result]:
             r = replace(rec, recovered=True)  # Swarm finished what a killed agent began
         out.append(r)
     return out + list(by_name.values())
+
+
+def _unless_said(r: Result, note: str | None) -> str | None:
+    """The pass's reason, unless it names the same leftover the recovery's note already tells about."""
+    left = [r.container + sfx for sfx in (OLD_SUFFIX, NEW_SUFFIX)]
+    return None if r.error and any(n in r.error and n in (note or "") for n in left) else r.error

@@ -36,3 +36,25 @@ def test_the_warning_comes_once_per_deployer_not_once_per_pass(tmp_path: Path) -
     finally:
         logger.remove(sink)
     assert sum("another agent (on box-2" in m for m in seen) == 1, seen
+
+
+def test_a_leftover_is_told_once_not_by_the_skip_and_the_recovery_both(tmp_path: Path) -> None:
+    from agent.config import parse
+    from agent.deploy import Deployer
+    from agent.reconcile.run import Context, reconcile
+    from agent.state import State
+    from tests.support.fakes import FakeRegistry, FakeRuntime
+
+    a, b = ("sha256:" + c * 64 for c in "ab")
+    rt = FakeRuntime()
+    rt.add("web", "sha256:" + "1" * 64, (f"127.0.0.1:5000/ns/web@{a}",))
+    rt.add("web" + OLD_SUFFIX, "sha256:" + "2" * 64, (), running=False)  # not this agent's
+    c = parse({"agent": {"state_dir": str(tmp_path)},
+               "watch": [{"container": "web", "image": "127.0.0.1:5000/ns/web:latest", "source": "registry"}]}, {})  # fmt: skip
+    st = State(tmp_path)
+    ctx = Context(
+        c, {"registry": FakeRegistry({"ns/web": {"latest": b}})}, rt, st, Deployer(rt, st, poll=0.01)
+    )
+    (r,) = reconcile(ctx).results
+    assert (r.error or "").count("web" + OLD_SUFFIX) == 1, r.error
+    assert "rename it to web or remove it" in (r.error or "")
