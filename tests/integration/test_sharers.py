@@ -141,3 +141,19 @@ def test_a_kill_after_the_commit_point_still_brings_the_sharers_along(world: Wor
     assert side["HostConfig"]["IpcMode"] == f"container:{world.container('x')['Id']}", err
     assert side["State"]["Running"] and side["Config"]["Image"] == world.image("side")
     assert [n for n in world.containers() if "/" not in n] == [world.prefix + "side", world.prefix + "x"]
+
+
+def test_start_first_sharers_follow_once_the_new_container_is_proven(world: World) -> None:
+    world.push_image("v1")
+    world.run("x")
+    world.run("side", pid_mode=f"container:{world.container('x')['Id']}")
+    world.push_image("v2")
+    cfg = world.config([{"container": "x", "image": world.image(), "strategy": "start-first"}])
+    code, report, err = world.once(cfg)
+    r = by_container(report)[world.prefix + "x"]
+    assert (code, r["status"], r["strategy"]) == (0, "updated", "start-first"), err
+    side = world.container("side")
+    assert (
+        side["HostConfig"]["PidMode"] == f"container:{world.container('x')['Id']}"
+        and side["State"]["Running"]
+    )
