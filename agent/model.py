@@ -205,7 +205,8 @@ class ContainerInfo:
 
 @dataclass(frozen=True)
 class Rejoined:
-    """A container recreated in the network namespace of a replaced one (outcome: restarted, failed)."""
+    """A sharer of a replaced container (its namespaces, volumes or a link), recreated after it or started
+    again beside the restored old one (outcome: restarted, failed)."""
 
     container: str
     outcome: str
@@ -233,7 +234,7 @@ class Result:
     seconds: float | None = field(default=None, kw_only=True)
     logs: str | None = field(default=None, kw_only=True)
     quarantined: bool | None = field(default=None, kw_only=True)
-    dependants: tuple[Rejoined, ...] | None = field(default=None, kw_only=True)  # rejoined its network
+    dependants: tuple[Rejoined, ...] | None = field(default=None, kw_only=True)  # its sharers, recreated
     dependants_error: str | None = field(default=None, kw_only=True)
     # recovery of a crashed pass: what was finished or undone (True: Swarm finished it)
     recovered: str | bool | None = field(default=None, kw_only=True)

@@ -21,7 +21,7 @@ from agent.config import Config, Watch, describe, find_config, load, secretfiles
 from agent.config.labels import describe as line
 from agent.daemon import schedule
 from agent.errors import AgentError, ConfigError, LockBusy
-from agent.model import Report, normalize_digest, short_digest
+from agent.model import Report, Status, normalize_digest, short_digest
 from agent.reconcile.discover import watchtower_hint
 from agent.reconcile.pulls import credentials
 from agent.reconcile.run import reconcile
@@ -258,6 +258,7 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force
         from agent.cli.update import one_entry  # mode "update" for this entry: a rollback in notify mode too
 
         ctx = app.build_context(one_entry(cfg, watch))
+        before = ctx.state.pinned(container)
         if force:
             ctx.unsigned_ok = frozenset({container})
         else:
@@ -270,6 +271,14 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container
         )
         report = reconcile(ctx, only=frozenset({container}))
+        done = [r.status for r in report.results if r.container == container]
+        if done not in ([Status.UPDATED], [Status.UP_TO_DATE]):  # a failed rollback pins nothing
+            if before:
+                ctx.state.pin(container, before)
+            else:
+                ctx.state.unpin(container)
+            logger.warning("{}: the rollback to {} did not happen; {}", container, target,
+                           f"the earlier pin to {before} stays" if before else "the pin is removed")  # fmt: skip
     _print_report(report, output)
     return EXIT_OK if report.ok else EXIT_FAILED
 

@@ -87,7 +87,8 @@ def _print(c: dict[str, Any]) -> None:
     print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
     version = f"  {c['version']['text']}" if c.get("version") else ""
     sig = c["signature"] or {}
-    print(f"  running   {c['running_digest'] or '-'}{version}{_signed(sig.get('running'))}")
+    unproven = "  [unproven: in flight]" if c.get("running_unproven") else ""
+    print(f"  running   {c['running_digest'] or '-'}{version}{_signed(sig.get('running'))}{unproven}")
     print(f"  latest    {check.get('latest_digest') or '-'}{_signed(sig.get('latest'))}"
           f"  (last check: {_when(check.get('time'))})")  # fmt: skip
     if check.get("status") == "failed":

@@ -67,6 +67,7 @@ class Replacement:
     follows_tag: bool = True  # False for a pinned entry: the tag is left where it is
     step: Step = Step.PULLED
     new_id: str | None = None
+    sharers: tuple[dict[str, Any], ...] = ()  # dependants.Planned as JSON: recreated after the commit
 
     @property
     def temp_name(self) -> str:
@@ -98,6 +99,7 @@ class Replacement:
         values.setdefault("from_digest", None)
         values.setdefault("old_image_id", "")
         values.setdefault("started", 0.0)
+        values["sharers"] = tuple(values.get("sharers") or ())
         values["step"] = parse_step(step)
         values["strategy"] = Strategy(values.get("strategy", Strategy.STOP_FIRST))
         return cls(**values)

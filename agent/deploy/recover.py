@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from agent.deploy.journal import LABEL_AGENT, LABEL_REPLACES, Replacement, Step
+from agent.deploy.neighbours import LABEL_HOST, host_name
 from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo
 from agent.runtimes import Runtime
 
@@ -29,7 +30,7 @@ class Restorer:
 
     def labels(self, old_id: str) -> dict[str, str]:
         """The labels of a new container: whose replacement it is, and which agent made it."""
-        return {LABEL_REPLACES: old_id, LABEL_AGENT: self.agent_id}
+        return {LABEL_REPLACES: old_id, LABEL_AGENT: self.agent_id, LABEL_HOST: host_name()}
 
     def ours(self, label: str) -> list[str]:
         """Ids of the containers this agent created that carry `label`."""

@@ -17,13 +17,18 @@ from loguru import logger
 
 from agent.choices import Strategy
 from agent.config import AgentSettings, HealthSpec, Watch
+from agent.deploy import dependants as sharers
+from agent.deploy.dependants import Planned
 from agent.deploy.gate import wait_healthy
 from agent.deploy.hooks import hook_env, run_hook
 from agent.deploy.journal import LABEL_REPLACES, Replacement, Step
+from agent.deploy.neighbours import other_agents
 from agent.deploy.probes import probe as run_probe
+from agent.deploy.prune import prune
 from agent.deploy.recover import CrashAt, Restorer
-from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault
-from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Result, Status, Version
+from agent.deploy.space import low_space, unwritable
+from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault, StateError
+from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Rejoined, Result, Status, Version
 from agent.runlock import EngineLock
 from agent.runtimes import Runtime
 from agent.runtimes.relabel import IMAGE_LABEL
@@ -39,6 +44,7 @@ class Job:
     from_digest: str | None
     auth: tuple[str, str] | None = None
     follows_tag: bool = True  # False when pinned: the local tag is not moved to `to_digest`
+    sharers: tuple[Planned, ...] = ()  # recreated after the commit point, journaled with the replacement
 
 
 def no_crash(step: Step) -> None:
@@ -74,6 +80,9 @@ class Deployer:
         self.restorer = Restorer(runtime, agent_id, clock, poll)
         self._engine: str | None = None
         self._last: Replacement | None = None  # the replacement in flight, as last journaled
+        self._told_neighbours = False
+        self.recreated: dict[str, str] = {}  # sharers recreated (old id -> new id), for later entries
+        self._rejoined: list[Rejoined] = []
 
     # ---- pull -------------------------------------------------------------------------
     def pull(self, job: Job) -> str:
@@ -129,6 +138,10 @@ class Deployer:
                 return _result(job, Status.SKIPPED, busy)
         except AgentError as e:
             return _result(job, Status.FAILED, str(e))
+        low = low_space(self.state.dir)
+        if low:
+            logger.warning("{}: update skipped: {}", w.container, low)
+            return _result(job, Status.SKIPPED, low)
         if w.pre_update:
             ok, out = run_hook(w.pre_update, w.hook_timeout, _env(job))
             if not ok:
@@ -148,7 +161,9 @@ class Deployer:
             strategy=self._strategy(w, old),
             started=time.time(),
             follows_tag=job.follows_tag,
+            sharers=sharers.to_json(list(job.sharers)),
         )
+        self._rejoined = []
         self._last = r
         try:
             r = self._swap(w, r, _stop_timeout(old))
@@ -167,7 +182,8 @@ class Deployer:
         version = self._version(r.new_image_id)
         logger.info("{}: updated {} → {}{} ({})", w.container, job.from_digest, job.to_digest,
                     f" {version}" if version else "", r.strategy)  # fmt: skip
-        return _result(job, Status.UPDATED, strategy=r.strategy, container_id=r.new_id, version=version)
+        return _result(job, Status.UPDATED, strategy=r.strategy, container_id=r.new_id, version=version,
+                       dependants=tuple(self._rejoined) or None)  # fmt: skip
 
     def _in_progress(self, name: str, old_id: str) -> str | None:
         """Why another agent's replacement of `name` is to be respected, or None."""
@@ -216,7 +232,14 @@ class Deployer:
         say(r.name, Step.OLD_REMOVED, "healthy; removing the old container {}", r.old_id[:12])
         self.restorer.retire_old(r, self.crash_at)
         self.crash_at(Step.OLD_REMOVED)
+        self._rejoin(r)
         return r
+
+    def _rejoin(self, r: Replacement) -> None:
+        """After the commit point, before the journal is cleared: the sharers follow the new container."""
+        if r.sharers and r.new_id:
+            self._rejoined, moved = sharers.recreate(self.runtime, sharers.from_json(r.sharers), r.new_id)
+            self.recreated.update(moved)
 
     def _check_undisturbed(self, r: Replacement) -> None:
         """Commit only when the name is still held by whom it should be."""
@@ -244,10 +267,14 @@ class Deployer:
         quarantined = isinstance(e, HealthFailed)  # only when the image itself failed its gate
         if quarantined:
             self.state.quarantine(name, r.to_digest, redact(str(e)))
-        if note is not None:
-            status, outcome, error = Status.FAILED, "failed", f"{e}; {note}"
+        if note is not None:  # after a Disturbed, the note says precisely what the other actor did
+            error = note if isinstance(e, Disturbed) else f"{e}; {note}"
+            status, outcome = Status.FAILED, "failed"
         elif quarantined:
             status, outcome, error = Status.ROLLED_BACK, "rolled_back", str(e)
+        elif isinstance(e, StateError):  # the journal lived in memory; the undo above used it
+            status, outcome = Status.FAILED, "failed"
+            error = f"{unwritable(e)}; the old container was restored"
         elif isinstance(e, Interrupted):
             status, outcome, error = Status.FAILED, "interrupted", str(e)
         else:
@@ -266,7 +293,7 @@ class Deployer:
                 self.runtime.tag(r.new_image_id, ref.repository, ref.tag)
             except AgentError as e:
                 logger.warning("{}: could not move the tag to {}: {}", r.name, r.to_digest, e)
-        self._prune(r.name, r.new_image_id)
+        prune(self.runtime, self.state, self.keep_images, r.name, r.new_image_id)
 
     # ---- recovery ---------------------------------------------------------------------
     def recover(self, watched: list[str] | None = None) -> list[Result]:
@@ -274,6 +301,13 @@ class Deployer:
 
         Under the engine lock, so that another agent's replacement in progress is not taken for a leftover.
         """
+        if not self._told_neighbours:  # once per agent start
+            self._told_neighbours = True
+            try:
+                for line in other_agents(self.runtime, self.restorer.agent_id, watched or []):
+                    logger.warning(line)
+            except AgentError as e:  # the recovery below meets the same engine and says what is wrong
+                logger.debug("other agents not looked for: {}", e)
         if not self.state.journal() and not (watched and self.restorer.suspects(watched)):
             return []  # the usual case: one listing, no lock
         try:
@@ -297,10 +331,12 @@ class Deployer:
             self.engine_lock.release()
 
     def _recover(self, r: Replacement) -> Result:
+        self._rejoined = []
         try:
             if r.step.committed:
                 note = self.restorer.finish(r, self.crash_at)
                 if note is None:
+                    self._rejoin(r)
                     self._committed(r)
                 else:
                     self._record(r, "failed", note)
@@ -316,34 +352,19 @@ class Deployer:
             logger.error("{}: recovering an interrupted replacement failed; the next pass tries again: {}",
                          r.name, e)  # fmt: skip
             status, err = Status.FAILED, f"recovery after an interruption failed: {e}"
-        return Result(r.name, r.image, status, r.from_digest, r.to_digest or None, err)
+        return Result(r.name, r.image, status, r.from_digest, r.to_digest or None, err,
+                      dependants=tuple(self._rejoined) or None)  # fmt: skip
 
     # ---- bookkeeping ------------------------------------------------------------------
     def _record(self, r: Replacement, outcome: str, error: str | None) -> None:
-        self.state.record(
-            Deployment(r.name, r.started, time.time(), r.from_digest, r.to_digest or None, outcome,
-                       redact(error) if error else None, r.new_image_id or None, r.old_image_id or None)
-        )  # fmt: skip
-        self.state.journal_clear(r.name)
-
-    def _prune(self, container: str, current: str) -> None:
-        """Keep the last `keep_images` previous images for rollback; remove older unused ones."""
-        seen: list[str] = []
-        for d in self.state.history(container, limit=100):
-            if (
-                d.outcome == "updated"
-                and d.old_image_id
-                and d.old_image_id not in seen
-                and d.old_image_id != current
-            ):
-                seen.append(d.old_image_id)
-        for image_id in seen[self.keep_images :]:
-            try:
-                if self.runtime.exists_image(image_id) and not self.runtime.image_in_use(image_id):
-                    self.runtime.remove_image(image_id)
-                    logger.info("{}: removed old image {}", container, image_id[:19])
-            except AgentError as e:
-                logger.debug("{}: kept old image {}: {}", container, image_id[:19], e)
+        try:
+            self.state.record(
+                Deployment(r.name, r.started, time.time(), r.from_digest, r.to_digest or None, outcome,
+                           redact(error) if error else None, r.new_image_id or None, r.old_image_id or None)
+            )  # fmt: skip
+            self.state.journal_clear(r.name)
+        except StateError as e:  # the result still says what happened; the next pass finds the journal
+            logger.error("{}: this attempt ({}) is not in the history: {}", r.name, outcome, unwritable(e))
 
     def _version(self, image_id: str) -> Version | None:
         """The new image's OCI version labels, when it has them."""

@@ -7,6 +7,8 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
+from loguru import logger
+
 _SCHEMA = """CREATE TABLE IF NOT EXISTS notices (
   key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, first REAL NOT NULL, sent REAL NOT NULL)"""
 
@@ -35,12 +37,18 @@ class NoticeBook:
         return Notice(*row) if row else None
 
     def put(self, key: str, notice: Notice) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO notices VALUES (?, ?, ?, ?)", (key, *notice))
+        self._write("INSERT OR REPLACE INTO notices VALUES (?, ?, ?, ?)", (key, *notice))
 
     def drop(self, key: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM notices WHERE key = ?", (key,))
+        self._write("DELETE FROM notices WHERE key = ?", (key,))
+
+    def _write(self, sql: str, args: tuple[object, ...]) -> None:
+        """A full state_dir must not silence the message: it is sent, and may be told again later."""
+        try:
+            with self._lock:
+                self._db.execute(sql, args)
+        except sqlite3.Error as e:
+            logger.error("what was told is not remembered (state_dir: {}); it may be told again", e)
 
     def close(self) -> None:
         with self._lock:

@@ -6,11 +6,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from loguru import logger
-
 from agent import logs
 from agent.deploy import Job
-from agent.deploy.dependants import rejoin_dependants
 from agent.errors import AgentError
 from agent.model import Result, Status
 from agent.reconcile import selfcontainer
@@ -93,7 +90,7 @@ def _update(ctx: Context, job: Job, pulled: str | AgentError) -> Result:
                   status="updating", **at)  # fmt: skip
     t0 = time.monotonic()
     with logs.about("replace.step", status="updating", **at):
-        r = _with_dependants(ctx, job, ctx.target(job.watch).apply_update(job, pulled))
+        r = ctx.target(job.watch).apply_update(job, pulled)
     return replace(r, seconds=round(time.monotonic() - t0, 3))
 
 
@@ -117,16 +114,3 @@ def _own_container(ctx: Context, s: Step) -> Result:
                   name, helper, status="skipped", **at)  # fmt: skip
     return Result(name, image, Status.SKIPPED, s.current, s.to_digest,
                   f"own container: handed to helper container {helper}", self_update=helper)  # fmt: skip
-
-
-def _with_dependants(ctx: Context, job: Job, result: Result) -> Result:
-    """After an update, the containers that shared the old one's network namespace join the new one."""
-    if result.status is not Status.UPDATED:
-        return result
-    try:
-        new = ctx.runtime.inspect(job.watch.container)
-        done = rejoin_dependants(ctx.runtime, job.container.id, new.id) if new else []
-    except AgentError as e:
-        logger.error("{}: cannot list the containers in its network namespace: {}", job.watch.container, e)
-        return replace(result, dependants_error=str(e))
-    return replace(result, dependants=tuple(done)) if done else result

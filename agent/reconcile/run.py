@@ -13,7 +13,7 @@ from loguru import logger
 
 from agent import logs
 from agent.errors import AgentError
-from agent.model import Report, Result, Status
+from agent.model import NEW_SUFFIX, OLD_SUFFIX, Report, Result, Status
 from agent.reconcile.apply import apply
 from agent.reconcile.context import Context
 from agent.reconcile.discover import Discovered, discover
@@ -46,10 +46,13 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     seconds = time.monotonic() - t0
     if not dry_run:
         report = _mark_seen(ctx.state, report)
-        ctx.state.record_checks([
-            (r.container, r.current_digest, r.tag_digest or r.to_digest, r.status.value, r.error)
-            for r in report.results
-        ])  # fmt: skip
+        try:
+            ctx.state.record_checks([
+                (r.container, r.current_digest, r.tag_digest or r.to_digest, r.status.value, r.error)
+                for r in report.results
+            ])  # fmt: skip
+        except AgentError as e:  # a full state_dir: the results are still reported, logged and told
+            logger.error("the results of this pass were not saved for `agent status`: {}", e)
         record_seen(ctx, observed, report, (*found.failed, *found.skipped), complete=only is None)
     _log(report, seconds)
     if ctx.on_pass and not dry_run:  # a dry run changes nothing and tells no one
@@ -104,7 +107,7 @@ def _merge(recovered: list[Result], results: list[Result]) -> list[Result]:
     for r in results:
         rec = by_name.pop(r.container, None)
         if rec is not None and rec.attention and r.status.ok:  # left for the user to do
-            error = "; ".join(e for e in (r.error, rec.error) if e)
+            error = "; ".join(e for e in (_unless_said(r, rec.error), rec.error) if e)
             r = replace(r, status=Status.FAILED, error=error, recovered=rec.error)
         elif rec is not None and r.status is Status.UP_TO_DATE and rec.status is Status.FAILED:
             r = Result(r.container, r.image, r.status, r.current_digest, r.to_digest, recovered=rec.error)
@@ -112,3 +115,9 @@ def _merge(recovered: list[Result], results: list[Result]) -> list[Result]:
             r = replace(rec, recovered=True)  # Swarm finished what a killed agent began
         out.append(r)
     return out + list(by_name.values())
+
+
+def _unless_said(r: Result, note: str | None) -> str | None:
+    """The pass's reason, unless it names the same leftover the recovery's note already tells about."""
+    left = [r.container + sfx for sfx in (OLD_SUFFIX, NEW_SUFFIX)]
+    return None if r.error and any(n in r.error and n in (note or "") for n in left) else r.error

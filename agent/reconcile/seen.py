@@ -23,7 +23,7 @@ def seen_of(w: Watch, info: ContainerInfo | None, problem: str | None) -> dict[s
     running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
     return {
         "container": w.container, "kind": w.kind, "docker_host": w.docker_host, "image": str(w.image),
-        "exists": info is not None, "problem": problem, "running": bool(info and info.running),
+        "exists": info is not None, "container_id": info.id if info else None, "problem": problem, "running": bool(info and info.running),
         "running_digest": running[0] if running else None, "version": info.version.as_json() if info and info.version else None,
         "origin": w.origin, "settings": origins(w),
         "tag_pattern": str(w.pattern) if w.pattern else None, "repository": str(w.image.repo),

@@ -17,6 +17,7 @@ from agent.deploy import Deployer, Job
 from agent.deploy.service import BUSY, ServiceDeployer, ServiceJob
 from agent.errors import AgentError, RuntimeFault
 from agent.model import ContainerInfo, Result
+from agent.reconcile.sharers import with_sharers
 from agent.runtimes import Runtime, ServiceRuntime
 
 _REFUSED = ("unauthorized", "denied", "authentication required", "no basic auth credentials", " 401")
@@ -68,7 +69,8 @@ class ContainerTarget:
         return image
 
     def apply_update(self, job: Job, pulled: str) -> Result:
-        return self.deployer.replace(job, pulled)
+        """The safe replace, with the containers that share its namespaces or volumes (dependants.py)."""
+        return with_sharers(self.runtime, self.deployer, job, pulled)
 
     def recover(self, watched: list[str]) -> list[Result]:
         try:

@@ -36,6 +36,19 @@ class ListedContainer:
     network_mode: str = ""
 
 
+@dataclass(frozen=True)
+class Sharer:
+    """A container that shares a namespace or volumes with another (`--network/--ipc/--pid container:X`,
+    `--volumes-from X`, `--link X`)."""
+
+    id: str
+    name: str
+    kinds: tuple[str, ...]  # network, ipc, pid, volumes, link
+    running: bool
+    auto_remove: bool  # started with --rm: the engine removes it once it stops
+    labels: dict[str, str]
+
+
 class Runtime(Protocol):
     def inspect(self, name: str) -> ContainerInfo | None:
         """The container called (or with id) `name`, or None when there is none."""
@@ -59,8 +72,14 @@ class Runtime(Protocol):
         `key=value`) when given."""
         ...
 
-    def rejoin(self, child: str, parent_id: str) -> str:
-        """Recreate `child` (same image and configuration) in `parent_id`'s network namespace."""
+    def sharers(self, container: str) -> list[Sharer]:
+        """Every container on this engine that shares a namespace or volumes with `container`, or links to
+        it; none when it is gone."""
+        ...
+
+    def recreate_sharer(self, child: str, old_parent: str, new_parent: str, *, start: bool) -> str:
+        """Recreate `child` (same image reference and configuration) with each reference to `old_parent` (an
+        id) turned into `new_parent`; start it when `start`. Its old container is put back on failure."""
         ...
 
     def configured_image(self, name: str) -> str | None:

@@ -14,10 +14,9 @@ from loguru import logger
 from agent.config.schema import AgentSettings
 from agent.errors import RuntimeFault
 from agent.model import ContainerInfo, Version
-from agent.runtimes import ContainerState, Labels, ListedContainer
-from agent.runtimes.clone import ANON, clone_spec, endpoint, links
+from agent.runtimes import ContainerState, Labels, ListedContainer, Sharer, namespaces, sharing
+from agent.runtimes.clone import ANON, CloneSpec, clone_spec, endpoint, links
 from agent.runtimes.faults import fault, unless_missing
-from agent.runtimes.namespaces import rejoin
 from agent.runtimes.pull import PullAborted, PullProgress, PullWatch, messages, start_pull
 from agent.runtimes.relabel import COMPOSE_IMAGE, IMAGE_LABEL, relabel
 
@@ -156,9 +155,11 @@ class DockerRuntime:
             for c in found
         ]  # fmt: skip
 
-    def rejoin(self, child: str, parent_id: str) -> str:
+    def sharers(self, container: str) -> list[Sharer]:
+        return sharing.find(self, container)
 
-        return rejoin(self, child, parent_id)
+    def recreate_sharer(self, child: str, old_parent: str, new_parent: str, *, start: bool) -> str:
+        return namespaces.recreate(self, child, old_parent, new_parent, start=start)
 
     def configured_image(self, name: str) -> str | None:
         data = self._inspect(name)
@@ -340,7 +341,11 @@ class DockerRuntime:
             spec.config["Labels"] = {**(spec.config.get("Labels") or {}), **labels}
         if not aliases:  # start-first: no traffic by alias until publish()
             spec.hide_aliases()
-        with fault(f"create {name} from {source} with {image}"):
+        return self.create(spec, name, src, f"create {name} from {source} with {image}")
+
+    def create(self, spec: CloneSpec, name: str, src: Json, what: str = "") -> str:
+        """Create `name` from `spec` and connect its other networks; a half-made one is discarded."""
+        with fault(what or f"create {name}"):
             new_id = str(self.api.create_container_from_config(spec.config, name)["Id"])
         try:
             for net, ep in spec.connect:

@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from agent.config import Config, Watch
+from agent.deploy.inflight import in_flight
 from agent.reconcile.seen import seen_of
 from agent.state import State
 
@@ -52,9 +53,7 @@ def entries(
     their signature status; state.db and the key files only)."""
     from agent.signatures.gate import signature_status
 
-    in_flight = {
-        e.container: f"{e.kind} {e.step}" for kind in ("container", "service") for e in state.journal(kind)
-    }
+    flying = in_flight(state)
     now = time.time()
     out: list[dict[str, Any]] = []
     for row in rows:
@@ -63,10 +62,14 @@ def entries(
             continue
         name = row["container"]
         hist = state.history(name, limit=10)
+        fly = flying.get(name)
         entry: dict[str, Any] = {
-            **row, "in_flight": in_flight.get(name), "last_check": state.last_check(name),
+            **row, "in_flight": fly.text if fly else None,
+            "running_unproven": bool(fly and fly.unproven(row.get("container_id"))),
+            "last_check": state.last_check(name),
             "last_deploy": hist[0].as_json() if hist else None, "pinned": state.pinned(name),
-            "quarantined": state.quarantined(name), "history": [h.as_json() for h in hist],
+            "quarantined": state.quarantined(name),
+            "history": ([fly.attempt] if fly else []) + [h.as_json() for h in hist],
             "source": sources.get(str(row.get("repository"))),
         }  # fmt: skip
         w = watches.get(name)

@@ -358,6 +358,7 @@ def test_a_user_recreating_the_container_during_a_start_first_gate_leaves_no_orp
     code, report, err = resume(p, where)
     r = by_container(report)[world.prefix + "app"]
     assert code == 1 and r["status"] == "failed" and "recreated by someone else" in r["error"], err
+    assert r["error"].count("by someone else") == 1, r["error"]  # issue 20.5: no clause twice
     assert world.containers() == [world.prefix + "app"], "no --cr-agent-new left running on the volume"
     assert world.container("app")["Id"] == theirs and journal(world) == []
 
@@ -395,6 +396,7 @@ def test_compose_recreating_the_container_in_the_stop_first_window_converges(wor
     code, report, err = resume(p, where)
     r = by_container(report)[world.prefix + "app"]
     assert code == 1 and r["status"] == "failed" and "recreated by someone else" in r["error"], err
+    assert r["error"].count("by someone else") == 1, r["error"]
     assert "Traceback" not in err and journal(world) == []
     assert world.container("app")["Id"] == theirs and world.container("app")["State"]["Running"]
     kept = world.container("app" + OLD_SUFFIX)

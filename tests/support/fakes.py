@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from agent.errors import RegistryError, RuntimeFault
 from agent.model import ContainerInfo, RepoKey
-from agent.runtimes import ContainerState, Labels, ListedContainer
+from agent.runtimes import ContainerState, Labels, ListedContainer, Sharer, sharing
 from agent.runtimes.relabel import relabel
 
 
@@ -28,6 +28,15 @@ class FakeContainer:
     labels: dict[str, str] = field(default_factory=dict)
     started: bool = True
     network_mode: str = ""
+    ipc_mode: str = ""
+    pid_mode: str = ""
+    volumes_from: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()  # the engine's form: "/target:/self/alias"
+    auto_remove: bool = False
+
+    def host_config(self) -> dict[str, object]:
+        return {"NetworkMode": self.network_mode, "IpcMode": self.ipc_mode, "PidMode": self.pid_mode,
+                "VolumesFrom": list(self.volumes_from), "Links": list(self.links), "AutoRemove": self.auto_remove}  # fmt: skip
 
 
 @dataclass
@@ -105,13 +114,35 @@ class FakeRuntime:
             if label is None or (key in c.labels and (not eq or c.labels[key] == value))
         ]
 
-    def rejoin(self, child: str, parent_id: str) -> str:
-        self._maybe_fail("rejoin")
+    def sharers(self, container: str) -> list[Sharer]:
+        self._maybe_fail("sharers")
+        x = self.lookup(container)
+        if x is None:
+            return []
+        out = []
+        for c in self.containers.values():
+            shared = sharing.kinds(c.host_config(), x.id, x.name) if c.id != x.id else ()
+            if shared:
+                out.append(Sharer(c.id, c.name, shared, c.running, c.auto_remove, dict(c.labels)))
+        return sorted(out, key=lambda s: s.name)
+
+    def recreate_sharer(self, child: str, old_parent: str, new_parent: str, *, start: bool) -> str:
+        self._maybe_fail("recreate_sharer")
         c = self._get(child)
-        self.log.append(f"rejoin {c.name}")
+        host = c.host_config()
+        sharing.rewrite(host, old_parent, "", new_parent)
+        volumes = tuple(str(v) for v in host["VolumesFrom"] or ())  # type: ignore[attr-defined]
+        for ref in [*_donors(host), *(v.split(":")[0] for v in volumes)]:
+            self._get(ref)  # like the engine, create refuses a missing one
+        self.log.append(f"recreate {c.name}")
         del self.containers[c.id]
         cid = f"{next(self._ids):064x}"
-        self.containers[cid] = replace(c, id=cid, network_mode=f"container:{parent_id}", cloned_from=c.id)
+        self.containers[cid] = replace(
+            c, id=cid, cloned_from=c.id, network_mode=str(host["NetworkMode"]), ipc_mode=str(host["IpcMode"]),
+            pid_mode=str(host["PidMode"]), volumes_from=volumes, running=False,
+        )  # fmt: skip
+        if start:
+            self.start(cid)
         return cid
 
     def configured_image(self, name: str) -> str | None:
@@ -178,6 +209,10 @@ class FakeRuntime:
     def start(self, container: str) -> None:
         self._maybe_fail("start")
         c = self._get(container)
+        for ref in _donors(c.host_config()):  # like the engine: a namespace is joined at start
+            donor = self.lookup(ref)
+            if donor is None or not donor.running:
+                raise RuntimeFault(f"start {c.name}: cannot join the namespace of {ref[:12]}: not running")
         self.log.append(f"start {c.name}")
         c.started = True
         behaviour = self.on_start.get(c.image, "running") if c.cloned_from else "running"
@@ -192,6 +227,11 @@ class FakeRuntime:
         c = self._get(container)
         self.log.append(f"stop {c.name}")
         c.running = False
+        for other in list(self.containers.values()):  # its PID namespace ends: who joins it dies
+            if other.pid_mode == f"container:{c.id}" and other.running:
+                other.running, other.exit_code = False, 137
+        if c.auto_remove:
+            del self.containers[c.id]
 
     def drain(self, container: str) -> None:
         self._maybe_fail("drain")
@@ -221,6 +261,12 @@ class FakeRuntime:
 
     def logs(self, container: str, tail: int = 50) -> str:
         return f"last words of {self._get(container).name}"
+
+
+def _donors(host: dict[str, object]) -> list[str]:
+    """The containers whose namespaces a HostConfig joins."""
+    modes = [str(host[k] or "") for k in ("NetworkMode", "IpcMode", "PidMode")]
+    return [m.removeprefix("container:") for m in modes if m.startswith("container:")]
 
 
 @dataclass

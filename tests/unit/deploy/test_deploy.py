@@ -429,6 +429,7 @@ def test_a_container_recreated_under_the_name_in_the_stop_first_window_is_left_a
     dep.crash_at = at(Step.CREATED, compose_up)
     r = run(dep, job)
     assert r.status is Status.FAILED and "recreated by someone else" in (r.error or "")
+    assert (r.error or "").count("by someone else") == 1, r.error
     names = {c.name: c for c in rt.containers.values()}
     assert set(names) == {"web", "web" + OLD_SUFFIX}
     assert names["web"].image_id == "sha256:" + "7" * 64 and names["web"].running
@@ -448,6 +449,7 @@ def test_a_user_recreating_the_container_during_a_start_first_gate_leaves_no_orp
     dep.crash_at = at(Step.HEALTH_WAIT, recreate)
     r = run(dep, job)
     assert r.status is Status.FAILED and "recreated by someone else" in (r.error or "")
+    assert (r.error or "").count("by someone else") == 1, r.error  # issue 20.5: no clause twice
     assert web(rt).image_id == "sha256:" + "7" * 64 and web(rt).running
     assert state.journal() == [] and state.quarantined("web") == {}
 

@@ -183,7 +183,10 @@ def test_a_pass_lists_containers_once_updates_the_labelled_and_fails_only_the_ba
     assert by["web"].status is Status.UPDATED
     assert by["bad"].status is Status.FAILED and "cr-agent.strategy" in (by["bad"].error or "")
     assert rt.by_name()["plain"].cloned_from is None
-    assert rt.calls["list_containers"] == 2  # discovery, and the dependants of the one updated container
+    assert (rt.calls["list_containers"], rt.calls["sharers"]) == (
+        1,
+        1,
+    )  # discovery; the updated one's sharers
     rt.calls.clear()
     quiet = reconcile(ctx)
     assert {r.container: r.status for r in quiet.results} == {"web": Status.UP_TO_DATE, "bad": Status.FAILED}
