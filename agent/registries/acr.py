@@ -25,6 +25,7 @@ from agent.registries.acr_hosts import AcrHost, parse_host
 from agent.registries.acr_instances import JsonCache, find_instance
 from agent.registries.aliyun import AliyunRegistry
 from agent.registries.aliyun_sdk import CA_BUNDLE_ENV
+from agent.registries.credentials import CredentialsProvider, provider_for
 from agent.registries.oci import OciRegistry
 
 SOURCES_FILE = "acr-sources.json"  # which source answered, per repository: `agent status` shows it
@@ -54,6 +55,7 @@ class AcrRegistry:
         self._options = dict(client_options or {})
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str, str | None], AliyunRegistry] = {}
+        self._creds: CredentialsProvider | None = None  # one for every client; the chain is asked on first use
         self._instances = JsonCache(Path(state_dir) / "acr-instances.json")
         self._digests = JsonCache(Path(state_dir) / "acr-digests.json")
         self._sources = JsonCache(Path(state_dir) / SOURCES_FILE)
@@ -95,16 +97,22 @@ class AcrRegistry:
         with self._lock:
             if key not in self._clients:
                 a = self._settings
-                key_secret, token = (
-                    s.reveal() if s else None for s in (a.access_key_secret, a.security_token)
-                )
                 self._clients[key] = AliyunRegistry(  # RegistryError CONFIG e.g. for a missing CA bundle
-                    access_key_id=a.access_key_id or "", access_key_secret=key_secret or "",
-                    region=region, edition=edition, instance_id=instance, endpoint=a.endpoint,
-                    security_token=token, ca_file=a.ca_file, read_timeout=a.timeout,
+                    credentials=self._credentials(), region=region, edition=edition, instance_id=instance,
+                    endpoint=a.endpoint, ca_file=a.ca_file, read_timeout=a.timeout,
                     retries=a.retries, on_request=self._on_request, **self._options,
                 )  # fmt: skip
             return self._clients[key]
+
+    def _credentials(self) -> CredentialsProvider:
+        if self._creds is None:
+            self._creds = provider_for(self._settings)
+        return self._creds
+
+    def credentials_source(self) -> str:
+        """Where the API credentials come from and how long they last (`agent check --online`); never the
+        secret. Raises RegistryError (NO_CREDENTIALS) when there are none."""
+        return self._credentials().current().describe()
 
     def describe(self, host: str) -> dict[str, Any]:
         """Where `host` resolves: for `agent check --online` and logs."""

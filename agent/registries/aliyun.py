@@ -19,7 +19,6 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
-from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.http import protocol_type
 from aliyunsdkcore.request import AcsRequest
 from aliyunsdkcr.request.v20160607 import GetAuthorizationTokenRequest as PersonalToken
@@ -35,6 +34,13 @@ from agent.registries import is_loopback
 from agent.registries.acr_builds import list_builds
 from agent.registries.aliyun_errors import ErrorWords
 from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, tls_verify
+from agent.registries.credentials import (
+    Credentials,
+    CredentialsProvider,
+    SignedClients,
+    StaticCredentials,
+    expired,
+)
 from agent.secret import register
 
 MAX_PAGES = 200  # 20 000 tags at 100 a page: beyond that something is wrong
@@ -50,8 +56,8 @@ class AliyunRegistry:
     def __init__(
         self,
         *,
-        access_key_id: str,
-        access_key_secret: str,
+        access_key_id: str = "",
+        access_key_secret: str = "",
         region: str,
         edition: Edition = Edition.PERSONAL,
         instance_id: str | None = None,
@@ -68,8 +74,9 @@ class AliyunRegistry:
         registry_hosts: Collection[str] = (),
         sleep: Callable[[float], None] = time.sleep,
         on_request: Callable[[str, float, str], None] | None = None,
+        credentials: CredentialsProvider | None = None,  # else the static key given here
     ) -> None:
-        if not access_key_id or not access_key_secret:
+        if credentials is None and (not access_key_id or not access_key_secret):
             raise RegistryError("access_key_id and access_key_secret are required", code="CONFIG")
         if not _REGION.match(region or ""):
             raise RegistryError(f"invalid region {region!r}", code="CONFIG")
@@ -81,11 +88,10 @@ class AliyunRegistry:
         self.region, self.edition, self.instance_id = region, edition, instance_id
         self._scheme, self._host = _split_endpoint(endpoint or f"https://cr.{region}.aliyuncs.com")
         verify = tls_verify(ca_file)
-        self._token = security_token
+        self._creds = credentials or StaticCredentials(access_key_id, access_key_secret, security_token)
         self._retries, self._backoff, self._backoff_max = max(0, retries), backoff, backoff_max
         self._total_timeout, self._page_size = total_timeout, page_size
         self._sleep, self._on_request = sleep, on_request
-        register(access_key_secret, security_token)  # also when made without a config (tests, scripts)
         self._errors = ErrorWords(self._host)
         self._registry_hosts = {h.lower() for h in registry_hosts}
         self._lock = threading.Lock()
@@ -93,21 +99,17 @@ class AliyunRegistry:
         self._pull: tuple[str, str, float] | None = None  # user, password, expiry (epoch s)
         # The SDK applies HTTP(S)_PROXY itself and ignores NO_PROXY: decide here.
         no_proxy = is_loopback(self._host) or bool(urllib.request.proxy_bypass(self._host))
-        # Explicit ak/secret win over env ALIYUN_ACCESS_KEY_*; an STS token is added per request.
-        self._client = AcsClient(
-            access_key_id,
-            access_key_secret,
-            region,
-            auto_retry=False,
-            connect_timeout=connect_timeout,
-            timeout=read_timeout,
-            proxy={"http": None, "https": None} if no_proxy else None,
-            verify=verify,
-        )
+        self._sdk = SignedClients(region, self._host, on_rotate=self._rotated, auto_retry=False,
+                                  connect_timeout=connect_timeout, timeout=read_timeout, verify=verify,
+                                  proxy={"http": None, "https": None} if no_proxy else None)  # fmt: skip
+
+    def _rotated(self) -> None:
+        with self._lock:
+            self._pull = None  # the pull token carries the old key's identity
 
     def close(self) -> None:
         """Close pooled connections to the API."""
-        self._client.session.close()
+        self._sdk.close()
 
     def __enter__(self) -> AliyunRegistry:
         return self
@@ -153,6 +155,7 @@ class AliyunRegistry:
         """ACR's temporary pull login (user cr_temp_user, ~1 h) for this edition's registry hosts."""
         if not self._serves(host):
             return None
+        self._sdk.client(self._creds.current())  # a rotated key drops the pull token it got
         with self._lock:
             if self._pull and self._pull[2] - TOKEN_MARGIN > time.time():
                 return self._pull[0], self._pull[1]
@@ -339,43 +342,46 @@ class AliyunRegistry:
     def _call(
         self, action: str, what: str, make: Callable[[], AcsRequest], deadline: float
     ) -> dict[str, Any]:
-        attempt = 0
+        attempt, renewed = 0, False
         while True:
             start = time.monotonic()
+            creds = self._creds.current()  # refreshed by its provider before it expires
             try:
-                body = self._once(action, what, make)
+                body = self._once(action, what, make, creds)
             except RegistryError as err:
                 self._report(action, time.monotonic() - start, err.code or "error")
+                if expired(err.code) and not renewed:
+                    renewed = True  # a fresh key, if one can be had, and one more try that is no retry
+                    if not creds.same_key(self._creds.refresh()):
+                        logger.info("ACR {} for {}: the security token expired; retrying with fresh credentials",
+                                    action, what)  # fmt: skip
+                        continue
                 delay = random.uniform(0, min(self._backoff_max, self._backoff * 2**attempt))
                 if not err.temporary or attempt >= self._retries or time.monotonic() + delay > deadline:
                     raise
                 attempt += 1
-                logger.warning(
-                    "ACR {} for {} failed ({}); retry {}/{} in {:.2f}s",
-                    action,
-                    what,
-                    err,
-                    attempt,
-                    self._retries,
-                    delay,
-                )
+                logger.warning("ACR {} for {} failed ({}); retry {}/{} in {:.2f}s", action, what, err, attempt,
+                               self._retries, delay)  # fmt: skip
                 self._sleep(delay)
                 continue
             self._report(action, time.monotonic() - start, "ok")
             return body
 
-    def _once(self, action: str, what: str, make: Callable[[], AcsRequest]) -> dict[str, Any]:
+    def _once(
+        self, action: str, what: str, make: Callable[[], AcsRequest], creds: Credentials
+    ) -> dict[str, Any]:
         req = make()
         req.set_endpoint(self._host)
         req.set_protocol_type(_PROTOCOLS[self._scheme])
-        if self._token:  # what the SDK's StsTokenSigner would do, without its env-var surprise
+        token = creds.token.reveal() if creds.token else None
+        if token:  # what the SDK's StsTokenSigner would do, without its env-var surprise
             if req.get_style() == "RPC":
-                req.add_query_param("SecurityToken", self._token)
+                req.add_query_param("SecurityToken", token)
             else:
-                req.add_header("x-acs-security-token", self._token)
+                req.add_header("x-acs-security-token", token)
         where = f"ACR {action} for {what}"
         try:
-            raw = self._client.do_action_with_exception(req)
+            raw = self._sdk.client(creds).do_action_with_exception(req)
         except ClientException as e:
             raise self._errors.client(where, e) from None
         except ServerException as e:
