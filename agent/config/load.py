@@ -184,7 +184,9 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
     key_id = inline_or_env(p, "aliyun", t, "access_key_id", env) or first_env(env, ENV_KEY_ID)
     key_secret = inline_or_env(p, "aliyun", t, "access_key_secret", env) or first_env(env, ENV_KEY_SECRET)
     token = inline_or_env(p, "aliyun", t, "security_token", env) or first_env(env, ENV_STS_TOKEN)
-    if needed and bool(key_id) != bool(key_secret):  # neither: the Alibaba Cloud credential chain (docs/acr.md)
+    if needed and bool(key_id) != bool(
+        key_secret
+    ):  # neither: the Alibaba Cloud credential chain (docs/acr.md)
         p.add(
             "aliyun.access_key_secret" if key_id else "aliyun.access_key_id",
             "give access_key_id and access_key_secret together (or _env, or ALIBABA_CLOUD_ACCESS_KEY_ID / "

@@ -55,7 +55,9 @@ class AcrRegistry:
         self._options = dict(client_options or {})
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str, str | None], AliyunRegistry] = {}
-        self._creds: CredentialsProvider | None = None  # one for every client; the chain is asked on first use
+        self._creds: CredentialsProvider | None = (
+            None  # one for every client; the chain is asked on first use
+        )
         self._instances = JsonCache(Path(state_dir) / "acr-instances.json")
         self._digests = JsonCache(Path(state_dir) / "acr-digests.json")
         self._sources = JsonCache(Path(state_dir) / SOURCES_FILE)

@@ -387,7 +387,11 @@ class FakeAcr:
 
         Requests signed with it need its token; after `ttl` they get InvalidSecurityToken.Expired.
         """
-        key_id, secret, token = "STS." + uuid.uuid4().hex[:24], uuid.uuid4().hex, "CAIS" + uuid.uuid4().hex * 3
+        key_id, secret, token = (
+            "STS." + uuid.uuid4().hex[:24],
+            uuid.uuid4().hex,
+            "CAIS" + uuid.uuid4().hex * 3,
+        )
         expiry = time.time() + ttl
         with self._lock:
             self.access_keys[key_id], self.sts_tokens[key_id], self.sts_expiry[key_id] = secret, token, expiry

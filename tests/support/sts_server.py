@@ -26,7 +26,9 @@ META = "/latest/meta-data/ram/security-credentials/"
 
 
 class StsServer:
-    def __init__(self, fake: Any, *, ttl: float = 3600.0, rotate_before: float = 0.0, role: str = "my-role") -> None:
+    def __init__(
+        self, fake: Any, *, ttl: float = 3600.0, rotate_before: float = 0.0, role: str = "my-role"
+    ) -> None:
         self.fake, self.ttl, self.rotate_before, self.role = fake, ttl, rotate_before, role
         self.issued: list[tuple[str, str, str, float]] = []  # (key id, secret, token, expiry)
         self.requests: list[tuple[str, str]] = []  # (method, path as sent: proxy form keeps its host)
@@ -77,7 +79,9 @@ def _handler(server: StsServer) -> type[BaseHTTPRequestHandler]:
             return urllib.parse.urlsplit(self.path).path  # the proxy form's path too
 
         def do_PUT(self) -> None:
-            if self._path() != "/latest/api/token" or not self.headers.get("X-aliyun-ecs-metadata-token-ttl-seconds"):
+            if self._path() != "/latest/api/token" or not self.headers.get(
+                "X-aliyun-ecs-metadata-token-ttl-seconds"
+            ):
                 return self._send(400, "bad token request")
             token = uuid.uuid4().hex
             with server._lock:

@@ -58,20 +58,22 @@ def adapter(fake: FakeAcr, keys: object, **kw: object) -> AliyunRegistry:
 
 def test_the_fake_refuses_an_expired_key_and_a_key_sts_never_issued(fake: FakeAcr) -> None:
     keys = Keys(fake, [0.0])  # expired when made
-    with AliyunRegistry(credentials=StaticCredentials(keys.now.key_id, keys.now.secret.reveal(), keys.now.token.reveal()),  # type: ignore[union-attr]
-                        region="cn-hangzhou", endpoint=fake.url, retries=0) as static:  # fmt: skip
-        with pytest.raises(RegistryError) as e:
-            static.latest(APP, ["latest"])
+    gone = StaticCredentials(keys.now.key_id, keys.now.secret.reveal(), keys.now.token.reveal())  # type: ignore[union-attr]
+    with AliyunRegistry(credentials=gone, region="cn-hangzhou", endpoint=fake.url, retries=0) as static, \
+            pytest.raises(RegistryError) as e:  # fmt: skip
+        static.latest(APP, ["latest"])
     assert e.value.code == "InvalidSecurityToken.Expired"
     with AliyunRegistry(access_key_id="STS.never-issued", access_key_secret="x" * 16, security_token="CAIS-made-up",
-                        region="cn-hangzhou", endpoint=fake.url, retries=0) as forged:  # fmt: skip
-        with pytest.raises(RegistryError) as e:
-            forged.latest(APP, ["latest"])
+                        region="cn-hangzhou", endpoint=fake.url, retries=0) as forged, \
+            pytest.raises(RegistryError) as e:  # fmt: skip
+        forged.latest(APP, ["latest"])
     assert e.value.code == "SignatureDoesNotMatch"
 
 
 @pytest.mark.parametrize("edition", [Edition.PERSONAL, Edition.ENTERPRISE])
-def test_an_expired_token_answer_refreshes_and_retries_once_without_failing(fake: FakeAcr, edition: Edition) -> None:
+def test_an_expired_token_answer_refreshes_and_retries_once_without_failing(
+    fake: FakeAcr, edition: Edition
+) -> None:
     keys = Keys(fake, [0.0, 3600])
     with adapter(fake, keys, retries=0, edition=edition,
                  instance_id="cri-test" if edition is Edition.ENTERPRISE else None) as acr:  # fmt: skip
@@ -90,11 +92,15 @@ def test_an_expired_static_token_fails_once_refreshing_gives_nothing_fresher(fak
     assert fake.stats()["total"] == 1  # not retried: it would expire again
 
 
-def test_every_request_signs_with_the_key_of_the_moment_and_rotation_drops_the_pull_token(fake: FakeAcr) -> None:
+def test_every_request_signs_with_the_key_of_the_moment_and_rotation_drops_the_pull_token(
+    fake: FakeAcr,
+) -> None:
     keys = Keys(fake, [3600, 3600])
     with adapter(fake, keys) as acr:
         first = acr.credentials(HOST)
-        assert acr.credentials(HOST) == first and fake.stats()["actions"]["GetAuthorizationToken"] == 1  # cached
+        assert (
+            acr.credentials(HOST) == first and fake.stats()["actions"]["GetAuthorizationToken"] == 1
+        )  # cached
         keys.rotate()
         assert acr.latest(APP, ["latest"])  # signed with the new key
         assert acr.credentials(HOST) is not None
@@ -115,7 +121,9 @@ def test_rotation_is_noticed_by_the_pull_token_alone(fake: FakeAcr) -> None:
 
 def test_description_names_the_source_and_expiry_never_the_secret() -> None:
     at = time.mktime((2026, 12, 7, 12, 40, 0, 0, 0, -1))
-    creds = Credentials("STS.abc", Secret("the-secret-value"), Secret("the-token-value"), at, "ECS RAM role `my-role`")
+    creds = Credentials(
+        "STS.abc", Secret("the-secret-value"), Secret("the-token-value"), at, "ECS RAM role `my-role`"
+    )
     text = creds.describe()
     assert text.startswith("ECS RAM role `my-role`, temporary, expires 12:40")
     assert "the-secret-value" not in text and "the-token-value" not in text

@@ -45,8 +45,13 @@ def test_minimal_config_takes_credentials_from_alibaba_env() -> None:
 def test_no_key_at_all_leaves_credentials_to_the_chain_but_half_a_key_is_a_problem() -> None:
     cfg = parse({"watch": [{"container": "web", "image": IMG}]}, {})
     assert cfg.aliyun.access_key_id is None and cfg.aliyun.access_key_secret is None
-    half = problems({"watch": [{"container": "web", "image": IMG}]}, {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIid"})
-    assert any(p.startswith("aliyun.access_key_secret: give access_key_id and access_key_secret together") for p in half), half
+    half = problems(
+        {"watch": [{"container": "web", "image": IMG}]}, {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIid"}
+    )
+    assert any(
+        p.startswith("aliyun.access_key_secret: give access_key_id and access_key_secret together")
+        for p in half
+    ), half
 
 
 def test_every_problem_is_listed_at_once_with_its_key_path() -> None:
