@@ -99,9 +99,7 @@ class SignedClients:
         for _, stale in old:
             stale.session.close()
         if rotated:
-            logger.info(
-                "ACR {}: new credentials ({}); the cached pull token is dropped", self._host, creds.describe()
-            )
+            logger.debug("ACR {}: signing with the renewed key; the cached pull token is dropped", self._host)
             self._on_rotate()
         return client
 
@@ -168,7 +166,7 @@ class ChainCredentials:
         creds = Credentials(key_id, Secret(secret), Secret(token) if token else None,
                             float(expiry) if expiry else None, self._source(name))  # fmt: skip
         if not creds.same_key(self._last):
-            logger.info("ACR credentials: {}", creds.describe())
+            logger.info("ACR credentials{}: {}", " renewed" if self._last else "", creds.describe())
             self._last = creds
         return creds
 

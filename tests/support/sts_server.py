@@ -26,10 +26,11 @@ META = "/latest/meta-data/ram/security-credentials/"
 
 
 class StsServer:
-    def __init__(
-        self, fake: Any, *, ttl: float = 3600.0, rotate_before: float = 0.0, role: str = "my-role"
-    ) -> None:
-        self.fake, self.ttl, self.rotate_before, self.role = fake, ttl, rotate_before, role
+    def __init__(self, fake: Any, *, ttl: float = 3600.0, rotate_before: float = 0.0, skew: float = 0.0,
+                 role: str = "my-role") -> None:  # fmt: skip
+        """`skew`: say each key expires this much later than the fake ACR will take it (a clock off, a key
+        revoked early): the agent learns it has expired only from the API's answer."""
+        self.fake, self.ttl, self.rotate_before, self.skew, self.role = fake, ttl, rotate_before, skew, role
         self.issued: list[tuple[str, str, str, float]] = []  # (key id, secret, token, expiry)
         self.requests: list[tuple[str, str]] = []  # (method, path as sent: proxy form keeps its host)
         self.metadata_tokens: set[str] = set()
@@ -56,7 +57,7 @@ class StsServer:
             if not self.issued or self.issued[-1][3] - time.time() < max(self.rotate_before, 0.001):
                 self.issued.append(self.fake.issue_sts(self.ttl))
             key_id, secret, token, expiry = self.issued[-1]
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry + self.skew))
         return {"Code": "Success", "AccessKeyId": key_id, "AccessKeySecret": secret, "SecurityToken": token,
                 "Expiration": stamp, "LastUpdated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
 
