@@ -150,3 +150,15 @@ def test_a_static_key_never_imports_the_chain_library() -> None:
 )  # fmt: skip
 def test_expired_token_answers_are_recognised(code: str | None, is_expired: bool) -> None:
     assert expired(code) is is_expired
+
+
+@pytest.mark.parametrize("edition", [Edition.PERSONAL, Edition.ENTERPRISE])
+def test_the_build_watch_renews_an_expired_key_too(fake: FakeAcr, edition: Edition) -> None:
+    from agent.registries.acr_builds import list_builds
+
+    fake.set_builds("ns/app", [("b1", "FAILED", 1_700_000_000_000, "latest")])
+    keys = Keys(fake, [0.0, 3600])
+    with adapter(fake, keys, retries=0, edition=edition,
+                 instance_id="cri-test" if edition is Edition.ENTERPRISE else None) as acr:  # fmt: skip
+        body, _ = list_builds(acr, APP)
+    assert "b1" in str(body) and keys.refreshes == 1
