@@ -305,3 +305,12 @@ def test_service_entries_and_engines() -> None:
     assert "watch[1].health: not for a service entry" in text
     assert "watch[2].docker_host: must start with unix:///, tcp:// or ssh://" in text
     assert "watch[3].docker_tls_dir: only with a tcp:// docker_host" in text
+
+
+def test_check_says_whether_a_static_key_or_the_chain_gives_the_credentials() -> None:
+    from agent.config.load import describe
+
+    static = describe(parse({"watch": [{"container": "web", "image": IMG}]}, ENV))
+    assert "ACR credentials: static AccessKey LTAIid" in static and "s3cret" not in static
+    chain = describe(parse({"watch": [{"container": "web", "image": IMG}]}, {}))
+    assert "ACR credentials: no key given: the Alibaba Cloud credential chain at first use" in chain
