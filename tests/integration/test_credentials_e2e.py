@@ -38,7 +38,7 @@ def passes(log: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("ttl", "rotate_before", "skew"),
-    [(4, 2, 0),  # the provider renews each key before it expires
+    [(6, 4, 0),  # the provider renews each key well before it expires
      (3, 0, 1000)],  # the provider believes each key good for ~17 min: the API's "expired" says otherwise
     ids=["renewed-before-expiry", "expired-answer-renews"],
 )  # fmt: skip
