@@ -32,15 +32,9 @@ from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey, normalize_digest
 from agent.registries import is_loopback
 from agent.registries.acr_builds import list_builds
-from agent.registries.aliyun_errors import ErrorWords
+from agent.registries.aliyun_errors import ErrorWords, expired
 from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, tls_verify
-from agent.registries.credentials import (
-    Credentials,
-    CredentialsProvider,
-    SignedClients,
-    StaticCredentials,
-    expired,
-)
+from agent.registries.credentials import Credentials, CredentialsProvider, SignedClients, StaticCredentials
 from agent.secret import register
 
 MAX_PAGES = 200  # 20 000 tags at 100 a page: beyond that something is wrong

@@ -72,12 +72,6 @@ class StaticCredentials:
         return self._creds
 
 
-def expired(code: str | None) -> bool:
-    """InvalidSecurityToken.Expired and its kin: the temporary key ran out (a fresh one may be had)."""
-    text = (code or "").lower()
-    return "expired" in text and ("token" in text or "accesskey" in text)
-
-
 class SignedClients:
     """One SDK client per key (the SDK makes its signer per client); the one before stays for requests
     in flight, older ones are closed. `on_rotate` runs when a new key replaces one."""

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from agent import cli
+from agent.cli import commands as cli
 
 _HOST_ATTR = "_EcsRamRoleCredentialsProvider__metadata_service_host"
 
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
             )
         setattr(self, _HOST_ATTR, host)
 
-    cls.__init__ = on_loopback  # type: ignore[method-assign]
+    cls.__init__ = on_loopback
     return cli.main(argv)
 
 

@@ -11,9 +11,10 @@ from agent.choices import Edition
 from agent.errors import RegistryError
 from agent.model import RepoKey
 from agent.registries.aliyun import AliyunRegistry
-from agent.registries.credentials import Credentials, StaticCredentials, expired, provider_for
+from agent.registries.aliyun_errors import expired
+from agent.registries.credentials import Credentials, StaticCredentials, provider_for
 from agent.secret import Secret, redact
-from tests.fake_acr import FakeAcr
+from tests.support.fake_acr import FakeAcr
 
 D1 = "a" * 64
 APP = RepoKey("registry.cn-hangzhou.aliyuncs.com", "ns", "app")
@@ -154,11 +155,9 @@ def test_expired_token_answers_are_recognised(code: str | None, is_expired: bool
 
 @pytest.mark.parametrize("edition", [Edition.PERSONAL, Edition.ENTERPRISE])
 def test_the_build_watch_renews_an_expired_key_too(fake: FakeAcr, edition: Edition) -> None:
-    from agent.registries.acr_builds import list_builds
-
     fake.set_builds("ns/app", [("b1", "FAILED", 1_700_000_000_000, "latest")])
     keys = Keys(fake, [0.0, 3600])
     with adapter(fake, keys, retries=0, edition=edition,
                  instance_id="cri-test" if edition is Edition.ENTERPRISE else None) as acr:  # fmt: skip
-        body, _ = list_builds(acr, APP)
+        body, _ = acr.builds(APP)
     assert "b1" in str(body) and keys.refreshes == 1
