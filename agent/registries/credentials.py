@@ -17,13 +17,17 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aliyunsdkcore.client import AcsClient
 from loguru import logger
 
 from agent.errors import RegistryError
 from agent.secret import Secret, redact
+
+if TYPE_CHECKING:
+    from aliyunsdkcore.client import AcsClient
+
+DMI_VENDOR = "/sys/class/dmi/id/sys_vendor"  # "Alibaba Cloud" on an ECS instance
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class SignedClients:
         self._signed: list[tuple[Credentials, AcsClient]] = []
 
     def client(self, creds: Credentials) -> AcsClient:
+        from aliyunsdkcore.client import AcsClient
+
         with self._lock:
             if self._signed and creds.same_key(self._signed[-1][0]):
                 return self._signed[-1][1]
@@ -112,6 +118,30 @@ def provider_for(settings: Any) -> CredentialsProvider:
             settings.access_key_id, secret, token, "static key from agent.toml or environment"
         )
     return ChainCredentials()
+
+
+def chain_may_answer(env: Any = os.environ) -> bool:
+    """Whether a source of the default chain is set up here, without importing the library (label discovery
+    accepts ACR containers then): a credentials URI, RRSA, a CLI profile or credentials file, or ECS."""
+    if env.get("ALIBABA_CLOUD_CREDENTIALS_URI") or (
+        env.get("ALIBABA_CLOUD_ROLE_ARN") and env.get("ALIBABA_CLOUD_OIDC_TOKEN_FILE")
+    ):
+        return True
+    home = env.get("HOME") or os.path.expanduser("~")
+    files = [
+        env.get("ALIBABA_CLOUD_CREDENTIALS_FILE") or os.path.join(home, ".alibabacloud", "credentials.ini")
+    ]
+    if env.get("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "").lower() != "true":
+        files.append(os.path.join(home, ".aliyun", "config.json"))
+    if any(os.path.isfile(f) for f in files):
+        return True
+    if env.get("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "").lower() == "true":
+        return False
+    try:
+        with open(DMI_VENDOR) as f:
+            return "alibaba" in f.read().lower()
+    except OSError:
+        return False
 
 
 class ChainCredentials:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +162,29 @@ def test_the_build_watch_renews_an_expired_key_too(fake: FakeAcr, edition: Editi
                  instance_id="cri-test" if edition is Edition.ENTERPRISE else None) as acr:  # fmt: skip
         body, _ = acr.builds(APP)
     assert "b1" in str(body) and keys.refreshes == 1
+
+
+def test_label_discovery_accepts_acr_containers_when_a_chain_source_is_set_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent import app
+    from agent.config import parse
+    from agent.registries import credentials
+
+    monkeypatch.setattr(credentials, "DMI_VENDOR", str(tmp_path / "sys_vendor"))
+    env = {"HOME": str(tmp_path), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+    assert not credentials.chain_may_answer(env)
+    (tmp_path / "sys_vendor").write_text("Alibaba Cloud\n")
+    assert not credentials.chain_may_answer(env)  # ECS, but the metadata service is switched off
+    assert credentials.chain_may_answer({**env, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "false"})
+    assert credentials.chain_may_answer({**env, "ALIBABA_CLOUD_CREDENTIALS_URI": "http://127.0.0.1:1/c"})
+    (tmp_path / ".aliyun").mkdir()
+    (tmp_path / ".aliyun" / "config.json").write_text("{}")
+    assert credentials.chain_may_answer(env)
+    assert not credentials.chain_may_answer({**env, "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true"})
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = parse({"agent": {"state_dir": str(tmp_path / "state"), "discover": "labels"}}, {})
+    assert app.sources(cfg) == ["aliyun", "registry"]  # no key: the CLI profile answers
+    (tmp_path / ".aliyun" / "config.json").unlink()
+    assert app.sources(cfg) == ["registry"]
