@@ -177,9 +177,12 @@ class ChainCredentials:
             else:
                 got = self._inner.get_credentials()
         except Exception as e:
+            said = redact(str(e))[:600]
+            if os.environ.get("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "").lower() == "true":
+                said += "; the ECS RAM role is off: ALIBABA_CLOUD_ECS_METADATA_DISABLED=true"
             raise RegistryError(
                 "no Alibaba Cloud credentials: no key in [aliyun] or ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET, and "
-                f"the default credential chain found none ({redact(str(e))[:600]}); see docs/acr.md#credentials",
+                f"the default credential chain found none ({said}); see docs/acr.md#credentials",
                 code="NO_CREDENTIALS",
             ) from None
         key_id, secret, token = got.get_access_key_id(), got.get_access_key_secret(), got.get_security_token()

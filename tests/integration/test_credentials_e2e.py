@@ -165,3 +165,6 @@ def test_check_online_without_any_credentials_says_so_and_fails(world: World) ->
     assert not report["ok"] and not report["credentials"]["ok"]
     assert "no Alibaba Cloud credentials" in report["credentials"]["detail"]
     assert "docs/acr.md#credentials" in report["credentials"]["detail"]
+    assert (
+        "the ECS RAM role is off: ALIBABA_CLOUD_ECS_METADATA_DISABLED=true" in report["credentials"]["detail"]
+    )
