@@ -89,8 +89,9 @@ class SignedClients:
         from aliyunsdkcore.client import AcsClient
 
         with self._lock:
-            if self._signed and creds.same_key(self._signed[-1][0]):
-                return self._signed[-1][1]
+            for signed, kept in reversed(self._signed):  # the previous key too: a request that took it late
+                if creds.same_key(signed):
+                    return kept
             # Explicit ak/secret win over env ALIYUN_ACCESS_KEY_*; an STS token is added per request.
             client = AcsClient(creds.key_id, creds.secret.reveal(), self._region, **self._options)
             rotated = bool(self._signed)

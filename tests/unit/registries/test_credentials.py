@@ -188,3 +188,15 @@ def test_label_discovery_accepts_acr_containers_when_a_chain_source_is_set_up(
     assert app.sources(cfg) == ["aliyun", "registry"]  # no key: the CLI profile answers
     (tmp_path / ".aliyun" / "config.json").unlink()
     assert app.sources(cfg) == ["registry"]
+
+
+def test_a_request_holding_the_previous_key_reuses_its_client_and_does_not_rotate_back(fake: FakeAcr) -> None:
+    keys = Keys(fake, [3600, 3600])
+    old = keys.now
+    with adapter(fake, keys) as acr:
+        acr.credentials(HOST)
+        keys.rotate()
+        acr.credentials(HOST)
+        assert acr._sdk.client(old) is acr._sdk.client(old)  # the kept client of the previous key
+        assert acr.credentials(HOST) is not None  # still the new key's token: no rotation back
+    assert fake.stats()["actions"]["GetAuthorizationToken"] == 2
