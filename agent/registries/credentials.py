@@ -189,13 +189,17 @@ class ChainCredentials:
         key_id, secret, token = got.get_access_key_id(), got.get_access_key_secret(), got.get_security_token()
         if not key_id or not secret:
             raise RegistryError("the credential chain answered without an AccessKey", code="NO_CREDENTIALS")
+        last = self._last
+        if last is not None and (key_id, secret, token or None) == (
+            last.key_id, last.secret.reveal(), last.token.reveal() if last.token else None,
+        ):  # fmt: skip
+            return last  # the same key: no new Secret, no file read for its description
         expiry = getattr(got, "get_expiration", lambda: None)()
         name = str(got.get_provider_name() or "")
         creds = Credentials(key_id, Secret(secret), Secret(token) if token else None,
                             float(expiry) if expiry else None, self._source(name))  # fmt: skip
-        if not creds.same_key(self._last):
-            logger.info("ACR credentials{}: {}", " renewed" if self._last else "", creds.describe())
-            self._last = creds
+        logger.info("ACR credentials{}: {}", " renewed" if last else "", creds.describe())
+        self._last = creds
         return creds
 
     def _source(self, name: str) -> str:
