@@ -7,8 +7,8 @@ Imports stay inside the functions, so `agent once` loads only the adapters its w
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from agent.choices import Source
 from agent.config import Config, Watch
@@ -19,7 +19,7 @@ from agent.reconcile.discover import Discovered, discover
 from agent.reconcile.run import Context
 from agent.reconcile.selfcontainer import own_container_id
 from agent.reconcile.targets import ContainerTarget, ServiceTarget
-from agent.registries import ListsBuilds
+from agent.registries import ListsBuilds, PrivateCA
 from agent.state import ScopedState, State
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from agent.reconcile.discover import Discovered
     from agent.reconcile.run import Context
     from agent.reconcile.targets import Target
-    from agent.registries import ListsBuilds, Registry
+    from agent.registries import Registry
     from agent.runtimes import Runtime, ServiceRuntime
     from agent.runtimes.docker import DockerRuntime
     from agent.runtimes.pull import PullProgress
@@ -59,6 +59,7 @@ def _aliyun(cfg: Config, metrics: Metrics | None) -> Registry:
     return AcrRegistry(
         cfg.aliyun, state_dir=cfg.agent.state_dir,
         instance_ids={w.image.host: w.instance_id for w in cfg.watches if w.instance_id},
+        regions={w.image.host: w.region for w in cfg.watches if w.region},
         host_auth=lambda host: configured(host) or docker_config_auth(host),
         on_request=metrics.record_api if metrics is not None else None,
     )  # fmt: skip
@@ -154,8 +155,25 @@ def build_context(
             listener(report, seconds)
 
     return Context(
-        cfg, registries, rt, st, deployer, on_pass, *_self_update(cfg), _targets(cfg, st, stop, rt)
-    )
+        cfg, registries, rt, st, deployer, on_pass, *_self_update(cfg), _targets(cfg, st, stop, rt),
+        signature_reader(registries),
+    )  # fmt: skip
+
+
+def signature_reader(registries: Mapping[str, Registry]) -> Callable[[Watch, tuple[str, str] | None], Any]:
+    """Reads an entry's cosign signatures from its registry with the pull's credentials (docker's own
+    login when the pull uses docker's), over the registry's CA like its HEADs."""
+
+    def reader(w: Watch, auth: tuple[str, str] | None) -> Any:
+        from agent.registries.dockercfg import docker_config_auth  # only when a signature is read
+        from agent.registries.oci import OciRegistry  # only when a signature is read
+
+        creds = auth or docker_config_auth(w.image.host)
+        registry = registries.get(w.source)
+        cafile = registry.cafile if isinstance(registry, PrivateCA) else None  # ACR's [aliyun] ca_file
+        return OciRegistry(auth=lambda host: creds, cafile=cafile)
+
+    return reader
 
 
 def _targets(

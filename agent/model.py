@@ -67,6 +67,7 @@ class ImageRef:
         if "@" in text:
             raise ValueError("give a tag to follow, not a digest (remove '@sha256:...')")
         host, _, rest = text.partition("/")
+        host = host[:-1] if host.endswith(".") and ":" not in host else host.replace(".:", ":")  # FQDN's dot
         if not rest or not ("." in host or ":" in host or host == "localhost"):
             raise ValueError(
                 "image must start with a registry host, e.g. registry.cn-hangzhou.aliyuncs.com/ns/repo:tag"
@@ -200,6 +201,7 @@ class Result:
     tag_pattern: str | None = field(default=None, kw_only=True)  # a tag pattern entry's pattern
     running_tag: str | None = field(default=None, kw_only=True)
     note: str | None = field(default=None, kw_only=True)
+    signature: str | None = field(default=None, kw_only=True)  # verified, unsigned, untrusted, unchecked
 
     def as_json(self) -> dict[str, object]:
         """The `--json` shape: the fixed keys, then each optional fact that applies."""

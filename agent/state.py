@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS pins (container TEXT PRIMARY KEY, digest TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS checks (
   container TEXT PRIMARY KEY, checked REAL NOT NULL, running_digest TEXT, latest_digest TEXT,
   status TEXT, error TEXT);
+CREATE TABLE IF NOT EXISTS signatures (
+  repo TEXT NOT NULL, digest TEXT NOT NULL, key TEXT NOT NULL, identity TEXT NOT NULL, verified REAL NOT NULL,
+  PRIMARY KEY (repo, digest, key, identity));
 """
 # Service updates had their own table before the typed journal: a row there is an update in flight,
 # step "requested" (agent/deploy/journal.py ServiceStep). state.py cannot import it (deploy imports state).
@@ -249,6 +252,21 @@ class State:
         for c, d, r in self._exec("SELECT container, digest, reason FROM quarantine"):
             out.setdefault(c, {})[d] = r
         return out
+
+    # verified signatures: (repository, digest) signed by the key with that fingerprint
+    def signature_verified(self, repo: str, digest: str, keys: set[str], identity: str) -> str | None:
+        """The fingerprint of a trusted key that verified `digest` before (`identity` "any" accepts both
+        kinds of check), or None."""
+        rows = self._exec(
+            "SELECT key, identity FROM signatures WHERE repo = ? AND digest = ?", (repo, digest)
+        )
+        return next((k for k, i in rows if k in keys and (identity == "any" or i == identity)), None)
+
+    def remember_signature(self, repo: str, digest: str, key: str, identity: str) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO signatures (repo, digest, key, identity, verified) VALUES (?, ?, ?, ?, ?)",
+            (repo, digest, key, identity, time.time()),
+        )
 
     # last checks
     def record_checks(self, rows: list[tuple[str, str | None, str | None, str, str | None]]) -> None:

@@ -1,69 +1,86 @@
-"""The demo behind scripts/demo.sh: v1 runs, v2 is pushed, `agent once` replaces the container."""
+"""The demo behind scripts/demo.sh: v1 runs, v2 is pushed, `agent once` replaces the container.
+
+Everything lives on loopback and is removed at the end (scripts/demo_world.py); `--keep` keeps the
+container, the images and the temporary directory to look at.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import argparse
 import os
+import signal
 import subprocess
 import sys
-import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
-from tests.support import env, images
-from tests.support.fake_acr import DEFAULT_KEYS, FakeAcr
-
-NAME, PORT = "cr-demo-web", int(os.environ.get("CR_DEMO_PORT", "18080"))
-REF = f"{env.REGISTRY}/demo/web:latest"
+from scripts.demo_world import DemoWorld, free_port, say
+from tests.support.fake_acr import DEFAULT_KEYS
 
 
-def agent(cfg: Path, *args: str) -> int:
+def agent(world: DemoWorld, cfg: Path, *args: str) -> int:
     key_id, secret = next(iter(DEFAULT_KEYS.items()))
-    e = {**os.environ, "ALIBABA_CLOUD_ACCESS_KEY_ID": key_id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_"))}
+    env.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": key_id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret,
+                "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",  # never ask 100.100.100.200
+                "DOCKER_CONFIG": str(world.dir / "docker-config")})  # not the user's docker logins  # fmt: skip
     print(f"\n$ agent {' '.join(args)} -c {cfg}", flush=True)
-    return subprocess.run([sys.executable, "-m", "agent", *args, "-c", str(cfg)], env=e).returncode
+    return subprocess.run([sys.executable, "-m", "agent", *args, "-c", str(cfg)], env=env).returncode
 
 
-def answer() -> str:
-    for _ in range(50):
+def answer(port: int, deadline: float = 10.0) -> str:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
+    end = time.monotonic() + deadline
+    while True:
         try:
-            return images.http_get(PORT).strip()
-        except Exception:
+            with opener.open(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                return str(resp.read().decode().strip())
+        except OSError:
+            if time.monotonic() > end:
+                return "(no answer)"
             time.sleep(0.1)
-    return "(no answer)"
 
 
-def main() -> int:
-    client = images.client()
-    work = Path(tempfile.mkdtemp(prefix="cr-agent-demo-"))
-    with contextlib.suppress(Exception):
-        client.containers.get(NAME).remove(force=True)
-    with FakeAcr(registry=env.REGISTRY) as fake:
-        cfg = work / "agent.toml"
-        cfg.write_text(
-            f'[agent]\nstate_dir = "{work / "state"}"\n'
-            f'[aliyun]\nregion = "cn-hangzhou"\nendpoint = "{fake.url}"\n'
-            f'[[watch]]\ncontainer = "{NAME}"\nimage = "{REF}"\nsource = "aliyun"\nmin_uptime = "2s"\n'
-        )
-        print(f"demo: config {cfg}:\n{cfg.read_text()}")
-        images.build_http_image(REF, "hello from v1", docker_client=client)
-        images.push(REF, client)
-        client.images.pull(REF, auth_config=images.auth_config())
-        client.containers.run(REF, name=NAME, detach=True, ports={"8080/tcp": ("127.0.0.1", PORT)},
-                              restart_policy={"Name": "unless-stopped"}, init=True)  # fmt: skip
-        print(f"demo: {NAME} runs v1 on 127.0.0.1:{PORT}: {answer()!r}")
-        agent(cfg, "once")
-        images.build_http_image(REF, "hello from v2", docker_client=client)
-        images.push(REF, client)
-        print("\ndemo: pushed v2 to the registry; ACR's API now reports its digest")
-        agent(cfg, "once", "--dry-run")
-        code = agent(cfg, "once")
-        print(f"\ndemo: {NAME} now answers {answer()!r}")
-        agent(cfg, "status")
-    if os.environ.get("CR_DEMO_KEEP") != "1":
-        client.containers.get(NAME).remove(force=True)
-        print(f"demo: removed {NAME} (CR_DEMO_KEEP=1 keeps it)")
+def story(world: DemoWorld) -> int:
+    assert world.fake is not None
+    port = free_port()
+    cfg = world.dir / "agent.toml"
+    name = world.prefix + "web"
+    cfg.write_text(
+        f'[agent]\nstate_dir = "{world.dir / "state"}"\n'
+        f'[aliyun]\nregion = "cn-hangzhou"\nendpoint = "{world.fake.url}"   # the stand-in API\n'
+        f'[[watch]]\ncontainer = "{name}"\nimage = "{world.ref}"\nsource = "aliyun"\nmin_uptime = "2s"\n'
+    )
+    say(f"config {cfg}:\n{cfg.read_text()}")
+    world.push_version("hello from v1")
+    world.run_web(port)
+    say(f"{name} runs v1 on 127.0.0.1:{port}: {answer(port)!r}")
+    agent(world, cfg, "check")
+    agent(world, cfg, "once")
+    world.push_version("hello from v2")
+    say("pushed v2 to the registry; the stand-in ACR API now reports its digest")
+    agent(world, cfg, "once", "--dry-run")
+    code = agent(world, cfg, "once")
+    say(f"{name} now answers {answer(port)!r}")
+    agent(world, cfg, "status")
     return code
+
+
+def _interrupted(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds through the world's clean-up
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/demo.sh", description=__doc__.splitlines()[0])
+    p.add_argument("--keep", action="store_true", help="keep the container, images and temporary directory")
+    args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupted)
+    say("everything runs on loopback and is removed at the end; nothing system-wide is changed")
+    with DemoWorld(keep=args.keep or os.environ.get("CR_DEMO_KEEP") == "1") as world:
+        say(f"work directory {world.dir}")
+        return story(world)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,14 @@
 # registry on loopback with htpasswd auth, the static busybox binary, and the ACR
 # test world (tests/support/acr_world.py): a test CA, /etc/hosts lines sending real
 # ACR host names to loopback addresses, and dockerd trusting the CA for them.
-# Idempotent: whatever already runs is left alone. Needs root.
+# Idempotent: whatever already runs is left alone. Needs root. TEST-ONLY: it reconfigures the machine
+# (real ACR names resolve to loopback afterwards), so never run it on a server that pulls from ACR;
+# scripts/demo.sh does not run it. Undo (docs/testing.md#undoing-scripts-dev-envsh):
 #   dev-env.sh --clean-hosts   removes this script's /etc/hosts lines and exits
+#   rm -r /etc/docker/certs.d/{registry,registry-vpc,...}.<region>.aliyuncs.com   (its test CA; list:
+#         python3 -m tests.support.acr_world registry-hosts)
+#   kill "$(cat /run/cr-agent-test/docker2.pid)"; ip link del crt-docker2   (the second dockerd)
+#   pkill -f 'docker-registry serve /var/lib/cr-agent-test'; rm -r /var/lib/cr-agent-test /var/log/cr-agent-test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -11,78 +12,34 @@ from typing import Any
 
 from loguru import logger
 
-from agent import __version__, app, logs, schedule
+from agent import app, logs
+from agent.cli.hangup import hangup_ignored
 from agent.cli.selfupdate import helper_pass
 from agent.config import Config, Watch, describe, find_config, load, secretfiles
 from agent.config.labels import describe as line
 from agent.config.labels import origins
+from agent.daemon import schedule
 from agent.errors import AgentError, ConfigError, LockBusy
 from agent.model import Report, digest_for_repo, normalize_digest, short_digest
+from agent.reconcile.pulls import credentials
 from agent.reconcile.run import reconcile
 from agent.reconcile.targets import ServiceTarget
 from agent.runlock import RunLock
 from agent.secret import redact
+from agent.signatures.gate import require, signature_status
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-c",
-        "--config",
-        metavar="PATH",
-        help="config file (default ./agent.toml, then /etc/cr-agent/agent.toml)",
-    )
-    common.add_argument("--log-level", default="INFO", type=str.upper,
-                        choices=["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"])  # fmt: skip
-    common.add_argument("--log-json", action="store_true", help="one JSON object per log line")
-    p = argparse.ArgumentParser(
-        prog="agent", description="Keep Docker containers on the latest ACR image, safely."
-    )
-    p.add_argument("--version", action="version", version=f"cr-agent {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    once = sub.add_parser("once", parents=[common], help="one reconcile pass (for cron)")
-    once.add_argument("--dry-run", action="store_true", help="change nothing; report what would be done")
-    once.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    once.add_argument(
-        "--table", action="store_true", help="print the result table even when stdout is no TTY"
-    )
-    once.add_argument("--metrics-file", metavar="PATH", type=Path,
-                      help="write metrics for node_exporter's textfile collector (atomically) after the pass")  # fmt: skip
-    sub.add_parser("run", parents=[common], help="the daemon: reconcile on a schedule (and on webhooks)")
-    check = sub.add_parser("check", parents=[common], help="validate the config and list every problem")
-    check.add_argument(
-        "--online", action="store_true", help="also ask ACR, the registries and docker (docs/acr.md)"
-    )
-    check.add_argument("--json", action="store_true", help="with --online: the checks as JSON")
-    sub.add_parser("notify-test", parents=[common], help="send a test message to each [notify] URL")
-    status = sub.add_parser(
-        "status", parents=[common], help="running and latest digests, quarantine, history"
-    )
-    status.add_argument("--json", action="store_true")
-    rb = sub.add_parser(
-        "rollback", parents=[common], help="redeploy the previous (or a given) digest and pin it"
-    )
-    rb.add_argument("container")
-    rb.add_argument(
-        "--to", metavar="DIGEST", help="sha256:... to go back to (default: the one before the current)"
-    )
-    rb.add_argument("--json", action="store_true")
-    rb.add_argument("--table", action="store_true", help="print the result table even when stdout is no TTY")
-    for name, text in (
-        ("unpin", "follow the tag again after a rollback"),
-        ("retry", "lift the quarantine of bad digests"),
-    ):
-        sub.add_parser(name, parents=[common], help=text).add_argument("container")
-    # run by the helper container that replaces the agent's own container (self_update); not for users
-    sub.add_parser("self-update", parents=[common], help=argparse.SUPPRESS).add_argument("container")
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from agent.cli.parser import build
+
+    args = build().parse_args(argv)
     logs.setup(args.log_level, args.log_json)
+    if args.command == "init":  # before any config exists
+        from agent.cli.init import run_init
+
+        return run_init(all_images=args.all, write=args.write, force=args.force)
     try:
         path = find_config(args.config)
         cfg = load(path)
@@ -96,11 +53,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_online(cfg, as_json=args.json)
         if args.command == "check":
+            from agent.cli.check import check_engine  # the docker SDK: not for `check --config-only`
+
             print(describe(cfg))
             print(f"  schedule of `agent run`: {schedule.describe(cfg.agent.schedule)}")
+            _check_routes(cfg)
             _check_labels(cfg)
             print("config OK")
-            return EXIT_OK
+            return EXIT_OK if args.config_only or check_engine(cfg) else EXIT_FAILED
+        if args.command == "update":
+            from agent.cli.update import update_one
+
+            watch = _require_watched(cfg, args.container)
+            report = update_one(cfg, watch, force=args.force, dry_run=args.dry_run)
+            _print_report(report, _output(args))
+            return EXIT_OK if report.ok else EXIT_FAILED
         if args.command == "once":
             return _once(cfg, dry_run=args.dry_run, output=_output(args), metrics_file=args.metrics_file)
         if args.command == "run":
@@ -114,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return _status(cfg, as_json=args.json)
         if args.command == "rollback":
-            return _rollback(cfg, args.container, args.to, output=_output(args))
+            return _rollback(cfg, args.container, args.to, output=_output(args), force=args.force)
         return _unpin_or_retry(cfg, args.command, args.container)
     except LockBusy as e:
         logger.error("{}", e)
@@ -168,7 +135,7 @@ def _once(cfg: Config, *, dry_run: bool, output: str, metrics_file: Path | None 
             from agent.metrics import Metrics  # prometheus-client: only with metrics
 
             metrics = Metrics()
-        with RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
+        with hangup_ignored(), RunLock(cfg.agent.state_dir / "agent.lock"), _pull_bars(output) as bars:
             ctx = app.build_context(cfg, metrics=metrics, on_progress=bars)
             if cfg.agent.heartbeat_url is None:
                 report = reconcile(ctx)
@@ -226,6 +193,16 @@ def _check_labels(cfg: Config) -> None:
         print(redact(f"  {r.container}: {r.status.value}: {r.error}"))
 
 
+def _check_routes(cfg: Config) -> None:
+    """ACR images followed through the registry: without an AccessKey, or remembered as not in the account."""
+    from agent.choices import Source
+    from agent.registries.acr_public import describe_routes
+
+    if any(w.source is Source.ALIYUN for w in cfg.watches):
+        for line in describe_routes(cfg.agent.state_dir, cfg.aliyun):
+            print(redact(line))
+
+
 def _notify_test(cfg: Config) -> int:
     from agent.notify.send import Notifier, scheme  # apprise: only with [notify]
 
@@ -274,6 +251,7 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
             "history": [h.as_json() for h in hist], "source": sources.get(str(w.image.repo)),
             "origin": w.origin, "settings": origins(w), "tag_pattern": str(w.pattern) if w.pattern else None,
+            "signature": signature_status(cfg, state, w, running[0] if running else None),
         })  # fmt: skip
     if as_json:
         print(redact(json.dumps({"containers": out}, indent=2)))
@@ -290,11 +268,14 @@ def _status(cfg: Config, *, as_json: bool) -> int:
             )
         )
         print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
-        print(f"  running   {c['running_digest'] or '-'}{'' if c['running'] else '  [not running]'}")
+        sig = c["signature"] or {}
+        print(f"  running   {c['running_digest'] or '-'}{_signed(sig.get('running'))}"
+              f"{'' if c['running'] else '  [not running]'}")  # fmt: skip
         for key in ("problem", "in_flight"):
             if c[key]:
                 print(redact(f"  {key.replace('_', ' '):<9} {c[key]}"))
-        print(f"  latest    {check.get('latest_digest') or '-'}  (last check: {_when(check.get('time'))})")
+        print(f"  latest    {check.get('latest_digest') or '-'}{_signed(sig.get('latest'))}"
+              f"  (last check: {_when(check.get('time'))})")  # fmt: skip
         if c["source"]:
             print(f"  source    {c['source']}")
         if c["pinned"]:
@@ -307,6 +288,10 @@ def _status(cfg: Config, *, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _signed(word: str | None) -> str:
+    return {"signed": "  signed ✔", "unsigned": "  unsigned"}.get(word or "", "")
+
+
 def _when(ts: float | None) -> str:
     if not ts:
         return "never"
@@ -315,7 +300,7 @@ def _when(ts: float | None) -> str:
     return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> int:
+def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force: bool = False) -> int:
 
     watch = _require_watched(cfg, container)
     if watch.kind == "service" and not to:
@@ -332,7 +317,16 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str) -> in
             raise ConfigError([f"{container}: no earlier deployment in the history; give --to sha256:..."])
         target = previous[0]
     with RunLock(cfg.agent.state_dir / "agent.lock"):
-        ctx = app.build_context(cfg)
+        from agent.cli.update import one_entry  # mode "update" for this entry: a rollback in notify mode too
+
+        ctx = app.build_context(one_entry(cfg, watch))
+        if force:
+            ctx.unsigned_ok = frozenset({container})
+        else:
+            creds = functools.partial(credentials, ctx.config, ctx.registries, watch)
+            require(
+                ctx.config, ctx.state, ctx.signature_reader, watch, target, creds, "--force"
+            )  # before any pin
         ctx.state.pin(container, target)
         logger.info(
             "{}: pinned to {} (run `agent unpin {}` to follow the tag again)", container, target, container

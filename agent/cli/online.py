@@ -16,6 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from agent import app
@@ -25,12 +26,10 @@ from agent.errors import AgentError, RegistryError
 from agent.model import digest_for_repo
 from agent.registries import is_loopback
 from agent.registries.acr import AcrRegistry
+from agent.registries.acr_hints import PULL_HINT, RAM_HINT
+from agent.registries.acr_public import NO_CREDENTIALS, NeitherAnswers
 from agent.registries.aliyun_sdk import CA_BUNDLE_ENV
 
-RAM_HINT = (
-    "grant the RAM user read access to Container Registry: attach AliyunContainerRegistryReadOnlyAccess, "
-    'or a policy allowing "cr:Get*", "cr:List*" on "acs:cr:*:*:*" (docs/acr.md)'
-)
 _HINTS = {
     "InvalidAccessKeyId": "the AccessKey ID is unknown: check ALIBABA_CLOUD_ACCESS_KEY_ID / [aliyun] access_key_id",
     "SignatureDoesNotMatch": "the AccessKey secret does not match its ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
@@ -55,8 +54,9 @@ def hint_for(err: RegistryError) -> str:
 
 
 def check_watch(
-    acr: AcrRegistry, runtime: Any, w: Watch, cafile: str | None
+    acr: AcrRegistry, runtime: Any, w: Watch, cafile: str | None, signatures: Any = None
 ) -> tuple[dict[str, Any], list[Check]]:
+    """`signatures`: with `.keys` (the entry's trusted key files) and `.reader(w, creds)`, or None."""
     checks: list[Check] = []
     repo, tag = w.image.repo, w.image.tag
     try:
@@ -66,31 +66,59 @@ def check_watch(
         return {}, [Check("resolve", False, msg)]
     checks.append(Check("resolve", True, "{form} host → {api} at {endpoint}, region {region}".format(**where)
                         + (f", instance {where['instance']}" if where["instance"] else "")))  # fmt: skip
-    api_digest = None
-    try:
-        found = acr.client(acr.target(w.image.host)).latest(repo, [tag])
-        checks += [
-            Check("api", True, "the API answers with these credentials"),
-            Check("repository", True, str(repo)),
-        ]
-        api_digest = found.get(tag)
-        checks.append(
-            Check("tag", api_digest is not None, f"{tag} → {api_digest}" if api_digest else f"no tag {tag!r}")
-        )
+    api_digest, via_registry = None, where["api"].startswith("registry")
+    try:  # ask the API even when the registry was chosen for this image: the choice is renewed
+        found = acr.latest(repo, [tag], recheck=True)
+        source = acr.source_of(repo) or ""
+        via_registry = source.startswith("registry")
+        api_text = "the API answers with these credentials"
+        if via_registry:
+            api_text = f"the image is followed through the registry: {source}"
+        checks += [Check("api", True, api_text), Check("repository", True, str(repo))]
+        digest = found.get(tag)
+        api_digest = None if via_registry else digest
+        checks.append(Check("tag", digest is not None, f"{tag} → {digest}" if digest else f"no tag {tag!r}"))
+    except NeitherAnswers as e:
+        keyless = e.code == NO_CREDENTIALS
+        checks.append(Check("api", not keyless, "no AccessKey: not asked" if keyless else "the API answered"))
+        checks.append(Check("repository", False, f"the API does not know {repo.path}, and the registry "
+                            f"cannot serve it either: {e}"))  # fmt: skip
     except RegistryError as e:
-        if e.code == "REPO_NOT_EXIST":
-            checks.append(Check("api", True, "the API answers with these credentials"))
-            checks.append(Check("repository", where["form"] == "crpi", f"the API does not know {repo.path}"
-                                + (" (crpi: the registry HEAD answers instead)" if where["form"] == "crpi" else "")))  # fmt: skip
-        else:
-            checks.append(Check("api", False, hint_for(e)))
-    checks.append(_digest_check(acr, w, api_digest))
-    checks.append(_login_check(acr, w.image.host, cafile))
+        checks.append(Check("api", False, hint_for(e)))
+    checks.append(_digest_check(acr, w, api_digest, via_registry))
+    login = _login_check(acr, w.image.host, cafile, via_registry)
+    checks += [login, _pull_check(acr, w, login.ok)]
     checks.append(_container_check(runtime, w))
+    if signatures is not None:
+        checks.append(_signature_check(acr, runtime, w, signatures))
     return where, checks
 
 
-def _digest_check(acr: AcrRegistry, w: Watch, api_digest: str | None) -> Check:
+def _signature_check(acr: AcrRegistry, runtime: Any, w: Watch, signatures: Any) -> Check:
+    """Whether the running and the latest digest carry a trusted signature (docs/signatures.md)."""
+    from agent.signatures.gate import verify_now
+    from agent.signatures.keys import KeyProblem, load_keys
+
+    try:
+        keys = load_keys(signatures.keys)
+        info = runtime.inspect(w.container)
+        running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
+        latest = acr.registry_digest(w.image.repo, w.image.tag)
+    except (AgentError, KeyProblem) as e:
+        return Check("signatures", False, str(e))
+    reader = signatures.reader(w, acr.registry_login(w.image.host))
+    said, ok = [], True
+    for what, digest in (("running", running[0] if running else None), ("latest", latest)):
+        if digest is None:
+            said.append(f"{what} -")
+            continue
+        kind, detail, _ = verify_now(keys, reader, w, digest)
+        said.append(f"{what} {digest[:19]} {'signed ✔' if kind == 'verified' else detail}")
+        ok = ok and (kind == "verified" or what == "running")  # a latest unsigned one will not deploy
+    return Check("signatures", ok, "; ".join(said))
+
+
+def _digest_check(acr: AcrRegistry, w: Watch, api_digest: str | None, via_registry: bool) -> Check:
     try:
         head = acr.registry_digest(w.image.repo, w.image.tag)
     except AgentError as e:
@@ -98,23 +126,43 @@ def _digest_check(acr: AcrRegistry, w: Watch, api_digest: str | None) -> Check:
     if head is None:
         return Check("digest", False, f"the registry has no tag {w.image.tag!r}")
     if api_digest is None:
-        return Check("digest", True, f"registry HEAD {head} (the API listed none)")
+        return Check(
+            "digest", True, f"registry HEAD {head}" + ("" if via_registry else " (the API listed none)")
+        )
     same = head == api_digest
     text = f"API {api_digest} {'=' if same else '≠'} registry HEAD {head}"
     return Check("digest", same, text + ("" if same else "; the agent trusts the registry (docs/acr.md)"))
 
 
-def _login_check(acr: AcrRegistry, host: str, cafile: str | None) -> Check:
+def _login_check(acr: AcrRegistry, host: str, cafile: str | None, via_registry: bool) -> Check:
     try:
         creds = acr.registry_login(host)
     except AgentError as e:
         return Check("registry login", False, f"no pull credentials: {e}")
+    if creds is None and via_registry:
+        return Check("registry login", True, "no login: anonymous pulls (a public image)")
     if creds is None:
         return Check("registry login", False, "no pull credentials ([registry_auth], token or docker config)")
     status = _v2_login(host, creds, cafile)
     ok = status == 200
     return Check("registry login", ok, f"GET /v2/ with the pull credentials: HTTP {status}"
                  + ("" if ok else " (refused)"))  # fmt: skip
+
+
+def _pull_check(acr: AcrRegistry, w: Watch, login_ok: bool) -> Check:
+    """A HEAD of the watched tag's manifest with the temporary token: may the RAM user pull?"""
+    what = f"HEAD of {w.image.tag}'s manifest"
+    try:
+        label, got = acr.pull_probe(w.image.repo, w.image.tag)
+    except RegistryError as e:
+        if e.code in ("DENIED", "UNAUTHORIZED") and login_ok and "temporary token" in str(e):
+            return Check(
+                "pull", False, f"PULL_DENIED: login works, pull refused: {what} {e} — hint: {PULL_HINT}"
+            )
+        return Check("pull", False, f"{what} {e}")
+    except AgentError as e:
+        return Check("pull", False, f"no pull credentials: {e}")
+    return Check("pull", got is not None, f"{what} with {label}: " + ("HTTP 200" if got else "no such tag"))
 
 
 def _v2_login(host: str, creds: tuple[str, str], cafile: str | None) -> int:
@@ -154,7 +202,10 @@ def _credentials_check(acr: AcrRegistry) -> Check:
     try:
         return Check("credentials", True, acr.credentials_source())
     except RegistryError as e:
-        return Check("credentials", False, hint_for(e))
+        if e.code != NO_CREDENTIALS:
+            return Check("credentials", False, hint_for(e))
+        # not a failure in itself: public images need none; each watch's checks say what it lacks
+        return Check("credentials", True, f"none: {e}; images on ACR hosts are followed through the registry")
 
 
 def _container_check(runtime: Any, w: Watch) -> Check:
@@ -181,7 +232,9 @@ def run_online(cfg: Config, *, as_json: bool) -> int:
         for w in cfg.watches:
             if w.source is not Source.ALIYUN:
                 continue
-            where, checks = check_watch(acr, runtime, w, acr.cafile)
+            keys = cfg.trusted_keys(w)
+            sigs = SimpleNamespace(keys=keys, reader=app.signature_reader({"aliyun": acr})) if keys else None
+            where, checks = check_watch(acr, runtime, w, acr.cafile, sigs)
             rows.append({"container": w.container, "image": str(w.image), "resolved": where,
                          "ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]})  # fmt: skip
     finally:

@@ -9,7 +9,17 @@ PREFIX = "cr-agent"
 ENABLE = f"{PREFIX}.enable"
 IMAGE = f"{PREFIX}.image"  # written by the agent on a replacement (runtimes/docker.py), or by the user
 # label → [[watch]] key; a nested key is a dotted path ("health.http")
-SETTINGS = ("strategy", "health.http", "health.tcp", "min_uptime", "mode", "tag", "source")
+SETTINGS = (
+    "strategy",
+    "health.http",
+    "health.tcp",
+    "min_uptime",
+    "mode",
+    "tag",
+    "source",
+    "signatures",
+    "signature_identity",
+)
 
 
 def origins(w: Watch) -> dict[str, str]:

@@ -82,12 +82,15 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
 def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     p = Problems()
     known = {"agent", "aliyun", "watch", "registry_auth", "webhook", "notify", "metrics", "build_watch"}
+    known.add("signatures")
     unknown(p, "", raw, known)
     agent = _agent(p, table_of(p, "agent", raw.get("agent", {})))
     pull_timeout, pull_stall = _pull_limits(p, raw.get("agent"))
     agent = replace(agent, pull_timeout=pull_timeout, pull_stall=pull_stall)
     watches = watches_of(p, raw.get("watch", []), agent.mode, agent.discover is not None)
-    needs_aliyun = any(w.source is Source.ALIYUN for w in watches) or bool(raw.get("build_watch"))
+    # a static key is optional: without one, the credential chain; with none, ACR watches are followed
+    # through the registry. Half a key is a mistake wherever ACR is asked.
+    needs_aliyun = bool(raw.get("build_watch")) or any(w.source is Source.ALIYUN for w in watches)
     aliyun = _aliyun(p, table_of(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
     _acr_hosts(p, watches, aliyun)
     auth = _registry_auth(p, table_of(p, "registry_auth", raw.get("registry_auth", {})), env)
@@ -96,9 +99,12 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     metrics = _metrics(p, raw.get("metrics"))
 
     builds = build_repos(p, raw.get("build_watch", []), watches, notify is not None)
+    from agent.config.signatures import signatures_section
+
+    signatures = signatures_section(p, raw.get("signatures"))
     if p.items:
         raise ConfigError(p.items)
-    return Config(agent, aliyun, watches, auth, webhook, None, notify, metrics, builds)
+    return Config(agent, aliyun, watches, auth, webhook, None, notify, metrics, builds, signatures)
 
 
 def _agent(p: Problems, t: dict[str, Any]) -> AgentSettings:
@@ -170,6 +176,7 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
         "timeout",
         "retries",
         "ca_file",
+        "api_network",
     }
     unknown(p, "aliyun", t, known)
     region = typed(p, "aliyun", t, "region", str, None)
@@ -184,9 +191,7 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
     key_id = inline_or_env(p, "aliyun", t, "access_key_id", env) or first_env(env, ENV_KEY_ID)
     key_secret = inline_or_env(p, "aliyun", t, "access_key_secret", env) or first_env(env, ENV_KEY_SECRET)
     token = inline_or_env(p, "aliyun", t, "security_token", env) or first_env(env, ENV_STS_TOKEN)
-    if needed and bool(key_id) != bool(
-        key_secret
-    ):  # neither: the Alibaba Cloud credential chain (docs/acr.md)
+    if needed and bool(key_id) != bool(key_secret):  # neither: the credential chain (docs/acr.md)
         p.add(
             "aliyun.access_key_secret" if key_id else "aliyun.access_key_id",
             "give access_key_id and access_key_secret together (or _env, or ALIBABA_CLOUD_ACCESS_KEY_ID / "
@@ -199,6 +204,9 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
     retries = typed(p, "aliyun", t, "retries", int, AliyunSettings.retries)
     if not 0 <= retries <= 10:
         p.add("aliyun.retries", "must be between 0 and 10")
+    network = typed(p, "aliyun", t, "api_network", str, AliyunSettings.api_network)
+    if network not in ("auto", "public", "vpc"):
+        p.add("aliyun.api_network", f"must be 'auto', 'public' or 'vpc', got {network!r}")
     return AliyunSettings(
         region,
         edition,
@@ -210,6 +218,7 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
         timeout,
         retries,
         ca_file,
+        network,
     )
 
 
@@ -222,7 +231,7 @@ def _acr_hosts(p: Problems, watches: tuple[Watch, ...], aliyun: AliyunSettings) 
         try:
             parse_host(
                 w.image.host,
-                region=aliyun.region,
+                region=w.region or aliyun.region,
                 instance_id=w.instance_id,
                 edition=aliyun.edition,
                 default_instance_id=aliyun.instance_id,
@@ -332,4 +341,7 @@ def describe(cfg: Config) -> str:
         lines.append(f"  ACR credentials: static AccessKey {a.access_key_id}" + (" with an STS token" if a.security_token else "")
                      if a.access_key_id and a.access_key_secret else "  ACR credentials: no key given: the Alibaba Cloud "
                      "credential chain at first use (`agent check --online` names the source)")  # fmt: skip
+    from agent.config.signatures import describe as signatures
+
+    lines += signatures(cfg)
     return redact("\n".join(lines))

@@ -68,8 +68,14 @@ def _version(text: str) -> sv.Version | None:
     return None
 
 
+# cosign's signatures, attestations and SBOMs live beside the image as tags: never an image to deploy
+COSIGN_TAG = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
+
+
 def _key(p: TagPattern, tag: str, when: float | None) -> tuple[object, ...] | None:
     """The sort key of a matching, released tag; None when it does not match or is a pre-release."""
+    if COSIGN_TAG.match(tag):
+        return None
     if p.regex is None:
         v = _version(tag)
         return (v,) if v is not None and not v.prerelease and v in _spec(p.text) else None

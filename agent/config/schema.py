@@ -67,6 +67,7 @@ class AliyunSettings:
     timeout: float = 10.0
     retries: int = 3
     ca_file: str | None = None  # a private CA for the API (else $ALIBABA_CLOUD_CA_BUNDLE, else bundled CAs)
+    api_network: str = "auto"  # "auto": the VPC endpoint for -vpc registry hosts; "public" or "vpc"
 
     def __post_init__(self) -> None:
         _coerce(self, edition=Edition, access_key_secret=Secret, security_token=Secret)
@@ -113,6 +114,10 @@ class Watch:
     service: str | None = None  # a Swarm service entry (then `container` holds the same name)
     docker_host: str | None = None  # the engine: unix://, tcp:// (TLS from docker_tls_dir) or ssh://
     docker_tls_dir: Path | None = None
+    region: str | None = None  # a custom domain's ACR region (ACR hosts name their own)
+    signatures: bool = True  # false: deploy without a signature even when [signatures] has keys
+    public_keys: tuple[str, ...] | None = None  # this entry's trusted keys instead of [signatures]
+    signature_identity: str = "repository"  # or "any": a signature for another repository counts too
 
     def __post_init__(self) -> None:
         _coerce(self, source=Source, strategy=Strategy)
@@ -120,6 +125,11 @@ class Watch:
     @property
     def kind(self) -> str:
         return "service" if self.service else "container"
+
+
+@dataclass(frozen=True)
+class SignatureSettings:
+    public_keys: tuple[str, ...] = ()  # PEM cosign public keys; any one suffices (docs/signatures.md)
 
 
 @dataclass(frozen=True)
@@ -162,3 +172,10 @@ class Config:
     notify: NotifySettings | None = None
     metrics: MetricsSettings | None = None
     build_watch: tuple[RepoKey, ...] = ()  # ACR repositories whose builds are watched
+    signatures: SignatureSettings = field(default_factory=SignatureSettings)
+
+    def trusted_keys(self, w: Watch) -> tuple[str, ...]:
+        """The keys a new digest of `w` must be signed by; empty: no signature needed."""
+        if not w.signatures:
+            return ()
+        return w.public_keys if w.public_keys is not None else self.signatures.public_keys

@@ -20,6 +20,7 @@ from agent.config.fields import (
 from agent.config.patterns import TagPattern
 from agent.config.patterns import parse as parse_pattern
 from agent.config.schema import HealthSpec, Watch
+from agent.config.signatures import signature_keys
 from agent.model import ImageRef
 
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -52,7 +53,7 @@ _WATCH_KEYS = {
     "container", "image", "source", "strategy", "health", "min_uptime", "health_timeout",
     "start_stopped", "pre_update", "post_update", "hook_timeout", "mode", "instance_id", "optional", "tag", "tag_regex", "sort",
     "watch_builds",
-    "service", "docker_host", "docker_tls_dir",
+    "service", "docker_host", "docker_tls_dir", "region", "signatures", "public_keys", "signature_identity",
 }  # fmt: skip
 
 
@@ -111,6 +112,12 @@ def _watch(p: Problems, path: str, t: dict[str, Any], default_mode: str = Watch.
     optional = typed(p, path, t, "optional", bool, Watch.optional)
     image, pattern = _tag(p, path, t, image)
     builds = typed(p, path, t, "watch_builds", bool, Watch.watch_builds)
+    region = typed(p, path, t, "region", str, None)
+    if region is not None and not re.match(r"^[a-z]{2}-[a-z0-9-]+$", region):
+        p.add(f"{path}.region", f"not a region id: {region!r} (e.g. 'cn-hangzhou')")
+    if region is not None and "source" not in t:  # a custom domain's region: its ACR API answers
+        source = Source.ALIYUN
+    signed, keys, identity = signature_keys(p, path, t)
     if not ok or image is None or container is None:
         return None
     return Watch(
@@ -135,12 +142,17 @@ def _watch(p: Problems, path: str, t: dict[str, Any], default_mode: str = Watch.
         service=service,
         docker_host=docker_host,
         docker_tls_dir=tls_dir,
+        region=region,
+        signatures=signed,
+        public_keys=keys,
+        signature_identity=identity,
     )
 
 
 def _source_of(image: ImageRef | None) -> Source:
     """Without `source`: the ACR API for ACR hosts, else the registry's own API."""
-    return Source.ALIYUN if image is None or image.host.endswith(".aliyuncs.com") else Source.REGISTRY
+    acr = image is None or image.host.split(":")[0].endswith(".aliyuncs.com")
+    return Source.ALIYUN if acr else Source.REGISTRY
 
 
 def _tag(

@@ -17,7 +17,7 @@ from dataclasses import replace
 from loguru import logger
 
 from agent.config import NotifySettings
-from agent.model import Report, Status
+from agent.model import Report, Result, Status
 from agent.notify.book import Notice, NoticeBook
 from agent.notify.text import Item, body, item_for, title, trial_message
 from agent.secret import redact
@@ -65,12 +65,28 @@ class Notifier:
         """The items of a pass, with repeated failures held back until `repeat_after` and recoveries told once."""
         out = []
         for r in report.results:
+            if r.status is Status.SKIPPED and r.signature in ("unsigned", "untrusted"):
+                told = self._unsigned(r)
+                out += [told] if told is not None else []
+                continue
             item = item_for(r, self.settings.on)
             if self.book is not None:
                 item = self._remember(r.container, r.status, r.error, r.image, item)
             if item is not None:
                 out.append(item)
         return out
+
+    def _unsigned(self, r: Result) -> Item | None:
+        """A digest refused for its signature is told once (per digest and reason), not every pass."""
+        if not {"skipped", "failed"} & set(self.settings.on):
+            return None
+        if self.book is not None:
+            key, fp, now = f"unsigned:{r.container}", f"{r.to_digest} {r.signature}", self.clock()
+            before = self.book.get(key)
+            if before is not None and before.fingerprint == fp:
+                return None
+            self.book.put(key, Notice(fp, now, now))
+        return Item("unsigned", r.container, r.image, r.current_digest, r.to_digest, reason=r.error)
 
     def _remember(
         self, name: str, status: Status, error: str | None, image: str, item: Item | None

@@ -11,9 +11,9 @@ from agent.model import Result, Status, short_digest
 
 LOG_LINES = 10  # of a rolled-back container's output
 KINDS = ("updated", "rolled_back", "failed", "would_update", "recovered", "skipped", "up_to_date",
-         "build_failed", "build_stuck")  # fmt: skip
+         "build_failed", "build_stuck", "unsigned")  # fmt: skip
 _ICON = {"updated": "✅", "rolled_back": "↩️", "failed": "❌", "would_update": "🔔", "recovered": "💚",
-         "skipped": "⏭", "up_to_date": "✔", "build_failed": "🛠❌", "build_stuck": "🛠⏳"}  # fmt: skip
+         "skipped": "⏭", "up_to_date": "✔", "build_failed": "🛠❌", "build_stuck": "🛠⏳", "unsigned": "🔏"}  # fmt: skip
 
 _PHRASES: Mapping[str, tuple[str, str]] = {  # key: (English, 中文)
     "updated": ("updated", "已更新"),
@@ -25,6 +25,7 @@ _PHRASES: Mapping[str, tuple[str, str]] = {  # key: (English, 中文)
     "up_to_date": ("up to date", "已是最新"),
     "build_failed": ("ACR build failed", "ACR 构建失败"),
     "build_stuck": ("ACR build stuck", "ACR 构建卡住"),
+    "unsigned": ("image not signed, not deployed", "镜像未签名，未部署"),  # or not by a trusted key
     "took": ("took {s}", "耗时 {s}"),
     "reason": ("reason", "原因"),
     "logs": ("last log lines of the new container", "新容器的最后几行日志"),

@@ -17,6 +17,7 @@ from agent.reconcile import selfcontainer
 from agent.reconcile.context import Context
 from agent.reconcile.plan import Action, Step
 from agent.reconcile.pulls import credentials, pull_all
+from agent.signatures import gate as signatures
 
 # plan's verdicts that need no pull: (status, log event, level, message)
 _DECIDED = {
@@ -47,16 +48,29 @@ def apply(ctx: Context, steps: list[Step], *, dry_run: bool = False) -> list[Res
             logs.decision("INFO", "plan.would_update", "{}: would update {} → {} ({})", name, s.current,
                           s.to_digest, s.reason or "dry run", status="would_update", **at)  # fmt: skip
             results[name] = Result(name, image, Status.WOULD_UPDATE, s.current, s.to_digest)
-        elif s.container is not None and selfcontainer.is_own(s.container.id, ctx.self_id):
-            results[name] = _own_container(ctx, s)
         else:
             assert s.container is not None and s.to_digest is not None
             auth = credentials(ctx.config, ctx.registries, s.watch)
-            updates.append(Job(s.watch, s.container, s.to_digest, s.current, auth, follows_tag=not s.pinned))
+            why = (
+                None
+                if name in ctx.unsigned_ok
+                else signatures.check(ctx.config, ctx.state, ctx.signature_reader, s.watch, s.to_digest, auth)
+            )
+            if why is not None:  # not deployed, not quarantined: the next pass looks again
+                results[name] = signatures.refused(s.watch, s.current, s.to_digest, why)
+                logs.decision("WARNING", "plan.skipped", "{}: not deployed: {}", name, why[1],
+                              status=results[name].status.value, **at)  # fmt: skip
+            elif selfcontainer.is_own(s.container.id, ctx.self_id):
+                results[name] = _own_container(ctx, s)
+            else:
+                updates.append(
+                    Job(s.watch, s.container, s.to_digest, s.current, auth, follows_tag=not s.pinned)
+                )
     for job, pulled in pull_all(
         updates, lambda j: ctx.target(j.watch).pull(j), ctx.config.agent.parallel_pulls
     ):
-        results[job.watch.container] = _update(ctx, job, pulled)
+        r = _update(ctx, job, pulled)
+        results[job.watch.container] = signatures.signed(r) if ctx.config.trusted_keys(job.watch) else r
     out = []
     for s in steps:  # a pinned entry also reports what the tag itself points to
         r = results[s.watch.container]

@@ -11,6 +11,7 @@ from agent.model import Report
 from agent.reconcile.targets import ContainerTarget, Target
 from agent.registries import Registry
 from agent.runtimes import Runtime
+from agent.signatures.gate import ReaderFor
 from agent.state import State
 
 
@@ -26,6 +27,8 @@ class Context:
     start_helper: Callable[[str], str] | None = None  # self_update: starts the helper for that container
     # by (kind, docker_host); containers on the default engine fall back to runtime + deployer
     targets: dict[tuple[str, str | None], Target] = field(default_factory=dict)
+    signature_reader: ReaderFor | None = None  # reads cosign signatures with an entry's pull credentials
+    unsigned_ok: frozenset[str] = frozenset()  # entries deployed without a signature check (`--force`)
 
     def __post_init__(self) -> None:
         self.targets.setdefault(("container", None), ContainerTarget(self.runtime, self.deployer))

@@ -41,6 +41,13 @@ class Confirms(Protocol):
 
 
 @runtime_checkable
+class PrivateCA(Protocol):
+    """A registry whose hosts may use a private CA (ACR's `[aliyun] ca_file`): reads of the same hosts use it."""
+
+    cafile: str | None
+
+
+@runtime_checkable
 class ListsBuilds(Protocol):
     """A registry that builds images too (ACR): its newest build records, for the build watch."""
 

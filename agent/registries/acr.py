@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 
@@ -23,12 +23,30 @@ from agent.errors import AgentError, RegistryError
 from agent.model import RepoKey
 from agent.registries.acr_hosts import AcrHost, parse_host
 from agent.registries.acr_instances import JsonCache, find_instance
+from agent.registries.acr_public import (
+    INSTANCE_NOT_FOUND,
+    NO_CREDENTIALS,
+    Routes,
+    both_answers,
+    falls_back,
+    registry_only,
+    registry_source,
+)
 from agent.registries.aliyun import AliyunRegistry
 from agent.registries.aliyun_sdk import CA_BUNDLE_ENV
 from agent.registries.credentials import CredentialsProvider, provider_for
 from agent.registries.oci import OciRegistry
 
+T = TypeVar("T")
 SOURCES_FILE = "acr-sources.json"  # which source answered, per repository: `agent status` shows it
+
+
+def _endpoints(configured: str | None, region: str, vpc: bool) -> tuple[str, str | None]:
+    """The API endpoint for a region, and the other network's to fall back to once when it cannot be reached."""
+    if configured:  # [aliyun] endpoint: tests and proxies, no fallback
+        return configured, None
+    public, private = f"https://cr.{region}.aliyuncs.com", f"https://cr-vpc.{region}.aliyuncs.com"
+    return (private, public) if vpc else (public, private)
 
 
 def load_sources(state_dir: Path) -> dict[str, Any]:
@@ -44,23 +62,25 @@ class AcrRegistry:
         *,
         state_dir: Path,
         instance_ids: Mapping[str, str] | None = None,  # host -> cri-... from watch entries
+        regions: Mapping[str, str] | None = None,  # custom domain -> region, from watch entries
         host_auth: Callable[[str], tuple[str, str] | None] = lambda host: None,
         on_request: Callable[[str, float, str], None] | None = None,
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._settings = settings
         self._instance_ids = {h.lower(): i for h, i in (instance_ids or {}).items()}
+        self._regions = {h.lower(): r for h, r in (regions or {}).items()}
         self._host_auth = host_auth
         self._on_request = on_request
         self._options = dict(client_options or {})
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str, str | None], AliyunRegistry] = {}
-        self._creds: CredentialsProvider | None = (
-            None  # one for every client; the chain is asked on first use
-        )
+        self._clients: dict[tuple[Any, ...], AliyunRegistry] = {}  # (region, edition, instance[, "vpc"])
+        self._creds: CredentialsProvider | None = None  # one for every client; the chain asked on first use
         self._instances = JsonCache(Path(state_dir) / "acr-instances.json")
         self._digests = JsonCache(Path(state_dir) / "acr-digests.json")
         self._sources = JsonCache(Path(state_dir) / SOURCES_FILE)
+        self._routes = Routes(Path(state_dir))
+        self._tokenless: set[str] = set()  # hosts being followed through the registry right now
         cafile = settings.ca_file or os.environ.get(CA_BUNDLE_ENV) or None
         # the private CA for registry HEADs too; a missing file is reported by the API clients
         self.cafile = cafile if cafile and os.path.isfile(cafile) else None
@@ -77,7 +97,7 @@ class AcrRegistry:
         """Raises ValueError for a host it cannot map (`agent check` names those first)."""
         a = self._settings
         return parse_host(
-            host, region=a.region, edition=a.edition, instance_id=self._instance_ids.get(host.lower()),
+            host, region=self._regions.get(host.lower()) or a.region, edition=a.edition, instance_id=self._instance_ids.get(host.lower()),
             default_instance_id=a.instance_id,
         )  # fmt: skip
 
@@ -87,21 +107,26 @@ class AcrRegistry:
         if target.edition is Edition.ENTERPRISE and instance is None:
             instance = self._instances.load().get(target.host.lower())
             if not isinstance(instance, str):
-                instance = find_instance(self._client_for(target.region, Edition.PERSONAL, None), target)
+                discovery = self._client_for(target.region, Edition.PERSONAL, None, target.vpc)
+                instance = find_instance(discovery, target)
                 self._instances.put(target.host.lower(), instance)
-        client = self._client_for(target.region, target.edition, instance)
+        client = self._client_for(target.region, target.edition, instance, target.vpc)
         if target.form != "crpi":
             client.serve(target.host)
         return client
 
-    def _client_for(self, region: str, edition: Edition, instance: str | None) -> AliyunRegistry:
-        key = (region, edition, instance)
+    def _client_for(self, region: str, edition: Edition, instance: str | None, vpc: bool) -> AliyunRegistry:
+        network = self._settings.api_network
+        vpc = network == "vpc" or (network == "auto" and vpc)
+        key = (region, edition, instance) + (("vpc",) if vpc else ())
         with self._lock:
             if key not in self._clients:
                 a = self._settings
+                endpoint, other = _endpoints(a.endpoint, region, vpc)
+                # without a static key, the credential chain: NO_CREDENTIALS at the first request if none
                 self._clients[key] = AliyunRegistry(  # RegistryError CONFIG e.g. for a missing CA bundle
                     credentials=self._credentials(), region=region, edition=edition, instance_id=instance,
-                    endpoint=a.endpoint, ca_file=a.ca_file, read_timeout=a.timeout,
+                    endpoint=endpoint, fallback_endpoint=other, ca_file=a.ca_file, read_timeout=a.timeout,
                     retries=a.retries, on_request=self._on_request, **self._options,
                 )  # fmt: skip
             return self._clients[key]
@@ -119,55 +144,95 @@ class AcrRegistry:
     def describe(self, host: str) -> dict[str, Any]:
         """Where `host` resolves: for `agent check --online` and logs."""
         t = self.target(host)
-        client = self.client(t)
+        where = {"form": t.form, "region": t.region, "edition": t.edition, "instance": None,
+                 "endpoint": f"https://{host}"}  # fmt: skip
+        client, fixed = None, registry_only(t)
+        try:
+            client = self.client(t) if fixed is None else None
+        except RegistryError as e:
+            if not falls_back(e):
+                raise
+            fixed = f"its registry: {e}"
+        if client is None:
+            return {**where, "api": f"registry only ({fixed})"}
         api = f"ACR API {t.edition} ({'2018-12-01' if t.edition is Edition.ENTERPRISE else '2016-06-07'})"
         return {"form": t.form, "region": t.region, "edition": t.edition, "instance": client.instance_id,
                 "endpoint": client.endpoint, "api": api}  # fmt: skip
 
     # -- the Registry port ----------------------------------------------------------------
-    def latest(self, repo: RepoKey, tags: Collection[str]) -> dict[str, str]:
-        try:
-            t = self.target(repo.host)
-        except ValueError as e:
-            raise RegistryError(str(e), code="UNMAPPABLE_HOST") from None
-        client = self.client(t)
-        source = f"ACR API {t.edition} {t.region}" + (f" {client.instance_id}" if client.instance_id else "")
-        try:
-            found = client.latest(repo, tags)
-        except RegistryError as e:
-            if e.code == "INSTANCE_NOT_EXIST" and t.instance_id is None:  # found once, gone since: look again
-                self._instances.drop(t.host.lower())
-            if t.form != "crpi" or e.code != "REPO_NOT_EXIST":
-                raise
-            logger.info("{}: the personal API does not know this crpi repository; asking the registry", repo)
-            found, source = self._oci.latest(repo, tags), "registry HEAD"
-            self._note_source(repo, source)
-            return found
-        self._note_source(repo, source)
-        return found
+    def latest(self, repo: RepoKey, tags: Collection[str], *, recheck: bool = False) -> dict[str, str]:
+        """`recheck`: ask the API even when the registry was chosen for this image (`check --online`)."""
+        wanted = sorted(tags)
+        return self._follow(repo, lambda c: c.latest(repo, wanted), lambda: self._oci.latest(repo, wanted),
+                            wanted, recheck)  # fmt: skip
 
     def tags(self, repo: RepoKey) -> list[tuple[str, float | None]]:
-        """Every tag of `repo` with its update time (tag patterns): the whole list, from the API that serves it."""
+        """Every tag of `repo` with its update time (tag patterns): the whole list, from the source that serves it."""
+        return self._follow(repo, lambda c: c.tags(repo), lambda: self._oci.tags(repo), None, False)
+
+    def _follow(self, repo: RepoKey, api: Callable[[AliyunRegistry], T], registry: Callable[[], T],
+                wanted: list[str] | None, recheck: bool) -> T:  # fmt: skip
+        """The API's answer, or the registry's when the API cannot answer for this image (acr_public)."""
         try:
             t = self.target(repo.host)
         except ValueError as e:
             raise RegistryError(str(e), code="UNMAPPABLE_HOST") from None
+        fresh: RegistryError | None = None
+        entry = self._routes.remembered(repo, recheck=recheck)
+        reason, code = (registry_only(t), None) if entry is None else (entry.get("why"), entry.get("code"))
+        if reason is None:
+            try:
+                client = self.client(t)
+                found = api(client)
+            except RegistryError as e:
+                if (
+                    e.code == "INSTANCE_NOT_EXIST" and t.instance_id is None
+                ):  # found once, gone since: look again
+                    self._instances.drop(t.host.lower())
+                if not falls_back(e):
+                    raise
+                fresh, reason, code = e, str(e), e.code
+                logger.info("{}: {}; asking the registry", repo, e)
+            else:
+                self._routes.api_answered(repo, host_too=True)
+                instance = f" {client.instance_id}" if client.instance_id else ""
+                self._note_source(repo, f"ACR API {t.edition} {t.region}{instance}")
+                return found
+        if code == INSTANCE_NOT_FOUND:  # no token to ask for while the registry answers
+            self._tokenless.add(t.host.lower())
         try:
-            return self.client(t).tags(repo)
-        except RegistryError as e:
-            if t.form != "crpi" or e.code != "REPO_NOT_EXIST":
-                raise
-            return self._oci.tags(repo)
+            out = registry()
+        except RegistryError as r:
+            raise both_answers(repo, str(reason), str(r), code) from None
+        finally:
+            self._tokenless.discard(t.host.lower())
+        if wanted is not None and not out:
+            raise both_answers(repo, str(reason), f"it has no tag {', '.join(wanted)}", code)
+        if fresh is not None and fresh.code != NO_CREDENTIALS:
+            self._routes.remember(repo, fresh)
+        self._note_source(repo, registry_source(code))
+        return out
 
     def credentials(self, host: str) -> tuple[str, str] | None:
-        """A temporary token, only for hosts of the region or instance that issues it; never for crpi."""
+        """A temporary token, only for hosts of the region or instance that issues it; never for crpi,
+        nor for a host whose instance is not in the account, nor without an AccessKey."""
         try:
             t = self.target(host)
         except ValueError:
             return None
-        if t.form == "crpi":  # whether the 2016 API's tokens open crpi registries is not known
-            return None
-        return self.client(t).credentials(host)
+        if (
+            t.form == "crpi"
+            or registry_only(t)
+            or host.lower() in self._tokenless
+            or self._routes.host_routed(host)
+        ):
+            return None  # whether the 2016 API's tokens open crpi registries is not known
+        try:
+            return self.client(t).credentials(host)
+        except RegistryError as e:
+            if falls_back(e):
+                return None
+            raise
 
     # -- the registry's own word ----------------------------------------------------------
     def builds(self, repo: RepoKey) -> tuple[Any, str]:
@@ -187,6 +252,20 @@ class AcrRegistry:
         except AgentError as e:
             logger.warning("{}: no temporary token for the registry HEAD ({})", host, e)
             return None
+
+    def pull_probe(self, repo: RepoKey, tag: str) -> tuple[str, str | None]:
+        """`check --online`: one HEAD of the tag's manifest with what a pull uses, the temporary token first.
+        Returns (whose credentials, the digest or None); raises RegistryError (DENIED, UNAUTHORIZED...)."""
+        creds, label = self.credentials(repo.host), "the temporary token"
+        if creds is None:
+            creds = self.registry_login(repo.host)
+            label = "the registry login" if creds else "no login (anonymous)"
+        oci = OciRegistry(auth=lambda host: creds, cafile=self.cafile, timeout=self._settings.timeout)
+        try:
+            return label, oci.latest(repo, [tag]).get(tag)
+        except RegistryError as e:
+            e.args = (f"with {label}: {e.args[0]}",)
+            raise
 
     def registry_digest(self, repo: RepoKey, tag: str) -> str | None:
         """Docker-Content-Digest of one HEAD that accepts index and manifest types."""
@@ -215,8 +294,24 @@ class AcrRegistry:
                 "{}: the API says {} but the registry says {} (a multi-arch index?); trusting the registry",
                 key, api_digest, registry,
             )  # fmt: skip
+            if api_digest not in self._children(repo, registry):
+                # not an index of the API's manifest: the API may report another repository of the same name
+                # (an old instance's); remembering the pair could hide the next push, so ask again next time
+                return registry
         self._digests.put(key, {"api": api_digest, "registry": registry})
         return registry
+
+    def _children(self, repo: RepoKey, digest: str) -> set[str]:
+        try:
+            return self._oci.index_children(repo, digest)
+        except AgentError as e:
+            logger.warning("{}: could not read the index {} ({})", repo, digest, e)
+            return set()
+
+    def source_of(self, repo: RepoKey) -> str | None:
+        """Which source answered for `repo` last (state_dir/acr-sources.json)."""
+        found = self._sources.load().get(str(repo))
+        return found if isinstance(found, str) else None
 
     def _note_source(self, repo: RepoKey, source: str) -> None:
         if self._sources.load().get(str(repo)) != source:

@@ -20,7 +20,8 @@ KNOWN_FORMS = (
     "registry[-vpc|-internal|-intl|-intl-vpc].<region>.aliyuncs.com (personal edition); "
     "crpi-<id>[-vpc].<region>.personal.cr.aliyuncs.com (personal edition, newer instances); "
     "<name>-registry[-vpc].<region>.cr.aliyuncs.com (enterprise edition); "
-    "a custom domain with [aliyun] region and instance_id (enterprise) or region alone (personal)"
+    "registry.aliyuncs.com (followed through the registry); "
+    "a custom domain with a region (the watch entry's or [aliyun]'s) and instance_id (enterprise) or alone (personal)"
 )
 
 
@@ -29,7 +30,7 @@ class AcrHost:
     """What a registry host says about the API behind it."""
 
     host: str
-    form: str  # personal, crpi, enterprise, custom
+    form: str  # personal, crpi, enterprise, custom, alias (registry.aliyuncs.com: no region)
     region: str
     edition: Edition
     instance_name: str | None = None  # enterprise system domains: <name>-registry...
@@ -38,6 +39,11 @@ class AcrHost:
     @property
     def api_host(self) -> str:
         return f"cr.{self.region}.aliyuncs.com"
+
+    @property
+    def vpc(self) -> bool:
+        """A VPC registry host (registry-vpc., -registry-vpc., crpi-…-vpc.): its API is cr-vpc.<region>."""
+        return "-vpc." in self.host.lower()
 
 
 def parse_host(
@@ -54,6 +60,9 @@ def parse_host(
     to enterprise hosts only. Raises ValueError naming the forms it knows.
     """
     name = host.lower().split(":")[0] if not host.startswith("[") else host.lower()
+    name = name.removesuffix(".")  # a fully qualified name
+    if name == "registry.aliyuncs.com":  # kubeadm's mirror alias: no region to ask an API in
+        return AcrHost(host, "alias", "", Edition.PERSONAL)
     for form, pattern in _FORMS:
         m = pattern.fullmatch(name)
         if m is None:

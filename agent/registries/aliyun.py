@@ -22,18 +22,17 @@ from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerExcept
 from aliyunsdkcore.http import protocol_type
 from aliyunsdkcore.request import AcsRequest
 from aliyunsdkcr.request.v20160607 import GetAuthorizationTokenRequest as PersonalToken
-from aliyunsdkcr.request.v20160607 import GetRepoTagsRequest
-from aliyunsdkcr.request.v20181201 import GetAuthorizationTokenRequest as EnterpriseToken
-from aliyunsdkcr.request.v20181201 import GetRepositoryRequest, ListRepoTagRequest
 from loguru import logger
 
 from agent.choices import Edition
 from agent.errors import RegistryError, TagDigestError
 from agent.model import RepoKey, normalize_digest
+from agent.registries import acr_requests as requests
 from agent.registries import is_loopback
 from agent.registries.acr_builds import list_builds
+from agent.registries.acr_hints import clock_offset
 from agent.registries.aliyun_errors import ErrorWords, expired
-from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, tls_verify
+from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, _unreachable, tls_verify
 from agent.registries.credentials import Credentials, CredentialsProvider, SignedClients, StaticCredentials
 from agent.secret import register
 
@@ -56,6 +55,7 @@ class AliyunRegistry:
         edition: Edition = Edition.PERSONAL,
         instance_id: str | None = None,
         endpoint: str | None = None,
+        fallback_endpoint: str | None = None,
         security_token: str | None = None,
         ca_file: str | None = None,
         connect_timeout: float = 5,
@@ -81,12 +81,15 @@ class AliyunRegistry:
             raise RegistryError("the enterprise edition needs instance_id (cri-...)", code="CONFIG")
         self.region, self.edition, self.instance_id = region, edition, instance_id
         self._scheme, self._host = _split_endpoint(endpoint or f"https://cr.{region}.aliyuncs.com")
+        # the other network's endpoint (cr-vpc. or cr.): asked once when this one cannot be reached
+        self._other = _split_endpoint(fallback_endpoint) if fallback_endpoint else None
         verify = tls_verify(ca_file)
         self._creds = credentials or StaticCredentials(access_key_id, access_key_secret, security_token)
         self._retries, self._backoff, self._backoff_max = max(0, retries), backoff, backoff_max
         self._total_timeout, self._page_size = total_timeout, page_size
         self._sleep, self._on_request = sleep, on_request
         self._errors = ErrorWords(self._host)
+        self._errors.clock = lambda: clock_offset(self.endpoint, verify, no_proxy)
         self._registry_hosts = {h.lower() for h in registry_hosts}
         self._lock = threading.Lock()
         self._repo_ids: dict[tuple[str, str], str] = {}
@@ -155,25 +158,12 @@ class AliyunRegistry:
                 return self._pull[0], self._pull[1]
         deadline = time.monotonic() + self._total_timeout
         if self.edition is Edition.PERSONAL:
-            body = self._call(
-                "GetAuthorizationToken",
-                "pull credentials",
-                PersonalToken.GetAuthorizationTokenRequest,
-                deadline,
-            )
-            data = _field(body, "data")
-            user, password, expiry_ms = (
-                _field(data, "tempUserName"),
-                _field(data, "authorizationToken"),
-                _field(data, "expireDate"),
-            )
+            request = PersonalToken.GetAuthorizationTokenRequest
+            data = _field(self._call("GetAuthorizationToken", "pull credentials", request, deadline), "data")
+            user, password = _field(data, "tempUserName"), _field(data, "authorizationToken")
+            expiry_ms = _field(data, "expireDate")
         else:
-
-            def make() -> AcsRequest:
-                req = EnterpriseToken.GetAuthorizationTokenRequest()
-                req.set_InstanceId(self.instance_id)
-                return req
-
+            make = requests.enterprise_token(self.instance_id)
             body = self._call("GetAuthorizationToken", "pull credentials", make, deadline)
             user, password = _field(body, "TempUsername"), _field(body, "AuthorizationToken")
             expiry_ms = _field(body, "ExpireTime")
@@ -204,14 +194,7 @@ class AliyunRegistry:
     def _personal_tags(
         self, repo: RepoKey, wanted: set[str], deadline: float, listed: dict[str, Any] | None = None
     ) -> dict[str, str]:
-        def page_request(page: int, size: int) -> AcsRequest:
-            req = GetRepoTagsRequest.GetRepoTagsRequest()
-            req.set_RepoNamespace(repo.namespace)
-            req.set_RepoName(repo.name)
-            req.set_Page(page)
-            req.set_PageSize(size)
-            return req
-
+        page_request = requests.personal_tags(repo)
         try:
             return self._scan("GetRepoTags", repo, wanted, deadline, page_request, listed)
         except RegistryError as e:
@@ -226,16 +209,7 @@ class AliyunRegistry:
     def _enterprise_tags(
         self, repo: RepoKey, wanted: set[str], deadline: float, listed: dict[str, Any] | None = None
     ) -> dict[str, str]:
-        repo_id = self._repo_id(repo, deadline)
-
-        def page_request(page: int, size: int) -> AcsRequest:
-            req = ListRepoTagRequest.ListRepoTagRequest()
-            req.set_InstanceId(self.instance_id)
-            req.set_RepoId(repo_id)
-            req.set_PageNo(page)
-            req.set_PageSize(min(size, 100))
-            return req
-
+        page_request = requests.enterprise_tags(self.instance_id, self._repo_id(repo, deadline))
         try:
             return self._scan("ListRepoTag", repo, wanted, deadline, page_request, listed)
         except RegistryError as e:
@@ -301,13 +275,7 @@ class AliyunRegistry:
             if key in self._repo_ids:
                 return self._repo_ids[key]
 
-        def request() -> AcsRequest:
-            req = GetRepositoryRequest.GetRepositoryRequest()
-            req.set_InstanceId(self.instance_id)
-            req.set_RepoNamespaceName(repo.namespace)
-            req.set_RepoName(repo.name)
-            return req
-
+        request = requests.repository(self.instance_id, repo)
         repo_id = _field(self._call("GetRepository", repo.path, request, deadline), "RepoId")
         if not isinstance(repo_id, str) or not repo_id:
             raise RegistryError(f"unexpected answer from ACR GetRepository for {repo.path}: no RepoId")
@@ -354,18 +322,24 @@ class AliyunRegistry:
                 if not err.temporary or attempt >= self._retries or time.monotonic() + delay > deadline:
                     raise
                 attempt += 1
-                logger.warning("ACR {} for {} failed ({}); retry {}/{} in {:.2f}s", action, what, err, attempt,
-                               self._retries, delay)  # fmt: skip
+                logger.warning("ACR {} for {} failed ({}); retry {}/{} in {:.2f}s",
+                               action, what, err, attempt, self._retries, delay)  # fmt: skip
                 self._sleep(delay)
                 continue
             self._report(action, time.monotonic() - start, "ok")
             return body
 
     def _once(
-        self, action: str, what: str, make: Callable[[], AcsRequest], creds: Credentials
+        self,
+        action: str,
+        what: str,
+        make: Callable[[], AcsRequest],
+        creds: Credentials,
+        fallback: bool = True,
     ) -> dict[str, Any]:
         req = make()
-        req.set_endpoint(self._host)
+        used = self._host
+        req.set_endpoint(used)
         req.set_protocol_type(_PROTOCOLS[self._scheme])
         token = creds.token.reveal() if creds.token else None
         if token:  # what the SDK's StsTokenSigner would do, without its env-var surprise
@@ -377,6 +351,8 @@ class AliyunRegistry:
         try:
             raw = self._sdk.client(creds).do_action_with_exception(req)
         except ClientException as e:
+            if fallback and self._other is not None and _unreachable(e):
+                return self._switch(action, what, make, creds, used, self._errors.client(where, e))
             raise self._errors.client(where, e) from None
         except ServerException as e:
             raise self._errors.server(where, e) from None
@@ -393,6 +369,27 @@ class AliyunRegistry:
         refused = self._errors.body(where, body)
         if refused is not None:
             raise refused
+        return body
+
+    def _switch(
+        self, action: str, what: str, make: Callable[[], AcsRequest], creds: Credentials, used: str,
+        err: RegistryError,
+    ) -> dict[str, Any]:  # fmt: skip
+        """`used` cannot be reached: ask the other network's endpoint once; it stays in use if it answers."""
+        with self._lock:
+            if self._host == used and self._other is not None:  # not switched by a concurrent call already
+                (self._scheme, self._host), self._other = self._other, (self._scheme, self._host)
+                self._errors.host = self._host
+        try:
+            body = self._once(action, what, make, creds, fallback=False)
+        except RegistryError:
+            with self._lock:  # neither answers: the next call starts from the first one again
+                if self._host != used and self._other is not None and self._other[1] == used:
+                    (self._scheme, self._host), self._other = self._other, (self._scheme, self._host)
+                    self._errors.host = self._host
+            raise
+        logger.warning("ACR API {} could not be reached ({}); {} answered and is used from now on",
+                       used, err, self._host)  # fmt: skip
         return body
 
     def _report(self, action: str, seconds: float, outcome: str) -> None:

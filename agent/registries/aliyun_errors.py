@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
 
 from agent.errors import RegistryError
+from agent.registries.acr_hints import hint
 from agent.registries.aliyun_sdk import _SENSITIVE, CA_BUNDLE_ENV, _field
 from agent.secret import redact
 
@@ -21,8 +23,9 @@ _TEMPORARY_CODES = {"InternalError", "ServiceUnavailable", "UnknownError", "SDK.
 class ErrorWords:
     """The errors of one API client: `host` names its endpoint; registered secrets (agent.secret) are never said."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, clock: Callable[[], float | None] = lambda: None) -> None:
         self.host = host
+        self.clock = clock  # the local clock's offset from the API's, for a refused timestamp
 
     def client(self, where: str, e: ClientException) -> RegistryError:
         """The SDK failed before an answer: TLS, connection, timeout."""
@@ -78,6 +81,8 @@ class ErrorWords:
         text = f"{where}: " + (f"HTTP {status}: " if status else "") + (msg or "request failed")
         if isinstance(request_id, str) and request_id:
             text += f" (request id {request_id})"
+        advice = hint(code, self.clock)
+        text += f" — hint: {advice}" if advice else ""
         return self.error(text, code, temporary)
 
     def error(self, message: str, code: str | None, temporary: bool) -> RegistryError:

@@ -7,6 +7,8 @@ import os
 import re
 from typing import Any
 
+from aliyunsdkcore.acs_exception.exceptions import ClientException
+
 from agent.errors import RegistryError
 
 CA_BUNDLE_ENV = "ALIBABA_CLOUD_CA_BUNDLE"
@@ -75,3 +77,14 @@ def _as_int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+_UNREACHABLE = re.compile(
+    r"(?i)connection refused|failed to establish a new connection|name ?resolution|name or service not known"
+    r"|network is unreachable|no route to host|connecttimeout|connect timeout"
+)
+
+
+def _unreachable(e: ClientException) -> bool:
+    """A connection that could not be made (refused, no route, no name), not a slow answer nor a TLS refusal."""
+    return e.get_error_code() == "SDK.HttpError" and _UNREACHABLE.search(str(e.get_error_msg())) is not None

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from aliyunsdkcore.client import AcsClient
 
 DMI_VENDOR = "/sys/class/dmi/id/sys_vendor"  # "Alibaba Cloud" on an ECS instance
+NONE_FOR = 120.0  # seconds: when the chain found no credentials, say so again without asking it
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,18 @@ class ChainCredentials:
         self._inner: Any = None  # the provider of the chain that answered (keeps the expiry)
         self._last: Credentials | None = None
         self._role: str | None = None
+        self._failed: tuple[float, RegistryError] | None = None  # the chain found none: asked again later
 
     def current(self) -> Credentials:
         with self._lock:
-            return self._fetch()
+            if self._failed is not None and time.monotonic() - self._failed[0] < NONE_FOR:
+                raise self._failed[1]  # not the whole chain (metadata timeouts) on every request
+            try:
+                return self._fetch()
+            except RegistryError as e:
+                if e.code == "NO_CREDENTIALS":
+                    self._failed = (time.monotonic(), e)
+                raise
 
     def refresh(self) -> Credentials:
         with self._lock:

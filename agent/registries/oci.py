@@ -129,32 +129,69 @@ class OciRegistry:
             url = urllib.parse.urljoin(url, nxt.group(1)) if nxt else None
         raise RegistryError(f"{what}: gave up after 100 pages")
 
-    def _get(self, url: str, authorization: str | None, what: str) -> tuple[int, Message, bytes]:
-        req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    def fetch(self, repo: RepoKey, path: str, accept: str, what: str, limit: int = 1 << 20) -> bytes | None:
+        """`GET /v2/<name>/<path>` (a manifest or a blob), authorised like every request; None on 404."""
+        host, scope = repo.host, f"repository:{repo.path}:pull"
+        url = f"{self._scheme_for(host)}://{host}/v2/{repo.path}/{path}"
+        status, headers, raw = self._get(url, self._known_auth(host, scope), what, accept)
+        if status == 401:
+            authorization = self._answer(host, scope, headers.get("WWW-Authenticate", ""), what)
+            if authorization:
+                status, headers, raw = self._get(url, authorization, what, accept)
+        if status == 404:
+            return None
+        if status != 200:
+            code = {401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS"}.get(status, f"HTTP{status}")
+            temporary = status == 429 or status >= 500
+            raise RegistryError(f"registry refused {what}: HTTP {status}", code=code, temporary=temporary)
+        if len(raw) > limit:
+            raise RegistryError(f"registry sent {len(raw)} bytes for {what}, more than {limit}")
+        return raw
+
+    def _get(
+        self, url: str, authorization: str | None, what: str, accept: str = "application/json"
+    ) -> tuple[int, Message, bytes]:
+        req = urllib.request.Request(url, headers={"Accept": accept})
         if authorization:
             req.add_header("Authorization", authorization)
         return self._open(req, what)
 
     # -- one tag ----------------------------------------------------------------------------
     def _head(self, repo: RepoKey, tag: str) -> str | None:
-        host, scope = repo.host, f"repository:{repo.path}:pull"
-        url = f"{self._scheme_for(host)}://{host}/v2/{repo.path}/manifests/{urllib.parse.quote(tag)}"
-        what = f"{repo}:{tag}"
-        status, headers = self._send("HEAD", url, self._known_auth(host, scope), what)
-        if status == 401:
-            authorization = self._answer(host, scope, headers.get("WWW-Authenticate", ""), what)
-            if authorization:
-                status, headers = self._send("HEAD", url, authorization, what)
+        status, headers, _ = self._manifest("HEAD", repo, tag)
         if status == 200:
             digest = headers.get("Docker-Content-Digest")
             if not digest:
-                raise RegistryError(f"registry answered HEAD {what} without Docker-Content-Digest")
+                raise RegistryError(f"registry answered HEAD {repo}:{tag} without Docker-Content-Digest")
             return str(digest)
-        if status == 404:
-            return None
+        return None
+
+    def index_children(self, repo: RepoKey, digest: str) -> set[str]:
+        """The manifest digests an index (manifest list) lists; empty for a single manifest."""
+        status, _, raw = self._manifest("GET", repo, digest)
+        try:
+            listed = json.loads(raw).get("manifests") if status == 200 else None
+        except (ValueError, AttributeError):
+            listed = None
+        return {m["digest"] for m in listed or [] if isinstance(m, dict) and isinstance(m.get("digest"), str)}
+
+    def _manifest(self, method: str, repo: RepoKey, ref: str) -> tuple[int, Message, bytes]:
+        """One manifest request with the auth dance; 200 or 404, else RegistryError."""
+        host, scope = repo.host, f"repository:{repo.path}:pull"
+        url = f"{self._scheme_for(host)}://{host}/v2/{repo.path}/manifests/{urllib.parse.quote(ref)}"
+        what = f"{repo}:{ref}"
+        status, headers, raw = self._send(method, url, self._known_auth(host, scope), what)
+        if status == 401:
+            authorization = self._answer(host, scope, headers.get("WWW-Authenticate", ""), what)
+            if authorization:
+                status, headers, raw = self._send(method, url, authorization, what)
+        if status in (200, 404):
+            return status, headers, raw
         code = {401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS"}.get(status, f"HTTP{status}")
         temporary = status == 429 or status >= 500
-        raise RegistryError(f"registry refused HEAD {what}: HTTP {status}", code=code, temporary=temporary)
+        raise RegistryError(
+            f"registry refused {method} {what}: HTTP {status}", code=code, temporary=temporary
+        )
 
     def _known_auth(self, host: str, scope: str) -> str | None:
         with self._lock:
@@ -212,12 +249,13 @@ class OciRegistry:
                 f"registry unreachable for {what}: {reason}", code="NETWORK", temporary=True
             ) from e
 
-    def _send(self, method: str, url: str, authorization: str | None, what: str) -> tuple[int, Message]:
+    def _send(
+        self, method: str, url: str, authorization: str | None, what: str
+    ) -> tuple[int, Message, bytes]:
         req = urllib.request.Request(url, method=method, headers={"Accept": MANIFEST_ACCEPT})
         if authorization:
             req.add_header("Authorization", authorization)
-        status, headers, _ = self._open(req, what)
-        return status, headers
+        return self._open(req, what)
 
     def _token(self, url: str, authorization: str | None, what: str) -> tuple[int, Any]:
         req = urllib.request.Request(url)

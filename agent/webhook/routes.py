@@ -137,6 +137,10 @@ class Routes:
         self._name = log_name
         self._throttle = _Throttle(UNAUTHORIZED_LOG_INTERVAL)
 
+    def retarget(self, targets: Sequence[WatchTarget], discovering: bool) -> None:
+        """After a config reload (SIGHUP): the entries a hook wakes from now on."""
+        self._targets, self._discovering = tuple(targets), discovering
+
     # -- routing ------------------------------------------------------------------------
     def route(self, head: Request) -> Route:
         route = self._route(head)

@@ -80,6 +80,7 @@ class WebhookServer(_Listener):
             discovering=discovering,
         )  # fmt: skip
         super().__init__("webhook", listen, routes, limits)
+        self.routes = routes
 
 
 class MetricsServer(_Listener):
@@ -103,21 +104,24 @@ class MetricsServer(_Listener):
         )
 
 
+def watch_targets(cfg: Config) -> list[WatchTarget]:
+    """What the webhook matches a push against: each watch entry's repository, tag and pattern."""
+    return [
+        WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag, w.pattern) for w in cfg.watches
+    ]
+
+
 def start_listeners(
     cfg: Config, waker: Waker, health: Callable[[], dict[str, object]], metrics: Metrics
 ) -> list[_Listener]:
     """Start the [webhook] and [metrics] listeners the config asks for; ConfigError if one cannot listen."""
     listeners: list[_Listener] = []
     if cfg.webhook:
-        targets = [
-            WatchTarget(w.container, w.image.namespace, w.image.name, w.image.tag, w.pattern)
-            for w in cfg.watches
-        ]
         listeners.append(
             WebhookServer(
                 cfg.webhook.listen,
                 token=cfg.webhook.token,
-                targets=targets,
+                targets=watch_targets(cfg),
                 waker=waker,
                 health=health,
                 metrics=metrics,

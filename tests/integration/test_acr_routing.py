@@ -68,7 +68,7 @@ def test_enterprise_instance_is_found_by_name_and_region_and_cached(fake: FakeAc
     assert registry.describe(bj.host)["instance"] == ACME_BJ
     # one API client per (region, edition, instance), made on first use: the discovery one plus two
     assert sorted(registry._clients) == [
-        ("cn-beijing", "enterprise", ACME_BJ), ("cn-beijing", "personal", None),
+        ("cn-beijing", "enterprise", ACME_BJ, "vpc"), ("cn-beijing", "personal", None, "vpc"),
         ("cn-shanghai", "enterprise", BETA_SH), ("cn-shanghai", "personal", None),
     ]  # fmt: skip
     registry.close()
@@ -110,7 +110,7 @@ def test_tokens_go_only_to_their_own_region_or_instance(fake: FakeAcr, tmp_path:
     """A token per region/instance; the registry front takes each only on its own hosts."""
     registry = acr(tmp_path)
     sh = registry.credentials("registry.cn-shanghai.aliyuncs.com")
-    assert registry.credentials("registry-vpc.cn-shanghai.aliyuncs.com") == sh  # cached
+    assert registry.credentials("registry-internal.cn-shanghai.aliyuncs.com") == sh  # cached
     hz = registry.credentials("registry.cn-hangzhou.aliyuncs.com")
     beta = registry.credentials("beta-registry.cn-shanghai.cr.aliyuncs.com")
     acme = registry.credentials("acme-registry.cn-shanghai.cr.aliyuncs.com")
@@ -138,7 +138,7 @@ def test_crpi_falls_back_to_the_registry_head_with_that_hosts_credentials(
     registry = acr(tmp_path, host_auth=lambda host: (env.REGISTRY_USER, env.REGISTRY_PASSWORD))
     assert registry.latest(RepoKey(CRPI_HOST, "crpi-ns", "app"), ["v1"]) == {"v1": digest}
     assert fake.stats()["actions"] == {"GetRepoTags": 1}  # asked first, then the registry
-    assert load_sources(tmp_path)[f"{CRPI_HOST}/crpi-ns/app"] == "registry HEAD"
+    assert load_sources(tmp_path)[f"{CRPI_HOST}/crpi-ns/app"].startswith("registry HEAD (not in this account")
     registry.close()
 
 
@@ -151,3 +151,71 @@ def test_a_missing_ca_bundle_fails_the_entry_with_a_clear_error(
     with pytest.raises(RegistryError, match="ALIBABA_CLOUD_CA_BUNDLE: no such CA bundle file") as err:
         registry.latest(RepoKey("registry.cn-shanghai.aliyuncs.com", "ns", "sh"), ["latest"])
     assert err.value.code == "CONFIG"
+
+
+# -- VPC endpoints (issue 18, item 7) -----------------------------------------------------------------
+VPC_SH = RepoKey("registry-vpc.cn-shanghai.aliyuncs.com", "ns", "sh")
+SH_HOST = "registry.cn-shanghai.aliyuncs.com"
+
+
+@pytest.fixture
+def vpc_fake(dev_env: None) -> Iterator[FakeAcr]:
+    """The fake that also answers at cr-vpc.<region>.aliyuncs.com (127.0.0.4)."""
+    with FakeAcr(
+        tls=True, vpc=True, tags={"ns/sh": {"latest": D1}}, placement={"ns/sh": "personal:cn-shanghai"}
+    ) as f:
+        yield f
+
+
+def _network(tmp_path: Path, network: str) -> AcrRegistry:
+    settings = AliyunSettings(access_key_id=KEY, access_key_secret=SECRET, ca_file=acr_world.CA_FILE, retries=0,
+                              api_network=network)  # fmt: skip
+    return AcrRegistry(settings, state_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("network", "repo", "asked"),
+    [("auto", VPC_SH, "cr-vpc.cn-shanghai.aliyuncs.com"), ("auto", RepoKey(SH_HOST, "ns", "sh"), "cr.cn-shanghai.aliyuncs.com"),
+     ("public", VPC_SH, "cr.cn-shanghai.aliyuncs.com"), ("vpc", RepoKey(SH_HOST, "ns", "sh"), "cr-vpc.cn-shanghai.aliyuncs.com")],
+)  # fmt: skip
+def test_vpc_hosts_ask_the_vpc_endpoint_unless_api_network_says(
+    vpc_fake: FakeAcr, tmp_path: Path, network: str, repo: RepoKey, asked: str
+) -> None:
+    registry = _network(tmp_path, network)
+    assert registry.latest(repo, ["latest"]) == {"latest": "sha256:" + D1}
+    assert vpc_fake.stats()["hosts"] == {asked: 1}
+    registry.close()
+
+
+def test_an_unreachable_vpc_endpoint_falls_back_once_to_the_public_one(fake: FakeAcr, tmp_path: Path) -> None:
+    """The plain fake serves no VPC endpoint: connecting to cr-vpc.cn-shanghai is refused."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    registry = _network(tmp_path, "auto")
+    assert registry.latest(VPC_SH, ["latest"]) == {"latest": "sha256:" + D1}
+    assert registry.latest(VPC_SH, ["latest"]) == {
+        "latest": "sha256:" + D1
+    }  # it stays with the one that answered
+    assert fake.stats()["hosts"] == {"cr.cn-shanghai.aliyuncs.com": 2}
+    logger.remove(sink)
+    err = "".join(lines)
+    assert "ACR API cr-vpc.cn-shanghai.aliyuncs.com could not be reached" in err
+    assert "cr.cn-shanghai.aliyuncs.com answered" in err and err.count("could not be reached") == 1
+    registry.close()
+
+
+def test_a_public_endpoint_that_cannot_be_reached_falls_back_to_the_vpc_one(
+    vpc_fake: FakeAcr, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an ECS host without internet access: the public endpoint's connection fails, the VPC one answers."""
+    vpc_fake._server.shutdown()  # cr.<region> now refuses connections
+    vpc_fake._server.server_close()
+    vpc_fake._thread = None
+    registry = _network(tmp_path, "public")
+    assert registry.latest(RepoKey("registry.cn-shanghai.aliyuncs.com", "ns", "sh"), ["latest"]) == {
+        "latest": "sha256:" + D1
+    }
+    assert vpc_fake.stats()["hosts"] == {"cr-vpc.cn-shanghai.aliyuncs.com": 1}
+    registry.close()

@@ -46,7 +46,16 @@ def test_every_check_passes_on_a_healthy_setup(world: AcrWorld) -> None:
     code, report = online(world)
     got = checks(report)
     assert code == 0 and report["ok"], got
-    assert list(got) == ["resolve", "api", "repository", "tag", "digest", "registry login", "container"]
+    assert list(got) == [
+        "resolve",
+        "api",
+        "repository",
+        "tag",
+        "digest",
+        "registry login",
+        "pull",
+        "container",
+    ]
     assert report["watches"][0]["resolved"] == {
         "form": "personal", "region": "cn-shanghai", "edition": "personal", "instance": None,
         "endpoint": "https://cr.cn-shanghai.aliyuncs.com", "api": "ACR API personal (2016-06-07)",
@@ -74,15 +83,23 @@ Setup = Callable[[AcrWorld], dict[str, Any]]
          ("SignatureDoesNotMatch", "AccessKey secret")),
         (lambda w: {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-unknown"}, "api", ("InvalidAccessKeyId", "AccessKey ID")),
         (lambda w: w.fake.inject("status", count=None, status=403, code="NoPrivilege") and {}, "api",
-         ("NoPrivilege", "AliyunContainerRegistryReadOnlyAccess")),
+         ("NoPrivilege", "AliyunContainerRegistryReadOnlyAccess", '"cr:PullRepository"')),
         (lambda w: {"image": w.host_ref(repo="missing")}, "repository", ("does not know",)),
         (lambda w: {"image": w.host_ref(tag="nope")}, "tag", ("no tag 'nope'",)),
         (lambda w: w.fake.set_tags(f"{w.ns}/web", {"latest": "sha256:" + "e" * 64}) or {}, "digest",
          ("≠", "trusts the registry")),
         (lambda w: setattr(w.fake, "reject_tokens", True) or {}, "registry login", ("HTTP 401", "refused")),
+        (lambda w: setattr(w.fake, "deny_pull_tokens", True) or {}, "pull",
+         ("PULL_DENIED", "login works, pull refused", "HTTP 403", '"cr:PullRepository"', '"cr:Get*"')),
+        (lambda w: w.fake.inject("status", count=None, status=400, code="USER_NOT_EXIST") and {}, "repository",
+         ("USER_NOT_EXIST", "sign in to the Alibaba Cloud console once", "set a registry password")),
+        (lambda w: setattr(w.fake, "clock_offset", 3600.0) or {}, "api",
+         ("InvalidTimeStamp.Expired", "s behind the API's (its Date header)", "NTP")),
+        (lambda w: w.fake.inject("status", count=1, status=400, code="SignatureNonceUsed") and {}, "api",
+         ("SignatureNonceUsed", "the local clock is")),
     ],
     ids=["wrong-secret", "unknown-key", "no-privilege", "missing-repo", "missing-tag", "digests-differ",
-         "credentials-rejected"],
+         "credentials-rejected", "pull-refused", "user-not-exist", "clock-off", "nonce-used"],
 )  # fmt: skip
 def test_each_failure_is_named(world: AcrWorld, setup: Setup, name: str, words: tuple[str, ...]) -> None:
     extra = setup(world)

@@ -224,7 +224,7 @@ def test_run_accepts_every_schedule_check_accepts(world: World, cron: str) -> No
     world.push_image("v1")
     cfg = world.config([{"container": "ghost", "image": world.image()}])
     cfg.write_text(cfg.read_text().replace('interval = "1h"', f"cron = {cron!r}".replace("'", '"')))
-    assert world.agent("check", "-c", str(cfg)).returncode == 0
+    assert world.agent("check", "--config-only", "-c", str(cfg)).returncode == 0
     p = world.spawn("run", "-c", str(cfg))
     wait_until(lambda: "pass done" in world.log_of(p), 30, "the first pass at start")
     assert p.poll() is None and "schedule cron" in world.log_of(p)

@@ -38,3 +38,9 @@ def test_verify_reports_an_inline_comment(tmp_path: Path) -> None:
     (tmp_path / "cr-agent.service").write_text(unit)
     done = verify(tmp_path)
     assert "Failed to parse" in done.stdout + done.stderr
+
+
+def test_systemctl_reload_sends_sighup_to_the_daemon() -> None:
+    """`systemctl reload cr-agent` is the config reload of `agent run` (issue 20 item 2)."""
+    lines = (ROOT / "packaging" / "systemd" / "cr-agent.service").read_text().splitlines()
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in lines

@@ -153,6 +153,7 @@ def start(
     match: str = "any",
     inline_token: bool = False,
     log_level: str = "INFO",
+    extra: str = "",
 ) -> Daemon:
     """Write a config with a [webhook] table on 127.0.0.1:0, start `agent run`, wait for the first pass."""
     token = secrets.token_hex(20)
@@ -164,7 +165,7 @@ def start(
     lines.append(f'token = "{token}"' if inline_token else 'token_env = "CR_AGENT_WEBHOOK_TOKEN"')
     if debounce is not None:
         lines.append(f'debounce = "{debounce}"')
-    cfg = world.config(watches, extra="\n".join(lines))
+    cfg = world.config(watches, extra="\n".join(lines) + "\n" + extra)
     env = {} if inline_token else {"CR_AGENT_WEBHOOK_TOKEN": token}
     proc = world.spawn("run", "-c", str(cfg), "--log-level", log_level, **env)
 

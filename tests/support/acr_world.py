@@ -11,6 +11,8 @@ import sys
 
 API_IP = "127.0.0.2"  # cr.<region>.aliyuncs.com: the fake ACR API, TLS on 443
 REGISTRY_IP = "127.0.0.3"  # every registry host: a TLS front for the local docker-registry, on 443
+VPC_API_IP = "127.0.0.4"  # cr-vpc.<region>.aliyuncs.com: the fake ACR's VPC endpoint, when it serves one
+ALIAS = "registry.aliyuncs.com"  # the region-less alias (kubeadm's mirror): followed through the registry
 REGIONS = ("cn-hangzhou", "cn-shanghai", "cn-beijing")
 PERSONAL_PREFIXES = ("registry", "registry-vpc", "registry-internal", "registry-intl", "registry-intl-vpc")
 # Enterprise instances: id -> (instance name, region, custom (USER) domains)
@@ -29,6 +31,10 @@ KEY_FILE = os.path.join(TLS_DIR, "server.key")
 
 def api_host(region: str) -> str:
     return f"cr.{region}.aliyuncs.com"
+
+
+def vpc_api_host(region: str) -> str:
+    return f"cr-vpc.{region}.aliyuncs.com"
 
 
 def personal_hosts(region: str) -> list[str]:
@@ -53,7 +59,7 @@ def crpi_hosts() -> list[str]:
 def registry_hosts() -> list[str]:
     out = [h for r in REGIONS for h in personal_hosts(r)]
     out += [h for i in INSTANCES for h in instance_hosts(i)]
-    return out + crpi_hosts()
+    return out + crpi_hosts() + [ALIAS]
 
 
 def scope_of(host: str) -> str | None:
@@ -64,6 +70,8 @@ def scope_of(host: str) -> str | None:
             return f"personal:{region}"
     if host in crpi_hosts():
         return f"personal:{CRPI_REGION}"
+    if host == ALIAS:
+        return "alias"  # no API issues tokens for it
     for instance_id in INSTANCES:
         if host in instance_hosts(instance_id):
             return f"instance:{instance_id}"
@@ -71,7 +79,9 @@ def scope_of(host: str) -> str | None:
 
 
 def hosts_lines() -> list[str]:
-    lines = [f"{API_IP} {api_host(r)}" for r in REGIONS]
+    lines = [f"{API_IP} {api_host(r)}" for r in REGIONS] + [
+        f"{VPC_API_IP} {vpc_api_host(r)}" for r in REGIONS
+    ]
     return lines + [f"{REGISTRY_IP} {h}" for h in registry_hosts()]
 
 
@@ -116,7 +126,8 @@ def main(argv: list[str]) -> int:
     elif what == "hosts":
         print("\n".join(hosts_lines()))
     elif what == "sans":
-        print(",".join(f"DNS:{h}" for h in [api_host(r) for r in REGIONS] + registry_hosts()))
+        apis = [api_host(r) for r in REGIONS] + [vpc_api_host(r) for r in REGIONS]
+        print(",".join(f"DNS:{h}" for h in apis + registry_hosts()))
     elif what == "registry-hosts":
         print("\n".join(registry_hosts()))
     else:

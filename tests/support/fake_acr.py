@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import calendar
+import email.utils
 import fcntl
 import hashlib
 import hmac
@@ -122,6 +124,7 @@ class FakeAcr:
         tls: bool = False,
         placement: dict[str, str] | None = None,
         enterprise: dict[str, tuple[str, str, tuple[str, ...]]] | None = None,
+        vpc: bool = False,
     ) -> None:
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}")
@@ -147,6 +150,10 @@ class FakeAcr:
         if tls:
             self.instances = tuple(self.enterprise)
         self.reject_tokens = False  # the registry front refuses every temporary token
+        self.deny_pull_tokens = False  # temporary tokens log in, but pulls are refused (no cr:PullRepository)
+        self.public_repos: set[str] = set()  # ns/repo that the registry front serves to anyone
+        self.clock_offset = 0.0  # seconds this fake's clock is ahead of the local one (signature times)
+        self._nonces: set[str] = set()
         self._token_scopes: dict[str, tuple[str, float]] = {}
         self.front: Any = None
         self._held: Any = None
@@ -160,15 +167,22 @@ class FakeAcr:
         if tls:
             self._held = _hold_port_443()
             host, port = acr_world.API_IP, 443
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self), bind_and_activate=False)
-        self._server.allow_reuse_address = True
-        self._server.daemon_threads = True
-        self._server.server_bind()
-        self._server.server_activate()
-        if tls:
+        self._server = self._listen(host, port)
+        # the VPC endpoint (cr-vpc.<region>.aliyuncs.com) answers too; without it, connecting there is refused
+        self._vpc = self._listen(acr_world.VPC_API_IP, 443) if tls and vpc else None
+        self._vpc_thread: threading.Thread | None = None
+
+    def _listen(self, host: str, port: int) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer((host, port), _handler_for(self), bind_and_activate=False)
+        server.allow_reuse_address = True
+        server.daemon_threads = True
+        server.server_bind()
+        server.server_activate()
+        if self.tls:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(acr_world.CERT_FILE, acr_world.KEY_FILE)
-            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        return server
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -185,11 +199,17 @@ class FakeAcr:
         if self.tls:
             from tests.support.registry_front import RegistryFront
 
-            self.front = RegistryFront(self.token_valid).start()
+            self.front = RegistryFront(self.token_valid)
+            self.front.public = lambda repo: repo in self.public_repos
+            self.front.pull_denied = lambda password: self.deny_pull_tokens and password in self.tokens_issued
+            self.front.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-acr", daemon=True
         )
         self._thread.start()
+        if self._vpc is not None:
+            self._vpc_thread = threading.Thread(target=self._vpc.serve_forever, args=(0.05,), daemon=True)
+            self._vpc_thread.start()
         return self
 
     def stop(self) -> None:
@@ -198,6 +218,11 @@ class FakeAcr:
             self._server.shutdown()
             self._thread.join(5)
         self._server.server_close()
+        if self._vpc is not None:
+            if self._vpc_thread is not None:
+                self._vpc.shutdown()
+                self._vpc_thread.join(5)
+            self._vpc.server_close()
         if self.front is not None:
             self.front.stop()
         if self._held is not None:
@@ -567,6 +592,24 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
         return secret
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, from this fake's clock (`clock_offset`)."""
+        return email.utils.formatdate(time.time() + self.fake.clock_offset, usegmt=True)
+
+    def _check_time(self, stamp: str, rpc: bool) -> None:
+        """As ACR: a signed request more than 15 minutes off the server's clock is refused."""
+        try:
+            if rpc:
+                when: float = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+            else:
+                when = email.utils.parsedate_to_datetime(stamp).timestamp()
+        except (ValueError, TypeError):
+            raise ApiError(
+                400, "InvalidTimeStamp.Format", f"Specified time stamp {stamp!r} is invalid."
+            ) from None
+        if abs(time.time() + self.fake.clock_offset - when) > 900:
+            raise ApiError(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
+
     def _check_sts(self, key_id: str, token: str | None) -> None:
         wanted = self.fake.sts_tokens.get(key_id)
         if wanted is not None and token != wanted:
@@ -594,6 +637,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(_sign(secret, text), signature):
             msg = "Specified signature is not matched with our calculation. server string to sign is:" + text
             raise ApiError(400, "SignatureDoesNotMatch", msg)
+        self._check_time(h.get("Date", ""), rpc=False)
         self._check_sts(key_id, h.get("x-acs-security-token"))
 
     def _verify_rpc(self, query: dict[str, str]) -> None:
@@ -610,6 +654,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(_sign(secret + "&", text), signature):
             msg = "Specified signature is not matched with our calculation. server string to sign is:" + text
             raise ApiError(400, "SignatureDoesNotMatch", msg)
+        self._check_time(params.get("Timestamp", ""), rpc=True)
+        nonce = params.get("SignatureNonce", "")
+        with self.fake._lock:
+            used = nonce in self.fake._nonces
+            self.fake._nonces.add(nonce)
+        if used:
+            raise ApiError(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
         self._check_sts(key_id, params.get("SecurityToken"))
 
     # -- personal edition (ROA) -------------------------------------------------------------
@@ -631,10 +682,10 @@ class _Handler(BaseHTTPRequestHandler):
         return "Unknown", None
 
     def _region(self) -> str:
-        """The region asked: cr.<region>.aliyuncs.com in the Host header, else the fake's own."""
+        """The region asked: cr[-vpc].<region>.aliyuncs.com in the Host header, else the fake's own."""
         host = (self.headers.get("Host") or "").split(":")[0].lower()
-        if host.startswith("cr.") and host.endswith(".aliyuncs.com"):
-            return host[3 : -len(".aliyuncs.com")]
+        if host.startswith(("cr.", "cr-vpc.")) and host.endswith(".aliyuncs.com"):
+            return host.split(".", 1)[1][: -len(".aliyuncs.com")]
         return self.fake.region
 
     def _existing(self, repo: str, scope: str | None = None) -> list[tuple[str, str]]:

@@ -36,7 +36,7 @@ CORE = [
     "secret.py",
     "state.py",
     "errors.py",
-    "daemon.py",
+    "daemon/__init__.py",
     "durations.py",
     "deploy/service.py",
     "reconcile/targets.py",

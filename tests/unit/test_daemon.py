@@ -15,11 +15,11 @@ from loguru import logger
 
 from agent.config import Config, Schedule
 from agent.daemon import Coordinator, serve
+from agent.daemon.scheduler import Ticker
 from agent.deploy import Deployer
 from agent.errors import HostLockBusy, LockBusy, PassRunning
 from agent.model import Report
 from agent.runlock import RunLock
-from agent.schedule import Ticker
 from agent.state import State
 from tests.support.fakes import FakeRegistry, FakeRuntime
 from tests.support.wait import wait_until
@@ -165,15 +165,11 @@ def test_a_dead_scheduler_stops_the_daemon_with_exit_1_and_healthz_says_so(tmp_p
     """Issue 9 item 13: the scheduler thread died silently and the daemon never polled again."""
     runner = Runner()
     c = Coordinator(runner, RunLock(tmp_path / "lock"))
-    clock_calls = iter([100.0, 100.0])
 
-    def clock() -> float:  # the third reading fails, as an overflowing timer once did
-        try:
-            return next(clock_calls)
-        except StopIteration:
-            raise OverflowError("timestamp too large to convert to C _PyTime_t") from None
+    def jitter(most: float) -> float:  # the next due time fails, as an overflowing timer once did
+        raise OverflowError("timestamp too large to convert to C _PyTime_t")
 
-    t = Ticker(Schedule(interval=1), lambda: c.run_pass(None, "schedule"), c.stop, clock=clock)
+    t = Ticker(Schedule(interval=1, jitter=1), lambda: c.run_pass(None, "schedule"), c.stop, jitter=jitter)
     assert serve(c, t) == 1
     assert runner.calls == [None]  # the pass at start ran; then the thread died
     health = c.health()

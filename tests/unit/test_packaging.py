@@ -105,3 +105,12 @@ def test_dockerfile_runs_agent_run_with_the_documented_paths() -> None:
     assert re.search(r"^FROM debian:bookworm-slim$", text, re.M)
     assert 'ENTRYPOINT ["agent"]' in text and 'CMD ["run", "-c", "/etc/cr-agent/agent.toml"]' in text
     assert 'VOLUME ["/var/lib/cr-agent"]' in text
+
+
+@pytest.mark.parametrize("name", ["cr-agent.service", "cr-agent-once.service"])
+def test_units_want_docker_but_do_not_require_its_unit_name(name: str) -> None:
+    """snap's Docker (snap.docker.dockerd) and NAS builds have no docker.service: Requires= would fail."""
+    unit = unitfile.parse((ROOT / "packaging" / "systemd" / name).read_text())["Unit"]
+    assert "Requires" not in unit and "BindsTo" not in unit
+    assert "docker.service" in " ".join(unit["Wants"]).split()
+    assert "docker.service" in " ".join(unit["After"]).split()

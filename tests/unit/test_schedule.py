@@ -9,8 +9,8 @@ import pytest
 
 from agent.compat import UTC
 from agent.config import Schedule, parse
+from agent.daemon.scheduler import Ticker
 from agent.errors import ConfigError
-from agent.schedule import Ticker
 
 IMG = "127.0.0.1:5000/ns/web:latest"  # a plain registry: no credentials needed
 FRIDAY_NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC).timestamp()
@@ -95,7 +95,7 @@ def test_interval_passes_stay_on_their_grid_and_jitter_only_delays() -> None:
 
 
 def test_an_unknown_tz_falls_back_to_utc(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent.schedule import local_zone
+    from agent.daemon.schedule import local_zone
 
     monkeypatch.setenv("TZ", "Nowhere/Atlantis")
     assert local_zone() is UTC

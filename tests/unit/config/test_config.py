@@ -242,7 +242,7 @@ def test_check_shows_the_schedule_run_will_use(
     path.write_text(
         f'[agent]\ncron = "0 3 * * 0-2"\njitter = "1m"\n[[watch]]\ncontainer = "web"\nimage = "{IMG}"\n'
     )
-    assert main(["check", "-c", str(path)]) == 0
+    assert main(["check", "--config-only", "-c", str(path)]) == 0
     assert "schedule of `agent run`: cron '0 3 * * 0-2' (CST) (jitter 60s)" in capsys.readouterr().out
 
 

@@ -42,9 +42,7 @@ def test_custom_domain_needs_region_and_for_enterprise_instance_id() -> None:
         parse_host("images.acme.test", region="cn-shanghai", edition=Edition.ENTERPRISE)
 
 
-@pytest.mark.parametrize(
-    "host", ["images.acme.test", "docker.io", "registry.aliyuncs.com", "x.cr.aliyuncs.com"]
-)
+@pytest.mark.parametrize("host", ["images.acme.test", "docker.io", "x.cr.aliyuncs.com"])
 def test_unmappable_hosts_name_the_known_forms(host: str) -> None:
     with pytest.raises(ValueError) as err:
         parse_host(host)
@@ -62,3 +60,43 @@ def test_the_aliyun_instance_id_applies_to_enterprise_hosts_only() -> None:
         parse_host("a-registry.cn-hangzhou.cr.aliyuncs.com", default_instance_id="cri-x").instance_id
         == "cri-x"
     )
+
+
+@pytest.mark.parametrize(
+    "host", ["registry.aliyuncs.com", "REGISTRY.aliyuncs.com.", "registry.aliyuncs.com:443"]
+)
+def test_the_region_less_alias_is_accepted_and_only_followed_through_the_registry(host: str) -> None:
+    from agent.registries.acr_public import registry_only
+
+    got = parse_host(host)
+    assert got.form == "alias" and registry_only(got) is not None and "no region" in str(registry_only(got))
+
+
+@pytest.mark.parametrize(
+    ("host", "form"),
+    [("registry.cn-shanghai.aliyuncs.com.", "personal"), ("acme-registry.cn-shanghai.cr.aliyuncs.com.", "enterprise"),
+     ("crpi-k3x9.cn-hangzhou.personal.cr.aliyuncs.com.", "crpi")],
+)  # fmt: skip
+def test_a_trailing_dot_is_accepted(host: str, form: str) -> None:
+    from agent.model import ImageRef
+
+    assert parse_host(host).form == form
+    ref = ImageRef.parse(f"{host}/ns/app:v1")  # the dot is dropped: docker's references have none
+    assert ref.host == host.rstrip(".") and str(ref) == f"{host.rstrip('.')}/ns/app:v1"
+
+
+def test_a_custom_domain_may_name_its_region_per_watch_entry() -> None:
+    from agent.choices import Source
+    from agent.config.load import parse
+
+    raw = {"watch": [{"container": "a", "image": "images.acme.test/ns/app:v1", "region": "cn-beijing"},
+                     {"container": "b", "image": "images.beta.test/ns/app:v1", "region": "nowhere"}]}  # fmt: skip
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        parse(raw, {})
+    assert "watch[1].region: not a region id: 'nowhere'" in str(err.value)
+    raw["watch"].pop()
+    (w,) = parse(raw, {}).watches
+    assert (w.region, w.source) == ("cn-beijing", Source.ALIYUN)
+    assert parse_host(w.image.host, region=w.region).region == "cn-beijing"

@@ -1071,17 +1071,20 @@ def test_only_a_loopback_metrics_listener_counts_as_private(host: str, loopback:
 def test_healthz_turns_503_when_the_daemons_worker_thread_dies(
     make: Callable[..., Running], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Wired to the real Coordinator: once its wake-up worker is dead, /healthz answers 503 to everyone."""
+    """Wired to the real Coordinator: once its scheduler's thread is dead, /healthz answers 503 to everyone."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
     from agent.daemon import Coordinator
     from agent.runlock import RunLock
 
     coord = Coordinator(lambda only: Report(()), RunLock(tmp_path / "agent.lock"))
 
-    monkeypatch.setattr(coord, "_work", lambda: None)  # the worker thread ends at once, as if it had died
+    # the scheduler's thread (wake-ups run on it) ends at once, as if it had died
+    monkeypatch.setattr(BackgroundScheduler, "_main_loop", lambda self: None)
     run = make(health=coord.health)
     assert run.request("GET", "/healthz").status == 200
     coord.start_worker()
-    coord.join()
+    wait_until(lambda: not coord.health()["worker_alive"], 5, "the scheduler's thread to end")
     r = run.request("GET", "/healthz")
     assert (r.status, r.json()) == (503, {"status": "degraded"})
     assert run.request("GET", "/healthz", headers=BEARER).json()["worker_alive"] is False

@@ -1,7 +1,8 @@
-"""`agent run`: the schedule's ticker, webhook wake-ups, one run lock, graceful stop."""
+"""`agent run`: the scheduled pass and wake-ups on one scheduler, one run lock, graceful stop, SIGHUP."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -12,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agent.config import Config, WebhookSettings
+from agent.daemon.schedule import describe
 from agent.errors import ConfigError, HostLockBusy, PassRunning
 from agent.model import Report
 from agent.reconcile.run import reconcile
 from agent.runlock import RunLock
-from agent.schedule import Ticker, describe
 
 if TYPE_CHECKING:
+    from agent.daemon.scheduler import Ticker
     from agent.reconcile.run import Context
 
 
@@ -41,13 +43,14 @@ class Coordinator:
         self._pending: set[str] | None = None
         self._pending_all = False
         self._last_wake = 0.0
-        self._worker: threading.Thread | None = None
+        self._ticker: Ticker | None = None  # the scheduler the wake-up jobs run on
+        self._draining = False  # a wake-up job is queued or runs: later wake-ups join it
         self.passes = 0
         self.running = False
         self.last: dict[str, Any] = {}
         self.started = time.time()
-        self.scheduler_dead: str | None = None  # why the schedule's thread stopped, if it did
-        self.idle = threading.Event()  # the worker waits for wake-ups and none is queued
+        self.scheduler_dead: str | None = None  # why the scheduler stopped, if it did
+        self.idle = threading.Event()  # no wake-up is queued and no wake-up job runs
         self.lock_waits = 0  # times a pass found the run lock taken (tests wait on it)
 
     # wake-ups (webhook): never block
@@ -60,27 +63,47 @@ class Coordinator:
             self._last_wake = time.monotonic()
             self.idle.clear()
             self._cv.notify_all()
+            kick = self._ticker is not None and not self._draining
+            self._draining = self._draining or kick
         which = "all" if containers is None else ", ".join(sorted(containers))
         logger.bind(event="wake.queued", reason=reason, containers=which).info(
             "wake-up queued ({}): {}", reason, which
         )
+        if kick:
+            self._kick()
 
-    def start_worker(self) -> None:
-        self._worker = threading.Thread(target=self._work, name="wake-worker", daemon=True)
-        self._worker.start()
+    def _kick(self) -> None:
+        assert self._ticker is not None
+        self._ticker.soon(self._drain, "wake-up pass")
+
+    def start_worker(self, ticker: Ticker | None = None) -> None:
+        """Start the scheduler wake-ups run on: the daemon's (`ticker`), else one of their own."""
+        if ticker is None:
+            from agent.daemon.scheduler import Ticker
+
+            ticker = Ticker(None, lambda: None, self.stop)
+        self._ticker = ticker
+        ticker.start()
+        with self._cv:
+            kick = bool(self._pending_all or self._pending) and not self._draining
+            self._draining = self._draining or kick
+            if not kick and not self._draining:
+                self.idle.set()
+        if kick:
+            self._kick()
 
     def join(self) -> None:
-        if self._worker is not None:
-            self._worker.join()
+        """Stop the scheduler once the jobs that run have ended (call after `stop` is set)."""
+        if self._ticker is not None:
+            self._ticker.join()
 
     def _take(self) -> frozenset[str] | None | bool:
-        """Wait for queued wake-ups, then a quiet debounce window (at most 5 windows); merge the targets."""
+        """The queued wake-ups after a quiet debounce window (at most 5 windows), merged; False if none."""
         with self._cv:
-            while not self._pending_all and not self._pending:
-                if self.stop.is_set():
-                    return False
+            if not (self._pending_all or self._pending):
+                self._draining = False  # under the lock: a wake-up from now on starts a new job
                 self.idle.set()
-                self._cv.wait(0.5)
+                return False
             first = time.monotonic()
             while True:
                 quiet_until = self._last_wake + self._debounce
@@ -91,26 +114,38 @@ class Coordinator:
             targets = None if self._pending_all else frozenset(self._pending or ())
             self._pending, self._pending_all = None, False
             if self.stop.is_set():
+                self._draining = False
                 logger.info(
                     "shutting down: dropped queued wake-ups ({})", "all" if targets is None else len(targets)
                 )
                 return False
             return targets
 
-    def _work(self) -> None:
-        while not self.stop.is_set():
+    def _drain(self) -> None:
+        """The wake-up job (one at a time): a pass per batch of wake-ups until none is queued."""
+        while True:
             try:
                 targets = self._take()
                 if targets is False:
                     return
                 assert targets is None or isinstance(targets, frozenset)
                 self.run_pass(targets, "wake-up")
-            except Exception as e:  # the worker must outlive any one failure
-                logger.exception("wake-up worker: {}", e)
+            except Exception as e:  # the job must outlive any one failure
+                logger.exception("wake-up pass: {}", e)
                 self.stop.wait(1.0)
 
     # passes (scheduler and worker)
-    def run_pass(self, only: frozenset[str] | None, reason: str) -> Report | None:
+    def between_passes(self, what: Callable[[], object], reason: str) -> bool:
+        """Run `what` holding the run lock, so never during a pass; False if stopped first."""
+        if not self._acquire(reason):
+            return False
+        try:
+            what()
+            return True
+        finally:
+            self._lock.release()
+
+    def _acquire(self, reason: str) -> bool:
         while not self.stop.is_set():
             try:
                 self._lock.acquire(blocking=True, timeout=1.0)
@@ -124,8 +159,13 @@ class Coordinator:
             except Exception as e:  # e.g. the lock file cannot be written: say so, keep the daemon up
                 logger.error("cannot take the run lock: {}", e)
                 self.last = {"time": time.time(), "ok": False, "error": f"run lock: {e}", "reason": reason}
-                return None
+                return False
         else:
+            return False
+        return True
+
+    def run_pass(self, only: frozenset[str] | None, reason: str) -> Report | None:
+        if not self._acquire(reason):
             return None
         try:
             self.running = True
@@ -154,16 +194,20 @@ class Coordinator:
             self._lock.release()
 
     def health(self) -> dict[str, object]:
-        alive = self._worker is None or self._worker.is_alive() or self.stop.is_set()
-        problem = {}
+        ticker = self._ticker
+        dead = self.scheduler_dead or (ticker.dead if ticker else None)
+        alive = ticker is None or ticker.alive() or self.stop.is_set()
+        problem: dict[str, object] = {}
         if not alive:
-            problem = {"status": "degraded", "error": "the wake-up worker stopped"}
-        if self.scheduler_dead:
-            problem = {"status": "degraded", "error": f"the scheduler stopped: {self.scheduler_dead}"}
+            problem = {"status": "degraded", "error": "the scheduler's thread stopped"}
+        if dead:
+            problem = {"status": "degraded", "error": f"the scheduler stopped: {dead}"}
+        warning = ticker.warning if ticker else None
         return {
             **problem,
+            **({"warning": warning} if warning else {}),
             "healthy": not problem,  # false turns /healthz 503
-            "scheduler": "dead" if self.scheduler_dead else "running",
+            "scheduler": "dead" if dead else "running",
             "worker_alive": alive,
             "uptime": round(time.time() - self.started, 1),
             "passes": self.passes,
@@ -175,57 +219,64 @@ class Coordinator:
 class Daemon:
     """`agent run`: `start` builds and starts everything, `run` waits, `stop` tears down (idempotent).
 
-    The first SIGTERM/SIGINT lets the current step finish; a second one exits at once. The signal
+    The first SIGTERM/SIGINT lets the current step finish; a second one exits at once. SIGHUP reloads
+    the config file between passes (`agent.daemon.reload`). The handlers only set flags; the signal
     handlers that were in place before `start` are restored by `stop`.
     """
 
     def __init__(self, cfg: Config, build: Callable[..., Context]) -> None:
-        self.cfg = cfg
+        self.cfg = cfg  # `cfg.path` is the file SIGHUP reads again
         self._build = build  # the composition root's build_context(cfg, stop=, metrics=)
         self.stop_event = threading.Event()
+        self.reload_wanted = threading.Event()
+        self._reloading = False  # a reload job is queued or runs: another SIGHUP waits for it
         self.coord: Coordinator | None = None
         self.ticker: Ticker | None = None
         self._ctx: Context | None = None
+        self._metrics: Any = None
         self._servers: list[Any] = []
         self._saved: dict[int, Any] = {}
 
     def start(self) -> None:
+        from agent.daemon.scheduler import Ticker  # APScheduler: `agent run` only
         from agent.metrics import Metrics  # prometheus-client: only with metrics
-
-        cfg = self.cfg
-        metrics = Metrics()
-        ctx = self._ctx = self._build(cfg, stop=self.stop_event, metrics=metrics)
-        lock = RunLock(cfg.agent.state_dir / "agent.lock")
-        debounce = cfg.webhook.debounce if cfg.webhook else WebhookSettings.debounce
         from agent.notify.heartbeat import wrap  # only a configured heartbeat pays for urllib
 
-        beat = self.cfg.agent.heartbeat_url
-        coord = self.coord = Coordinator(
-            lambda only: wrap(beat, lambda: reconcile(ctx, only=only)),
-            lock,
-            debounce=debounce,
-            stop=self.stop_event,
-        )
+        cfg = self.cfg
+        self._metrics = Metrics()
+        self._ctx = self._build(cfg, stop=self.stop_event, metrics=self._metrics)
+        lock = RunLock(cfg.agent.state_dir / "agent.lock")
+        debounce = cfg.webhook.debounce if cfg.webhook else WebhookSettings.debounce
+
+        def one_pass(only: frozenset[str] | None) -> Report:
+            ctx = self._ctx  # the one the last reload swapped in
+            assert ctx is not None
+            return wrap(self.cfg.agent.heartbeat_url, lambda: reconcile(ctx, only=only))
+
+        coord = self.coord = Coordinator(one_pass, lock, debounce=debounce, stop=self.stop_event)
         self.ticker = Ticker(cfg.agent.schedule, lambda: coord.run_pass(None, "schedule"), self.stop_event)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._saved[sig] = signal.signal(sig, self._on_signal)
+        self._saved[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
         if cfg.webhook or cfg.metrics:
             from agent.webhook.server import start_listeners  # h11: only with listeners
 
             try:
-                self._servers = start_listeners(cfg, coord, coord.health, metrics)
+                self._servers = start_listeners(cfg, coord, coord.health, self._metrics)
             except ConfigError:
                 self.stop()
                 raise
         logger.info(
-            "agent running: {} watch entries, schedule {}", len(cfg.watches), describe(cfg.agent.schedule)
+            "agent running: {} watch entries, schedule {}",
+            len(cfg.watches),
+            describe(cfg.agent.schedule),
         )
 
     def run(self) -> int:
-        """Until stopped. Non-zero when the schedule's thread died, so systemd restarts us."""
+        """Until stopped. Non-zero when the scheduler died, so systemd restarts us."""
         assert self.coord is not None and self.ticker is not None, "start() first"
         try:
-            return serve(self.coord, self.ticker)
+            return serve(self.coord, self.ticker, self._reload_if_wanted)
         finally:
             self.stop()
 
@@ -245,10 +296,39 @@ class Daemon:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
         if self.stop_event.is_set():
-            logger.warning("{} received again: exiting now, without waiting for the current step", name)
-            os._exit(128 + signum)
-        logger.info("{} received: finishing the current step, then stopping", name)
+            try:  # logging from a handler can fail (the interrupted thread may hold the sink's lock)
+                logger.warning("{} received again: exiting now, without waiting for the current step", name)
+            finally:
+                os._exit(128 + signum)
         self.stop_event.set()
+        with contextlib.suppress(Exception):
+            logger.info("{} received: finishing the current step, then stopping", name)
+
+    def _on_hup(self, _signum: int, _frame: Any) -> None:
+        self.reload_wanted.set()
+
+    def _reload_if_wanted(self) -> None:
+        """From the main loop: a SIGHUP's reload, as a job on the scheduler that waits for the pass."""
+        if self.reload_wanted.is_set() and not self._reloading and self.ticker is not None:
+            self.reload_wanted.clear()
+            self._reloading = True
+            logger.info("SIGHUP received: reloading {} once no pass runs", self.cfg.path)
+            self.ticker.soon(self._reload_job, "config reload")
+
+    def _reload_job(self) -> None:
+        try:
+            self.reload()
+        except Exception as e:  # a reload must never stop the daemon
+            logger.exception("SIGHUP: the reload failed, the running config stays: {}", e)
+        finally:
+            self._reloading = False
+
+    def reload(self) -> bool:
+        """Read and check the config file again; swap it in between passes. False if it was refused."""
+        from agent.daemon.reload import reload
+
+        assert self.coord is not None
+        return reload(self)
 
 
 def run_daemon(cfg: Config, build: Callable[..., Context]) -> int:
@@ -257,20 +337,19 @@ def run_daemon(cfg: Config, build: Callable[..., Context]) -> int:
     return daemon.run()
 
 
-def serve(coord: Coordinator, ticker: Ticker) -> int:
-    """Run until `coord.stop` is set. Non-zero when the schedule's thread died, so systemd restarts us."""
-    coord.start_worker()
-    ticker.start()
+def serve(coord: Coordinator, ticker: Ticker, each_second: Callable[[], None] = lambda: None) -> int:
+    """Run until `coord.stop` is set. Non-zero when the scheduler died, so systemd restarts us."""
+    coord.start_worker(ticker)  # starts the scheduler: the pass at start, then the schedule
     try:
         while not coord.stop.wait(1.0):
+            each_second()
             if not ticker.alive() and not coord.stop.is_set():
-                ticker.dead = ticker.dead or "the thread ended"
+                ticker.dead = ticker.dead or "its thread ended"
                 break
     finally:
         if ticker.dead:
             coord.scheduler_dead = ticker.dead
             coord.stop.set()
         logger.info("stopping: waiting for the current pass to finish")
-        ticker.join()
         coord.join()
     return 1 if ticker.dead else 0
