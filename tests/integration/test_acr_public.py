@@ -19,10 +19,10 @@ from agent.errors import RegistryError
 from agent.model import RepoKey
 from agent.registries.acr import AcrRegistry, load_sources
 from agent.registries.acr_public import ROUTES_FILE, NeitherAnswers
-from tests.support.fake_acr import DEFAULT_KEYS, FakeAcr
 from tests.integration.agentenv import by_container
 from tests.integration.test_acr_world_e2e import AcrWorld
 from tests.support import acr_world, env
+from tests.support.fake_acr import DEFAULT_KEYS, FakeAcr
 
 KEY, SECRET = next(iter(DEFAULT_KEYS.items()))
 ACME_SH, BETA_SH, ACME_BJ = acr_world.INSTANCES

@@ -78,6 +78,7 @@ def test_run_spans_several_key_rotations_and_deploys_a_push_made_after_the_first
 
 
 def online(world: World, module: str = "agent", **env: str) -> tuple[dict[str, Any], str]:
+    world.fake.set_tags(f"{world.ns}/web", {"latest": "sha256:" + "a" * 64})  # the API knows the repository
     cfg = world.config([{"container": "app", "image": world.image()}])
     done = world.agent("check", "--online", "--json", "-c", str(cfg), module=module, **env)
     try:
