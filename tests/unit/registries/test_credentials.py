@@ -200,3 +200,28 @@ def test_a_request_holding_the_previous_key_reuses_its_client_and_does_not_rotat
         assert acr._sdk.client(old) is acr._sdk.client(old)  # the kept client of the previous key
         assert acr.credentials(HOST) is not None  # still the new key's token: no rotation back
     assert fake.stats()["actions"]["GetAuthorizationToken"] == 2
+
+
+def test_a_chain_that_found_nothing_is_not_walked_again_on_every_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agent.registries import credentials
+
+    class Nothing:
+        asked = 0
+
+        def get_credentials(self) -> None:
+            Nothing.asked += 1
+            raise RuntimeError("unable to load credentials from any of the providers in the chain")
+
+    monkeypatch.setattr(credentials, "_default_chain", Nothing)
+    chain = credentials.ChainCredentials()
+    for _ in range(3):
+        with pytest.raises(RegistryError) as e:
+            chain.current()
+        assert e.value.code == "NO_CREDENTIALS" and "found none" in str(e.value)
+    assert Nothing.asked == 1
+    monkeypatch.setattr(credentials, "NONE_FOR", 0.0)
+    with pytest.raises(RegistryError):
+        chain.current()
+    assert Nothing.asked == 2
