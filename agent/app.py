@@ -14,10 +14,11 @@ from agent.choices import Source
 from agent.config import Config, Watch
 from agent.deploy import Deployer
 from agent.deploy.service import ServiceDeployer
+from agent.errors import AgentError
 from agent.model import ContainerInfo, Report
 from agent.reconcile.discover import Discovered, discover
 from agent.reconcile.run import Context
-from agent.reconcile.selfcontainer import own_container_id
+from agent.reconcile.selfcontainer import agent_command, own_container_id
 from agent.reconcile.targets import ContainerTarget, ServiceTarget
 from agent.registries import ListsBuilds, PrivateCA
 from agent.state import ScopedState, State
@@ -148,7 +149,7 @@ def build_context(
         more: list[Callable[[], list[Item]]] = []
         if cfg.build_watch and isinstance(acr, ListsBuilds):
             more.append(_build_watch(cfg, acr, book))
-        listeners.append(Notifier(cfg.notify, book, sources=more).on_pass)
+        listeners.append(Notifier(cfg.notify, book, sources=more, agent=_agent_command(rt)).on_pass)
 
     def on_pass(report: Report, seconds: float) -> None:
         for listener in listeners:
@@ -235,6 +236,17 @@ def _build_watch(cfg: Config, acr: ListsBuilds, book: NoticeBook) -> Callable[[]
     assert cfg.notify is not None
     watch = BuildWatch(book, cfg.notify.stuck_after)
     return BuildSource(acr.builds, cfg.build_watch, watch)
+
+
+def _agent_command(rt: DockerRuntime) -> str:
+    """`agent`, or `docker exec NAME agent` when the agent runs in container NAME (for undo/retry hints)."""
+
+    own = own_container_id()
+    try:
+        info = rt.inspect(own) if own else None
+    except AgentError:
+        info = None
+    return agent_command(info.name if info else None)
 
 
 def _self_update(cfg: Config) -> tuple[str | None, Callable[[str], str] | None]:

@@ -123,6 +123,34 @@ def digest_for_repo(repo_digests: list[str], repo: RepoKey) -> list[str]:
     return found
 
 
+OCI_VERSION, OCI_REVISION, OCI_SOURCE = (
+    f"org.opencontainers.image.{k}" for k in ("version", "revision", "source")
+)
+_HEXISH = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+@dataclass(frozen=True)
+class Version:
+    """What an image says it is, from its OCI labels: `v1.4.2 (3f2a9c1)`, shown beside the short digest."""
+
+    version: str | None = None
+    revision: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def from_labels(cls, labels: dict[str, str] | None) -> Version | None:
+        got = [
+            (labels or {}).get(k, "").strip()[:200] or None for k in (OCI_VERSION, OCI_REVISION, OCI_SOURCE)
+        ]
+        return cls(*got) if any(got[:2]) else None
+
+    def __str__(self) -> str:
+        rev = self.revision[:7] if self.revision and _HEXISH.match(self.revision) else self.revision
+        if self.version and rev:
+            return f"{self.version} ({rev})"
+        return self.version or rev or ""
+
+
 class Status(StrEnum):
     UP_TO_DATE = "up_to_date"
     UPDATED = "updated"
@@ -149,6 +177,9 @@ class ContainerInfo:
     static_ip: bool = False
     state: str = ""  # the engine's word: created, running, restarting, exited, paused, dead
     exit_code: int = 0
+    stop_timeout: int | None = (
+        None  # the container's own (`docker run --stop-timeout`); None: the engine's 10 s
+    )
 
     @property
     def broken(self) -> str | None:
@@ -202,6 +233,7 @@ class Result:
     running_tag: str | None = field(default=None, kw_only=True)
     note: str | None = field(default=None, kw_only=True)
     signature: str | None = field(default=None, kw_only=True)  # verified, unsigned, untrusted, unchecked
+    version: Version | None = field(default=None, kw_only=True)  # the new image's OCI labels (updated)
 
     def as_json(self) -> dict[str, object]:
         """The `--json` shape: the fixed keys, then each optional fact that applies."""
@@ -216,7 +248,10 @@ class Result:
         for f in fields(self)[6:]:
             value = getattr(self, f.name)
             if value is not None or (f.name == "tag_digest" and self.pinned):
-                out[f.name] = [asdict(d) for d in value] if isinstance(value, tuple) else value
+                out[f.name] = (
+                    [asdict(d) for d in value] if isinstance(value, tuple)
+                    else {**asdict(value), "text": str(value)} if isinstance(value, Version) else value
+                )  # fmt: skip
         return out
 
 

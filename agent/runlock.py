@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -14,6 +15,14 @@ from types import TracebackType
 from loguru import logger
 
 from agent.errors import HostLockBusy, PassRunning, StateError
+
+
+def state_dir_fix(e: OSError) -> str:
+    """What to do when `state_dir` is not ours to write: said in the error itself."""
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ("; run the agent as root (it drives Docker anyway), or set [agent] state_dir to a directory "
+                "this user can write")  # fmt: skip
+    return ""
 
 
 class RunLock:
@@ -38,7 +47,9 @@ class RunLock:
             self._fd = fd
         except OSError as e:
             self._thread.release()
-            raise StateError(f"cannot take the run lock {self.path}: {e.strerror or e}") from e
+            raise StateError(
+                f"cannot take the run lock {self.path}: {e.strerror or e}{state_dir_fix(e)}"
+            ) from e
         except BaseException:
             self._thread.release()
             raise

@@ -19,6 +19,7 @@ from typing import Any
 from loguru import logger
 
 from agent.errors import StateError
+from agent.runlock import state_dir_fix
 from agent.secret import redact
 
 _SCHEMA = """
@@ -130,7 +131,7 @@ class State:
             self._move_aside()
             self._db = self._guarded(self._open)
         except OSError as e:
-            raise StateError(f"cannot use state_dir {state_dir}: {_why(e)}") from e
+            raise StateError(f"cannot use state_dir {state_dir}: {_why(e)}{state_dir_fix(e)}") from e
 
     def _open(self) -> sqlite3.Connection:
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # sqlite gives its -wal the same mode

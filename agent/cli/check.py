@@ -16,6 +16,8 @@ from agent.choices import Source
 from agent.config import Config, Watch
 from agent.errors import AgentError
 from agent.model import digest_for_repo
+from agent.registries.acr_hosts import parse_host
+from agent.registries.acr_regions import region_problem
 from agent.runtimes.probe import Probe
 from agent.secret import redact
 
@@ -99,8 +101,6 @@ def container_findings(probe: Probe, w: Watch) -> list[Finding]:
 
 def host_findings(cfg: Config, w: Watch) -> list[Finding]:
     """An ACR host's region must be one ACR has (a misspelt `cn-hangzou` resolves nowhere)."""
-    from agent.registries.acr_hosts import parse_host
-    from agent.registries.acr_regions import region_problem
 
     if w.source is not Source.ALIYUN:
         return []

@@ -13,31 +13,32 @@ from typing import Any
 from loguru import logger
 
 from agent import app, logs
+from agent.choices import Source
 from agent.cli.hangup import hangup_ignored
+from agent.cli.parser import build
 from agent.cli.selfupdate import helper_pass
 from agent.config import Config, Watch, describe, find_config, load, secretfiles
 from agent.config.labels import describe as line
-from agent.config.labels import origins
 from agent.daemon import schedule
 from agent.errors import AgentError, ConfigError, LockBusy
-from agent.model import Report, digest_for_repo, normalize_digest, short_digest
+from agent.model import Report, normalize_digest, short_digest
+from agent.reconcile.discover import watchtower_hint
 from agent.reconcile.pulls import credentials
 from agent.reconcile.run import reconcile
 from agent.reconcile.targets import ServiceTarget
 from agent.runlock import RunLock
 from agent.secret import redact
-from agent.signatures.gate import require, signature_status
+from agent.signatures.gate import require
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from agent.cli.parser import build
 
     args = build().parse_args(argv)
     logs.setup(args.log_level, args.log_json)
     if args.command == "init":  # before any config exists
-        from agent.cli.init import run_init
+        from agent.cli.init import run_init  # each command loads its own module
 
         return run_init(all_images=args.all, write=args.write, force=args.force)
     try:
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load(path)
     except ConfigError as e:
         return _usage_error(e, args.log_json)
-    for warning in secretfiles.warnings(path):
+    for warning in (*secretfiles.warnings(path), *cfg.warnings):
         logger.warning("{}", warning)
     try:
         if args.command == "check" and args.online:
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("config OK")
             return EXIT_OK if args.config_only or check_engine(cfg) else EXIT_FAILED
         if args.command == "update":
-            from agent.cli.update import update_one
+            from agent.cli.update import update_one  # each command loads its own module
 
             watch = _require_watched(cfg, args.container)
             report = update_one(cfg, watch, force=args.force, dry_run=args.dry_run)
@@ -79,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "notify-test":
             return _notify_test(cfg)
         if args.command == "status":
-            return _status(cfg, as_json=args.json)
+            from agent.cli.status import status  # each command loads its own module
+
+            return status(cfg, as_json=args.json)
         if args.command == "rollback":
             return _rollback(cfg, args.container, args.to, output=_output(args), force=args.force)
         return _unpin_or_retry(cfg, args.command, args.container)
@@ -181,6 +184,12 @@ def _print_report(report: Report, output: str) -> None:
 def _check_labels(cfg: Config) -> None:
 
     if cfg.agent.discover is None:
+        try:
+            hint = watchtower_hint(app.runtime(cfg).list_containers())
+        except AgentError:  # no engine to ask: the file alone is checked
+            hint = None
+        if hint:
+            print(f"  hint: {hint}")
         return
     try:
         found = app.discovered(cfg)
@@ -195,8 +204,7 @@ def _check_labels(cfg: Config) -> None:
 
 def _check_routes(cfg: Config) -> None:
     """ACR images followed through the registry: without an AccessKey, or remembered as not in the account."""
-    from agent.choices import Source
-    from agent.registries.acr_public import describe_routes
+    from agent.registries.acr_public import describe_routes  # the ACR SDK only when an ACR watch needs it
 
     if any(w.source is Source.ALIYUN for w in cfg.watches):
         for line in describe_routes(cfg.agent.state_dir, cfg.aliyun):
@@ -223,81 +231,6 @@ def _require_watched(cfg: Config, container: str) -> Watch:
             return w
     names = ", ".join(w.container for w in watches)
     raise ConfigError([f"{container!r} is not a watched container or service (watched: {names})"])
-
-
-def _status(cfg: Config, *, as_json: bool) -> int:
-    from agent.registries.acr import load_sources  # the ACR SDK only when an ACR watch needs it
-
-    state, runtime = app.state(cfg), app.runtime(cfg)
-    sources = load_sources(cfg.agent.state_dir)  # which ACR source answered last, per repository
-    out: list[dict[str, Any]] = []
-    found = app.discovered(cfg, runtime, app.local_services(cfg, runtime))
-    for r in (*found.failed, *found.skipped):
-        out.append({"container": r.container, "image": r.image, "origin": "labels", "error": r.error})
-    look = app.observer(cfg, state, runtime)
-    in_flight = {
-        e.container: f"{e.kind} {e.step}" for kind in ("container", "service") for e in state.journal(kind)
-    }
-    for w in (*cfg.watches, *found.watches):
-        info, problem = look(w)
-        running = digest_for_repo(list(info.repo_digests), w.image.repo) if info else []
-        hist = state.history(w.container, limit=10)
-        last_deploy = next((h.as_json() for h in hist), None)
-        out.append({
-            "container": w.container, "kind": w.kind, "docker_host": w.docker_host, "image": str(w.image),
-            "exists": info is not None, "problem": problem, "in_flight": in_flight.get(w.container),
-            "running": bool(info and info.running), "running_digest": running[0] if running else None,
-            "last_check": state.last_check(w.container), "last_deploy": last_deploy,
-            "pinned": state.pinned(w.container), "quarantined": state.quarantined(w.container),
-            "history": [h.as_json() for h in hist], "source": sources.get(str(w.image.repo)),
-            "origin": w.origin, "settings": origins(w), "tag_pattern": str(w.pattern) if w.pattern else None,
-            "signature": signature_status(cfg, state, w, running[0] if running else None),
-        })  # fmt: skip
-    if as_json:
-        print(redact(json.dumps({"containers": out}, indent=2)))
-        return EXIT_OK
-    for c in out:
-        if c.get("error"):
-            print(f"{c['container']}  ({c['image']})  [labels] failed: {c['error']}")
-            continue
-        check = c["last_check"] or {}
-        where = f" on {c['docker_host']}" if c["docker_host"] else ""
-        print(
-            redact(
-                f"{c['container']}  ({c['image']}){'  [service]' if c['kind'] == 'service' else ''}{where}"
-            )
-        )
-        print("  settings  " + ", ".join(f"{k}: {v}" for k, v in c["settings"].items()))
-        sig = c["signature"] or {}
-        print(f"  running   {c['running_digest'] or '-'}{_signed(sig.get('running'))}"
-              f"{'' if c['running'] else '  [not running]'}")  # fmt: skip
-        for key in ("problem", "in_flight"):
-            if c[key]:
-                print(redact(f"  {key.replace('_', ' '):<9} {c[key]}"))
-        print(f"  latest    {check.get('latest_digest') or '-'}{_signed(sig.get('latest'))}"
-              f"  (last check: {_when(check.get('time'))})")  # fmt: skip
-        if c["source"]:
-            print(f"  source    {c['source']}")
-        if c["pinned"]:
-            print(f"  pinned    {c['pinned']}  (`agent unpin {c['container']}` to follow the tag again)")
-        for d, why in c["quarantined"].items():
-            print(redact(f"  quarantined {d}: {why}"))
-        for h in c["history"][:5]:
-            print(redact(f"  {_when(h['started'])}  {h['outcome']:<12} {short_digest(h['from_digest'])} → "
-                              f"{short_digest(h['to_digest'])}  {h['duration']:.1f}s{'  ' + h['error'] if h['error'] else ''}"))  # fmt: skip
-    return EXIT_OK
-
-
-def _signed(word: str | None) -> str:
-    return {"signed": "  signed ✔", "unsigned": "  unsigned"}.get(word or "", "")
-
-
-def _when(ts: float | None) -> str:
-    if not ts:
-        return "never"
-    import datetime
-
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force: bool = False) -> int:

@@ -12,7 +12,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.compat import tomllib
+from agent.config.load import parse
+from agent.errors import AgentError
 from agent.model import HELPER_SUFFIX, NEW_SUFFIX, OLD_SUFFIX, ImageRef, digest_for_repo
+from agent.registries.acr_hosts import parse_host
 from agent.runtimes.probe import Probe
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -48,7 +52,6 @@ class Found:
 
 
 def _is_acr(ref: ImageRef) -> bool:
-    from agent.registries.acr_hosts import parse_host
 
     try:
         parse_host(ref.host)
@@ -87,8 +90,6 @@ def entries(found: list[Found]) -> str:
 
 def _validate(text: str) -> None:
     """The loader must accept what we write (the keys are made up: they come from the environment)."""
-    from agent.compat import tomllib
-    from agent.config.load import parse
 
     parse(
         tomllib.loads(text),
@@ -99,8 +100,7 @@ def _validate(text: str) -> None:
 def run_init(*, all_images: bool, write: Path | None, force: bool) -> int:
     import socket
 
-    from agent.cli.check import engine_error
-    from agent.errors import AgentError
+    from agent.cli.check import engine_error  # the docker SDK
 
     if write is not None and write.exists() and not force:
         print(f"agent init: {write} exists; give --force to replace it", file=sys.stderr)

@@ -15,8 +15,8 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from agent import app
@@ -26,18 +26,17 @@ from agent.errors import AgentError, RegistryError
 from agent.model import digest_for_repo
 from agent.registries import is_loopback
 from agent.registries.acr import AcrRegistry
-from agent.registries.acr_hints import PULL_HINT, RAM_HINT
+from agent.registries.acr_hints import PULL_HINT, hint
 from agent.registries.acr_public import NO_CREDENTIALS, NeitherAnswers
-from agent.registries.aliyun_sdk import CA_BUNDLE_ENV
+from agent.runtimes import Runtime
 
-_HINTS = {
-    "InvalidAccessKeyId": "the AccessKey ID is unknown: check ALIBABA_CLOUD_ACCESS_KEY_ID / [aliyun] access_key_id",
-    "SignatureDoesNotMatch": "the AccessKey secret does not match its ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-    "InvalidSecurityToken": "the STS token is wrong or expired: renew ALIBABA_CLOUD_SECURITY_TOKEN",
-    "NoPrivilege": RAM_HINT,
-    "Forbidden.RAM": RAM_HINT,
-    "TLS_UNTRUSTED": f"for a private CA set [aliyun] ca_file or {CA_BUNDLE_ENV}",
-}
+
+@dataclass(frozen=True)
+class Signatures:
+    """What the signature check needs: the entry's trusted key files and a reader of its signatures."""
+
+    keys: tuple[str, ...]
+    reader: Callable[[Watch, tuple[str, str] | None], Any]
 
 
 @dataclass
@@ -49,12 +48,12 @@ class Check:
 
 def hint_for(err: RegistryError) -> str:
     code = err.code or ""
-    hint = next((h for prefix, h in _HINTS.items() if code.startswith(prefix)), "")
-    return f"{code or 'error'}: {err}" + (f" — hint: {hint}" if hint else "")
+    advice = hint(code)
+    return f"{code or 'error'}: {err}" + (f" — hint: {advice}" if advice and advice not in str(err) else "")
 
 
 def check_watch(
-    acr: AcrRegistry, runtime: Any, w: Watch, cafile: str | None, signatures: Any = None
+    acr: AcrRegistry, runtime: Runtime, w: Watch, cafile: str | None, signatures: Signatures | None = None
 ) -> tuple[dict[str, Any], list[Check]]:
     """`signatures`: with `.keys` (the entry's trusted key files) and `.reader(w, creds)`, or None."""
     checks: list[Check] = []
@@ -94,10 +93,10 @@ def check_watch(
     return where, checks
 
 
-def _signature_check(acr: AcrRegistry, runtime: Any, w: Watch, signatures: Any) -> Check:
+def _signature_check(acr: AcrRegistry, runtime: Runtime, w: Watch, signatures: Signatures) -> Check:
     """Whether the running and the latest digest carry a trusted signature (docs/signatures.md)."""
-    from agent.signatures.gate import verify_now
-    from agent.signatures.keys import KeyProblem, load_keys
+    from agent.signatures.gate import verify_now  # cryptography: only with [signatures]
+    from agent.signatures.keys import KeyProblem, load_keys  # cryptography: only with [signatures]
 
     try:
         keys = load_keys(signatures.keys)
@@ -208,7 +207,7 @@ def _credentials_check(acr: AcrRegistry) -> Check:
         return Check("credentials", True, f"none: {e}; images on ACR hosts are followed through the registry")
 
 
-def _container_check(runtime: Any, w: Watch) -> Check:
+def _container_check(runtime: Runtime, w: Watch) -> Check:
     try:
         info = runtime.inspect(w.container)
     except AgentError as e:
@@ -224,7 +223,8 @@ def _container_check(runtime: Any, w: Watch) -> Check:
 
 def run_online(cfg: Config, *, as_json: bool) -> int:
 
-    acr: Any = app.REGISTRIES[Source.ALIYUN](cfg, None)
+    acr = app.REGISTRIES[Source.ALIYUN](cfg, None)
+    assert isinstance(acr, AcrRegistry)  # what app builds for ACR watches
     runtime = app.runtime(cfg)
     rows: list[dict[str, Any]] = []
     try:
@@ -233,7 +233,7 @@ def run_online(cfg: Config, *, as_json: bool) -> int:
             if w.source is not Source.ALIYUN:
                 continue
             keys = cfg.trusted_keys(w)
-            sigs = SimpleNamespace(keys=keys, reader=app.signature_reader({"aliyun": acr})) if keys else None
+            sigs = Signatures(keys, app.signature_reader({"aliyun": acr})) if keys else None
             where, checks = check_watch(acr, runtime, w, acr.cafile, sigs)
             rows.append({"container": w.container, "image": str(w.image), "resolved": where,
                          "ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]})  # fmt: skip

@@ -15,6 +15,7 @@ from loguru import logger
 from agent import app
 from agent.config import Config, Watch
 from agent.model import Report
+from agent.reconcile.run import reconcile
 from agent.runlock import RunLock
 
 
@@ -25,7 +26,6 @@ def one_entry(cfg: Config, watch: Watch) -> Config:
 
 
 def update_one(cfg: Config, watch: Watch, *, force: bool, dry_run: bool) -> Report:
-    from agent.reconcile.run import reconcile
 
     name = watch.container
     only = frozenset({name})

@@ -20,6 +20,11 @@ SETTINGS = (
     "signatures",
     "signature_identity",
 )
+# Watchtower's labels that mean the same (docs/watchtower.md); ours win when both are set
+WATCHTOWER = "com.centurylinklabs.watchtower"
+WT_ENABLE = f"{WATCHTOWER}.enable"
+WT_MONITOR_ONLY = f"{WATCHTOWER}.monitor-only"
+FROM_WT_MONITOR_ONLY = "mode<-monitor-only"  # in Watch.given: mode came from Watchtower's label
 
 
 def origins(w: Watch) -> dict[str, str]:
@@ -31,6 +36,8 @@ def origins(w: Watch) -> dict[str, str]:
             out[key] = "config" if given else "default"
         elif key == "image":
             out[key] = w.kind
+        elif key == "mode" and FROM_WT_MONITOR_ONLY in w.given:
+            out[key] = f"label {WT_MONITOR_ONLY}"
         elif key in w.given:
             out[key] = "label " + ", ".join(f"{PREFIX}.{k}" for k in SETTINGS if k.split(".")[0] == key)
         else:

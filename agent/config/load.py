@@ -13,6 +13,7 @@ from agent.choices import LANGUAGES, Edition, Match, Source, language_from_env
 from agent.compat import tomllib
 from agent.config.builds import build_repos
 from agent.config.cron import parse_cron
+from agent.config.envvalues import CleanEnv
 from agent.config.fields import (
     DAY,
     Problems,
@@ -42,6 +43,8 @@ from agent.config.schema import (
     Watch,
     WebhookSettings,
 )
+from agent.config.signatures import describe as signatures
+from agent.config.signatures import signatures_section
 from agent.config.watches import watches_of
 from agent.errors import ConfigError
 from agent.registries.acr_hosts import parse_host
@@ -75,8 +78,9 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"{path}: cannot read: {e}"]) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
-    cfg = parse(raw, os.environ if env is None else env)
-    return replace(cfg, path=path)
+    clean = CleanEnv(os.environ if env is None else env)
+    cfg = parse(raw, clean)
+    return replace(cfg, path=path, warnings=tuple(clean.warnings()))
 
 
 def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
@@ -99,7 +103,6 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     metrics = _metrics(p, raw.get("metrics"))
 
     builds = build_repos(p, raw.get("build_watch", []), watches, notify is not None)
-    from agent.config.signatures import signatures_section
 
     signatures = signatures_section(p, raw.get("signatures"))
     if p.items:
@@ -341,7 +344,6 @@ def describe(cfg: Config) -> str:
         lines.append(f"  ACR credentials: static AccessKey {a.access_key_id}" + (" with an STS token" if a.security_token else "")
                      if a.access_key_id and a.access_key_secret else "  ACR credentials: no key given: the Alibaba Cloud "
                      "credential chain at first use (`agent check --online` names the source)")  # fmt: skip
-    from agent.config.signatures import describe as signatures
 
     lines += signatures(cfg)
     return redact("\n".join(lines))

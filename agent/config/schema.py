@@ -174,6 +174,8 @@ class Config:
     build_watch: tuple[RepoKey, ...] = ()  # ACR repositories whose builds are watched
     signatures: SignatureSettings = field(default_factory=SignatureSettings)
 
+    warnings: tuple[str, ...] = ()  # env values stripped while loading (config/envvalues.py)
+
     def trusted_keys(self, w: Watch) -> tuple[str, ...]:
         """The keys a new digest of `w` must be signed by; empty: no signature needed."""
         if not w.signatures:

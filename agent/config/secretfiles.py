@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.compat import tomllib
+from agent.config.envvalues import env_file_warning
 
 # keys whose inline value is a secret (their *_env forms only name a variable)
 SECRET_KEYS = frozenset({"access_key_secret", "security_token", "password", "token", "urls"})
@@ -48,4 +49,10 @@ def warnings(config_path: Path) -> list[str]:
     mode = _open_to_others(env_file) if env_file.is_file() else None
     if mode is not None:
         found.append((env_file, mode, "is the env file holding credentials"))
-    return [f"{p} {why} and is readable by other users (mode {m:04o}): chmod 600 {p}" for p, m, why in found]
+    out = [f"{p} {why} and is readable by other users (mode {m:04o}): chmod 600 {p}" for p, m, why in found]
+    try:
+        text = env_file.read_bytes().decode("utf-8", "replace") if env_file.is_file() else ""  # keeps \r
+    except OSError:  # not ours to read (root's file): systemd or docker reads it
+        text = ""
+    line_ends = env_file_warning(text, str(env_file))
+    return out + ([line_ends] if line_ends else [])

@@ -19,7 +19,7 @@ def _key_list(p: Problems, path: str, t: dict[str, Any]) -> tuple[str, ...] | No
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         p.add(f"{path}.public_keys", 'must be a list of paths, e.g. ["/etc/cr-agent/cosign.pub"]')
         return None
-    from agent.signatures.keys import KeyProblem, load_key
+    from agent.signatures.keys import KeyProblem, load_key  # cryptography: only with [signatures]
 
     for i, key in enumerate(value):
         try:
@@ -63,7 +63,7 @@ def describe(cfg: Config) -> list[str]:
     paths = sorted({k for w in cfg.watches for k in cfg.trusted_keys(w)} | set(cfg.signatures.public_keys))
     if not paths:
         return []
-    from agent.signatures.keys import load_key
+    from agent.signatures.keys import load_key  # cryptography: only with [signatures]
 
     out = [
         f"  signature key {p}: {k.kind} sha256:{k.fingerprint[:16]}"

@@ -79,7 +79,7 @@ class Coordinator:
     def start_worker(self, ticker: Ticker | None = None) -> None:
         """Start the scheduler wake-ups run on: the daemon's (`ticker`), else one of their own."""
         if ticker is None:
-            from agent.daemon.scheduler import Ticker
+            from agent.daemon.scheduler import Ticker  # APScheduler: `agent run` only
 
             ticker = Ticker(None, lambda: None, self.stop)
         self._ticker = ticker
@@ -325,7 +325,7 @@ class Daemon:
 
     def reload(self) -> bool:
         """Read and check the config file again; swap it in between passes. False if it was refused."""
-        from agent.daemon.reload import reload
+        from agent.daemon.reload import reload  # h11 and the webhook server: only on SIGHUP
 
         assert self.coord is not None
         return reload(self)

@@ -5,9 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from loguru import logger
+
 from agent.config import HealthSpec, Watch
 from agent.errors import Disturbed, HealthFailed, Interrupted
 from agent.runtimes import Runtime
+
+TELL_EVERY = 10.0  # seconds between "still waiting" lines
+
+
+def _how(w: Watch) -> str:
+    if w.health is not None:
+        return f"its HEALTHCHECK, else probe {w.health.http or w.health.tcp}"
+    return f"its HEALTHCHECK, else running for {w.min_uptime:g}s"
 
 
 def wait_healthy(
@@ -22,6 +32,11 @@ def wait_healthy(
 ) -> None:
     """Return once the new container is proven; raise HealthFailed, Interrupted or Disturbed."""
     deadline = clock() + w.health_timeout
+    logger.bind(event="replace.step", step="health_wait").info(
+        "{}: waiting for the new container to prove itself ({}), up to {:g}s",
+        w.container, _how(w), w.health_timeout,
+    )  # fmt: skip
+    told = clock()
     first = rt.state(new_id)
     restarts = first.restart_count if first else 0
     up_since = clock()
@@ -49,5 +64,10 @@ def wait_healthy(
             return
         if clock() >= deadline:
             raise HealthFailed(f"not healthy within {w.health_timeout:g}s ({last_probe})")
+        if clock() - told >= TELL_EVERY:
+            told = clock()
+            logger.bind(event="replace.step", step="health_wait").info(
+                "{}: still waiting for health ({}); {:.0f}s left", w.container, last_probe, deadline - told
+            )
         if stop.wait(min(interval, max(0.05, deadline - clock()))):
             raise Interrupted("shutdown requested while waiting for the new container to be healthy")

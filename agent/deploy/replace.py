@@ -23,7 +23,7 @@ from agent.deploy.journal import LABEL_REPLACES, Replacement, Step
 from agent.deploy.probes import probe as run_probe
 from agent.deploy.recover import CrashAt, Restorer
 from agent.errors import AgentError, Disturbed, HealthFailed, Interrupted, RuntimeFault
-from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Result, Status
+from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo, ImageRef, Result, Status, Version
 from agent.runlock import EngineLock
 from agent.runtimes import Runtime
 from agent.runtimes.relabel import IMAGE_LABEL
@@ -79,6 +79,10 @@ class Deployer:
     def pull(self, job: Job) -> str:
         """Pull by digest; return the image id. Touches no container and no tag."""
         ref = job.watch.image
+        w = job.watch
+        logger.bind(event="pull.start", container=w.container, image=str(ref), status="updating",
+                    from_digest=job.from_digest, to_digest=job.to_digest).info(
+            "{}: pulling {}", w.container, ref.at(job.to_digest))  # fmt: skip
         try:
             image_id = self.runtime.pull(ref.at(job.to_digest), job.auth)
         except RuntimeFault:
@@ -147,7 +151,7 @@ class Deployer:
         )
         self._last = r
         try:
-            r = self._swap(w, r)
+            r = self._swap(w, r, _stop_timeout(old))
         except Exception as e:
             last = self._last or r
             if not last.step.committed:
@@ -160,8 +164,10 @@ class Deployer:
             ok, out = run_hook(w.post_update, w.hook_timeout, _env(job))
             if not ok:
                 logger.warning("{}: post_update failed: {}", w.container, out)
-        logger.info("{}: updated {} → {} ({})", w.container, job.from_digest, job.to_digest, r.strategy)
-        return _result(job, Status.UPDATED, strategy=r.strategy, container_id=r.new_id)
+        version = self._version(r.new_image_id)
+        logger.info("{}: updated {} → {}{} ({})", w.container, job.from_digest, job.to_digest,
+                    f" {version}" if version else "", r.strategy)  # fmt: skip
+        return _result(job, Status.UPDATED, strategy=r.strategy, container_id=r.new_id, version=version)
 
     def _in_progress(self, name: str, old_id: str) -> str | None:
         """Why another agent's replacement of `name` is to be respected, or None."""
@@ -181,7 +187,7 @@ class Deployer:
             return Strategy.STOP_FIRST
         return w.strategy
 
-    def _swap(self, w: Watch, r: Replacement) -> Replacement:
+    def _swap(self, w: Watch, r: Replacement, stop_timeout: int) -> Replacement:
         rt = self.runtime
         if not r.start_first:
             r = self._step(r, Step.RENAMED)
@@ -195,6 +201,7 @@ class Deployer:
         if r.start_new:
             if not r.start_first and r.was_running:
                 r = self._step(r, Step.OLD_STOPPED)
+                say(r.name, Step.OLD_STOPPED, "stopping the old container (stop timeout {}s)", stop_timeout)
                 rt.stop(r.old_id)
                 self.crash_at(Step.OLD_STOPPED)
             r = self._step(r, Step.STARTED)
@@ -206,6 +213,7 @@ class Deployer:
         self._check_undisturbed(r)
         r = self._step(r, Step.HEALTHY)  # the commit point
         self.crash_at(Step.HEALTHY)
+        say(r.name, Step.OLD_REMOVED, "healthy; removing the old container {}", r.old_id[:12])
         self.restorer.retire_old(r, self.crash_at)
         self.crash_at(Step.OLD_REMOVED)
         return r
@@ -337,6 +345,13 @@ class Deployer:
             except AgentError as e:
                 logger.debug("{}: kept old image {}: {}", container, image_id[:19], e)
 
+    def _version(self, image_id: str) -> Version | None:
+        """The new image's OCI version labels, when it has them."""
+        try:
+            return Version.from_labels(self.runtime.image_labels(image_id))
+        except AgentError:
+            return None
+
     def _logs(self, cid: str | None) -> str | None:
         if not cid:
             return None
@@ -344,6 +359,15 @@ class Deployer:
             return redact(self.runtime.logs(cid, tail=30))
         except AgentError:
             return None
+
+
+def say(name: str, step: str, message: str, *args: object, **fields: object) -> None:
+    """An INFO line for a step that takes time, so that a replacement never looks like a hang."""
+    logger.bind(event="replace.step", step=str(step), **fields).info("{}: " + message, name, *args)
+
+
+def _stop_timeout(c: ContainerInfo | None) -> int:
+    return c.stop_timeout if c is not None and c.stop_timeout is not None and c.stop_timeout >= 0 else 10
 
 
 def _env(job: Job) -> dict[str, str]:

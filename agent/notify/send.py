@@ -51,7 +51,9 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         timeout: float = TIMEOUT,
         sources: Sequence[Callable[[], list[Item]]] = (),
+        agent: str = "agent",  # how the user runs the agent here: `docker exec NAME agent` in a container
     ) -> None:
+        self.agent = agent
         self.settings = settings
         self.sources = list(sources)  # more to tell in the same message, e.g. ACR builds
         self.urls = [u.reveal() for u in settings.urls]
@@ -128,7 +130,7 @@ class Notifier:
         lang, prefix = self.settings.language, self.settings.title_prefix
         head = title(self.host, items, lang, prefix)
         failure = any(it.kind in ("failed", "rolled_back", "build_failed", "build_stuck") for it in items)
-        texts = {md: body(items, lang, md, seconds) for md in (True, False)}
+        texts = {md: body(items, lang, md, seconds, self.agent) for md in (True, False)}
         outcome = self._deliver(head, texts, failure)
         if all(ok for ok, _ in outcome):
             logger.info("notification sent: {}", head)

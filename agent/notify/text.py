@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from agent.choices import LANGUAGES as LANGUAGES
 from agent.choices import language_from_env as language_from_env
 from agent.model import Result, Status, short_digest
+from agent.notify.reasons import in_chinese
 
 LOG_LINES = 10  # of a rolled-back container's output
 KINDS = ("updated", "rolled_back", "failed", "would_update", "recovered", "skipped", "up_to_date",
@@ -28,6 +29,9 @@ _PHRASES: Mapping[str, tuple[str, str]] = {  # key: (English, 中文)
     "unsigned": ("image not signed, not deployed", "镜像未签名，未部署"),  # or not by a trusted key
     "took": ("took {s}", "耗时 {s}"),
     "reason": ("reason", "原因"),
+    "detail": ("detail", "详情"),
+    "image": ("repository", "仓库"),
+    "source": ("source", "源码"),
     "logs": ("last log lines of the new container", "新容器的最后几行日志"),
     "undo": ("undo", "撤销"),
     "retry": ("retry", "重试"),
@@ -62,6 +66,8 @@ class Item:
     build_state: str | None = None
     build_minutes: int | None = None
     link: str | None = None
+    version: str | None = None  # the new image's `v1.4.2 (3f2a9c1)`, from its OCI labels
+    source: str | None = None  # its org.opencontainers.image.source
 
 
 def item_for(r: Result, events: Collection[str]) -> Item | None:
@@ -75,9 +81,9 @@ def item_for(r: Result, events: Collection[str]) -> Item | None:
     if r.status.value not in events or r.seen_before or r.status.value not in KINDS:
         return None
     logs = r.logs if r.status is Status.ROLLED_BACK else None
-    return Item(
-        r.status.value, r.container, r.image, r.current_digest, r.to_digest, r.seconds, r.error, logs or None
-    )
+    v = r.version
+    return Item(r.status.value, r.container, r.image, r.current_digest, r.to_digest, r.seconds, r.error,
+                logs or None, version=str(v) if v else None, source=v.source if v else None)  # fmt: skip
 
 
 def duration(seconds: float, lang: str) -> str:
@@ -96,14 +102,14 @@ def title(host: str, items: Sequence[Item], lang: str, prefix: str = "") -> str:
     return f"{prefix}cr-agent @ {host}{w['colon']}{summary}"
 
 
-def command(it: Item) -> tuple[str, str] | None:
-    """(label key, command) that undoes or retries what happened."""
+def command(it: Item, agent: str = "agent") -> tuple[str, str] | None:
+    """(label key, command) that undoes or retries what happened; `agent` is how the agent is run there."""
     if it.kind == "updated":
-        return "undo", f"agent rollback {it.name}"
+        return "undo", f"{agent} rollback {it.name}"
     if it.kind == "rolled_back":
-        return "retry", f"agent retry {it.name}"
+        return "retry", f"{agent} retry {it.name}"
     if it.kind == "failed":
-        return "retry", "agent once"
+        return "retry", f"{agent} once"
     return None
 
 
@@ -112,7 +118,11 @@ def _tag(image: str) -> str:
     return last.rsplit(":", 1)[1] if ":" in last else ""
 
 
-def _lines(it: Item, lang: str, md: bool) -> list[str]:
+def _repository(image: str) -> str:
+    return image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+
+
+def _lines(it: Item, lang: str, md: bool, agent: str = "agent") -> list[str]:
     """The detail lines of one item (without bullets or indentation)."""
     w = _WORDS[lang]
 
@@ -127,16 +137,25 @@ def _lines(it: Item, lang: str, md: bool) -> list[str]:
             out.append(f"{w['console']}{w['colon']}{it.link}")
     elif it.from_digest or it.to_digest:
         line = f"{code(short_digest(it.from_digest))} → {code(short_digest(it.to_digest))}"
+        if it.version:
+            line += f" · {code(it.version)}"
         if it.seconds is not None:
             line += f" · {w['took'].format(s=duration(it.seconds, lang))}"
         out.append(line)
+    if it.image and not it.kind.startswith("build_"):
+        out.append(f"{w['image']}{w['colon']}{_repository(it.image)}")
+    if it.source:
+        out.append(f"{w['source']}{w['colon']}{it.source}")
     if it.kind == "recovered":
         out.append(w["interrupted"] if it.reason else w["works_again"])
     elif it.reason:
-        out.append(f"{w['reason']}{w['colon']}{it.reason}")
+        reason, raw = in_chinese(it.reason) if lang == "zh" else (it.reason, None)
+        out.append(f"{w['reason']}{w['colon']}{reason}")
+        if raw:
+            out.append(f"{w['detail']}{w['colon']}{raw}")
     if it.since:
         out.append(w["since"].format(t=it.since))
-    cmd = command(it)
+    cmd = command(it, agent)
     if cmd:
         out.append(f"{w[cmd[0]]}{w['colon']}{code(cmd[1])}")
     return out
@@ -147,7 +166,9 @@ def _log_tail(logs: str) -> list[str]:
     return lines[-LOG_LINES:]
 
 
-def body(items: Sequence[Item], lang: str, markdown: bool, pass_seconds: float | None = None) -> str:
+def body(
+    items: Sequence[Item], lang: str, markdown: bool, pass_seconds: float | None = None, agent: str = "agent"
+) -> str:
     """One block per item; Markdown for DingTalk/Feishu/Lark bots, plain text elsewhere."""
     w = _WORDS[lang]
     blocks = []
@@ -160,7 +181,7 @@ def body(items: Sequence[Item], lang: str, markdown: bool, pass_seconds: float |
         )
         if tag:
             head += f" ({'`' + tag + '`' if markdown else tag})"
-        lines = [head] + [f"- {ln}" if markdown else f"   {ln}" for ln in _lines(it, lang, markdown)]
+        lines = [head] + [f"- {ln}" if markdown else f"   {ln}" for ln in _lines(it, lang, markdown, agent)]
         if it.logs:
             tail = _log_tail(it.logs)
             lines.append(f"- {w['logs']}{w['colon']}" if markdown else f"   {w['logs']}{w['colon']}")

@@ -103,7 +103,9 @@ def _own_container(ctx: Context, s: Step) -> Result:
     at = _at(name, image, s.current, s.to_digest)
     if not ctx.config.agent.self_update or ctx.start_helper is None:
         reason = selfcontainer.skip_reason(name)
-        logs.decision("WARNING", "plan.skipped", "{}: skipped: {}", name, reason, status="skipped", **at)
+        level = "DEBUG" if name in ctx.told_own else "WARNING"  # a warning once, not every pass
+        ctx.told_own.add(name)
+        logs.decision(level, "plan.skipped", "{}: skipped: {}", name, reason, status="skipped", **at)
         return Result(name, image, Status.SKIPPED, s.current, s.to_digest, reason)
     try:
         helper = ctx.start_helper(name)

@@ -29,6 +29,7 @@ class Context:
     targets: dict[tuple[str, str | None], Target] = field(default_factory=dict)
     signature_reader: ReaderFor | None = None  # reads cosign signatures with an entry's pull credentials
     unsigned_ok: frozenset[str] = frozenset()  # entries deployed without a signature check (`--force`)
+    told_own: set[str] = field(default_factory=set)  # own containers whose skip was logged (once per process)
 
     def __post_init__(self) -> None:
         self.targets.setdefault(("container", None), ContainerTarget(self.runtime, self.deployer))

@@ -12,7 +12,16 @@ from typing import Any
 from loguru import logger
 
 from agent.config import Config, Watch, watch_from_table
-from agent.config.labels import ENABLE, IMAGE, PREFIX, SETTINGS
+from agent.config.labels import (
+    ENABLE,
+    FROM_WT_MONITOR_ONLY,
+    IMAGE,
+    PREFIX,
+    SETTINGS,
+    WATCHTOWER,
+    WT_ENABLE,
+    WT_MONITOR_ONLY,
+)
 from agent.errors import AgentError
 from agent.model import NEW_SUFFIX, OLD_SUFFIX, Result, Status
 from agent.runtimes import ListedContainer, ListedService, Runtime, ServiceRuntime
@@ -30,15 +39,19 @@ class Discovered:
 
 
 def wanted(mode: str, labels: dict[str, str]) -> bool | str:
-    """True/False, or an error naming the label when `cr-agent.enable` is not a boolean."""
-    value = labels.get(ENABLE)
+    """True/False, or an error naming the label when `cr-agent.enable` is not a boolean.
+
+    Watchtower's `com.centurylinklabs.watchtower.enable` counts the same when ours is absent.
+    """
+    label = ENABLE if ENABLE in labels else WT_ENABLE
+    value = labels.get(label)
     if value is None:
         return mode == "all"
     if value.strip().lower() in _TRUE:
         return True
     if value.strip().lower() in _FALSE:
         return False
-    return f"{ENABLE}: expected true or false, got {value!r}"
+    return f"{label}: expected true or false, got {value!r}"
 
 
 def table(name: str, image: str, labels: dict[str, str], kind: str = "container") -> dict[str, Any]:
@@ -52,7 +65,22 @@ def table(name: str, image: str, labels: dict[str, str], kind: str = "container"
             out.setdefault("health", {})[key.split(".", 1)[1]] = value
         else:
             out[key] = value
+    if "mode" not in out and labels.get(WT_MONITOR_ONLY, "").strip().lower() in _TRUE:
+        out["mode"] = "notify"  # Watchtower's monitor-only
     return out
+
+
+def watchtower_hint(listed: Collection[ListedContainer]) -> str | None:
+    """For `check` with discovery off: what to set when containers carry Watchtower's labels."""
+    names = sorted(c.name for c in listed if any(k.startswith(WATCHTOWER + ".") for k in c.labels))
+    if not names:
+        return None
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        f"{len(names)} container(s) carry Watchtower labels ({shown}) but label discovery is off: "
+        f'set [agent] discover = "labels" to follow those labelled {WT_ENABLE}=true '
+        f'(or discover = "all"); see docs/watchtower.md'
+    )
 
 
 def from_listing(
@@ -114,7 +142,10 @@ class _Found:
                      "ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) or a credential chain source (docs/acr.md#credentials)")  # fmt: skip
             self.failed.append(Result(name, image, Status.FAILED, error=error))
         else:
-            self.watches.append(replace(watch, origin="labels", given=frozenset(t) - {kind}))
+            given = frozenset(t) - {kind}
+            if "mode" in t and f"{PREFIX}.mode" not in labels:
+                given |= {FROM_WT_MONITOR_ONLY}
+            self.watches.append(replace(watch, origin="labels", given=given))
 
 
 def _image_problem(problems: list[str]) -> bool:

@@ -28,6 +28,11 @@ def own_container_id(
     return host if dockerenv.exists() and _SHORT_ID.match(host) else None
 
 
+def agent_command(own_name: str | None) -> str:
+    """How the user runs the agent's commands where it runs: `docker exec NAME agent` in a container."""
+    return f"docker exec {own_name} agent" if own_name else "agent"
+
+
 def is_own(container_id: str, own: str | None) -> bool:
     return bool(own) and container_id.startswith(own or "-")
 

@@ -9,6 +9,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from agent.registries.aliyun_sdk import CA_BUNDLE_ENV
+
 RAM_POLICY = (
     '{"Version": "1", "Statement": [{"Effect": "Allow", "Action": ["cr:Get*", "cr:List*", '
     '"cr:PullRepository"], "Resource": "acs:cr:*:*:*"}]}'
@@ -26,11 +28,24 @@ USER_HINT = (
     "as this RAM user, open Container Registry and set a registry password"
 )
 CLOCK_CODES = ("InvalidTimeStamp", "SignatureNonceUsed")
+# code prefix → what to do; said in the error itself, so `once`, logs and notifications carry it
+HINTS = {
+    "InvalidAccessKeyId": "the AccessKey ID is unknown: check ALIBABA_CLOUD_ACCESS_KEY_ID / [aliyun] access_key_id",
+    "SignatureDoesNotMatch": "the AccessKey secret does not match its ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "InvalidAccessKeySecret": "the AccessKey secret does not match its ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "InvalidSecurityToken": "the STS token is wrong or expired: renew ALIBABA_CLOUD_SECURITY_TOKEN",
+    "NoPrivilege": RAM_HINT,
+    "Forbidden.RAM": RAM_HINT,
+    "TLS_UNTRUSTED": f"for a private CA set [aliyun] ca_file or {CA_BUNDLE_ENV}",
+}
 
 
-def hint(code: str | None, clock: Callable[[], float | None]) -> str:
+def hint(code: str | None, clock: Callable[[], float | None] = lambda: None) -> str:
     """The hint for an API error code, or "". `clock` measures the local clock's offset (seconds ahead)."""
     code = code or ""
+    table = next((h for prefix, h in HINTS.items() if code.startswith(prefix)), "")
+    if table:
+        return table
     if code == "USER_NOT_EXIST":
         return USER_HINT
     if code.startswith(CLOCK_CODES):

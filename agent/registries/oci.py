@@ -41,6 +41,12 @@ def default_scheme(host: str) -> str:
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
+def login_hint(host: str) -> str:
+    """What to do when a registry refuses us: said in the error itself."""
+    return (f"; the registry wants credentials: run `docker login {host}` where the agent runs, "
+            f'or add [registry_auth."{host}"] with username and password_env to the config')  # fmt: skip
+
+
 class _SameHostAuth(urllib.request.HTTPRedirectHandler):
     """Follow redirects, but never carry credentials to another host."""
 
@@ -117,8 +123,9 @@ class OciRegistry:
                     status, headers, raw = self._get(url, authorization, what)
             if status != 200:
                 code = "NOT_FOUND" if status == 404 else f"HTTP{status}"
+                fix = login_hint(host) if status in (401, 403) else ""
                 raise RegistryError(
-                    f"registry refused {what}: HTTP {status}", code=code, temporary=status >= 500
+                    f"registry refused {what}: HTTP {status}{fix}", code=code, temporary=status >= 500
                 )
             try:
                 listed = json.loads(raw).get("tags") or []
@@ -189,8 +196,9 @@ class OciRegistry:
             return status, headers, raw
         code = {401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS"}.get(status, f"HTTP{status}")
         temporary = status == 429 or status >= 500
+        fix = login_hint(host) if status in (401, 403) else ""
         raise RegistryError(
-            f"registry refused {method} {what}: HTTP {status}", code=code, temporary=temporary
+            f"registry refused {method} {what}: HTTP {status}{fix}", code=code, temporary=temporary
         )
 
     def _known_auth(self, host: str, scope: str) -> str | None:
@@ -227,7 +235,10 @@ class OciRegistry:
         if status != 200 or not isinstance(token, str):
             code = "UNAUTHORIZED" if status in (401, 403) else f"HTTP{status}"
             raise RegistryError(
-                f"token service for {host} refused {what}: HTTP {status}", code=code, temporary=status >= 500
+                f"token service for {host} refused {what}: HTTP {status}"
+                + (login_hint(host) if status in (401, 403) else ""),
+                code=code,
+                temporary=status >= 500,
             )
         ttl = body.get("expires_in") if isinstance(body.get("expires_in"), int) else 60
         with self._lock:

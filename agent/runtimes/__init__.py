@@ -115,6 +115,10 @@ class Runtime(Protocol):
 
     def exists_image(self, ref: str) -> bool: ...
 
+    def image_labels(self, ref: str) -> dict[str, str]:
+        """The image's own labels (its OCI `org.opencontainers.image.*` ones among them); {} when missing."""
+        ...
+
     def image_in_use(self, image_id: str) -> bool:
         """Whether any container, in any state, uses the image."""
         ...

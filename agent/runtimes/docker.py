@@ -94,6 +94,7 @@ class DockerRuntime:
             static_ip=static or bool((data.get("Config") or {}).get("MacAddress")),
             state=data["State"].get("Status", ""),
             exit_code=int(data["State"].get("ExitCode") or 0),
+            stop_timeout=(data.get("Config") or {}).get("StopTimeout"),
         )
 
     def inspect_all(self, names: Collection[str]) -> dict[str, ContainerInfo]:
@@ -166,6 +167,10 @@ class DockerRuntime:
 
     def exists_image(self, ref: str) -> bool:
         return self._image(ref) is not None
+
+    def image_labels(self, ref: str) -> dict[str, str]:
+        image = self._image(ref) or {}
+        return dict((image.get("Config") or {}).get("Labels") or {})
 
     def image_in_use(self, image_id: str) -> bool:
         """Whether any container, in any state, uses the image."""

@@ -31,7 +31,7 @@ def check(
     paths = config.trusted_keys(w)
     if not paths:
         return None
-    from agent.signatures.keys import KeyProblem, load_keys
+    from agent.signatures.keys import KeyProblem, load_keys  # cryptography: only with [signatures]
 
     try:
         keys = load_keys(paths)
@@ -52,8 +52,8 @@ def check(
 
 def verify_now(keys: list[Any], reader: Reader, w: Watch, digest: str) -> tuple[str, str, str | None]:
     """(kind, reason, fingerprint of the verifying key or None), asking the registry now."""
-    from agent.signatures.cosign import verify
-    from agent.signatures.fetch import read_signatures
+    from agent.signatures.cosign import verify  # cryptography: only with [signatures]
+    from agent.signatures.fetch import read_signatures  # only when a signature is read
 
     try:
         found = read_signatures(reader, w.image.repo, digest)
@@ -82,7 +82,7 @@ def known_signed(config: Config, state: State, w: Watch, digest: str | None) -> 
     paths = config.trusted_keys(w)
     if not paths or digest is None:
         return None
-    from agent.signatures.keys import KeyProblem, load_keys
+    from agent.signatures.keys import KeyProblem, load_keys  # cryptography: only with [signatures]
 
     try:
         prints = {k.fingerprint for k in load_keys(paths)}

@@ -80,9 +80,10 @@ def test_labels_and_a_watch_entry_resolve_and_status_says_where_settings_came_fr
     assert got["labelled"]["status"] == "would_update"  # cr-agent.mode = notify: monitor only
 
     done = world.agent("status", "-c", str(cfg), "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode in (0, 1) and done.stdout, done.stderr  # 1: another test's labelled entry in error
     status = {c["container"][len(world.prefix) :]: c for c in json.loads(done.stdout)["containers"]
               if c["container"].startswith(world.prefix)}  # fmt: skip
+    assert not status["both"]["in_error"] and not status["labelled"]["in_error"]
     assert status["both"]["origin"] == "config" and status["both"]["settings"]["strategy"] == "default"
     assert status["labelled"]["origin"] == "labels"
     assert status["labelled"]["settings"]["mode"] == "label cr-agent.mode"
@@ -92,3 +93,29 @@ def test_labels_and_a_watch_entry_resolve_and_status_says_where_settings_came_fr
     assert check.returncode == 0, check.stderr
     assert f"{world.prefix}labelled ← {world.image()} (labels:" in check.stdout
     assert "mode from label cr-agent.mode" in check.stdout
+
+
+WT = "com.centurylinklabs.watchtower"
+
+
+def test_watchtower_labels_are_followed_and_check_says_what_to_set_when_discovery_is_off(
+    world: World,
+) -> None:
+    world.push_image("v1")
+    more = {"cr-agent.source": "aliyun", "cr-agent.min_uptime": "1s"}  # the fake ACR answers; quick gate
+    world.run("wt", labels={f"{WT}.enable": "true", **more})
+    world.run("wt-watch", labels={f"{WT}.enable": "true", f"{WT}.monitor-only": "true", **more})
+    world.run("wt-off", labels={f"{WT}.enable": "false", **more})
+    d2 = world.push_image("v2")
+
+    check = world.agent("check", "-c", str(world.config([{"container": "wt", "image": world.image()}])))
+    assert check.returncode == 0, check.stderr
+    assert "Watchtower labels" in check.stdout and 'discover = "labels"' in check.stdout
+
+    code, report, err = world.once(world.config([], agent='discover = "labels"'))
+    got = mine(world, report)
+    assert code == 0, err
+    assert set(got) == {"wt", "wt-watch"}
+    assert got["wt"]["status"] == "updated" and d2 in world.running_digests("wt")
+    assert got["wt-watch"]["status"] == "would_update"  # monitor-only → mode = "notify"
+    assert d2 not in world.running_digests("wt-watch") and d2 not in world.running_digests("wt-off")

@@ -40,6 +40,7 @@ class FakeRuntime:
     on_start: dict[str, str] = field(default_factory=dict)  # image ref -> behaviour: crash|unhealthy|healthy
     platforms: dict[str, str] = field(default_factory=dict)  # image id -> why it does not fit this host
     pull_auths: list[tuple[str, str] | None] = field(default_factory=list)
+    labels_of: dict[str, dict[str, str]] = field(default_factory=dict)  # image id -> the image's labels
     calls: Counter[str] = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -203,6 +204,9 @@ class FakeRuntime:
             return
         self.log.append(f"remove {c.name}")
         del self.containers[c.id]
+
+    def image_labels(self, ref: str) -> dict[str, str]:
+        return dict(self.labels_of.get(self.image_of(ref), {}))
 
     def exists_image(self, ref: str) -> bool:
         return any(ref in digests for digests in self.images.values()) or ref in self.images

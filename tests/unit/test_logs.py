@@ -21,7 +21,7 @@ IMG = "registry.cn-hangzhou.aliyuncs.com/ns/web:latest"
 # Pinned: log shippers filter on these names, so renaming one is a breaking change (docs/operations.md).
 FIELDS = ["event", "container", "image", "status", "from_digest", "to_digest"]
 EVENTS = {"plan.up_to_date", "plan.skipped", "plan.failed", "plan.would_update", "plan.update",
-          "pull.failed", "replace.step", "pass.result"}  # fmt: skip
+          "pull.start", "pull.failed", "replace.step", "pass.result"}  # fmt: skip
 # The daemon's own lines (no container), with the fields bench/ reads from them (bench/common.py AGENT_EVENTS).
 DAEMON_EVENTS = {"server.listening": ("server", "host", "port"), "wake.queued": ("reason", "containers"),
                  "pass.start": ("reason",)}  # fmt: skip

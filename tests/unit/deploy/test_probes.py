@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
 
 from agent.config import HealthSpec
 from agent.deploy.probes import probe
@@ -35,3 +38,42 @@ def test_http_and_tcp_probes(monkeypatch) -> None:
         server.server_close()
     ok, seen = probe(HealthSpec(tcp=f"127.0.0.1:{port}", timeout=1))
     assert not ok and "refused" in seen.lower()
+
+
+def test_a_long_health_wait_says_every_ten_seconds_how_long_is_left(capsys) -> None:  # type: ignore[no-untyped-def]
+    """Twenty quiet seconds look like a hang: the gate tells its progress and the remaining deadline."""
+
+    from agent import logs
+    from agent.config import Watch
+    from agent.deploy.gate import wait_healthy
+    from agent.errors import HealthFailed
+    from agent.model import ImageRef
+    from tests.support.fakes import FakeContainer, FakeRuntime
+
+    rt = FakeRuntime()
+    rt.containers["n"] = FakeContainer("n", "web", "img", "i", running=True, health="starting")
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    w = Watch(container="web", image=ImageRef.parse("h.io/ns/web:v1"), source="registry", health_timeout=30.0)
+    logs.setup("INFO", json=True)
+    try:
+        with pytest.raises(HealthFailed):
+            wait_healthy(
+                rt, w, "n", probe=lambda h: (False, ""), clock=clock, stop=threading.Event(), poll=0.0
+            )
+    finally:
+        logs.setup("INFO")
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    said = [x["message"] for x in lines if x.get("step") == "health_wait"]
+    assert (
+        said[0]
+        == "web: waiting for the new container to prove itself (its HEALTHCHECK, else running for 10s), up to 30s"
+    )
+    assert any(
+        m.startswith("web: still waiting for health (HEALTHCHECK starting); ") and m.endswith("s left")
+        for m in said[1:]
+    )

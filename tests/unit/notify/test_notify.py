@@ -221,3 +221,12 @@ def test_the_default_language_follows_the_locale(env: dict[str, str], lang: str)
     cfg = parse({**W, "notify": {"urls": ["json://h/x"]}}, env)
     assert cfg.notify is not None and cfg.notify.language == lang and cfg.notify.repeat_after == 6 * 3600
     assert cfg.notify.on == ("updated", "rolled_back", "failed", "would_update", "recovered")
+
+
+def test_a_notifier_in_a_container_says_docker_exec_in_its_commands(rx: Receiver) -> None:
+    Notifier(settings(rx.url("json")), host="box", agent="docker exec cr-agent agent").on_pass(
+        report(Status.UPDATED, Status.ROLLED_BACK), 1.0
+    )
+    (hit,) = rx.wait(1)
+    assert "undo: docker exec cr-agent agent rollback c0" in hit.data["message"]
+    assert "retry: docker exec cr-agent agent retry c1" in hit.data["message"]

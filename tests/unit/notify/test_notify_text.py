@@ -151,3 +151,38 @@ def test_every_event_notify_on_accepts_is_told(status: Status, lang: str) -> Non
     assert item is not None
     text = body([item], lang, False)
     assert "web" in text and ("pre_update hook failed" in text or status is Status.UP_TO_DATE)
+
+
+@pytest.mark.parametrize(("lang", "words"), [("en", ("repository", "source")), ("zh", ("仓库", "源码"))])
+def test_an_update_shows_the_new_images_version_and_repository(lang: str, words: tuple[str, str]) -> None:
+    from agent.model import Version
+
+    v = Version("v1.4.2", "3f2a9c1d" + "0" * 32, "https://git.example.com/shop/web")
+    it = item_for(Result("web", IMG, Status.UPDATED, A, B, seconds=3.0, version=v), ALL)
+    assert it is not None
+    text = body([it], lang, markdown=False)
+    assert "aaaaaaaaaaaa → bbbbbbbbbbbb · v1.4.2 (3f2a9c1)" in text
+    assert f"{words[0]}{'：' if lang == 'zh' else ': '}registry.cn-hangzhou.aliyuncs.com/ns/web\n" in text
+    assert f"{words[1]}{'：' if lang == 'zh' else ': '}https://git.example.com/shop/web" in text
+    assert "`v1.4.2 (3f2a9c1)`" in body([it], lang, markdown=True)
+
+
+def test_version_reads_the_oci_labels_and_says_nothing_without_them() -> None:
+    from agent.model import Version
+
+    assert (
+        Version.from_labels({}) is None
+        and Version.from_labels({"org.opencontainers.image.source": "x"}) is None
+    )
+    v = Version.from_labels(
+        {"org.opencontainers.image.version": "1.2", "org.opencontainers.image.revision": "abcdef0123"}
+    )
+    assert v is not None and str(v) == "1.2 (abcdef0)"
+    assert str(Version(revision="release-7")) == "release-7"
+    r = Result("web", IMG, Status.UPDATED, version=v).as_json()
+    assert r["version"] == {
+        "version": "1.2",
+        "revision": "abcdef0123",
+        "source": None,
+        "text": "1.2 (abcdef0)",
+    }

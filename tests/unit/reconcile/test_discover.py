@@ -265,3 +265,46 @@ def test_a_failed_service_listing_still_discovers_the_containers() -> None:
 
     found = discover(cfg(), rt, SOURCES, Worker([]))
     assert [w.container for w in found.watches] == ["web"] and found.failed == ()
+
+
+WT = "com.centurylinklabs.watchtower"
+
+
+def test_watchtower_enable_true_opts_in_under_labels_and_monitor_only_means_notify() -> None:
+    found = from_listing(
+        cfg(),
+        [
+            listed("wt", {f"{WT}.enable": "true"}),
+            listed("watch-only", {f"{WT}.enable": "true", f"{WT}.monitor-only": "true"}),
+            listed("ours-win", {f"{WT}.enable": "true", "cr-agent.enable": "false"}),
+            listed("plain", {f"{WT}.monitor-only": "true"}),  # not opted in
+        ],
+        no_inspect,
+        SOURCES,
+    )
+    got = {w.container: w for w in found.watches}
+    assert set(got) == {"wt", "watch-only"} and found.failed == ()
+    assert (got["wt"].mode, got["watch-only"].mode) == ("update", "notify")
+    assert origins(got["watch-only"])["mode"] == f"label {WT}.monitor-only"
+    assert "monitor only" in describe(got["watch-only"])
+
+
+def test_watchtower_enable_false_opts_out_under_all_and_a_bad_value_names_its_label() -> None:
+    found = from_listing(
+        cfg("all"),
+        [listed("a"), listed("out", {f"{WT}.enable": "false"}), listed("odd", {f"{WT}.enable": "maybe"})],
+        no_inspect,
+        SOURCES,
+    )
+    assert [w.container for w in found.watches] == ["a"]
+    assert [(r.container, r.error) for r in found.failed] == [
+        ("odd", f"label {WT}.enable: expected true or false, got 'maybe'")
+    ]
+
+
+def test_watchtower_hint_names_the_containers_and_what_to_set() -> None:
+    from agent.reconcile.discover import watchtower_hint
+
+    assert watchtower_hint([listed("a"), listed("b", {"cr-agent.enable": "true"})]) is None
+    hint = watchtower_hint([listed("old", {f"{WT}.enable": "true"}), listed("b")])
+    assert hint is not None and "(old)" in hint and 'discover = "labels"' in hint

@@ -103,3 +103,34 @@ def test_helper_that_cannot_start_fails_the_entry_and_touches_nothing(tmp_path: 
     (r,) = reconcile(ctx).results
     assert r.status is Status.FAILED and "no such image" in (r.error or "")
     assert rt.calls["stop"] == 0
+
+
+def test_the_own_container_warning_is_logged_once_not_every_pass(tmp_path: Path) -> None:
+    from loguru import logger
+
+    rt, ctx = own_world(tmp_path, self_update=False)
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        for _ in range(3):
+            (r,) = reconcile(ctx).results
+            assert r.status is Status.SKIPPED and "own container" in (
+                r.error or ""
+            )  # the report says it each pass
+    finally:
+        logger.remove(sink)
+    assert len([ln for ln in lines if "own container" in ln]) == 1, lines
+
+
+def test_undo_and_retry_commands_name_docker_exec_when_the_agent_runs_in_a_container() -> None:
+    from agent.notify.text import Item, body
+
+    assert selfcontainer.agent_command(None) == "agent"
+    assert selfcontainer.agent_command("cr-agent") == "docker exec cr-agent agent"
+    items = [
+        Item("updated", "web", "h.io/ns/web:v2", A, B),
+        Item("rolled_back", "api", "h.io/ns/api:v2", A, B),
+    ]
+    text = body(items, "en", markdown=True, agent=selfcontainer.agent_command("cr-agent"))
+    assert "undo: `docker exec cr-agent agent rollback web`" in text
+    assert "retry: `docker exec cr-agent agent retry api`" in text

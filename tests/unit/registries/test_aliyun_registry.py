@@ -579,3 +579,10 @@ def test_fake_counts_faulted_requests_per_action_and_repo(fake):
     assert fake.stats()["actions"] == {"GetRepoTags": 2} and fake.stats()["repos"] == {"ns/app": 2}
     fake.reset_stats()
     assert fake.stats()["total"] == 0
+
+
+def test_a_wrong_secret_says_what_to_fix_in_the_error_itself(fake):
+    """What `once`, the logs and notifications show carries the hint `check --online` has."""
+    with pytest.raises(RegistryError) as e:
+        make(fake, access_key_secret="wrong-secret-value").latest(APP, ["latest"])
+    assert "the AccessKey secret does not match its ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET" in str(e.value)

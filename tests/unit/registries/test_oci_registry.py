@@ -276,3 +276,13 @@ def test_real_registry_tag_list_follows_the_next_links(pushed):
         ("multi", None),
         ("v1", None),
     ]
+
+
+def test_a_refusal_without_credentials_says_to_log_in_in_the_error_itself(pushed):
+    """HTTP 401 on HEAD: the message names `docker login HOST` and `[registry_auth."HOST"]`."""
+    with pytest.raises(RegistryError) as e:
+        OciRegistry(auth=lambda host: None).latest(RepoKey(env.REGISTRY, pushed["ns"], "app"), ["v1"])
+    assert "HTTP 401" in str(e.value)
+    assert f"docker login {env.REGISTRY}" in str(e.value) and f'[registry_auth."{env.REGISTRY}"]' in str(
+        e.value
+    )

@@ -37,7 +37,7 @@ def test_every_command_has_a_description_an_example_and_option_help(name: str) -
 def test_commands_table_names_every_command() -> None:
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     table = readme.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
     for name in COMMANDS:
         assert f"| `agent {name}" in table, name

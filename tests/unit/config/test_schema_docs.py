@@ -13,7 +13,7 @@ import pytest
 from agent.config.load import parse
 from agent.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret"}
 W = {"container": "web", "image": "registry.cn-hangzhou.aliyuncs.com/ns/web"}
 Z = {"zz_unknown": 1}

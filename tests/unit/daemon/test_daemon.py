@@ -228,7 +228,7 @@ def daemon_config(tmp_path: Path) -> Path:
 
 
 def test_a_second_sigterm_exits_at_once_while_the_first_waits_for_the_step(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     with subprocess.Popen(
         [sys.executable, "-c", CHILD, str(daemon_config(tmp_path))],
         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -11,7 +11,7 @@ from agent.signatures.cosign import from_storage, repository_path, verify
 from agent.signatures.format import Signature
 from agent.signatures.keys import KeyProblem, load_key
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "cosign"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "cosign"
 DIGEST = "sha256:" + hashlib.sha256((FIXTURE / "manifest.json").read_bytes()).hexdigest()
 REPO = "cosign-signed-single-sample"
 
