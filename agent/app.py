@@ -75,11 +75,14 @@ REGISTRIES: dict[Source, Callable[[Config, Metrics | None], Registry]] = {
 
 def sources(cfg: Config) -> list[Source]:
     """The registries a pass asks, and so the sources label discovery accepts: the watches' own, ACR for
-    build notices, and with discovery the OCI registry, plus ACR when there are keys to ask it."""
+    build notices, and with discovery the OCI registry, plus ACR when there are keys to ask it (a static key, or
+    a source of the credential chain set up here)."""
     out = {w.source for w in cfg.watches} | ({Source.ALIYUN} if cfg.build_watch else set())
     if cfg.agent.discover is not None:
         out.add(Source.REGISTRY)
-        if cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret:
+        from agent.registries.credentials import chain_may_answer
+
+        if (cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret) or chain_may_answer():
             out.add(Source.ALIYUN)
     return sorted(out)
 

@@ -196,6 +196,17 @@ def _v2_login(host: str, creds: tuple[str, str], cafile: str | None) -> int:
     return status
 
 
+def _credentials_check(acr: AcrRegistry) -> Check:
+    """Where the API credentials come from (the chain's source, temporary or not, until when); never the secret."""
+    try:
+        return Check("credentials", True, acr.credentials_source())
+    except RegistryError as e:
+        if e.code != NO_CREDENTIALS:
+            return Check("credentials", False, hint_for(e))
+        # not a failure in itself: public images need none; each watch's checks say what it lacks
+        return Check("credentials", True, f"none: {e}; images on ACR hosts are followed through the registry")
+
+
 def _container_check(runtime: Runtime, w: Watch) -> Check:
     try:
         info = runtime.inspect(w.container)
@@ -217,6 +228,7 @@ def run_online(cfg: Config, *, as_json: bool) -> int:
     runtime = app.runtime(cfg)
     rows: list[dict[str, Any]] = []
     try:
+        creds = _credentials_check(acr)
         for w in cfg.watches:
             if w.source is not Source.ALIYUN:
                 continue
@@ -227,10 +239,11 @@ def run_online(cfg: Config, *, as_json: bool) -> int:
                          "ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]})  # fmt: skip
     finally:
         acr.close()
-    ok = all(r["ok"] for r in rows)
+    ok = creds.ok and all(r["ok"] for r in rows)
     if as_json:
-        print(json.dumps({"ok": ok, "watches": rows}, indent=2))
+        print(json.dumps({"ok": ok, "credentials": asdict(creds), "watches": rows}, indent=2))
     else:
+        print(f"{'ok  ' if creds.ok else 'FAIL'}  {creds.name:<15} {creds.detail}")
         for r in rows:
             print(f"{r['container']}  ({r['image']})")
             for c in r["checks"]:

@@ -92,8 +92,9 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     pull_timeout, pull_stall = _pull_limits(p, raw.get("agent"))
     agent = replace(agent, pull_timeout=pull_timeout, pull_stall=pull_stall)
     watches = watches_of(p, raw.get("watch", []), agent.mode, agent.discover is not None)
-    # a key is needed for build notices; ACR watches without one are followed through the registry
-    needs_aliyun = bool(raw.get("build_watch"))
+    # a static key is optional: without one, the credential chain; with none, ACR watches are followed
+    # through the registry. Half a key is a mistake wherever ACR is asked.
+    needs_aliyun = bool(raw.get("build_watch")) or any(w.source is Source.ALIYUN for w in watches)
     aliyun = _aliyun(p, table_of(p, "aliyun", raw.get("aliyun", {})), env, needs_aliyun)
     _acr_hosts(p, watches, aliyun)
     auth = _registry_auth(p, table_of(p, "registry_auth", raw.get("registry_auth", {})), env)
@@ -193,11 +194,11 @@ def _aliyun(p: Problems, t: dict[str, Any], env: Mapping[str, str], needed: bool
     key_id = inline_or_env(p, "aliyun", t, "access_key_id", env) or first_env(env, ENV_KEY_ID)
     key_secret = inline_or_env(p, "aliyun", t, "access_key_secret", env) or first_env(env, ENV_KEY_SECRET)
     token = inline_or_env(p, "aliyun", t, "security_token", env) or first_env(env, ENV_STS_TOKEN)
-    if needed and not (key_id and key_secret):
+    if needed and bool(key_id) != bool(key_secret):  # neither: the credential chain (docs/acr.md)
         p.add(
-            "aliyun.access_key_id",
-            "missing credentials: set access_key_id and access_key_secret (or _env), "
-            "or the environment variables ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            "aliyun.access_key_secret" if key_id else "aliyun.access_key_id",
+            "give access_key_id and access_key_secret together (or _env, or ALIBABA_CLOUD_ACCESS_KEY_ID / "
+            "_SECRET), or neither to take credentials from the Alibaba Cloud credential chain",
         )
     endpoint = typed(p, "aliyun", t, "endpoint", str, None)
     if endpoint is not None and not re.match(r"^(https?://)?[A-Za-z0-9.\-\[\]:]+/?$", endpoint):
@@ -330,6 +331,11 @@ def describe(cfg: Config) -> str:
     lines += [f"  {line(w)}" for w in cfg.watches]
     if cfg.agent.discover:
         lines.append(f"  discover = {cfg.agent.discover!r}: containers opt in with labels (cr-agent.enable)")
+    if any(w.source is Source.ALIYUN for w in cfg.watches) or cfg.build_watch:
+        a = cfg.aliyun
+        lines.append(f"  ACR credentials: static AccessKey {a.access_key_id}" + (" with an STS token" if a.security_token else "")
+                     if a.access_key_id and a.access_key_secret else "  ACR credentials: no key given: the Alibaba Cloud "
+                     "credential chain at first use (`agent check --online` names the source)")  # fmt: skip
 
     lines += signatures(cfg)
     return redact("\n".join(lines))

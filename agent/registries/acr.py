@@ -29,12 +29,12 @@ from agent.registries.acr_public import (
     Routes,
     both_answers,
     falls_back,
-    keyless,
     registry_only,
     registry_source,
 )
 from agent.registries.aliyun import AliyunRegistry
 from agent.registries.aliyun_sdk import CA_BUNDLE_ENV
+from agent.registries.credentials import CredentialsProvider, provider_for
 from agent.registries.oci import OciRegistry
 
 T = TypeVar("T")
@@ -75,6 +75,7 @@ class AcrRegistry:
         self._options = dict(client_options or {})
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], AliyunRegistry] = {}  # (region, edition, instance[, "vpc"])
+        self._creds: CredentialsProvider | None = None  # one for every client; the chain asked on first use
         self._instances = JsonCache(Path(state_dir) / "acr-instances.json")
         self._digests = JsonCache(Path(state_dir) / "acr-digests.json")
         self._sources = JsonCache(Path(state_dir) / SOURCES_FILE)
@@ -121,22 +122,24 @@ class AcrRegistry:
         with self._lock:
             if key not in self._clients:
                 a = self._settings
-                if keyless(a):  # the credential chain plugs in here
-                    raise RegistryError(
-                        "no AccessKey: set [aliyun] access_key_id/_secret or ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET",
-                        code=NO_CREDENTIALS,
-                    )
                 endpoint, other = _endpoints(a.endpoint, region, vpc)
-                key_secret, token = (
-                    s.reveal() if s else None for s in (a.access_key_secret, a.security_token)
-                )
+                # without a static key, the credential chain: NO_CREDENTIALS at the first request if none
                 self._clients[key] = AliyunRegistry(  # RegistryError CONFIG e.g. for a missing CA bundle
-                    access_key_id=a.access_key_id or "", access_key_secret=key_secret or "",
-                    region=region, edition=edition, instance_id=instance, endpoint=endpoint, fallback_endpoint=other,
-                    security_token=token, ca_file=a.ca_file, read_timeout=a.timeout,
+                    credentials=self._credentials(), region=region, edition=edition, instance_id=instance,
+                    endpoint=endpoint, fallback_endpoint=other, ca_file=a.ca_file, read_timeout=a.timeout,
                     retries=a.retries, on_request=self._on_request, **self._options,
                 )  # fmt: skip
             return self._clients[key]
+
+    def _credentials(self) -> CredentialsProvider:
+        if self._creds is None:
+            self._creds = provider_for(self._settings)
+        return self._creds
+
+    def credentials_source(self) -> str:
+        """Where the API credentials come from and how long they last (`agent check --online`); never the
+        secret. Raises RegistryError (NO_CREDENTIALS) when there are none."""
+        return self._credentials().current().describe()
 
     def describe(self, host: str) -> dict[str, Any]:
         """Where `host` resolves: for `agent check --online` and logs."""

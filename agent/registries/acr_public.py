@@ -1,8 +1,8 @@
 """Which source answers an ACR entry: the ACR API, or the registry itself (public images, no AccessKey).
 
 This module is the one place that decides it:
-- no AccessKey can be had at all: the API client raises `NO_CREDENTIALS` where it is made (a static key
-  missing today; the credential chain finding nothing, later), and every ACR entry is followed through
+- no AccessKey can be had at all: the API client raises `NO_CREDENTIALS` at its first request (no static
+  key, and the credential chain finding nothing), and every ACR entry is followed through
   the registry: an anonymous `HEAD`, or the docker config's login;
 - the API answers that the image is not in this account (`NOT_IN_ACCOUNT`: an enterprise instance that
   ListInstance does not list, a repository or namespace it does not know): the registry is asked, and
@@ -124,8 +124,11 @@ def registry_only(target: AcrHost) -> str | None:
 
 
 def keyless(settings: Any) -> bool:
-    """No AccessKey in the config or the environment (config.AliyunSettings); the credential chain may add one."""
-    return not (settings.access_key_id and settings.access_key_secret)
+    """No AccessKey in the config or the environment (config.AliyunSettings), and no source of the credential
+    chain set up here (checked without importing it)."""
+    from agent.registries.credentials import chain_may_answer
+
+    return not (settings.access_key_id and settings.access_key_secret) and not chain_may_answer()
 
 
 def describe_routes(state_dir: Path, settings: Any) -> list[str]:

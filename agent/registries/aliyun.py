@@ -19,7 +19,6 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
-from aliyunsdkcore.client import AcsClient
 from aliyunsdkcore.http import protocol_type
 from aliyunsdkcore.request import AcsRequest
 from aliyunsdkcr.request.v20160607 import GetAuthorizationTokenRequest as PersonalToken
@@ -32,8 +31,9 @@ from agent.registries import acr_requests as requests
 from agent.registries import is_loopback
 from agent.registries.acr_builds import list_builds
 from agent.registries.acr_hints import clock_offset
-from agent.registries.aliyun_errors import ErrorWords
+from agent.registries.aliyun_errors import ErrorWords, expired
 from agent.registries.aliyun_sdk import _as_int, _field, _split_endpoint, _unreachable, tls_verify
+from agent.registries.credentials import Credentials, CredentialsProvider, SignedClients, StaticCredentials
 from agent.secret import register
 
 MAX_PAGES = 200  # 20 000 tags at 100 a page: beyond that something is wrong
@@ -49,8 +49,8 @@ class AliyunRegistry:
     def __init__(
         self,
         *,
-        access_key_id: str,
-        access_key_secret: str,
+        access_key_id: str = "",
+        access_key_secret: str = "",
         region: str,
         edition: Edition = Edition.PERSONAL,
         instance_id: str | None = None,
@@ -68,8 +68,9 @@ class AliyunRegistry:
         registry_hosts: Collection[str] = (),
         sleep: Callable[[float], None] = time.sleep,
         on_request: Callable[[str, float, str], None] | None = None,
+        credentials: CredentialsProvider | None = None,  # else the static key given here
     ) -> None:
-        if not access_key_id or not access_key_secret:
+        if credentials is None and (not access_key_id or not access_key_secret):
             raise RegistryError("access_key_id and access_key_secret are required", code="CONFIG")
         if not _REGION.match(region or ""):
             raise RegistryError(f"invalid region {region!r}", code="CONFIG")
@@ -83,11 +84,10 @@ class AliyunRegistry:
         # the other network's endpoint (cr-vpc. or cr.): asked once when this one cannot be reached
         self._other = _split_endpoint(fallback_endpoint) if fallback_endpoint else None
         verify = tls_verify(ca_file)
-        self._token = security_token
+        self._creds = credentials or StaticCredentials(access_key_id, access_key_secret, security_token)
         self._retries, self._backoff, self._backoff_max = max(0, retries), backoff, backoff_max
         self._total_timeout, self._page_size = total_timeout, page_size
         self._sleep, self._on_request = sleep, on_request
-        register(access_key_secret, security_token)  # also when made without a config (tests, scripts)
         self._errors = ErrorWords(self._host)
         self._errors.clock = lambda: clock_offset(self.endpoint, verify, no_proxy)
         self._registry_hosts = {h.lower() for h in registry_hosts}
@@ -96,21 +96,17 @@ class AliyunRegistry:
         self._pull: tuple[str, str, float] | None = None  # user, password, expiry (epoch s)
         # The SDK applies HTTP(S)_PROXY itself and ignores NO_PROXY: decide here.
         no_proxy = is_loopback(self._host) or bool(urllib.request.proxy_bypass(self._host))
-        # Explicit ak/secret win over env ALIYUN_ACCESS_KEY_*; an STS token is added per request.
-        self._client = AcsClient(
-            access_key_id,
-            access_key_secret,
-            region,
-            auto_retry=False,
-            connect_timeout=connect_timeout,
-            timeout=read_timeout,
-            proxy={"http": None, "https": None} if no_proxy else None,
-            verify=verify,
-        )
+        self._sdk = SignedClients(region, self._host, on_rotate=self._rotated, auto_retry=False,
+                                  connect_timeout=connect_timeout, timeout=read_timeout, verify=verify,
+                                  proxy={"http": None, "https": None} if no_proxy else None)  # fmt: skip
+
+    def _rotated(self) -> None:
+        with self._lock:
+            self._pull = None  # the pull token carries the old key's identity
 
     def close(self) -> None:
         """Close pooled connections to the API."""
-        self._client.session.close()
+        self._sdk.close()
 
     def __enter__(self) -> AliyunRegistry:
         return self
@@ -156,6 +152,7 @@ class AliyunRegistry:
         """ACR's temporary pull login (user cr_temp_user, ~1 h) for this edition's registry hosts."""
         if not self._serves(host):
             return None
+        self._sdk.client(self._creds.current())  # a rotated key drops the pull token it got
         with self._lock:
             if self._pull and self._pull[2] - TOKEN_MARGIN > time.time():
                 return self._pull[0], self._pull[1]
@@ -307,13 +304,20 @@ class AliyunRegistry:
     def _call(
         self, action: str, what: str, make: Callable[[], AcsRequest], deadline: float
     ) -> dict[str, Any]:
-        attempt = 0
+        attempt, renewed = 0, False
         while True:
             start = time.monotonic()
+            creds = self._creds.current()  # refreshed by its provider before it expires
             try:
-                body = self._once(action, what, make)
+                body = self._once(action, what, make, creds)
             except RegistryError as err:
                 self._report(action, time.monotonic() - start, err.code or "error")
+                if expired(err.code) and not renewed:
+                    renewed = True  # a fresh key, if one can be had, and one more try that is no retry
+                    if not creds.same_key(self._creds.refresh()):
+                        logger.info("ACR {} for {}: the security token expired; retrying with fresh credentials",
+                                    action, what)  # fmt: skip
+                        continue
                 delay = random.uniform(0, min(self._backoff_max, self._backoff * 2**attempt))
                 if not err.temporary or attempt >= self._retries or time.monotonic() + delay > deadline:
                     raise
@@ -326,23 +330,29 @@ class AliyunRegistry:
             return body
 
     def _once(
-        self, action: str, what: str, make: Callable[[], AcsRequest], fallback: bool = True
+        self,
+        action: str,
+        what: str,
+        make: Callable[[], AcsRequest],
+        creds: Credentials,
+        fallback: bool = True,
     ) -> dict[str, Any]:
         req = make()
         used = self._host
         req.set_endpoint(used)
         req.set_protocol_type(_PROTOCOLS[self._scheme])
-        if self._token:  # what the SDK's StsTokenSigner would do, without its env-var surprise
+        token = creds.token.reveal() if creds.token else None
+        if token:  # what the SDK's StsTokenSigner would do, without its env-var surprise
             if req.get_style() == "RPC":
-                req.add_query_param("SecurityToken", self._token)
+                req.add_query_param("SecurityToken", token)
             else:
-                req.add_header("x-acs-security-token", self._token)
+                req.add_header("x-acs-security-token", token)
         where = f"ACR {action} for {what}"
         try:
-            raw = self._client.do_action_with_exception(req)
+            raw = self._sdk.client(creds).do_action_with_exception(req)
         except ClientException as e:
             if fallback and self._other is not None and _unreachable(e):
-                return self._switch(action, what, make, used, self._errors.client(where, e))
+                return self._switch(action, what, make, creds, used, self._errors.client(where, e))
             raise self._errors.client(where, e) from None
         except ServerException as e:
             raise self._errors.server(where, e) from None
@@ -362,15 +372,16 @@ class AliyunRegistry:
         return body
 
     def _switch(
-        self, action: str, what: str, make: Callable[[], AcsRequest], used: str, err: RegistryError
-    ) -> dict[str, Any]:
+        self, action: str, what: str, make: Callable[[], AcsRequest], creds: Credentials, used: str,
+        err: RegistryError,
+    ) -> dict[str, Any]:  # fmt: skip
         """`used` cannot be reached: ask the other network's endpoint once; it stays in use if it answers."""
         with self._lock:
             if self._host == used and self._other is not None:  # not switched by a concurrent call already
                 (self._scheme, self._host), self._other = self._other, (self._scheme, self._host)
                 self._errors.host = self._host
         try:
-            body = self._once(action, what, make, fallback=False)
+            body = self._once(action, what, make, creds, fallback=False)
         except RegistryError:
             with self._lock:  # neither answers: the next call starts from the first one again
                 if self._host != used and self._other is not None and self._other[1] == used:

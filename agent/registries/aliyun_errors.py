@@ -87,3 +87,9 @@ class ErrorWords:
 
     def error(self, message: str, code: str | None, temporary: bool) -> RegistryError:
         return RegistryError(_SENSITIVE.sub(r"\1***", redact(message)), code=code, temporary=temporary)
+
+
+def expired(code: str | None) -> bool:
+    """InvalidSecurityToken.Expired and its kin: the temporary key ran out (a fresh one may be had)."""
+    text = (code or "").lower()
+    return "expired" in text and ("token" in text or "accesskey" in text)

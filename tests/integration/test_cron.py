@@ -55,6 +55,7 @@ def test_documented_cron_lines_update_a_container_under_crons_environment(world:
     env_file = world.tmp / "env"
     env_file.write_text(
         f"ALIBABA_CLOUD_ACCESS_KEY_ID={KEY_ID}\nALIBABA_CLOUD_ACCESS_KEY_SECRET={KEY_SECRET}\n"
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true\n"
         f"DOCKER_CONFIG={world.tmp / 'docker-config'}\n"
     )
     env_file.chmod(0o600)

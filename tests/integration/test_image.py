@@ -53,6 +53,7 @@ def start_agent(world: World, image: str, watches: list[dict[str, object]], self
     env_file = conf_dir / "env"
     env_file.write_text(
         f"ALIBABA_CLOUD_ACCESS_KEY_ID={KEY_ID}\nALIBABA_CLOUD_ACCESS_KEY_SECRET={KEY_SECRET}\n"
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true\n"
     )
     env_file.chmod(0o600)
     name = world.prefix + "agent"

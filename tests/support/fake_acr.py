@@ -135,6 +135,7 @@ class FakeAcr:
         self.order = order
         self.access_keys = dict(DEFAULT_KEYS if access_keys is None else access_keys)
         self.sts_tokens = dict(sts_tokens or {})
+        self.sts_expiry: dict[str, float] = {}  # temporary key id -> when it expires (epoch s), see issue_sts
         self.instances = tuple(instances)
         self.region = region
         self.personal_page_max = personal_page_max
@@ -406,6 +407,21 @@ class FakeAcr:
             self._token_scopes[password] = (scope, time.time() + self.token_ttl)
         return user, password, int((time.time() + self.token_ttl) * 1000)
 
+    def issue_sts(self, ttl: float) -> tuple[str, str, str, float]:
+        """A temporary key as STS hands one out: (STS.<id>, secret, security token, expiry epoch s).
+
+        Requests signed with it need its token; after `ttl` they get InvalidSecurityToken.Expired.
+        """
+        key_id, secret, token = (
+            "STS." + uuid.uuid4().hex[:24],
+            uuid.uuid4().hex,
+            "CAIS" + uuid.uuid4().hex * 3,
+        )
+        expiry = time.time() + ttl
+        with self._lock:
+            self.access_keys[key_id], self.sts_tokens[key_id], self.sts_expiry[key_id] = secret, token, expiry
+        return key_id, secret, token, expiry
+
     def token_valid(self, scope: str, user: str, password: str) -> bool:
         with self._lock:
             issued = self._token_scopes.get(password)
@@ -569,6 +585,9 @@ class _Handler(BaseHTTPRequestHandler):
     # -- signatures -------------------------------------------------------------------------
     def _secret_for(self, key_id: str | None) -> str:
         secret = self.fake.access_keys.get(key_id or "")
+        if secret is None and (key_id or "").startswith("STS."):  # a temporary key STS never issued
+            msg = "Specified signature is not matched with our calculation."
+            raise ApiError(400, "SignatureDoesNotMatch", msg)
         if secret is None:
             raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
         return secret
@@ -595,6 +614,9 @@ class _Handler(BaseHTTPRequestHandler):
         wanted = self.fake.sts_tokens.get(key_id)
         if wanted is not None and token != wanted:
             raise ApiError(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken is invalid.")
+        expiry = self.fake.sts_expiry.get(key_id)
+        if expiry is not None and time.time() >= expiry:
+            raise ApiError(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
 
     def _roa_key_id(self) -> str | None:
         auth = self.headers.get("Authorization", "")

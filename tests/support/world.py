@@ -136,6 +136,7 @@ def agent_environ(docker_config: Path, **extra: str) -> dict[str, str]:
     empty one: the agent's pull login comes from ACR's /tokens)."""
     e = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_"))}
     e.update({"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
+              "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",  # never 100.100.100.200 from a test
               "DOCKER_CONFIG": str(docker_config), **extra})  # fmt: skip
     return e
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -231,12 +232,19 @@ def test_no_module_in_agent_is_over_about_400_lines() -> None:
 # `agent once` from cron: the modules a quiet pass imports (437 on CPython 3.11 when this was written:
 # the docker SDK with requests/urllib3 is most of it). A count, not a time: the machine may be loaded.
 ONCE_MODULE_BUDGET = 520
+# the credential chain (with aiohttp and APScheduler) only when no static key is given
+CHAIN = ("alibabacloud_credentials", "aiohttp", "Tea", "apscheduler")
 NOT_ON_THE_ONCE_PATH = ("apprise", "prometheus_client", "h11", "agent.webhook", "agent.notify.send",
                         "agent.metrics", "aliyunsdkcore", "aliyunsdkcr", "apscheduler",
-                        "agent.notify.heartbeat", "semantic_version")  # fmt: skip
+                        "agent.notify.heartbeat", "semantic_version", *CHAIN)  # fmt: skip
+REGISTRY_WATCH = 'image = "127.0.0.1:5000/crt-nothing/none:latest"\nsource = "registry"\n'
+# an ACR watch whose API is a closed loopback port: the pass fails fast, after the imports it needs
+ACR_WATCH = ('image = "registry.cn-hangzhou.aliyuncs.com/crt-nothing/none:latest"\n'
+             '[aliyun]\nendpoint = "http://127.0.0.1:9"\nretries = 0\ntimeout = "1s"\n')  # fmt: skip
 
 
-def once_imports(tmp_path: Path, *args: str) -> tuple[list[tuple[int, int, str]], str]:
+def once_imports(tmp_path: Path, *args: str, watch: str = REGISTRY_WATCH,
+                 env: dict[str, str] | None = None) -> tuple[list[tuple[int, int, str]], str]:  # fmt: skip
     """`python -X importtime -m agent once --log-json` on a config with nothing to do.
 
     Returns (self us, cumulative us, name) per import, and the log lines.
@@ -244,12 +252,11 @@ def once_imports(tmp_path: Path, *args: str) -> tuple[list[tuple[int, int, str]]
     config = tmp_path / "agent.toml"
     config.write_text(
         f'[agent]\nstate_dir = "{tmp_path}/state"\n'
-        f'[[watch]]\ncontainer = "crt-{uuid.uuid4().hex[:8]}-missing"\n'
-        'image = "127.0.0.1:5000/crt-nothing/none:latest"\nsource = "registry"\n'
+        f'[[watch]]\ncontainer = "crt-{uuid.uuid4().hex[:8]}-missing"\n' + watch
     )
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "agent", "once", "--log-json", "-c", str(config), *args],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
     )  # fmt: skip
     rows, logged = [], []
     for line in done.stderr.splitlines():
@@ -290,6 +297,29 @@ def test_agent_once_imports_only_what_a_quiet_pass_uses(tmp_path: Path) -> None:
     # the same run's --log-json lines, read as bench/ reads them
     (done,) = agent_events(logged, "pass.done")
     assert done["checked"] == 1 and done["seconds"] >= 0
+
+
+def _acr_env(tmp_path: Path, **keys: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIYUN_", "ALIBABA_CLOUD_"))}
+    return {**env, "HOME": str(tmp_path), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", **keys}
+
+
+def test_a_static_key_pass_over_acr_never_imports_the_credential_chain(tmp_path: Path) -> None:
+    env = _acr_env(
+        tmp_path, ALIBABA_CLOUD_ACCESS_KEY_ID="LTAIid", ALIBABA_CLOUD_ACCESS_KEY_SECRET="s3cret-value"
+    )
+    rows, logged = once_imports(tmp_path, watch=ACR_WATCH, env=env)
+    names = {name.strip() for _, _, name in rows}
+    assert "aliyunsdkcore" in names, logged[-2000:]  # the ACR adapter was loaded: the control of this path
+    unwanted = sorted(n for n in names if n.split(".")[0] in CHAIN)
+    assert not unwanted, f"a static key imports {unwanted}; top importers:\n{top_importers(rows)}"
+
+
+def test_without_a_key_the_same_pass_asks_the_credential_chain(tmp_path: Path) -> None:
+    rows, logged = once_imports(tmp_path, watch=ACR_WATCH, env=_acr_env(tmp_path))
+    names = {name.strip() for _, _, name in rows}
+    assert "alibabacloud_credentials" in names, logged[-2000:]
+    assert "no Alibaba Cloud credentials" in logged and "default credential chain found none" in logged
 
 
 def test_the_events_bench_reads_are_emitted_by_the_agent() -> None:

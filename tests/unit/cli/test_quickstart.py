@@ -101,7 +101,8 @@ def test_env_file_beside_the_config_readable_by_others_is_warned(tmp_path: Path)
 
 def test_agent_check_prints_the_warning_and_passes(tmp_path: Path) -> None:
     cfg = _secret_config(tmp_path, 0o644)
-    env = {"PATH": "/usr/bin:/bin", "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIid", "HOME": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIid", "HOME": str(tmp_path),
+           "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}  # fmt: skip
     done = subprocess.run([str(AGENT_BIN / "agent"), "check", "--config-only", "-c", str(cfg)], env=env,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr

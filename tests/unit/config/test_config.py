@@ -42,6 +42,18 @@ def test_minimal_config_takes_credentials_from_alibaba_env() -> None:
     assert cfg.aliyun.access_key_secret == Secret("s3cret-value") and redact("s3cret-value") == "***"
 
 
+def test_no_key_at_all_leaves_credentials_to_the_chain_but_half_a_key_is_a_problem() -> None:
+    cfg = parse({"watch": [{"container": "web", "image": IMG}]}, {})
+    assert cfg.aliyun.access_key_id is None and cfg.aliyun.access_key_secret is None
+    half = problems(
+        {"watch": [{"container": "web", "image": IMG}]}, {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIid"}
+    )
+    assert any(
+        p.startswith("aliyun.access_key_secret: give access_key_id and access_key_secret together")
+        for p in half
+    ), half
+
+
 def test_every_problem_is_listed_at_once_with_its_key_path() -> None:
     raw = {
         "agent": {"interval": "5 minutes", "colour": "blue"},
@@ -293,3 +305,12 @@ def test_service_entries_and_engines() -> None:
     assert "watch[1].health: not for a service entry" in text
     assert "watch[2].docker_host: must start with unix:///, tcp:// or ssh://" in text
     assert "watch[3].docker_tls_dir: only with a tcp:// docker_host" in text
+
+
+def test_check_says_whether_a_static_key_or_the_chain_gives_the_credentials() -> None:
+    from agent.config.load import describe
+
+    static = describe(parse({"watch": [{"container": "web", "image": IMG}]}, ENV))
+    assert "ACR credentials: static AccessKey LTAIid" in static and "s3cret" not in static
+    chain = describe(parse({"watch": [{"container": "web", "image": IMG}]}, {}))
+    assert "ACR credentials: no key given: the Alibaba Cloud credential chain at first use" in chain

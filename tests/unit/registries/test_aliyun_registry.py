@@ -181,9 +181,14 @@ def test_no_proxy_is_honoured_for_a_remote_endpoint(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("NO_PROXY", ".aliyuncs.com")
     kw = dict(access_key_id=KEY, access_key_secret=SECRET, region="cn-hangzhou")
-    assert adapter(**kw)._client.proxy == {"http": None, "https": None}
+    assert sdk_client(adapter(**kw)).proxy == {"http": None, "https": None}
     monkeypatch.setenv("NO_PROXY", "example.com")
-    assert adapter(**kw)._client.proxy is None  # the SDK then uses HTTPS_PROXY
+    assert sdk_client(adapter(**kw)).proxy is None  # the SDK then uses HTTPS_PROXY
+
+
+def sdk_client(a: AliyunRegistry):
+    """The SDK client the adapter signs its next request with."""
+    return a._sdk.client(a._creds.current())
 
 
 @pytest.mark.parametrize("edition", ["personal", "enterprise"])
