@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import docker
 
 from tests.support.fake_acr import FakeAcr
 from tests.support.purge import purge
+from tests.support.world import wait_port
 
 REGISTRY_IMAGE = "registry:2"
 BUSYBOX_IMAGE = "busybox:stable"
@@ -35,20 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_port(port: int, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{what} did not listen on 127.0.0.1:{port} within {seconds:.0f}s"
-                ) from None
-            time.sleep(0.1)
 
 
 def static_busybox() -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Any
 
 from agent.config import Watch
 from agent.model import ContainerInfo, digest_for_repo
@@ -64,89 +65,45 @@ def plan(observations: Iterable[Observation]) -> list[Step]:
 
 def _plan_one(o: Observation) -> Step:
     w = o.watch
+
+    def step(action: Action, current: str | None, to: str | None, reason: str | None, **more: Any) -> Step:
+        more.setdefault("container", o.container)
+        return Step(watch=w, action=action, current=current, to_digest=to, reason=reason, **more)
+
     to = o.pinned or o.tag_digest
     if o.runtime_error is not None:
-        return Step(watch=w, action=Action.FAIL, current=None, to_digest=None, reason=o.runtime_error)
+        return step(Action.FAIL, None, None, o.runtime_error, container=None)
     if o.container is None:
         if w.optional:
-            return Step(
-                watch=w,
-                action=Action.SKIP,
-                current=None,
-                to_digest=o.tag_digest,
-                reason=f"{w.kind} {w.container!r} not found (optional)",
+            return step(
+                Action.SKIP,
+                None,
+                o.tag_digest,
+                f"{w.kind} {w.container!r} not found (optional)",
             )
-        return Step(
-            watch=w,
-            action=Action.MISSING,
-            current=None,
-            to_digest=o.tag_digest,
-            reason=f"{w.kind} {w.container!r} not found",
-        )
+        return step(Action.MISSING, None, o.tag_digest, f"{w.kind} {w.container!r} not found")
     running = digest_for_repo(list(o.container.repo_digests), w.image.repo)
     current = to if to in running else (running[0] if running else None)
     if o.pinned is None and o.error is not None:
-        return Step(
-            watch=w,
-            action=Action.FAIL,
-            current=current,
-            to_digest=None,
-            reason=o.error,
-            container=o.container,
-        )
+        return step(Action.FAIL, current, None, o.error)
     if to is None:
-        return Step(
-            watch=w,
-            action=Action.FAIL,
-            current=current,
-            to_digest=None,
-            reason=f"tag {w.image.tag!r} not found in {w.image.repo.path}",
-            container=o.container,
-        )
+        return step(Action.FAIL, current, None, f"tag {w.image.tag!r} not found in {w.image.repo.path}")
     if to in running:
         broken = o.container.broken
         if broken is not None:  # never up to date while it is not serving
-            return Step(
-                watch=w,
-                action=Action.FAIL,
-                current=current,
-                to_digest=to,
-                reason=f"{w.container} is {broken}",
-                container=o.container,
-            )
-        return Step(
-            watch=w, action=Action.NOTHING, current=current, to_digest=to, reason=None, container=o.container
-        )
+            return step(Action.FAIL, current, to, f"{w.container} is {broken}")
+        return step(Action.NOTHING, current, to, None)
     if o.pinned is not None and o.pin_deployed:  # someone else recreated it: keep the pin, no flip-flop
         reason = (f"{PIN_CONFLICT} {to} but recreated outside the agent (e.g. `docker compose pull && up -d`); "
                   f"not redeployed: `agent unpin {w.container}` to follow the tag, or pin the digest in the "
                   "compose file (docs/labels.md)")  # fmt: skip
         action = Action.SKIP if o.pin_reported else Action.FAIL  # loud once, then quiet while it lasts
-        return Step(
-            watch=w,
-            action=action,
-            current=current,
-            to_digest=to,
-            reason=reason,
-            container=o.container,
-            pin_conflict=True,
-        )
+        return step(action, current, to, reason, pin_conflict=True)
     if o.pinned is None and to in o.quarantined:
         reason = (
             f"{to} is quarantined ({o.quarantined[to]}); push a new image or run `agent retry {w.container}`"
         )
-        return Step(
-            watch=w, action=Action.SKIP, current=current, to_digest=to, reason=reason, container=o.container
-        )
+        return step(Action.SKIP, current, to, reason)
     if w.mode == "notify":
-        return Step(
-            watch=w,
-            action=Action.REPORT,
-            current=current,
-            to_digest=to,
-            reason='monitor only (mode = "notify")',
-            container=o.container,
-        )
-    return Step(
-        watch=w, action=Action.UPDATE, current=current, to_digest=to, reason=None, container=o.container
-    )
+        return step(Action.REPORT, current, to, 'monitor only (mode = "notify")')
+    return step(Action.UPDATE, current, to, None)
