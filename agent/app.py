@@ -58,12 +58,13 @@ def _aliyun(cfg: Config, metrics: Metrics | None) -> Registry:
 
     configured = _configured_auth(cfg)
     return AcrRegistry(
-        cfg.aliyun, state_dir=cfg.agent.state_dir,
+        cfg.aliyun,
+        state_dir=cfg.agent.state_dir,
         instance_ids={w.image.host: w.instance_id for w in cfg.watches if w.instance_id},
         regions={w.image.host: w.region for w in cfg.watches if w.region},
         host_auth=lambda host: configured(host) or docker_config_auth(host),
         on_request=metrics.record_api if metrics is not None else None,
-    )  # fmt: skip
+    )
 
 
 # watch source -> the registry adapter for it; built only when a watch uses that source
@@ -115,8 +116,9 @@ def state(cfg: Config) -> State:
         logger.warning(
             "the journal of interrupted replacements was lost with {}: check that these containers exist "
             "and run the image you expect, and look for *--cr-agent-old / *--cr-agent-new ones: {}",
-            st.moved_aside, ", ".join(w.container for w in cfg.watches),
-        )  # fmt: skip
+            st.moved_aside,
+            ", ".join(w.container for w in cfg.watches),
+        )
     return st
 
 

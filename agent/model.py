@@ -261,9 +261,12 @@ class Result:
             value = getattr(self, f.name)
             if value is not None or (f.name == "tag_digest" and self.pinned):
                 out[f.name] = (
-                    [asdict(d) for d in value] if isinstance(value, tuple)
-                    else value.as_json() if isinstance(value, Version) else value
-                )  # fmt: skip
+                    [asdict(d) for d in value]
+                    if isinstance(value, tuple)
+                    else value.as_json()
+                    if isinstance(value, Version)
+                    else value
+                )
         return out
 
 

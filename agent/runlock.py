@@ -20,8 +20,10 @@ from agent.errors import HostLockBusy, PassRunning, StateError
 def state_dir_fix(e: OSError) -> str:
     """What to do when `state_dir` is not ours to write: said in the error itself."""
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return ("; run the agent as root (it drives Docker anyway), or set [agent] state_dir to a directory "
-                "this user can write")  # fmt: skip
+        return (
+            "; run the agent as root (it drives Docker anyway), or set [agent] state_dir to a directory "
+            "this user can write"
+        )
     return ""
 
 
@@ -92,8 +94,11 @@ class EngineLock:
                 return os.open(d / name, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
                 logger.debug("engine lock: cannot use {}: {}", d, e)
-        logger.warning("no writable directory for the engine lock ({}); replacements are not "
-                       "serialised with other agents on this engine", ", ".join(map(str, self.dirs)))  # fmt: skip
+        logger.warning(
+            "no writable directory for the engine lock ({}); replacements are not "
+            "serialised with other agents on this engine",
+            ", ".join(map(str, self.dirs)),
+        )
         return None
 
     def acquire(self, engine: str, stop: threading.Event, timeout: float, poll: float = 0.2) -> bool:

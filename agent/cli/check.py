@@ -40,13 +40,22 @@ def engine_error(exc: BaseException, where: str) -> Finding:
         e = e.__cause__ or e.__context__
     text = " ".join(f"{type(x).__name__} {x}" for x in chain)
     if "PermissionError" in text or "Permission denied" in text:
-        return Finding("problem", f"{where}: the Docker socket needs root (permission denied)",
-                       "run as root (sudo agent …), or add this user to the `docker` group")  # fmt: skip
+        return Finding(
+            "problem",
+            f"{where}: the Docker socket needs root (permission denied)",
+            "run as root (sudo agent …), or add this user to the `docker` group",
+        )
     if "FileNotFoundError" in text or "No such file" in text or "Connection refused" in text:
-        return Finding("problem", f"{where}: Docker is not running, or its socket is elsewhere",
-                       "start Docker (systemctl start docker), or set DOCKER_HOST to its socket")  # fmt: skip
-    return Finding("problem", f"{where}: Docker does not answer: {exc}",
-                   "check that the engine runs and DOCKER_HOST / docker_host points to it")  # fmt: skip
+        return Finding(
+            "problem",
+            f"{where}: Docker is not running, or its socket is elsewhere",
+            "start Docker (systemctl start docker), or set DOCKER_HOST to its socket",
+        )
+    return Finding(
+        "problem",
+        f"{where}: Docker does not answer: {exc}",
+        "check that the engine runs and DOCKER_HOST / docker_host points to it",
+    )
 
 
 def state_dir_finding(state_dir: Path) -> Finding:
@@ -88,15 +97,24 @@ def container_findings(probe: Probe, w: Watch) -> list[Finding]:
     if found is None:
         if w.optional:
             return [Finding("ok", f"{word} `{w.container}` not found (optional: skipped until it exists)")]
-        return [Finding("problem", f"{word} `{w.container}` not found",
-                        f"start it first (`docker ps -a` lists the names), or set `{word}` in its [[watch]] "
-                        "entry to the right name (`agent init` prints entries for what runs)")]  # fmt: skip
+        return [
+            Finding(
+                "problem",
+                f"{word} `{w.container}` not found",
+                f"start it first (`docker ps -a` lists the names), or set `{word}` in its [[watch]] "
+                "entry to the right name (`agent init` prints entries for what runs)",
+            )
+        ]
     image, digests = found
     if digest_for_repo(digests, w.image.repo) or _repo_path(image) == w.image.repo.path:
         return [Finding("ok", f"{word} `{w.container}` runs {image}")]
-    return [Finding("warning", f"{word} `{w.container}` runs {image}, not an image of {w.image.repo}",
-                    f"set `image` in its [[watch]] entry to the repository it runs, or recreate it from "
-                    f"{w.image}")]  # fmt: skip
+    return [
+        Finding(
+            "warning",
+            f"{word} `{w.container}` runs {image}, not an image of {w.image.repo}",
+            f"set `image` in its [[watch]] entry to the repository it runs, or recreate it from {w.image}",
+        )
+    ]
 
 
 def host_findings(cfg: Config, w: Watch) -> list[Finding]:
@@ -105,8 +123,13 @@ def host_findings(cfg: Config, w: Watch) -> list[Finding]:
     if w.source is not Source.ALIYUN:
         return []
     try:
-        host = parse_host(w.image.host, region=cfg.aliyun.region, instance_id=w.instance_id,
-                          edition=cfg.aliyun.edition, default_instance_id=cfg.aliyun.instance_id)  # fmt: skip
+        host = parse_host(
+            w.image.host,
+            region=cfg.aliyun.region,
+            instance_id=w.instance_id,
+            edition=cfg.aliyun.edition,
+            default_instance_id=cfg.aliyun.instance_id,
+        )
     except ValueError as e:  # load() refuses these already; kept for configs built in code
         return [Finding("problem", str(e), "use one of the host forms above (docs/acr.md)")]
     found = region_problem(host.region)

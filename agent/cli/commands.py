@@ -249,8 +249,11 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force
         except ValueError as e:
             raise ConfigError([f"--to: {e}"]) from None
     else:
-        previous = [h.from_digest for h in app.state(cfg).history(container, 50)
-                    if h.outcome == "updated" and h.from_digest]  # fmt: skip
+        previous = [
+            h.from_digest
+            for h in app.state(cfg).history(container, 50)
+            if h.outcome == "updated" and h.from_digest
+        ]
         if not previous:
             raise ConfigError([f"{container}: no earlier deployment in the history; give --to sha256:..."])
         target = previous[0]
@@ -277,8 +280,12 @@ def _rollback(cfg: Config, container: str, to: str | None, *, output: str, force
                 ctx.state.pin(container, before)
             else:
                 ctx.state.unpin(container)
-            logger.warning("{}: the rollback to {} did not happen; {}", container, target,
-                           f"the earlier pin to {before} stays" if before else "the pin is removed")  # fmt: skip
+            logger.warning(
+                "{}: the rollback to {} did not happen; {}",
+                container,
+                target,
+                f"the earlier pin to {before} stays" if before else "the pin is removed",
+            )
     _print_report(report, output)
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -293,8 +300,12 @@ def _rollback_service(cfg: Config, watch: Watch, *, output: str) -> int:
         result, digest = target.deployer.rollback(watch)
         if digest:
             ctx.state.pin(watch.container, digest)
-            logger.info("{}: rolled back and pinned to {} (`agent unpin {}` to follow the tag again)",
-                        watch.container, digest, watch.container)  # fmt: skip
+            logger.info(
+                "{}: rolled back and pinned to {} (`agent unpin {}` to follow the tag again)",
+                watch.container,
+                digest,
+                watch.container,
+            )
     report = Report((result,))
     _print_report(report, output)
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -115,8 +115,10 @@ def run_init(*, all_images: bool, write: Path | None, force: bool) -> int:
         return EXIT_FAILED
     chosen = [f for f in found if all_images or f.acr]
     left = len(found) - len(chosen)
-    print(f"# {len(chosen)} running container(s) with {'an image from a registry' if all_images else 'an ACR image'}"
-          + (f"; {left} more with other registries' images: `agent init --all`" if left else ""))  # fmt: skip
+    print(
+        f"# {len(chosen)} running container(s) with {'an image from a registry' if all_images else 'an ACR image'}"
+        + (f"; {left} more with other registries' images: `agent init --all`" if left else "")
+    )
     for why in skipped:
         print(f"# left out {why}")
     if not chosen:

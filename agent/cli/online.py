@@ -80,8 +80,13 @@ def check_watch(
     except NeitherAnswers as e:
         keyless = e.code == NO_CREDENTIALS
         checks.append(Check("api", not keyless, "no AccessKey: not asked" if keyless else "the API answered"))
-        checks.append(Check("repository", False, f"the API does not know {repo.path}, and the registry "
-                            f"cannot serve it either: {e}"))  # fmt: skip
+        checks.append(
+            Check(
+                "repository",
+                False,
+                f"the API does not know {repo.path}, and the registry cannot serve it either: {e}",
+            )
+        )
     except RegistryError as e:
         checks.append(Check("api", False, hint_for(e)))
     checks.append(_digest_check(acr, w, api_digest, via_registry))
@@ -144,8 +149,11 @@ def _login_check(acr: AcrRegistry, host: str, cafile: str | None, via_registry: 
         return Check("registry login", False, "no pull credentials ([registry_auth], token or docker config)")
     status = _v2_login(host, creds, cafile)
     ok = status == 200
-    return Check("registry login", ok, f"GET /v2/ with the pull credentials: HTTP {status}"
-                 + ("" if ok else " (refused)"))  # fmt: skip
+    return Check(
+        "registry login",
+        ok,
+        f"GET /v2/ with the pull credentials: HTTP {status}" + ("" if ok else " (refused)"),
+    )
 
 
 def _pull_check(acr: AcrRegistry, w: Watch, login_ok: bool) -> Check:

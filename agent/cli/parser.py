@@ -54,8 +54,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", metavar="PATH",
-                        help="config file (default ./agent.toml, then /etc/cr-agent/agent.toml)")  # fmt: skip
+    common.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        help="config file (default ./agent.toml, then /etc/cr-agent/agent.toml)",
+    )
     common.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS, metavar="LEVEL",
                         help=f"log from this level on: {', '.join(LEVELS)} (default INFO)")  # fmt: skip
     common.add_argument("--log-json", action="store_true", help="one JSON object per log line")
@@ -70,9 +74,10 @@ def _output_options(p: argparse.ArgumentParser) -> None:
 def build() -> argparse.ArgumentParser:
     common = _common()
     p = argparse.ArgumentParser(
-        prog="agent", description="Keep Docker containers on the latest ACR image, safely.",
+        prog="agent",
+        description="Keep Docker containers on the latest ACR image, safely.",
         epilog="`agent COMMAND --help` describes each command. Docs: README.md, docs/operations.md.",
-    )  # fmt: skip
+    )
     p.add_argument("--version", action="version", version=f"cr-agent {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cmd: dict[str, argparse.ArgumentParser] = {}
@@ -83,13 +88,22 @@ def build() -> argparse.ArgumentParser:
     once = cmd["once"]
     once.add_argument("--dry-run", action="store_true", help="change nothing; report what would be done")
     _output_options(once)
-    once.add_argument("--metrics-file", metavar="PATH", type=Path,
-                      help="write metrics for node_exporter's textfile collector (atomically) after the pass")  # fmt: skip
+    once.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        type=Path,
+        help="write metrics for node_exporter's textfile collector (atomically) after the pass",
+    )
     check = cmd["check"]
-    check.add_argument("--online", action="store_true", help="also ask ACR, the registries and docker (docs/acr.md)")  # fmt: skip
+    check.add_argument(
+        "--online", action="store_true", help="also ask ACR, the registries and docker (docs/acr.md)"
+    )
     check.add_argument("--json", action="store_true", help="with --online: the checks as JSON")
-    check.add_argument("--config-only", action="store_true",
-                       help="validate the file only: no engine, no state_dir (e.g. in CI, away from the host)")  # fmt: skip
+    check.add_argument(
+        "--config-only",
+        action="store_true",
+        help="validate the file only: no engine, no state_dir (e.g. in CI, away from the host)",
+    )
     init = cmd["init"]
     init.add_argument("--all", action="store_true", help="every running container, not only ACR images")
     init.add_argument("--write", metavar="PATH", type=Path, help="write a complete, commented config there")
@@ -106,9 +120,14 @@ def build() -> argparse.ArgumentParser:
     cmd["status"].add_argument("--json", action="store_true", help="print the status as JSON on stdout")
     rb = cmd["rollback"]
     rb.add_argument("container", help="the watched container (or service) to roll back")
-    rb.add_argument("--to", metavar="DIGEST", help="sha256:... to go back to (default: the one before the current)")  # fmt: skip
-    rb.add_argument("--force", action="store_true",
-                    help="deploy the digest even without a trusted signature ([signatures], docs/signatures.md)")  # fmt: skip
+    rb.add_argument(
+        "--to", metavar="DIGEST", help="sha256:... to go back to (default: the one before the current)"
+    )
+    rb.add_argument(
+        "--force",
+        action="store_true",
+        help="deploy the digest even without a trusted signature ([signatures], docs/signatures.md)",
+    )
     _output_options(rb)
     cmd["unpin"].add_argument("container", help="the watched container (or service)")
     cmd["retry"].add_argument("container", help="the watched container (or service)")

@@ -52,13 +52,16 @@ def _problem(w: Watch, info: ContainerInfo | None) -> str | None:
     if info is None:
         if w.optional:
             return f"container {w.container} not found (optional = true: skipped)"
-        return (f"container {w.container} not found: start it, fix the name in the config, "
-                "or set optional = true")  # fmt: skip
+        return (
+            f"container {w.container} not found: start it, fix the name in the config, or set optional = true"
+        )
     if info.broken:
         return f"container is {info.broken}: see `docker logs {w.container}`"
     if not info.running:
-        return (f"container is stopped (exit code {info.exit_code}): not updated while stopped unless "
-                f"start_stopped = true; `docker start {w.container}` to run it")  # fmt: skip
+        return (
+            f"container is stopped (exit code {info.exit_code}): not updated while stopped unless "
+            f"start_stopped = true; `docker start {w.container}` to run it"
+        )
     return None
 
 
@@ -89,8 +92,10 @@ def _print(c: dict[str, Any]) -> None:
     sig = c["signature"] or {}
     unproven = "  [unproven: in flight]" if c.get("running_unproven") else ""
     print(f"  running   {c['running_digest'] or '-'}{version}{_signed(sig.get('running'))}{unproven}")
-    print(f"  latest    {check.get('latest_digest') or '-'}{_signed(sig.get('latest'))}"
-          f"  (last check: {_when(check.get('time'))})")  # fmt: skip
+    print(
+        f"  latest    {check.get('latest_digest') or '-'}{_signed(sig.get('latest'))}"
+        f"  (last check: {_when(check.get('time'))})"
+    )
     if check.get("status") == "failed":
         print(redact(f"  last pass failed: {check.get('error')}"))
     if c["source"]:
@@ -100,5 +105,9 @@ def _print(c: dict[str, Any]) -> None:
     for d, why in c["quarantined"].items():
         print(redact(f"  quarantined {d}: {why}"))
     for h in c["history"][:5]:
-        print(redact(f"  {_when(h['started'])}  {h['outcome']:<12} {short_digest(h['from_digest'])} → "
-                     f"{short_digest(h['to_digest'])}  {h['duration']:.1f}s{'  ' + h['error'] if h['error'] else ''}"))  # fmt: skip
+        print(
+            redact(
+                f"  {_when(h['started'])}  {h['outcome']:<12} {short_digest(h['from_digest'])} → "
+                f"{short_digest(h['to_digest'])}  {h['duration']:.1f}s{'  ' + h['error'] if h['error'] else ''}"
+            )
+        )

@@ -55,7 +55,12 @@ def _explain(cfg: Config, name: str, force: bool) -> None:
     state = app.state(cfg)
     pin = state.pinned(name)
     if pin:
-        logger.warning("{}: pinned to {} by `agent rollback`: it stays there; "
-                       "`agent update {} --force` follows the tag (and unpins)", name, pin, name)  # fmt: skip
+        logger.warning(
+            "{}: pinned to {} by `agent rollback`: it stays there; "
+            "`agent update {} --force` follows the tag (and unpins)",
+            name,
+            pin,
+            name,
+        )
     if state.quarantined(name):
         logger.info("{}: quarantined digests stay skipped; `agent update {} --force` lifts that", name, name)

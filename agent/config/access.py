@@ -44,8 +44,10 @@ def metrics_of(p: Problems, value: Any, env: Mapping[str, str]) -> MetricsSettin
 def weak_tokens(cfg: Config) -> list[str]:
     """Tokens shorter than GOOD_TOKEN characters: `agent check` refuses them, `agent run` warns."""
     out = []
-    for key, token in (("webhook.token", cfg.webhook and cfg.webhook.token),
-                       ("metrics.token", cfg.metrics and cfg.metrics.token)):  # fmt: skip
+    for key, token in (
+        ("webhook.token", cfg.webhook and cfg.webhook.token),
+        ("metrics.token", cfg.metrics and cfg.metrics.token),
+    ):
         if token and len(token.reveal()) < GOOD_TOKEN:
             out.append(
                 f"{key}: {len(token.reveal())} characters is guessable; use at least {GOOD_TOKEN} random "

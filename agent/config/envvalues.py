@@ -53,8 +53,10 @@ def env_file_warning(text: str, path: str) -> str | None:
     """For `check` and every command: an env file with Windows line endings, or lines ending in spaces."""
     lines = [ln for ln in text.split("\n") if ln.strip() and not ln.lstrip().startswith("#")]
     if any(ln.endswith("\r") for ln in lines):
-        return (f"{path} has Windows line endings (CRLF): systemd and docker keep the \\r in each value; "
-                f"the agent strips it from what it reads, but fix the file: sed -i 's/\\r$//' {path}")  # fmt: skip
+        return (
+            f"{path} has Windows line endings (CRLF): systemd and docker keep the \\r in each value; "
+            f"the agent strips it from what it reads, but fix the file: sed -i 's/\\r$//' {path}"
+        )
     if any(ln != ln.rstrip() for ln in lines):
         return f"{path} has lines ending in spaces: docker --env-file keeps them in the values; remove them"
     return None

@@ -333,9 +333,13 @@ def describe(cfg: Config) -> str:
         lines.append(f"  discover = {cfg.agent.discover!r}: containers opt in with labels (cr-agent.enable)")
     if any(w.source is Source.ALIYUN for w in cfg.watches) or cfg.build_watch:
         a = cfg.aliyun
-        lines.append(f"  ACR credentials: static AccessKey {a.access_key_id}" + (" with an STS token" if a.security_token else "")
-                     if a.access_key_id and a.access_key_secret else "  ACR credentials: no key given: the Alibaba Cloud "
-                     "credential chain at first use (`agent check --online` names the source)")  # fmt: skip
+        lines.append(
+            f"  ACR credentials: static AccessKey {a.access_key_id}"
+            + (" with an STS token" if a.security_token else "")
+            if a.access_key_id and a.access_key_secret
+            else "  ACR credentials: no key given: the Alibaba Cloud "
+            "credential chain at first use (`agent check --online` names the source)"
+        )
 
     lines += signatures(cfg)
     return redact("\n".join(lines))

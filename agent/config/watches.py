@@ -16,7 +16,7 @@ from agent.config.fields import (
     mode_of,
     typed,
     unknown,
-)  # fmt: skip
+)
 from agent.config.patterns import TagPattern
 from agent.config.patterns import parse as parse_pattern
 from agent.config.schema import HealthSpec, Watch

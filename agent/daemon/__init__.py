@@ -185,9 +185,13 @@ class Coordinator:
                 return None
             self.passes += 1
             self.last = {
-                "time": t0, "finished": time.time(), "duration": round(time.time() - t0, 3), "ok": report.ok,
-                "reason": reason, "results": {r.container: r.status.value for r in report.results},
-            }  # fmt: skip
+                "time": t0,
+                "finished": time.time(),
+                "duration": round(time.time() - t0, 3),
+                "ok": report.ok,
+                "reason": reason,
+                "results": {r.container: r.status.value for r in report.results},
+            }
             return report
         finally:
             self.running = False

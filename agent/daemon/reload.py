@@ -46,11 +46,15 @@ def reload(daemon: Daemon) -> bool:
 
 def _swap(daemon: Daemon, new: Config) -> bool:
     old = daemon.cfg
-    later = [name for name, a, b in (
-        ("state_dir", old.agent.state_dir, new.agent.state_dir),
-        ("[webhook]", old.webhook, new.webhook),
-        ("[metrics]", old.metrics, new.metrics),
-    ) if a != b]  # fmt: skip
+    later = [
+        name
+        for name, a, b in (
+            ("state_dir", old.agent.state_dir, new.agent.state_dir),
+            ("[webhook]", old.webhook, new.webhook),
+            ("[metrics]", old.metrics, new.metrics),
+        )
+        if a != b
+    ]
     if later:  # what the process holds open keeps its running value until a restart
         new = dataclasses.replace(
             new,

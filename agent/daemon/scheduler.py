@@ -98,9 +98,12 @@ class Ticker:
         self._started = True
         if self.due is not None:
             self._sched.add_job(
-                self._fire, PassTrigger(self.due, self._trigger_failed), id=SCHEDULE, name="scheduled pass",
+                self._fire,
+                PassTrigger(self.due, self._trigger_failed),
+                id=SCHEDULE,
+                name="scheduled pass",
                 next_run_time=datetime.now(UTC),
-            )  # fmt: skip
+            )
         self._sched.start()
 
     @property

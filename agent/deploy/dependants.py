@@ -57,8 +57,10 @@ def unsafe(name: str, planned: list[Planned]) -> str | None:
     for p in planned:
         s, what = p.sharer, ", ".join(p.sharer.kinds)
         if s.auto_remove:
-            return (f"{s.name} shares {what} with it and runs with --rm: recreating it could lose it; "
-                    f"start {s.name} without --rm, or replace both by hand")  # fmt: skip
+            return (
+                f"{s.name} shares {what} with it and runs with --rm: recreating it could lose it; "
+                f"start {s.name} without --rm, or replace both by hand"
+            )
         if SWARM_TASK in s.labels:
             return f"{s.name} shares {what} with it and is a Swarm task, which only Swarm may recreate"
     return None
@@ -81,8 +83,12 @@ def recreate(runtime: Runtime, planned: list[Planned], new_id: str) -> tuple[lis
                 continue
             moved[s.id] = runtime.recreate_sharer(s.id, p.parent, moved[p.parent], start=s.running)
         except AgentError as e:
-            logger.error("{}: shares {} with a replaced container; recreating it failed: {}", s.name,
-                         ", ".join(s.kinds), e)  # fmt: skip
+            logger.error(
+                "{}: shares {} with a replaced container; recreating it failed: {}",
+                s.name,
+                ", ".join(s.kinds),
+                e,
+            )
             done.append(
                 Rejoined(s.name, "failed", f"{e}; it still points at the removed container: recreate it")
             )

@@ -34,8 +34,10 @@ def wait_healthy(
     deadline = clock() + w.health_timeout
     logger.bind(event="replace.step", step="health_wait").info(
         "{}: waiting for the new container to prove itself ({}), up to {:g}s",
-        w.container, _how(w), w.health_timeout,
-    )  # fmt: skip
+        w.container,
+        _how(w),
+        w.health_timeout,
+    )
     told = clock()
     first = rt.state(new_id)
     restarts = first.restart_count if first else 0

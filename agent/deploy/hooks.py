@@ -15,12 +15,14 @@ def hook_env(container: str, image: str, from_digest: str | None, to_digest: str
     """The environment of a hook: the documented CR_AGENT_* variables (docs/configuration.md)."""
     env = {k: os.environ[k] for k in _PASSED if k in os.environ}
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    env.update({
-        "CR_AGENT_CONTAINER": container,
-        "CR_AGENT_IMAGE": image,
-        "CR_AGENT_FROM_DIGEST": from_digest or "",
-        "CR_AGENT_TO_DIGEST": to_digest,
-    })  # fmt: skip
+    env.update(
+        {
+            "CR_AGENT_CONTAINER": container,
+            "CR_AGENT_IMAGE": image,
+            "CR_AGENT_FROM_DIGEST": from_digest or "",
+            "CR_AGENT_TO_DIGEST": to_digest,
+        }
+    )
     return env
 
 

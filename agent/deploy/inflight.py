@@ -41,8 +41,10 @@ def in_flight(state: State) -> dict[str, InFlight]:
                 r = Replacement.from_json(e.step, d)
                 new_id = "" if r.step.committed else r.new_id or ""
             what = "service update" if kind == "service" else "replacement"
-            text = (f"{what} interrupted at step {e.step} ({short_digest(from_digest)} → "
-                    f"{short_digest(to_digest)}); {WHEN}")  # fmt: skip
+            text = (
+                f"{what} interrupted at step {e.step} ({short_digest(from_digest)} → "
+                f"{short_digest(to_digest)}); {WHEN}"
+            )
             attempt = {"started": started, "finished": None, "duration": round(time.time() - started, 3),
                        "from_digest": from_digest, "to_digest": to_digest, "outcome": "in_flight",
                        "error": f"interrupted at step {e.step}; {WHEN}"}  # fmt: skip

@@ -40,8 +40,12 @@ class Step(StrEnum):
 
 
 # Step names written by versions before the typed journal.
-_LEGACY = {"rename": Step.RENAMED, "create": Step.RENAMED, "stop_old": Step.CREATED,
-           "start_new": Step.OLD_STOPPED}  # fmt: skip
+_LEGACY = {
+    "rename": Step.RENAMED,
+    "create": Step.RENAMED,
+    "stop_old": Step.CREATED,
+    "start_new": Step.OLD_STOPPED,
+}
 
 
 def parse_step(text: str) -> Step:

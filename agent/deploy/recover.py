@@ -72,8 +72,10 @@ class Restorer:
         if other is not None:
             for cid in new_ids:
                 rt.remove(cid)
-            return (f"{name} was removed and recreated by someone else during the replacement; "
-                    f"the agent removed its own new container, and {name} is theirs now")  # fmt: skip
+            return (
+                f"{name} was removed and recreated by someone else during the replacement; "
+                f"the agent removed its own new container, and {name} is theirs now"
+            )
         kept = [c for cid in new_ids if (c := rt.inspect(cid)) is not None]
         if not kept:
             return f"{name} was removed by someone else during the replacement and no container {name} is left: recreate it"
@@ -83,8 +85,10 @@ class Restorer:
         st = rt.state(new.id)
         if r.start_new and st is not None and st.status == "created":  # never started; not one that failed
             rt.start(new.id)
-        return (f"the old container {r.old_id[:12]} was removed by someone else during the replacement, "
-                f"so {name} is left on the new image {r.to_digest}")  # fmt: skip
+        return (
+            f"the old container {r.old_id[:12]} was removed by someone else during the replacement, "
+            f"so {name} is left on the new image {r.to_digest}"
+        )
 
     def _name_taken(self, r: Replacement, old: ContainerInfo, other: ContainerInfo) -> str:
         """Someone recreated the container under its name: theirs stays; the old one is set aside."""
@@ -94,8 +98,10 @@ class Restorer:
             return f"{r.name} was recreated by someone else during the replacement; the agent removed its old copy"
         if old.running:
             rt.stop(old.id)
-        return (f"{r.name} was recreated by someone else ({other.id[:12]}) during the replacement; the old "
-                f"container is kept, stopped, as {old.name}: `docker rm {old.name}` once it is not needed")  # fmt: skip
+        return (
+            f"{r.name} was recreated by someone else ({other.id[:12]}) during the replacement; the old "
+            f"container is kept, stopped, as {old.name}: `docker rm {old.name}` once it is not needed"
+        )
 
     def finish(self, r: Replacement, crash_at: CrashAt) -> str | None:
         """Past the commit point: retire the old container; the new one takes the name. Idempotent."""

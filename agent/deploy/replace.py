@@ -191,8 +191,10 @@ class Deployer:
         marks |= {n for n in (name + OLD_SUFFIX, name + NEW_SUFFIX) if self.runtime.inspect(n) is not None}
         if not marks:
             return None
-        return (f"an unfinished replacement of {name} left {', '.join(sorted(marks))}: let the agent that "
-                "started it finish, or check and remove those containers")  # fmt: skip
+        return (
+            f"an unfinished replacement of {name} left {', '.join(sorted(marks))}: let the agent that "
+            "started it finish, or check and remove those containers"
+        )
 
     def _strategy(self, w: Watch, old: ContainerInfo) -> Strategy:
         if w.strategy is Strategy.START_FIRST and (old.host_ports or old.static_ip):
@@ -349,8 +351,9 @@ class Deployer:
             logger.warning("{}: recovered from an interrupted replacement ({}): {}", r.name, r.step.value,
                            err or "finished")  # fmt: skip
         except AgentError as e:
-            logger.error("{}: recovering an interrupted replacement failed; the next pass tries again: {}",
-                         r.name, e)  # fmt: skip
+            logger.error(
+                "{}: recovering an interrupted replacement failed; the next pass tries again: {}", r.name, e
+            )
             status, err = Status.FAILED, f"recovery after an interruption failed: {e}"
         return Result(r.name, r.image, status, r.from_digest, r.to_digest or None, err,
                       dependants=tuple(self._rejoined) or None)  # fmt: skip

@@ -169,8 +169,11 @@ class ServiceDeployer:
 
     def _record(self, u: ServiceUpdate, status: Status, error: str | None) -> Result:
         error = redact(error) if error else None
-        self.state.record(Deployment(u.name, u.started, time.time(), u.from_digest, u.to_digest, status.value,
-                                     error, None, None))  # fmt: skip
+        self.state.record(
+            Deployment(
+                u.name, u.started, time.time(), u.from_digest, u.to_digest, status.value, error, None, None
+            )
+        )
         log = logger.info if status is Status.UPDATED else logger.error
         log("{}: service update {}{}", u.name, status.value, f": {error}" if error else "")
         return Result(u.name, u.image, status, u.from_digest, u.to_digest, error, service=u.service)

@@ -16,8 +16,10 @@ def low_space(state_dir: Path) -> str | None:
         return f"state_dir {state_dir} cannot be used: {e.strerror or e}; the replacement is not started"
     if free >= MIN_FREE:
         return None
-    return (f"state_dir {state_dir} has {free // 1024} KiB free, under 1 MiB: the replacement is not started "
-            "until its journal can be written; free some space")  # fmt: skip
+    return (
+        f"state_dir {state_dir} has {free // 1024} KiB free, under 1 MiB: the replacement is not started "
+        "until its journal can be written; free some space"
+    )
 
 
 def unwritable(e: Exception) -> str:

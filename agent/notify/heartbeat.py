@@ -43,9 +43,11 @@ class Heartbeat:
 
         def send() -> None:
             request = urllib.request.Request(
-                with_suffix(self.url, suffix), data=redact(text).encode(), method="POST",
+                with_suffix(self.url, suffix),
+                data=redact(text).encode(),
+                method="POST",
                 headers={"Content-Type": "text/plain; charset=utf-8", "User-Agent": "cr-agent"},
-            )  # fmt: skip
+            )
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     done.append("" if response.status < 400 else f"HTTP {response.status}")

@@ -20,9 +20,14 @@ from agent.signatures import gate as signatures
 _DECIDED = {
     Action.NOTHING: (Status.UP_TO_DATE, "plan.up_to_date", "INFO", "{}: up to date at {}"),
     Action.SKIP: (Status.SKIPPED, "plan.skipped", "WARNING", "{}: skipped: {}"),
-    Action.MISSING: (Status.FAILED, "plan.failed", "WARNING", "{}: failed: {} (set optional = true if it may be absent)"),
+    Action.MISSING: (
+        Status.FAILED,
+        "plan.failed",
+        "WARNING",
+        "{}: failed: {} (set optional = true if it may be absent)",
+    ),
     Action.FAIL: (Status.FAILED, "plan.failed", "ERROR", "{}: failed: {}"),
-}  # fmt: skip
+}
 
 
 def _at(name: str, image: str, from_digest: str | None, to_digest: str | None) -> dict[str, Any]:
@@ -107,8 +112,9 @@ def _own_container(ctx: Context, s: Step) -> Result:
     try:
         helper = ctx.start_helper(name)
     except AgentError as e:
-        logs.decision("ERROR", "plan.failed", "{}: self-update helper did not start: {}", name, e,
-                      status="failed", **at)  # fmt: skip
+        logs.decision(
+            "ERROR", "plan.failed", "{}: self-update helper did not start: {}", name, e, status="failed", **at
+        )
         return Result(name, image, Status.FAILED, s.current, s.to_digest, f"self-update helper: {e}")
     logs.decision("INFO", "plan.update", "{}: own container; helper {} replaces it once this pass ends",
                   name, helper, status="skipped", **at)  # fmt: skip

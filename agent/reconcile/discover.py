@@ -138,8 +138,10 @@ class _Found:
             error = "; ".join(_as_label(x, kind) for x in problems)
             self.failed.append(Result(name, image, Status.FAILED, error=error))
         elif watch.source not in self.sources:
-            error = (f"source {watch.source!r} is not set up: give an AccessKey ([aliyun] or "
-                     "ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) or a credential chain source (docs/acr.md#credentials)")  # fmt: skip
+            error = (
+                f"source {watch.source!r} is not set up: give an AccessKey ([aliyun] or "
+                "ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET) or a credential chain source (docs/acr.md#credentials)"
+            )
             self.failed.append(Result(name, image, Status.FAILED, error=error))
         else:
             given = frozenset(t) - {kind}

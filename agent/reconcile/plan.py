@@ -94,9 +94,11 @@ def _plan_one(o: Observation) -> Step:
             return step(Action.FAIL, current, to, f"{w.container} is {broken}")
         return step(Action.NOTHING, current, to, None)
     if o.pinned is not None and o.pin_deployed:  # someone else recreated it: keep the pin, no flip-flop
-        reason = (f"{PIN_CONFLICT} {to} but recreated outside the agent (e.g. `docker compose pull && up -d`); "
-                  f"not redeployed: `agent unpin {w.container}` to follow the tag, or pin the digest in the "
-                  "compose file (docs/labels.md)")  # fmt: skip
+        reason = (
+            f"{PIN_CONFLICT} {to} but recreated outside the agent (e.g. `docker compose pull && up -d`); "
+            f"not redeployed: `agent unpin {w.container}` to follow the tag, or pin the digest in the "
+            "compose file (docs/labels.md)"
+        )
         action = Action.SKIP if o.pin_reported else Action.FAIL  # loud once, then quiet while it lasts
         return step(action, current, to, reason, pin_conflict=True)
     if o.pinned is None and to in o.quarantined:

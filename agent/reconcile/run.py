@@ -47,10 +47,12 @@ def reconcile(ctx: Context, only: frozenset[str] | None = None, dry_run: bool = 
     if not dry_run:
         report = _mark_seen(ctx.state, report)
         try:
-            ctx.state.record_checks([
-                (r.container, r.current_digest, r.tag_digest or r.to_digest, r.status.value, r.error)
-                for r in report.results
-            ])  # fmt: skip
+            ctx.state.record_checks(
+                [
+                    (r.container, r.current_digest, r.tag_digest or r.to_digest, r.status.value, r.error)
+                    for r in report.results
+                ]
+            )
         except AgentError as e:  # a full state_dir: the results are still reported, logged and told
             logger.error("the results of this pass were not saved for `agent status`: {}", e)
         record_seen(ctx, observed, report, (*found.failed, *found.skipped), complete=only is None)

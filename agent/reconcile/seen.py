@@ -39,9 +39,13 @@ _CHANGED = (Status.UPDATED, Status.ROLLED_BACK, Status.FAILED)
 
 
 def record_seen(
-    ctx: Context, observed: Sequence[Observation], report: Report, label_failures: Iterable[Result], *,
+    ctx: Context,
+    observed: Sequence[Observation],
+    report: Report,
+    label_failures: Iterable[Result],
+    *,
     complete: bool,
-) -> None:  # fmt: skip
+) -> None:
     """After a pass: what each entry runs now (entries it changed are looked at once more), logs kept."""
     results = {r.container: r for r in report.results}
     changed = [o.watch for o in observed if (r := results.get(o.watch.container)) and r.status in _CHANGED]

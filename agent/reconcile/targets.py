@@ -60,8 +60,12 @@ class ContainerTarget:
         except AgentError as e:
             if job.auth is None or not any(word in str(e).lower() for word in _REFUSED):
                 raise
-            logger.warning("{}: the registry refused the agent's pull credentials ({}); retrying once with "
-                           "docker's own login", job.watch.container, e)  # fmt: skip
+            logger.warning(
+                "{}: the registry refused the agent's pull credentials ({}); retrying once with "
+                "docker's own login",
+                job.watch.container,
+                e,
+            )
             image = self.deployer.pull(replace(job, auth=None))
         mismatch = self.runtime.platform_mismatch(image)
         if mismatch:

@@ -97,9 +97,12 @@ class AcrRegistry:
         """Raises ValueError for a host it cannot map (`agent check` names those first)."""
         a = self._settings
         return parse_host(
-            host, region=self._regions.get(host.lower()) or a.region, edition=a.edition, instance_id=self._instance_ids.get(host.lower()),
+            host,
+            region=self._regions.get(host.lower()) or a.region,
+            edition=a.edition,
+            instance_id=self._instance_ids.get(host.lower()),
             default_instance_id=a.instance_id,
-        )  # fmt: skip
+        )
 
     def client(self, target: AcrHost) -> AliyunRegistry:
         """The API client for the target's (region, edition, instance); finds the instance if needed."""
@@ -144,8 +147,13 @@ class AcrRegistry:
     def describe(self, host: str) -> dict[str, Any]:
         """Where `host` resolves: for `agent check --online` and logs."""
         t = self.target(host)
-        where = {"form": t.form, "region": t.region, "edition": t.edition, "instance": None,
-                 "endpoint": f"https://{host}"}  # fmt: skip
+        where = {
+            "form": t.form,
+            "region": t.region,
+            "edition": t.edition,
+            "instance": None,
+            "endpoint": f"https://{host}",
+        }
         client, fixed = None, registry_only(t)
         try:
             client = self.client(t) if fixed is None else None
@@ -163,8 +171,9 @@ class AcrRegistry:
     def latest(self, repo: RepoKey, tags: Collection[str], *, recheck: bool = False) -> dict[str, str]:
         """`recheck`: ask the API even when the registry was chosen for this image (`check --online`)."""
         wanted = sorted(tags)
-        return self._follow(repo, lambda c: c.latest(repo, wanted), lambda: self._oci.latest(repo, wanted),
-                            wanted, recheck)  # fmt: skip
+        return self._follow(
+            repo, lambda c: c.latest(repo, wanted), lambda: self._oci.latest(repo, wanted), wanted, recheck
+        )
 
     def tags(self, repo: RepoKey) -> list[tuple[str, float | None]]:
         """Every tag of `repo` with its update time (tag patterns): the whole list, from the source that serves it."""
@@ -292,8 +301,10 @@ class AcrRegistry:
         if registry != api_digest:
             logger.warning(
                 "{}: the API says {} but the registry says {} (a multi-arch index?); trusting the registry",
-                key, api_digest, registry,
-            )  # fmt: skip
+                key,
+                api_digest,
+                registry,
+            )
             if api_digest not in self._children(repo, registry):
                 # not an index of the API's manifest: the API may report another repository of the same name
                 # (an old instance's); remembering the pair could hide the next push, so ask again next time

@@ -75,8 +75,13 @@ def find_instance(client: AliyunRegistry, target: AcrHost) -> str:
     body = client.call("ListInstance", f"instances in {target.region}", list_request)
     rows = body.get("Instances")
     rows = rows if isinstance(rows, list) else []
-    ids = [str(r["InstanceId"]) for r in rows if isinstance(r, dict) and isinstance(r.get("InstanceId"), str)
-           and (name is None or r.get("InstanceName") == name)]  # fmt: skip
+    ids = [
+        str(r["InstanceId"])
+        for r in rows
+        if isinstance(r, dict)
+        and isinstance(r.get("InstanceId"), str)
+        and (name is None or r.get("InstanceName") == name)
+    ]
     for instance_id in ids:
         if target.host.lower() in _domains(client, instance_id):
             logger.info("ACR: {} is enterprise instance {} in {}", target.host, instance_id, target.region)

@@ -97,8 +97,10 @@ class Routes:
         key, now = self.key(repo, err), self._clock()
         old = self._cache.load().get(key)
         since = old.get("since") if isinstance(old, dict) else None
-        self._cache.put(key, {"via": "registry", "code": err.code, "why": str(err)[:300],
-                              "since": since or now, "asked": now})  # fmt: skip
+        self._cache.put(
+            key,
+            {"via": "registry", "code": err.code, "why": str(err)[:300], "since": since or now, "asked": now},
+        )
 
     def api_answered(self, repo: RepoKey, host_too: bool) -> None:
         """The API serves `repo` (again): forget the registry choice for it (and its host's, if asked)."""

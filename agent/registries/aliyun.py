@@ -388,8 +388,9 @@ class AliyunRegistry:
                     (self._scheme, self._host), self._other = self._other, (self._scheme, self._host)
                     self._errors.host = self._host
             raise
-        logger.warning("ACR API {} could not be reached ({}); {} answered and is used from now on",
-                       used, err, self._host)  # fmt: skip
+        logger.warning(
+            "ACR API {} could not be reached ({}); {} answered and is used from now on", used, err, self._host
+        )
         return body
 
     def _report(self, action: str, seconds: float, outcome: str) -> None:

@@ -200,13 +200,20 @@ class ChainCredentials:
             raise RegistryError("the credential chain answered without an AccessKey", code="NO_CREDENTIALS")
         last = self._last
         if last is not None and (key_id, secret, token or None) == (
-            last.key_id, last.secret.reveal(), last.token.reveal() if last.token else None,
-        ):  # fmt: skip
+            last.key_id,
+            last.secret.reveal(),
+            last.token.reveal() if last.token else None,
+        ):
             return last  # the same key: no new Secret, no file read for its description
         expiry = getattr(got, "get_expiration", lambda: None)()
         name = str(got.get_provider_name() or "")
-        creds = Credentials(key_id, Secret(secret), Secret(token) if token else None,
-                            float(expiry) if expiry else None, self._source(name))  # fmt: skip
+        creds = Credentials(
+            key_id,
+            Secret(secret),
+            Secret(token) if token else None,
+            float(expiry) if expiry else None,
+            self._source(name),
+        )
         logger.info("ACR credentials{}: {}", " renewed" if last else "", creds.describe())
         self._last = creds
         return creds
@@ -246,8 +253,13 @@ class ChainCredentials:
         return self._role
 
 
-_MODES = {"static_ak": "AK", "static_sts": "StsToken", "ecs_ram_role": "EcsRamRole",
-          "ram_role_arn": "RamRoleArn", "oidc_role_arn": "OIDC"}  # fmt: skip
+_MODES = {
+    "static_ak": "AK",
+    "static_sts": "StsToken",
+    "ecs_ram_role": "EcsRamRole",
+    "ram_role_arn": "RamRoleArn",
+    "oidc_role_arn": "OIDC",
+}
 
 
 def _cli_profile_name(path: str) -> str:

@@ -43,8 +43,10 @@ _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 def login_hint(host: str) -> str:
     """What to do when a registry refuses us: said in the error itself."""
-    return (f"; the registry wants credentials: run `docker login {host}` where the agent runs, "
-            f'or add [registry_auth."{host}"] with username and password_env to the config')  # fmt: skip
+    return (
+        f"; the registry wants credentials: run `docker login {host}` where the agent runs, "
+        f'or add [registry_auth."{host}"] with username and password_env to the config'
+    )
 
 
 class _SameHostAuth(urllib.request.HTTPRedirectHandler):

@@ -148,12 +148,15 @@ class DockerRuntime:
             found = self.api.containers(all=True, filters={"label": label} if label else None)
         return [
             ListedContainer(
-                c["Id"], _own_name(c.get("Names")), c.get("Image") or "",
-                c.get("State") == "running", dict(c.get("Labels") or {}),
+                c["Id"],
+                _own_name(c.get("Names")),
+                c.get("Image") or "",
+                c.get("State") == "running",
+                dict(c.get("Labels") or {}),
                 (c.get("HostConfig") or {}).get("NetworkMode") or "",
             )
             for c in found
-        ]  # fmt: skip
+        ]
 
     def sharers(self, container: str) -> list[Sharer]:
         return sharing.find(self, container)
@@ -284,9 +287,11 @@ class DockerRuntime:
             with fault(f"give {container} its aliases on {net}"):
                 self.api.disconnect_container_from_network(container, net)
                 self.api.connect_container_to_network(
-                    container, net, aliases=[*aliases, name] if name not in aliases else aliases,
+                    container,
+                    net,
+                    aliases=[*aliases, name] if name not in aliases else aliases,
                     links=links(wanted.get("Links")),
-                )  # fmt: skip
+                )
 
     def drain(self, container: str) -> None:
         """Take the container out of its user-defined networks' DNS names, then let late requests land.

@@ -19,8 +19,11 @@ def client_for(host: str, tls_dir: Path | None = None) -> docker.DockerClient:
     `ssh://user@host` (through the system's ssh client). Connects on first use, not here."""
     tls = None
     if tls_dir is not None:
-        tls = TLSConfig(client_cert=(str(tls_dir / "cert.pem"), str(tls_dir / "key.pem")),
-                        ca_cert=str(tls_dir / "ca.pem"), verify=True)  # fmt: skip
+        tls = TLSConfig(
+            client_cert=(str(tls_dir / "cert.pem"), str(tls_dir / "key.pem")),
+            ca_cert=str(tls_dir / "ca.pem"),
+            verify=True,
+        )
     with fault(f"Docker engine {host}"):
         return docker.DockerClient(
             base_url=host, version=API_VERSION, tls=tls, timeout=120, use_ssh_client=host.startswith("ssh://")

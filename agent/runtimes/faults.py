@@ -23,11 +23,15 @@ def _fix(exc: BaseException) -> str:
     """What to do when the engine cannot be reached at all: said in the error itself."""
     text = repr(exc)
     if "PermissionError" in text or "Permission denied" in text:
-        return ("; permission denied on the Docker socket: run the agent as root, or as a user in the "
-                "`docker` group")  # fmt: skip
+        return (
+            "; permission denied on the Docker socket: run the agent as root, or as a user in the "
+            "`docker` group"
+        )
     if any(w in text for w in ("FileNotFoundError", "ConnectionRefusedError", "Connection refused")):
-        return ("; Docker is not running, or its socket is elsewhere: start it (systemctl start docker) "
-                "or set DOCKER_HOST (e.g. unix:///run/user/1000/docker.sock)")  # fmt: skip
+        return (
+            "; Docker is not running, or its socket is elsewhere: start it (systemctl start docker) "
+            "or set DOCKER_HOST (e.g. unix:///run/user/1000/docker.sock)"
+        )
     return ""
 
 

@@ -59,8 +59,10 @@ class SwarmRuntime:
             return []
         with _fault("list services"):
             found = self.api.services()
-        return [ListedService(s["Spec"]["Name"], str(_image_of(s["Spec"])), dict(s["Spec"].get("Labels") or {}))
-                for s in found]  # fmt: skip
+        return [
+            ListedService(s["Spec"]["Name"], str(_image_of(s["Spec"])), dict(s["Spec"].get("Labels") or {}))
+            for s in found
+        ]
 
     def service(self, name: str) -> ServiceInfo | None:
         s = self._inspect(name)
@@ -116,10 +118,13 @@ class SwarmRuntime:
             )
             own = spec.get("RollbackConfig") or {}
             rollback_config = RollbackConfig(  # a rollback that pauses on its first failed task helps no one
-                parallelism=own.get("Parallelism", 0), delay=own.get("Delay"), monitor=int(monitor * NS),
-                failure_action="continue", max_failure_ratio=own.get("MaxFailureRatio", 0.0),
+                parallelism=own.get("Parallelism", 0),
+                delay=own.get("Delay"),
+                monitor=int(monitor * NS),
+                failure_action="continue",
+                max_failure_ratio=own.get("MaxFailureRatio", 0.0),
                 order=update_config["Order"],
-            )  # fmt: skip
+            )
             task_template = dict(spec["TaskTemplate"])
             task_template["ContainerSpec"] = {**task_template["ContainerSpec"], "Image": image}
             secret = auth[1] if auth else None
@@ -155,8 +160,12 @@ class SwarmRuntime:
             return ""
         with _fault(f"tasks of service {name}"):
             tasks = self.api.tasks(filters={"service": s["ID"]})
-        failed = [t for t in tasks if (t.get("Status") or {}).get("State") in ("failed", "rejected")
-                  or (t.get("Status") or {}).get("Err")]  # fmt: skip
+        failed = [
+            t
+            for t in tasks
+            if (t.get("Status") or {}).get("State") in ("failed", "rejected")
+            or (t.get("Status") or {}).get("Err")
+        ]
         for t in sorted(failed, key=lambda t: str(t.get("UpdatedAt", "")), reverse=True):
             status = t.get("Status") or {}
             cid = (status.get("ContainerStatus") or {}).get("ContainerID")

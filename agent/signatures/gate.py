@@ -23,9 +23,13 @@ ReaderFor = Callable[[Watch, "tuple[str, str] | None"], "Reader"]
 
 
 def check(
-    config: Config, state: State, reader_for: ReaderFor | None, w: Watch, digest: str,
+    config: Config,
+    state: State,
+    reader_for: ReaderFor | None,
+    w: Watch,
+    digest: str,
     auth: tuple[str, str] | None,
-) -> tuple[str, str] | None:  # fmt: skip
+) -> tuple[str, str] | None:
     """None when `digest` may be deployed for `w` (no keys configured, or a trusted signature);
     else (signature, why): "unsigned" / "untrusted" / "unchecked" and a reason naming what was found."""
     paths = config.trusted_keys(w)
@@ -109,9 +113,14 @@ class SignatureRefused(AgentError):
 
 
 def require(
-    config: Config, state: State, reader_for: ReaderFor | None, w: Watch, digest: str,
-    auth: Callable[[], tuple[str, str] | None], force_flag: str,
-) -> None:  # fmt: skip
+    config: Config,
+    state: State,
+    reader_for: ReaderFor | None,
+    w: Watch,
+    digest: str,
+    auth: Callable[[], tuple[str, str] | None],
+    force_flag: str,
+) -> None:
     """Raise SignatureRefused unless `digest` may be deployed for `w` (`auth`: the pull's credentials,
     asked only when the entry needs a signature)."""
     if not config.trusted_keys(w):

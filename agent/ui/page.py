@@ -20,8 +20,13 @@ _HERE = Path(__file__).parent
 _lock = threading.Lock()
 _env: Any = None
 WIDTH, LANE, LABEL = 1000, 22, 170  # the timeline's viewBox width, row height, label column
-COLORS = {"updated": "#2e7d32", "rolled_back": "#ef6c00", "failed": "#c62828", "interrupted": "#c62828",
-          "recovered": "#1565c0"}  # fmt: skip
+COLORS = {
+    "updated": "#2e7d32",
+    "rolled_back": "#ef6c00",
+    "failed": "#c62828",
+    "interrupted": "#c62828",
+    "recovered": "#1565c0",
+}
 
 
 def environment() -> Any:
@@ -79,9 +84,14 @@ def timeline(events: list[Mapping[str, Any]], now: float) -> dict[str, Any]:
             "x": round(x, 1), "y": lanes[str(e["container"])] * LANE + 4, "w": round(w, 1), "h": LANE - 8,
             "color": COLORS.get(str(e["outcome"]), "#616161"), "event": e,
         })  # fmt: skip
-    days = [{"x": round(LABEL + d * 86400 * scale, 1), "anchor": "end" if d == TIMELINE_DAYS else "middle",
-             "label": datetime.fromtimestamp(start + d * 86400).strftime("%m-%d")}
-            for d in range(0, TIMELINE_DAYS + 1, 5)]  # fmt: skip
+    days = [
+        {
+            "x": round(LABEL + d * 86400 * scale, 1),
+            "anchor": "end" if d == TIMELINE_DAYS else "middle",
+            "label": datetime.fromtimestamp(start + d * 86400).strftime("%m-%d"),
+        }
+        for d in range(0, TIMELINE_DAYS + 1, 5)
+    ]
     return {"lanes": names, "marks": marks, "days": days, "height": max(1, len(names)) * LANE + 20,
             "width": WIDTH, "label": LABEL, "lane": LANE}  # fmt: skip
 

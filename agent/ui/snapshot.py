@@ -46,9 +46,12 @@ def state_word(e: Mapping[str, Any], now: float) -> str:
 
 
 def entries(
-    rows: Iterable[Mapping[str, Any]], state: State, sources: Mapping[str, Any], cfg: Config,
+    rows: Iterable[Mapping[str, Any]],
+    state: State,
+    sources: Mapping[str, Any],
+    cfg: Config,
     watches: Mapping[str, Watch],
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """The full status of each entry, from its engine-side row (`watches`: the entries known by name, for
     their signature status; state.db and the key files only)."""
     from agent.signatures.gate import signature_status
@@ -64,14 +67,16 @@ def entries(
         hist = state.history(name, limit=10)
         fly = flying.get(name)
         entry: dict[str, Any] = {
-            **row, "in_flight": fly.text if fly else None,
+            **row,
+            "in_flight": fly.text if fly else None,
             "running_unproven": bool(fly and fly.unproven(row.get("container_id"))),
             "last_check": state.last_check(name),
-            "last_deploy": hist[0].as_json() if hist else None, "pinned": state.pinned(name),
+            "last_deploy": hist[0].as_json() if hist else None,
+            "pinned": state.pinned(name),
             "quarantined": state.quarantined(name),
             "history": ([fly.attempt] if fly else []) + [h.as_json() for h in hist],
             "source": sources.get(str(row.get("repository"))),
-        }  # fmt: skip
+        }
         w = watches.get(name)
         entry["signature"] = signature_status(cfg, state, w, row.get("running_digest")) if w else None
         entry["state"] = state_word(entry, now)
@@ -88,9 +93,11 @@ def with_problems(
         w = watches.get(e["container"])
         e["in_error"] = e["container"] in failed_labels or (
             w is not None
-            and (bool(e.get("problem") and not (e.get("exists") is False and w.optional))
-                 or (e.get("last_check") or {}).get("status") == "failed")
-        )  # fmt: skip
+            and (
+                bool(e.get("problem") and not (e.get("exists") is False and w.optional))
+                or (e.get("last_check") or {}).get("status") == "failed"
+            )
+        )
         e["last_check"] = _iso(e.get("last_check"), "time")
         e["last_deploy"] = _iso(e.get("last_deploy"), "started", "finished")
         e["history"] = [_iso(h, "started", "finished") for h in e.get("history") or []]
@@ -151,6 +158,8 @@ def snapshot(cfg: Config, state: State, agent: Mapping[str, Any] | None = None) 
     }
     if agent is not None:
         alerts = state.build_alerts(now - TIMELINE_DAYS * 86400)
-        out["agent"] = {**agent, "build_alerts": [{"build": k[len("build:") :], "state": f, "since": t}
-                                                  for k, f, t in alerts]}  # fmt: skip
+        out["agent"] = {
+            **agent,
+            "build_alerts": [{"build": k[len("build:") :], "state": f, "since": t} for k, f, t in alerts],
+        }
     return out

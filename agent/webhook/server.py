@@ -81,9 +81,13 @@ class WebhookServer(_Listener):
         trusted_proxies: Sequence[str] = (),
     ) -> None:
         limits = Limits(
-            max_head=max_head, max_body=max_body, timeout=client_timeout, max_connections=max_connections,
-            max_per_ip=max_per_ip, lanes={PROBE: 8, HOOK: max_clients},
-        )  # fmt: skip
+            max_head=max_head,
+            max_body=max_body,
+            timeout=client_timeout,
+            max_connections=max_connections,
+            max_per_ip=max_per_ip,
+            lanes={PROBE: 8, HOOK: max_clients},
+        )
         host, _ = parse_listen(listen, "webhook.listen")
         routes = Routes(
             token=token, targets=targets, waker=waker, health=health, metrics=metrics, match_tag=match_tag,
@@ -159,7 +163,7 @@ def start_listeners(
                 ui=ui,
                 failed_auth=failed,
                 trusted_proxies=cfg.webhook.trusted_proxies,
-            )  # fmt: skip
+            )
         )
     if cfg.metrics:
         m, webhook_token = cfg.metrics, cfg.webhook.token if cfg.webhook else None
@@ -173,7 +177,7 @@ def start_listeners(
                 ui=ui,
                 failed_auth=failed,
                 trusted_proxies=m.trusted_proxies,
-            )  # fmt: skip
+            )
         )
     started: list[_Listener] = []
     try:
