@@ -81,7 +81,9 @@ def sources(cfg: Config) -> list[Source]:
     out = {w.source for w in cfg.watches} | ({Source.ALIYUN} if cfg.build_watch else set())
     if cfg.agent.discover is not None:
         out.add(Source.REGISTRY)
-        from agent.registries.credentials import chain_may_answer
+        from agent.registries.credentials import (
+            chain_may_answer,  # the credentials module: only for ACR watches
+        )
 
         if (cfg.aliyun.access_key_id and cfg.aliyun.access_key_secret) or chain_may_answer():
             out.add(Source.ALIYUN)

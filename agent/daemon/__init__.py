@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from agent import __version__
 from agent.config import Config, WebhookSettings
 from agent.daemon.schedule import describe
 from agent.errors import ConfigError, HostLockBusy, PassRunning
@@ -278,8 +279,7 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         """The status page's data: what the last passes recorded in state.db, and the daemon's health."""
-        from agent import __version__
-        from agent.ui.snapshot import snapshot
+        from agent.ui.snapshot import snapshot  # the page's data: only when a page is asked for
 
         assert self.coord is not None and self.ticker is not None and self._ctx is not None, "start() first"
         h = self.coord.health()

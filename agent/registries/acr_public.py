@@ -128,7 +128,7 @@ def registry_only(target: AcrHost) -> str | None:
 def keyless(settings: Any) -> bool:
     """No AccessKey in the config or the environment (config.AliyunSettings), and no source of the credential
     chain set up here (checked without importing it)."""
-    from agent.registries.credentials import chain_may_answer
+    from agent.registries.credentials import chain_may_answer  # the credentials module: only for ACR watches
 
     return not (settings.access_key_id and settings.access_key_secret) and not chain_may_answer()
 

@@ -44,8 +44,8 @@ class StatusPage:
         if path == "/api/status":
             body = json.dumps(self._data(), indent=1, sort_keys=True, default=str).encode() + b"\n"
             return Reply(HTTPStatus.OK, body, headers=HEADERS)
-        from agent.ui.page import render
-        from agent.ui.words import from_accept_language
+        from agent.ui.page import render  # Jinja2: built on the first request
+        from agent.ui.words import from_accept_language  # with the page
 
         lang = self._language or from_accept_language(request.header("accept-language"))
         query = dict(parse_qsl(request.query))

@@ -15,6 +15,7 @@ from typing import Any
 from agent.config import Config, Watch
 from agent.deploy.inflight import in_flight
 from agent.reconcile.seen import seen_of
+from agent.signatures.gate import signature_status
 from agent.state import State
 
 TIMELINE_DAYS = 30
@@ -54,7 +55,6 @@ def entries(
 ) -> list[dict[str, Any]]:
     """The full status of each entry, from its engine-side row (`watches`: the entries known by name, for
     their signature status; state.db and the key files only)."""
-    from agent.signatures.gate import signature_status
 
     flying = in_flight(state)
     now = time.time()
@@ -142,7 +142,7 @@ def recorded_rows(cfg: Config, state: State) -> list[dict[str, Any]]:
 
 def snapshot(cfg: Config, state: State, agent: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`agent status --json`'s shape from recorded state only, plus `agent` (the daemon's health)."""
-    from agent.registries.acr import load_sources
+    from agent.registries.acr import load_sources  # the ACR SDK only when an ACR watch needs it
 
     now = time.time()
     watches = {w.container: w for w in cfg.watches}

@@ -146,7 +146,7 @@ def start_listeners(
     failed = FailedAuth()
     ui = None
     if status is not None:
-        from agent.ui.serve import StatusPage
+        from agent.ui.serve import StatusPage  # the page: only when a listener serves it
 
         ui = StatusPage(status, cfg.notify.language if cfg.notify else None)
     if cfg.webhook:
