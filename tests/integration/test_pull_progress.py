@@ -55,7 +55,8 @@ def test_the_runtime_hands_the_progress_of_every_message_to_the_callback(world: 
     with bars:
         DockerRuntime(on_progress=record).pull(world.image(tag="big1"), tuple(images.auth_config().values()))  # type: ignore[arg-type]
     downloading = [t for t, (got, total, _, _) in seen if 0 < got < total]
-    assert len(downloading) > 10 and downloading[-1] - downloading[0] > 1.0  # a pull that took a while
+    # a pull that took a while, reported as it went (the engine sends ~10 progress messages a second)
+    assert len(downloading) >= 5 and downloading[-1] - downloading[0] > 0.4, downloading
     got, total, done, layers = seen[-1][1]
     assert got == total >= BIG_MB << 20 and done == layers
     drawn = out.getvalue()
