@@ -39,8 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     old = DOC.read_text() if DOC.exists() else ""
     m = re.search(r"<!-- downtime:begin -->.*?<!-- downtime:end -->", old, re.S)
     downtime = m.group(0) if m else DOWNTIME_DEFAULT
+    m = re.search(r"<!-- status-page:begin -->.*?<!-- status-page:end -->", old, re.S)
+    page = (
+        m.group(0) if m else ""
+    )  # `bench.footprint --page-only`'s pairs, measured apart and kept as written
     png = "benchmarks-quiet-pass.png"
-    text = render(res, quick=a.quick, seconds=a.seconds, downtime=downtime, png=png)
+    text = render(res, quick=a.quick, seconds=a.seconds, downtime=downtime, png=png, page=page)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     log(f"wrote {target.relative_to(ROOT)}")
@@ -103,7 +107,9 @@ def yes(ok: bool | None) -> str:
 
 
 # ---- the page --------------------------------------------------------------------------------------
-def render(res: dict[str, Any], *, quick: bool, seconds: float | None, downtime: str, png: str) -> str:
+def render(
+    res: dict[str, Any], *, quick: bool, seconds: float | None, downtime: str, png: str, page: str = ""
+) -> str:
     q, lat, fp, bu = res["quiet_pass"], res["latency"], res["footprint"], res["burst"]
     out: list[str] = []
     w = out.append
@@ -147,6 +153,9 @@ def render(res: dict[str, Any], *, quick: bool, seconds: float | None, downtime:
     w("See [below](#downtime-during-replacement-benchdowntimepy).")
     w("")
     _footprint(w, fp)
+    if page:
+        w(page)
+        w("")
     _import_floor(w, res["import_floor"])
     _burst(w, bu)
     _oddities(w, q, lat, fp)
