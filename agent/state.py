@@ -254,7 +254,7 @@ class State:
             raise
 
     def build_alerts(self, since: float) -> list[tuple[str, str, float]]:
-        """ACR builds the build watch told of (notify_state.py's table): (key, state, first seen)."""
+        """ACR builds the build watch told of (notify/book.py's table): (key, state, first seen)."""
         if not self._exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'notices'"):
             return []
         rows = self._exec(

@@ -1,2 +1,3 @@
-"""One pass, observe → plan → apply: context, discover and tag following feed observe; plan is pure;
-apply pulls (pulls.py) and updates each entry through its target (targets.py)."""
+"""One pass, observe → plan → apply (run.py): context, discover and tag following feed observe; plan is
+pure; apply pulls through each entry's target (targets.py; whose credentials: pulls.py) and updates it,
+with its sharers (sharers.py); seen.py records what the pass saw."""
