@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -75,7 +78,26 @@ def _json_sink(message: Any) -> None:
     sys.stderr.write(as_json(message.record) + "\n")
 
 
+_AS_JSON = False  # how setup() formats lines, for last_words()
+
+
+def last_words(level: str, message: str) -> None:
+    """One line straight to fd 2, in the configured format, without loguru: for a signal handler about to
+    exit, which must not wait for a sink lock the interrupted code may hold (loguru's locks are not
+    reentrant, so logging there can hang for ever)."""
+    now = datetime.datetime.now().astimezone()
+    if _AS_JSON:
+        line = json.dumps({"time": now.isoformat(timespec="milliseconds"), "level": level, "message": redact(message)},
+                           ensure_ascii=False)  # fmt: skip
+    else:
+        line = f"{now:%Y-%m-%d %H:%M:%S}.{now.microsecond // 1000:03d} | {level: <7} | {redact(message)}"
+    with contextlib.suppress(OSError):
+        os.write(2, (line + "\n").encode())
+
+
 def setup(level: str = "INFO", json: bool = False) -> None:
+    global _AS_JSON
+    _AS_JSON = json
     logger.remove()
     logger.configure(patcher=_patch, extra={})
     if json:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from agent import __version__
+from agent import __version__, logs
 from agent.config import Config, WebhookSettings
 from agent.daemon.schedule import describe
 from agent.errors import ConfigError, HostLockBusy, PassRunning
@@ -314,14 +313,15 @@ class Daemon:
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
-        if self.stop_event.is_set():
-            try:  # logging from a handler can fail (the interrupted thread may hold the sink's lock)
-                logger.warning("{} received again: exiting now, without waiting for the current step", name)
+        if self.stop_event.is_set():  # no loguru here: the interrupted code may hold its sink's lock
+            try:
+                logs.last_words(
+                    "WARNING", f"{name} received again: exiting now, without waiting for the current step"
+                )
             finally:
                 os._exit(128 + signum)
         self.stop_event.set()
-        with contextlib.suppress(Exception):
-            logger.info("{} received: finishing the current step, then stopping", name)
+        logs.last_words("INFO", f"{name} received: finishing the current step, then stopping")
 
     def _on_hup(self, _signum: int, _frame: Any) -> None:
         self.reload_wanted.set()

@@ -129,9 +129,18 @@ class Ticker:
         return self._started and self.dead is None and thread is not None and thread.is_alive()
 
     def join(self, timeout: float | None = None) -> None:
-        """Stop the scheduler, after the jobs that run have ended (they watch `stop`)."""
+        """Stop the scheduler, after the jobs that run have ended (they watch `stop`).
+
+        The wait happens in a helper thread, joined in short slices: a plain `Thread.join()` blocks the main
+        thread in C on Python 3.13, where no signal handler runs, so a second SIGTERM could not exit."""
         if self._started and self._sched.running:
-            self._sched.shutdown(wait=True)
+            ender = threading.Thread(
+                target=self._sched.shutdown, kwargs={"wait": True}, name="scheduler-shutdown"
+            )
+            ender.start()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while ender.is_alive() and (deadline is None or time.monotonic() < deadline):
+                ender.join(0.2)
 
     def _die(self, why: str, exc: BaseException | None) -> None:
         """`agent run`'s loop sees `dead` within a second and stops (a pass that runs ends first)."""

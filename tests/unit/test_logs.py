@@ -183,3 +183,21 @@ def test_a_line_logged_after_the_setup_stream_was_closed_reaches_the_current_std
     logger.info("late line")
     logs.setup()
     assert "| INFO    | late line" in now.getvalue() and "Logging error" not in now.getvalue()
+
+
+def test_last_words_reach_fd_2_in_the_configured_format_without_loguru(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """What a signal handler says before os._exit: no loguru lock (the interrupted code may hold it)."""
+    logs.setup("INFO", json=True)
+    logs.last_words("WARNING", "SIGTERM received again: exiting now")
+    (line,) = capfd.readouterr().err.splitlines()
+    assert json.loads(line)["message"] == "SIGTERM received again: exiting now"
+    assert json.loads(line)["level"] == "WARNING" and "T" in json.loads(line)["time"]
+    logs.setup("INFO", json=False)
+    logs.last_words("INFO", "SIGTERM received: finishing the current step, then stopping")
+    assert (
+        capfd.readouterr()
+        .err.rstrip()
+        .endswith("| INFO    | SIGTERM received: finishing the current step, then stopping")
+    )
