@@ -12,6 +12,7 @@ from agent.compat import StrEnum
 OLD_SUFFIX = "--cr-agent-old"  # stop-first: the old container's name while the new one proves itself
 NEW_SUFFIX = "--cr-agent-new"  # start-first: the new container's name until it is proven
 HELPER_SUFFIX = "--cr-agent-self-update"  # the short-lived container that replaces the agent's own
+MARK = "--cr-agent-"  # in every name above: the engine lists only those (a name filter), not every container
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # Docker reference grammar, lower-case path components.

@@ -15,8 +15,8 @@ from loguru import logger
 
 from agent.deploy.journal import LABEL_AGENT, LABEL_REPLACES, Replacement, Step
 from agent.deploy.neighbours import LABEL_HOST, host_name
-from agent.model import NEW_SUFFIX, OLD_SUFFIX, ContainerInfo
-from agent.runtimes import Runtime
+from agent.model import MARK, NEW_SUFFIX, OLD_SUFFIX, ContainerInfo
+from agent.runtimes import ListedContainer, Runtime
 
 CrashAt = Callable[[Step], None]
 
@@ -138,9 +138,14 @@ class Restorer:
         if old is not None:
             rt.remove(r.old_id)
 
+    def _left(self, names: list[str]) -> dict[str, ListedContainer]:
+        """The --cr-agent-new/-old containers of `names`, by name: one listing the engine filters by name."""
+        wanted = {n + sfx for n in names for sfx in (NEW_SUFFIX, OLD_SUFFIX)}
+        return {c.name: c for c in self.runtime.list_containers(named=MARK) if c.name in wanted}
+
     def suspects(self, names: list[str]) -> bool:
-        """Whether any --cr-agent-new/-old container of `names` exists (one listing)."""
-        return bool(self.runtime.inspect_all([n + sfx for n in names for sfx in (NEW_SUFFIX, OLD_SUFFIX)]))
+        """Whether any --cr-agent-new/-old container of `names` exists."""
+        return bool(self._left(names))
 
     def leftovers(self, names: list[str], journaled: set[str]) -> list[tuple[str, str, bool]]:
         """(container, note, removed) for each --cr-agent-new/-old container left without a journal entry.
@@ -149,15 +154,14 @@ class Restorer:
         """
         out: list[tuple[str, str, bool]] = []
         wanted = [n for n in names if n not in journaled]
-        found = self.runtime.inspect_all([n + sfx for n in wanted for sfx in (NEW_SUFFIX, OLD_SUFFIX)])
+        found = self._left(wanted)
         if not found:  # the usual case: one listing, nothing more
             return out
-        mine = {c.id for c in self.runtime.list_containers(f"{LABEL_AGENT}={self.agent_id}")}
         for name in wanted:
             for left in (found.get(name + sfx) for sfx in (NEW_SUFFIX, OLD_SUFFIX)):
                 if left is None:
                     continue
-                if left.id in mine and self.runtime.inspect(name) is not None:
+                if left.labels.get(LABEL_AGENT) == self.agent_id and self.runtime.inspect(name) is not None:
                     self.runtime.remove(left.id)
                     out.append((name, f"removed {left.name}, left by an interrupted replacement", True))
                 else:

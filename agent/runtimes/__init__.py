@@ -67,9 +67,9 @@ class Runtime(Protocol):
         """What identifies the engine, whichever address reaches it."""
         ...
 
-    def list_containers(self, label: str | None = None) -> list[ListedContainer]:
+    def list_containers(self, label: str | None = None, *, named: str | None = None) -> list[ListedContainer]:
         """Every container in any state, with one list call; only those carrying `label` (`key` or
-        `key=value`) when given."""
+        `key=value`), and only those whose name contains `named`, when given (the engine filters)."""
         ...
 
     def sharers(self, container: str) -> list[Sharer]:

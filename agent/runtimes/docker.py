@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Collection
 from typing import Any
@@ -13,22 +12,15 @@ from loguru import logger
 
 from agent.config.schema import AgentSettings
 from agent.errors import RuntimeFault
-from agent.model import ContainerInfo, Version
-from agent.runtimes import ContainerState, Labels, ListedContainer, Sharer, namespaces, sharing
+from agent.model import ContainerInfo
+from agent.runtimes import ContainerState, Labels, ListedContainer, Sharer, listing, namespaces, sharing
 from agent.runtimes.clone import ANON, CloneSpec, clone_spec, endpoint, links
 from agent.runtimes.faults import fault, unless_missing
+from agent.runtimes.listing import IMAGE_LIST_FROM
 from agent.runtimes.pull import PullAborted, PullProgress, PullWatch, messages, start_pull
 from agent.runtimes.relabel import COMPOSE_IMAGE, IMAGE_LABEL, relabel
 
-_EXIT = re.compile(r"\((-?\d+)\)")  # a listing's Status: "Exited (3) 2 seconds ago"
-
 Json = dict[str, Any]
-
-
-def _own_name(names: list[str] | None) -> str:
-    """A listing's container name: not one of the `/other/alias` names its links add."""
-    plain = [n.lstrip("/") for n in names or [] if "/" not in n.lstrip("/")]
-    return plain[0] if plain else ""
 
 
 class DockerRuntime:
@@ -40,12 +32,14 @@ class DockerRuntime:
         *,
         base_url: str | None = None,
         timeout: int = 120,
+        image_list_from: int = IMAGE_LIST_FROM,
         pull_timeout: float = AgentSettings.pull_timeout,
         pull_stall: float = AgentSettings.pull_stall,
         drain_grace: float = 2.0,
         on_progress: Callable[[str, PullProgress], None] | None = None,
     ) -> None:
         self.pull_timeout, self.pull_stall, self.drain_grace = pull_timeout, pull_stall, drain_grace
+        self.image_list_from = image_list_from
         self.on_progress = on_progress  # (reference, progress so far) after each message of a pull
         if client is None:
             with fault("connect to the Docker Engine"):
@@ -94,34 +88,15 @@ class DockerRuntime:
             state=data["State"].get("Status", ""),
             exit_code=int(data["State"].get("ExitCode") or 0),
             stop_timeout=(data.get("Config") or {}).get("StopTimeout"),
-            **_versions(image),
+            version=listing.version(image),
         )
 
     def inspect_all(self, names: Collection[str]) -> dict[str, ContainerInfo]:
-        """Several containers by name with one list call and one inspect per distinct image.
+        """Several containers by name: one container listing, and their images (listing.py).
 
         `host_ports` and `static_ip` are not filled in here: `inspect()` a container before changing it.
         """
-        wanted = set(names)
-        with fault("list containers"):
-            listed = self.api.containers(all=True)
-        found: dict[str, Json] = {}
-        for c in listed:
-            for n in c.get("Names") or []:
-                if n.lstrip("/") in wanted:
-                    found[n.lstrip("/")] = c
-        images = {
-            image_id: self._image(image_id) or {} for image_id in {c["ImageID"] for c in found.values()}
-        }
-        out = {}
-        for name, c in found.items():
-            code = _EXIT.search(c.get("Status") or "") if c.get("State") != "running" else None
-            image = images[c["ImageID"]]
-            out[name] = ContainerInfo(
-                c["Id"], name, c["ImageID"], tuple(image.get("RepoDigests") or ()), c.get("State") == "running",
-                state=c.get("State") or "", exit_code=int(code.group(1)) if code else 0, **_versions(image),
-            )  # fmt: skip
-        return out
+        return listing.infos(self.api, names, self.image_list_from)
 
     def state(self, name: str) -> ContainerState | None:
         data = self._inspect(name)
@@ -143,20 +118,8 @@ class DockerRuntime:
         with fault("ask the Docker Engine for its id"):
             return str(self.api.info().get("ID") or self.api.base_url)
 
-    def list_containers(self, label: str | None = None) -> list[ListedContainer]:
-        with fault(f"list containers labelled {label}" if label else "list containers"):
-            found = self.api.containers(all=True, filters={"label": label} if label else None)
-        return [
-            ListedContainer(
-                c["Id"],
-                _own_name(c.get("Names")),
-                c.get("Image") or "",
-                c.get("State") == "running",
-                dict(c.get("Labels") or {}),
-                (c.get("HostConfig") or {}).get("NetworkMode") or "",
-            )
-            for c in found
-        ]
+    def list_containers(self, label: str | None = None, *, named: str | None = None) -> list[ListedContainer]:
+        return listing.containers(self.api, label, named)
 
     def sharers(self, container: str) -> list[Sharer]:
         return sharing.find(self, container)
@@ -393,8 +356,3 @@ class DockerRuntime:
                     self.api.remove_volume(vol)
         except RuntimeFault:
             pass  # the original error matters more; a stray one is reported as a leftover next pass
-
-
-def _versions(image: Json) -> dict[str, Any]:
-    """The OCI version labels of an inspected image, as ContainerInfo's keyword."""
-    return {"version": Version.from_labels((image.get("Config") or {}).get("Labels"))}

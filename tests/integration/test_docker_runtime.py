@@ -639,3 +639,38 @@ def test_clone_labels_find_and_a_broken_containers_state(
     wait_until(lambda: runtime.state(f"{prefix}dies").status == "exited", 20, "the container to exit")  # type: ignore[union-attr]
     full, listed = runtime.inspect(f"{prefix}dies"), runtime.inspect_all([f"{prefix}dies"])[f"{prefix}dies"]
     assert full is not None and full.broken == listed.broken == "exited, exit code 3"
+
+
+def test_inspect_all_reads_many_images_from_one_listing_as_from_an_inspect_each(
+    prefix: str, docker_client: docker.DockerClient
+) -> None:
+    """From `image_list_from` distinct images on, inspect_all lists the images once instead of inspecting
+    each: the same digests and OCI version labels either way, for an image whose tag moved on and for one
+    removed under a stopped container."""
+    made = []
+    for i in range(4):
+        ref = f"{env.REGISTRY}/{prefix}ns/many{i}:v1"
+        img.build_image(ref, marker=f"many{i}", labels={"org.opencontainers.image.version": f"1.{i}"})
+        img.push(ref, docker_client)
+        docker_client.containers.create(ref, ["true"], name=f"{prefix}m{i}")
+        made.append(f"{prefix}m{i}")
+    img.build_image(f"{env.REGISTRY}/{prefix}ns/many2:v1", marker="moved")  # m2's image: untagged, in use
+    docker_client.api.remove_image(f"{env.REGISTRY}/{prefix}ns/many3:v1", force=True)  # m3's: gone
+    one_by_one = DockerRuntime(image_list_from=10**6).inspect_all(made)
+    listed = DockerRuntime(image_list_from=1).inspect_all(made)
+    assert sorted(listed) == made and listed == one_by_one
+    assert [(v := listed[n].version) and v.version for n in made] == ["1.0", "1.1", "1.2", None]
+    assert [any("@sha256:" in d for d in listed[n].repo_digests) for n in made] == [True, True, True, False]
+
+
+def test_list_containers_named_asks_the_engine_for_names_containing_a_text(
+    runtime: DockerRuntime, prefix: str, docker_client: docker.DockerClient, images: Images
+) -> None:
+    """The engine filters by name (a regular expression there): `named` is matched as plain text."""
+    for name in (f"{prefix}x--cr-agent-old", f"{prefix}x", f"{prefix}y.z"):
+        create(docker_client, name, images.v1, start=False)
+    assert sorted(c.name for c in runtime.list_containers(named=f"{prefix}x--cr-agent-")) == [
+        f"{prefix}x--cr-agent-old"
+    ]
+    assert [c.name for c in runtime.list_containers(named=f"{prefix}y.")] == [f"{prefix}y.z"]
+    assert runtime.list_containers(named=f"{prefix}y*") == []  # not a pattern

@@ -105,13 +105,20 @@ class FakeRuntime:
         self._maybe_fail("inspect_all")
         return {n: info for n in names if (info := self.inspect(n)) is not None}
 
-    def list_containers(self, label: str | None = None) -> list[ListedContainer]:
-        self._maybe_fail("list_containers" if label is None else "list_containers(label)")
+    def list_containers(self, label: str | None = None, *, named: str | None = None) -> list[ListedContainer]:
+        self._maybe_fail(
+            "list_containers(named)"
+            if named
+            else "list_containers"
+            if label is None
+            else "list_containers(label)"
+        )
         key, eq, value = (label or "").partition("=")
         return [
             ListedContainer(c.id, c.name, c.image, c.running, dict(c.labels), c.network_mode)
             for c in self.containers.values()
-            if label is None or (key in c.labels and (not eq or c.labels[key] == value))
+            if (label is None or (key in c.labels and (not eq or c.labels[key] == value)))
+            and (named is None or named in c.name)
         ]
 
     def sharers(self, container: str) -> list[Sharer]:
