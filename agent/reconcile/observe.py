@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from loguru import logger
@@ -35,8 +35,13 @@ class Lookups:
     failed: dict[Key, str] = field(default_factory=dict)
 
 
-def lookup_all(registries: Mapping[str, Registry], wanted: dict[Key, set[str]]) -> Lookups:
-    """One registry request per distinct repository, at most LOOKUPS at a time."""
+def lookup_all(
+    registries: Mapping[str, Registry],
+    wanted: dict[Key, set[str]],
+    meanwhile: Callable[[], None] = lambda: None,
+) -> Lookups:
+    """One registry request per distinct repository, at most LOOKUPS at a time, while `meanwhile` runs in
+    this thread (observe asks the engines then, so a pass waits for the slower of the two, not their sum)."""
     out = Lookups()
 
     def one(key: Key) -> None:
@@ -50,34 +55,64 @@ def lookup_all(registries: Mapping[str, Registry], wanted: dict[Key, set[str]]) 
             logger.error("{}: registry lookup failed: {}", repo, e)
             out.failed[key] = str(e)
 
-    keys = sorted(wanted)
-    if len(keys) <= 1:
-        for key in keys:
-            one(key)
-        return out
-    with ThreadPoolExecutor(max_workers=min(LOOKUPS, len(keys)), thread_name_prefix="lookup") as pool:
-        list(pool.map(one, keys))  # each key writes only its own entries; list() re-raises a bug's exception
+    keys = iter(sorted(wanted))
+    lock = threading.Lock()
+    workers: list[threading.Thread] = []
+    bugs: list[BaseException] = []
+
+    def work(n: int) -> None:
+        if n > 1:  # each worker starts the next one: the caller starts one thread and goes on `meanwhile`
+            start(n - 1)
+        while True:
+            with lock:
+                key = next(keys, None)
+            if key is None:
+                return
+            try:
+                one(key)  # each key writes only its own entries
+            except BaseException as e:  # a bug: raised in the caller's thread below
+                bugs.append(e)
+
+    def start(n: int) -> None:
+        t = threading.Thread(target=work, args=(n,), name=f"lookup-{len(workers)}", daemon=True)
+        workers.append(t)
+        t.start()
+
+    if wanted:
+        start(min(LOOKUPS, len(wanted)))
+    try:
+        meanwhile()
+    finally:
+        i = 0
+        while i < len(workers):  # worker i appends worker i + 1 before it returns
+            workers[i].join()
+            i += 1
+    if bugs:
+        raise bugs[0]
     return out
 
 
 def observe(ctx: Context, watches: Iterable[Watch]) -> list[Observation]:
-    """The registry lookups (concurrent), then one inspect per target."""
+    """The registry lookups (concurrent), and meanwhile what each target runs."""
     watches = list(watches)
     wanted: dict[Key, set[str]] = defaultdict(set)
     for w in watches:
         wanted[(w.source, w.image.repo)].add(w.image.tag)
-    looked = lookup_all(ctx.registries, wanted)
-    pins, quarantines = ctx.state.all_pins(), ctx.state.all_quarantined()
     by_target: dict[int, tuple[Target, list[Watch]]] = {}
     for w in watches:
         t = ctx.target(w)
         by_target.setdefault(id(t), (t, []))[1].append(w)
     infos: dict[str, ContainerInfo] = {}
     problems: dict[str, str] = {}
-    for t, ws in by_target.values():
-        running, why = t.observe(ws)
-        infos.update(running)
-        problems.update(why)
+
+    def targets() -> None:
+        for t, ws in by_target.values():
+            running, why = t.observe(ws)
+            infos.update(running)
+            problems.update(why)
+
+    looked = lookup_all(ctx.registries, wanted, meanwhile=targets)
+    pins, quarantines = ctx.state.all_pins(), ctx.state.all_quarantined()
     out = []
     for w in watches:
         key = (w.source, w.image.repo)

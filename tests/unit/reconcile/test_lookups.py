@@ -87,3 +87,48 @@ def test_errors_stay_with_their_repository_when_concurrent() -> None:
     assert looked.found == {key("bad"): {"latest": B}, key("ok1"): {"latest": A}, key("ok2"): {"x": A}}
     assert looked.bad_tags == {key("bad"): {"v2": "md5:xyz"}}
     assert list(looked.failed) == [key("down")] and "timed out" in looked.failed[key("down")]
+
+
+class Waits:
+    """A registry whose every lookup waits until the caller's `meanwhile` has begun."""
+
+    def __init__(self) -> None:
+        self.meanwhile_began = threading.Event()
+        self.asked = threading.Event()
+        self.missed = 0
+
+    def latest(self, repo: RepoKey, tags: Collection[str]) -> dict[str, str]:
+        self.asked.set()
+        self.missed += not self.meanwhile_began.wait(DEADLINE)
+        return {t: A for t in tags}
+
+    def credentials(self, host: str) -> tuple[str, str] | None:
+        return None
+
+
+def test_the_callers_own_work_runs_while_the_lookups_are_in_flight() -> None:
+    reg = Waits()
+    seen_in_flight = []
+
+    def meanwhile() -> None:  # observe asks the engines here
+        reg.meanwhile_began.set()
+        seen_in_flight.append(reg.asked.wait(DEADLINE))
+
+    looked = lookup_all({"aliyun": reg}, _wanted(LOOKUPS + 2), meanwhile)  # type: ignore[dict-item]
+    assert seen_in_flight == [True] and reg.missed == 0 and len(looked.found) == LOOKUPS + 2
+
+
+def test_a_bug_in_a_lookup_is_raised_in_the_caller_after_the_others_finish() -> None:
+    class Buggy(Mixed):
+        def latest(self, repo: RepoKey, tags: Collection[str]) -> dict[str, str]:
+            if repo.name == "app1":
+                raise KeyError("a bug")
+            return super().latest(repo, tags)
+
+    try:
+        lookup_all({"aliyun": Buggy()}, _wanted(4))  # type: ignore[dict-item]
+    except KeyError as e:
+        assert "a bug" in str(e)
+    else:
+        raise AssertionError("the bug was swallowed")
+    assert not [t for t in threading.enumerate() if t.name.startswith("lookup-")]
