@@ -27,13 +27,20 @@ class JsonCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._read: tuple[tuple[int, int, int], dict[str, Any]] | None = None  # (file stamp, data)
 
     def load(self) -> dict[str, Any]:
+        """The file's object; read again only when the file changed (each lookup asks, several times)."""
         try:
-            data = json.loads(self.path.read_text())
+            st = self.path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # a rewrite is a new file: a new inode
+            read = self._read
+            if read is None or read[0] != stamp:
+                data = json.loads(self.path.read_text())
+                read = self._read = (stamp, data if isinstance(data, dict) else {})
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) else {}
+        return dict(read[1])
 
     def put(self, key: str, value: Any) -> None:
         self._update(key, value)

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable, Collection
 from typing import Any
 
+import aliyunsdkcore.client  # noqa: F401  # with the adapter, at start-up: not inside the first pass (~20 ms)
 from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
 from aliyunsdkcore.http import protocol_type
 from aliyunsdkcore.request import AcsRequest
