@@ -109,6 +109,18 @@ class ImageRef:
         return f"{self.repository}:{self.tag}"
 
 
+def repository_path(reference: str) -> str:
+    """`host[:port]/ns/repo[:tag|@digest]` → `ns/repo`: the registry host is not part of the identity."""
+    name = reference.split("@", 1)[0]
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        name = rest
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
+    return name.lower()
+
+
 def digest_for_repo(repo_digests: list[str], repo: RepoKey) -> list[str]:
     """The digests in `RepoDigests` entries that name `repo`'s path, whatever the host."""
     found = []

@@ -15,7 +15,7 @@ from pathlib import Path
 from agent.choices import Source
 from agent.config import Config, Watch
 from agent.errors import AgentError
-from agent.model import digest_for_repo
+from agent.model import digest_for_repo, repository_path
 from agent.registries.acr_hosts import parse_host
 from agent.registries.acr_regions import region_problem
 from agent.runtimes.probe import Probe
@@ -75,18 +75,6 @@ def state_dir_finding(state_dir: Path) -> Finding:
     return Finding("ok", f"state_dir {state_dir} is writable{made}")
 
 
-def _repo_path(ref: str) -> str:
-    """`host/ns/repo:tag@sha256:…` → `ns/repo` (the host is the first part when it looks like one)."""
-    name = ref.split("@", 1)[0]
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        name = rest
-    last = name.rsplit("/", 1)
-    if ":" in last[-1]:
-        name = name.rsplit(":", 1)[0]
-    return name
-
-
 def container_findings(probe: Probe, w: Watch) -> list[Finding]:
     """The entry's container (or service) exists and runs an image of the watched repository."""
     word = "service" if w.kind == "service" else "container"
@@ -106,7 +94,7 @@ def container_findings(probe: Probe, w: Watch) -> list[Finding]:
             )
         ]
     image, digests = found
-    if digest_for_repo(digests, w.image.repo) or _repo_path(image) == w.image.repo.path:
+    if digest_for_repo(digests, w.image.repo) or repository_path(image) == w.image.repo.path:
         return [Finding("ok", f"{word} `{w.container}` runs {image}")]
     return [
         Finding(

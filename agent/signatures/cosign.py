@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from agent.model import repository_path
 from agent.signatures.format import ANNOTATION, MEDIA_TYPE, TYPE, Signature
 from agent.signatures.keys import TrustedKey
 
@@ -42,18 +43,6 @@ def from_storage(raw: bytes) -> Signature:
     return Signature(
         base64.b64decode(doc["payload"]), str((doc.get("annotations") or {}).get(ANNOTATION, ""))
     )
-
-
-def repository_path(reference: str) -> str:
-    """`host[:port]/ns/repo[:tag|@digest]` → `ns/repo`: the registry host is not part of the identity."""
-    name = reference.split("@", 1)[0]
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        name = rest
-    last = name.rsplit("/", 1)
-    if ":" in last[-1]:
-        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
-    return name.lower()
 
 
 def _payload_problem(sig: Signature, digest: str, repo_path: str | None) -> str | None:

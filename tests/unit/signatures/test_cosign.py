@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.signatures.cosign import from_storage, repository_path, verify
+from agent.model import repository_path
+from agent.signatures.cosign import from_storage, verify
 from agent.signatures.format import Signature
 from agent.signatures.keys import KeyProblem, load_key
 
