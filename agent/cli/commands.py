@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from agent.cli.check import check_engine  # the docker SDK: not for `check --config-only`
 
-            print(describe(cfg))
+            print(describe(cfg, keyless=_keyless(cfg)))
             print(f"  schedule of `agent run`: {schedule.describe(cfg.agent.schedule)}")
             _check_routes(cfg)
             _check_labels(cfg)
@@ -207,12 +207,21 @@ def _check_labels(cfg: Config) -> None:
         print(redact(f"  {r.container}: {r.status.value}: {r.error}"))
 
 
+def _keyless(cfg: Config) -> bool:
+    """ACR watches with no key and no source of the credential chain set up here."""
+    if not any(w.source is Source.ALIYUN for w in cfg.watches):
+        return False
+    from agent.registries.acr_public import keyless  # the ACR SDK only when an ACR watch needs it
+
+    return keyless(cfg.aliyun)
+
+
 def _check_routes(cfg: Config) -> None:
     """ACR images followed through the registry: without an AccessKey, or remembered as not in the account."""
     from agent.registries.acr_public import describe_routes  # the ACR SDK only when an ACR watch needs it
 
     if any(w.source is Source.ALIYUN for w in cfg.watches):
-        for line in describe_routes(cfg.agent.state_dir, cfg.aliyun):
+        for line in describe_routes(cfg.agent.state_dir):
             print(redact(line))
 
 

@@ -325,21 +325,28 @@ def _secret(value: str | None) -> Secret | None:
     return Secret(value) if value else None
 
 
-def describe(cfg: Config) -> str:
-    """A short human summary for `agent check`."""
+def describe(cfg: Config, *, keyless: bool = False) -> str:
+    """A short human summary for `agent check`; `keyless`: no key, and no source of the chain set up here."""
     lines = [f"config {cfg.path}: {len(cfg.watches)} watch entr{'y' if len(cfg.watches) == 1 else 'ies'}"]
     lines += [f"  {line(w)}" for w in cfg.watches]
     if cfg.agent.discover:
         lines.append(f"  discover = {cfg.agent.discover!r}: containers opt in with labels (cr-agent.enable)")
     if any(w.source is Source.ALIYUN for w in cfg.watches) or cfg.build_watch:
         a = cfg.aliyun
-        lines.append(
-            f"  ACR credentials: static AccessKey {a.access_key_id}"
-            + (" with an STS token" if a.security_token else "")
-            if a.access_key_id and a.access_key_secret
-            else "  ACR credentials: no key given: the Alibaba Cloud "
-            "credential chain at first use (`agent check --online` names the source)"
-        )
+        if a.access_key_id and a.access_key_secret:
+            token = " with an STS token" if a.security_token else ""
+            lines.append(f"  ACR credentials: static AccessKey {a.access_key_id}{token}")
+        elif keyless:
+            lines.append(
+                "  ACR credentials: none (no key given, and no source of the Alibaba Cloud credential chain is "
+                "set up here): images on ACR hosts are followed through the registry (public images, or the "
+                "docker config's login); set a key to use the ACR API"
+            )
+        else:
+            lines.append(
+                "  ACR credentials: no key given: the Alibaba Cloud credential chain at first use "
+                "(`agent check --online` names the source)"
+            )
 
     lines += signatures(cfg)
     return redact("\n".join(lines))

@@ -133,14 +133,9 @@ def keyless(settings: Any) -> bool:
     return not (settings.access_key_id and settings.access_key_secret) and not chain_may_answer()
 
 
-def describe_routes(state_dir: Path, settings: Any) -> list[str]:
-    """Lines for `agent check`: which ACR images are followed through the registry, and why."""
+def describe_routes(state_dir: Path) -> list[str]:
+    """Lines for `agent check`: which ACR images are remembered as followed through the registry, and why."""
     lines = []
-    if keyless(settings):
-        lines.append(
-            "  no AccessKey: images on ACR hosts are followed through the registry (public images, or "
-            "the docker config's login); set one to use the ACR API"
-        )
     for key, entry in sorted(Routes(state_dir).all().items()):
         asked = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(entry.get("asked") or 0)))
         lines.append(

@@ -314,3 +314,6 @@ def test_check_says_whether_a_static_key_or_the_chain_gives_the_credentials() ->
     assert "ACR credentials: static AccessKey LTAIid" in static and "s3cret" not in static
     chain = describe(parse({"watch": [{"container": "web", "image": IMG}]}, {}))
     assert "ACR credentials: no key given: the Alibaba Cloud credential chain at first use" in chain
+    none = describe(parse({"watch": [{"container": "web", "image": IMG}]}, {}), keyless=True)
+    assert none.count("ACR credentials") == 1 and "chain at first use" not in none
+    assert "ACR credentials: none (no key given, and no source of the Alibaba Cloud credential chain" in none
