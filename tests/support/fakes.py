@@ -294,3 +294,14 @@ class FakeRegistry:
 
     def credentials(self, host: str) -> tuple[str, str] | None:
         return self.creds
+
+
+class StepClock:
+    """A monotonic clock that moves on by `step` seconds each time it is read: waits end without sleeping."""
+
+    def __init__(self, step: float, start: float = 0.0) -> None:
+        self.step, self.now = step, start
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now

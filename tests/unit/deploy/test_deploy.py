@@ -19,7 +19,7 @@ from agent.errors import RuntimeFault
 from agent.model import ImageRef, Status
 from agent.runlock import EngineLock
 from agent.state import State
-from tests.support.fakes import FakeContainer, FakeRuntime
+from tests.support.fakes import FakeContainer, FakeRuntime, StepClock
 
 REF = ImageRef.parse("127.0.0.1:5000/ns/web:latest")
 OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64
@@ -31,18 +31,9 @@ class Crash(BaseException):
     """Stands for SIGKILL: escapes every handler."""
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        self.t += 0.5
-        return self.t
-
-
 def deployer(rt: FakeRuntime, state: State, tmp_path: Path, **kw: object) -> Deployer:
     locks = EngineLock((tmp_path / "locks",))
-    return Deployer(rt, state, clock=Clock(), poll=0.01, engine_lock=locks, **kw)  # type: ignore[arg-type]
+    return Deployer(rt, state, clock=StepClock(0.5), poll=0.01, engine_lock=locks, **kw)  # type: ignore[arg-type]
 
 
 def setup(tmp_path: Path, *, running: bool = True, host_ports: bool = False, **watch: object):

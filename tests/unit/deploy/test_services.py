@@ -13,6 +13,7 @@ from agent.config import Watch
 from agent.deploy.service import ServiceDeployer, ServiceJob
 from agent.model import Status
 from agent.state import ScopedState, State
+from tests.support.fakes import StepClock
 from tests.support.swarm import IMG, NEW, OLD, FakeSwarm
 
 WATCH = Watch(
@@ -26,22 +27,13 @@ WATCH = Watch(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        return self.now
-
-
 @pytest.fixture
 def state(tmp_path: Path) -> State:
     return State(tmp_path)
 
 
 def deployer(swarm: FakeSwarm, state: State) -> ServiceDeployer:
-    return ServiceDeployer(swarm, state, clock=Clock(), poll=0)
+    return ServiceDeployer(swarm, state, clock=StepClock(1.0), poll=0)
 
 
 def test_completed_is_updated_and_the_journal_is_cleared(state: State) -> None:
