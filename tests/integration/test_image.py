@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration.agentenv import KEY_ID, KEY_SECRET, World, world_fixture
 from tests.support import images
+from tests.support.receiver import Receiver
 from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,8 +45,10 @@ def push_agent_image(world: World, image: str, label: str) -> tuple[str, str]:
     return digest, world.client.images.get(ref).id
 
 
-def start_agent(world: World, image: str, watches: list[dict[str, object]], self_update: bool) -> str:
-    cfg = world.config(watches, agent=f"self_update = {'true' if self_update else 'false'}")
+def start_agent(
+    world: World, image: str, watches: list[dict[str, object]], self_update: bool, extra: str = ""
+) -> str:
+    cfg = world.config(watches, extra=extra, agent=f"self_update = {'true' if self_update else 'false'}")
     text = cfg.read_text().replace(f'state_dir = "{world.tmp / "state"}"', 'state_dir = "/var/lib/cr-agent"')
     conf_dir = world.tmp / "etc"
     conf_dir.mkdir()
@@ -81,14 +84,25 @@ def test_image_updates_a_container_and_skips_its_own(world: World, agent_image: 
     world.push_image("v1")
     world.run("web")
     d2 = world.push_image("v2")
-    name = start_agent(world, v1, [{"container": "web", "image": world.image()},
-                                   {"container": "agent", "image": world.image("agent")}], self_update=False)  # fmt: skip
-    assert wait_until(lambda: d2 in world.running_digests("web"), 120, "web updated by the agent container")
-    text = logs_once_they_say(world, name, "pass done", 60)
-    assert "is cr-agent's own container and self_update = false" in text
-    assert agent_v2 not in world.running_digests("agent")
-    assert world.container("agent")["State"]["Running"]
-    assert KEY_SECRET not in text
+    sink = Receiver()  # on loopback: the agent container shares the host's network
+    try:
+        notify = f'[notify]\nurls = ["{sink.url("json")}"]\nlanguage = "en"\non = ["updated"]'
+        name = start_agent(world, v1, [{"container": "web", "image": world.image()},
+                                       {"container": "agent", "image": world.image("agent")}],
+                           self_update=False, extra=notify)  # fmt: skip
+        assert wait_until(
+            lambda: d2 in world.running_digests("web"), 120, "web updated by the agent container"
+        )
+        text = logs_once_they_say(world, name, "pass done", 60)
+        assert "is cr-agent's own container and self_update = false" in text
+        assert agent_v2 not in world.running_digests("agent")
+        assert world.container("agent")["State"]["Running"]
+        assert KEY_SECRET not in text
+        (notice,) = [hit.data for hit in sink.wait(1, timeout=60)]
+    finally:
+        sink.close()
+    # the undo command as it is typed where the agent runs: through `docker exec` into its container
+    assert f"docker exec {name} agent rollback {world.prefix}web" in notice["message"], notice
 
 
 def test_self_update_replaces_the_agent_through_a_helper_container(world: World, agent_image: str) -> None:
