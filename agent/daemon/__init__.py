@@ -243,11 +243,13 @@ class Daemon:
 
     def start(self) -> None:
         from agent.daemon.scheduler import Ticker  # APScheduler: `agent run` only
-        from agent.metrics import Metrics  # prometheus-client: only with metrics
         from agent.notify.heartbeat import wrap  # only a configured heartbeat pays for urllib
 
         cfg = self.cfg
-        self._metrics = Metrics()
+        if cfg.webhook or cfg.metrics:  # a listener serves them; listeners start only here, never on reload
+            from agent.metrics import Metrics  # prometheus-client (~2 MiB): only when something serves it
+
+            self._metrics = Metrics()
         self._ctx = self._build(cfg, stop=self.stop_event, metrics=self._metrics)
         lock = RunLock(cfg.agent.state_dir / "agent.lock")
         debounce = cfg.webhook.debounce if cfg.webhook else WebhookSettings.debounce

@@ -275,3 +275,29 @@ def test_stop_restores_the_signal_handlers_that_were_there_before(tmp_path: Path
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.parametrize("listener", [False, True], ids=["no-listener", "metrics-listener"])
+def test_metrics_are_counted_only_where_a_listener_serves_them(tmp_path: Path, listener: bool) -> None:
+    from agent.config import load
+    from agent.daemon import Daemon
+    from agent.metrics import Metrics
+    from agent.reconcile.run import Context
+    from tests.support.images import free_port
+
+    given: list[object] = []
+
+    def build(cfg: Config, stop: threading.Event | None = None, metrics: object = None) -> Context:
+        given.append(metrics)
+        state = State(cfg.agent.state_dir)
+        runtime = FakeRuntime()
+        return Context(cfg, {"registry": FakeRegistry({})}, runtime, state, Deployer(runtime, state))
+
+    path = daemon_config(tmp_path)
+    if listener:
+        path.write_text(path.read_text() + f'[metrics]\nlisten = "127.0.0.1:{free_port()}"\n')
+    d = Daemon(load(path), build)
+    d.start()
+    d.stop_event.set()
+    assert d.run() == 0
+    assert isinstance(given[0], Metrics) if listener else given == [None]  # nothing would ever read them
