@@ -16,6 +16,7 @@ the push (when ACR would also fire its webhook).
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import secrets
@@ -174,7 +175,7 @@ def _page(port: int) -> str | None:
     try:
         with opener().open(f"http://127.0.0.1:{port}/", timeout=0.2) as resp:
             return resp.read().decode().strip()
-    except (OSError, urllib.error.URLError):
+    except (OSError, urllib.error.URLError, http.client.HTTPException):  # a container stopping mid-answer
         return None
 
 
