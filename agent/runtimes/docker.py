@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
-from typing import Any
 
 import docker
 import requests
@@ -16,11 +15,9 @@ from agent.model import ContainerInfo
 from agent.runtimes import ContainerState, Labels, ListedContainer, Sharer, listing, namespaces, sharing
 from agent.runtimes.clone import ANON, CloneSpec, clone_spec, endpoint, links
 from agent.runtimes.faults import fault, unless_missing
-from agent.runtimes.listing import IMAGE_LIST_FROM
+from agent.runtimes.listing import IMAGE_LIST_FROM, Json
 from agent.runtimes.pull import PullAborted, PullProgress, PullWatch, messages, start_pull
 from agent.runtimes.relabel import COMPOSE_IMAGE, IMAGE_LABEL, relabel
-
-Json = dict[str, Any]
 
 
 class DockerRuntime:
@@ -62,7 +59,7 @@ class DockerRuntime:
         return data
 
     def _image(self, ref: str) -> Json | None:
-        return unless_missing(f"inspect image {ref}", lambda: dict(self.api.inspect_image(ref)))
+        return listing.image(self.api, ref)
 
     def inspect(self, name: str) -> ContainerInfo | None:
         data = self._inspect(name)

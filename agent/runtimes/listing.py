@@ -21,9 +21,14 @@ IMAGE_LIST_FROM = 8
 Json = dict[str, Any]
 
 
-def version(image: Json) -> Version | None:
+def image(api: docker.APIClient, ref: str) -> Json | None:
+    """One image inspected (tag, digest reference or id); None when the engine has no such image."""
+    return unless_missing(f"inspect image {ref}", lambda: dict(api.inspect_image(ref)))
+
+
+def version(inspected: Json) -> Version | None:
     """The OCI version labels of an inspected image."""
-    return Version.from_labels((image.get("Config") or {}).get("Labels"))
+    return Version.from_labels((inspected.get("Config") or {}).get("Labels"))
 
 
 def infos(api: docker.APIClient, names: Collection[str], image_list_from: int) -> dict[str, ContainerInfo]:
@@ -40,29 +45,25 @@ def infos(api: docker.APIClient, names: Collection[str], image_list_from: int) -
     out = {}
     for name, c in found.items():
         code = _EXIT.search(c.get("Status") or "") if c.get("State") != "running" else None
-        image = images[c["ImageID"]]
+        found_image = images[c["ImageID"]]
         out[name] = ContainerInfo(
-            c["Id"], name, c["ImageID"], tuple(image.get("RepoDigests") or ()), c.get("State") == "running",
-            state=c.get("State") or "", exit_code=int(code.group(1)) if code else 0, version=version(image),
+            c["Id"], name, c["ImageID"], tuple(found_image.get("RepoDigests") or ()), c.get("State") == "running",
+            state=c.get("State") or "", exit_code=int(code.group(1)) if code else 0, version=version(found_image),
         )  # fmt: skip
     return out
 
 
 def _images(api: docker.APIClient, ids: set[str], list_from: int) -> dict[str, Json]:
     """The images `ids` (digests, labels) by id: an inspect each, or one listing when there are many."""
-
-    def inspect(image_id: str) -> Json:
-        return unless_missing(f"inspect image {image_id}", lambda: dict(api.inspect_image(image_id))) or {}
-
     if len(ids) < list_from:
-        return {i: inspect(i) for i in ids}
+        return {i: image(api, i) or {} for i in ids}
     with fault("list images"):
         listed = {img["Id"]: img for img in api.images() if img["Id"] in ids}
     out = {}
     for i in ids:
         img = listed.get(i)
         if img is None:  # not listed (removed meanwhile, or untagged with children): ask for it alone
-            out[i] = inspect(i)
+            out[i] = image(api, i) or {}
             continue
         digests = [d for d in img.get("RepoDigests") or () if not d.startswith("<none>")]
         out[i] = {"Id": i, "RepoDigests": digests, "Config": {"Labels": img.get("Labels")}}
